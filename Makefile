@@ -1,0 +1,70 @@
+# unmask - build, test, sanitize.
+#
+#   make              the unmask command, libunmask.a/.so and the example
+#   make test         build and run the test suite
+#   make test-asan    the same tests under AddressSanitizer + UBSan
+#   make fuzz         fuzz the file parsers (clang/libFuzzer) for FUZZ_SECONDS each
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O3
+CFLAGS  ?=
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
+BASEFLAGS = -std=c11 -D_DEFAULT_SOURCE -ffp-contract=fast -fPIC -fvisibility=hidden -pthread \
+            -Iinclude -Isrc $(WARN) $(OPT) -g $(CFLAGS)
+LDLIBS   = -lcjson -lm -pthread
+
+LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/model/*.c src/diffusion/*.c)
+TOOL_SRC = $(wildcard tools/*.c)
+TEST_SRC = $(wildcard tests/*.c)
+
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+all: $(BUILD)/unmask $(BUILD)/libunmask.a $(BUILD)/libunmask.so $(BUILD)/example-generate
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libunmask.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libunmask.so: $(LIB_OBJ)
+	$(CC) $(BASEFLAGS) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unmask: $(TOOL_OBJ) $(BUILD)/libunmask.a
+	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libunmask.a $(LDLIBS)
+
+# The example uses only the public header and links the shared library.
+$(BUILD)/example-generate: examples/generate.c $(BUILD)/libunmask.so
+	$(CC) -std=c11 -Iinclude $(WARN) -O2 -o $@ $< -L$(BUILD) -lunmask -Wl,-rpath,'$$ORIGIN'
+
+$(BUILD)/unmask-tests: $(TEST_OBJ) $(BUILD)/libunmask.a
+	$(CC) $(BASEFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libunmask.a -lcmocka $(LDLIBS)
+
+test: $(BUILD)/unmask-tests $(BUILD)/unmask $(BUILD)/example-generate
+	UNMASK_BIN=$(BUILD)/unmask UNMASK_EXAMPLE=$(BUILD)/example-generate $(BUILD)/unmask-tests
+
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-asan:
+	$(MAKE) BUILD=build/asan OPT="-O1" CFLAGS="$(SAN) -DUM_NO_CLONES" test
+
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc -g -O1 -DUM_NO_CLONES \
+             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	clang $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz-safetensors fuzz/fuzz_safetensors.c $(LIB_SRC) $(LDLIBS)
+	@mkdir -p $(BUILD)/fuzz/corpus-safetensors
+	cp -n fuzz/corpus/safetensors/* $(BUILD)/fuzz/corpus-safetensors/ 2>/dev/null || true
+	$(BUILD)/fuzz/fuzz-safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    $(BUILD)/fuzz/corpus-safetensors fuzz/corpus/safetensors
+
+clean:
+	rm -rf build
+
+.PHONY: all test test-asan fuzz clean
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

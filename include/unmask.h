@@ -1,0 +1,143 @@
+/*
+ * unmask.h - the public C API of unmask, an inference engine for masked
+ * diffusion language models (LLaDA and relatives).
+ *
+ * Usage in four calls:
+ *
+ *     um_error err;
+ *     um_model *m;
+ *     if (um_model_open("path/to/hf-dir", NULL, &m, &err) != UM_OK) { puts(err.msg); ... }
+ *     um_generate_params gp = um_generate_default_params();
+ *     um_generation out;
+ *     um_generate(m, prompt_ids, n_prompt, &gp, &out, &err);
+ *     ... out.tokens[0 .. out.n_tokens) ...
+ *     um_generation_free(&out);
+ *     um_model_close(m);
+ *
+ * Every fallible call returns a um_status and, on failure, fills the caller's
+ * um_error with a one-line message naming the file, tensor or parameter at
+ * fault. Nothing in this header exposes the engine's internals.
+ */
+#ifndef UNMASK_H
+#define UNMASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UNMASK_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define UM_API __attribute__((visibility("default")))
+#else
+#define UM_API
+#endif
+
+typedef enum {
+    UM_OK = 0,
+    UM_ERR_IO = 1,          /* a file could not be opened, read, mapped or written */
+    UM_ERR_FORMAT = 2,      /* a file is malformed: bad header, JSON, offsets, shapes */
+    UM_ERR_UNSUPPORTED = 3, /* well-formed but not something unmask runs (architecture, dtype) */
+    UM_ERR_ARG = 4,         /* a bad argument: token id out of range, lengths that do not divide */
+    UM_ERR_NOMEM = 5,       /* an allocation failed */
+    UM_ERR_ABORTED = 6      /* a step callback asked to stop */
+} um_status;
+
+typedef struct um_error {
+    um_status code;
+    char msg[512];
+} um_error;
+
+typedef struct um_model um_model;
+
+typedef struct {
+    int n_threads; /* worker threads for the forward pass; <= 0: all online cores */
+} um_model_params;
+
+/* What a loaded model is. Strings are owned by the model. */
+typedef struct {
+    const char *architecture; /* "llada" */
+    const char *weight_type;  /* "f32", "bf16", "f16" or "mixed" */
+    int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff;
+    int n_vocab;              /* rows of the output head: valid token ids are [0, n_vocab) */
+    int max_seq_len;
+    int mask_id, eos_id, eot_id; /* -1 when the model does not have one */
+    int64_t n_params;
+    int n_threads;
+} um_model_info;
+
+/* Opens a Hugging Face model directory (config.json + model.safetensors or a
+ * sharded index). params may be NULL for defaults. */
+UM_API um_status um_model_open(const char *path, const um_model_params *params, um_model **out, um_error *err);
+UM_API void um_model_close(um_model *model);
+UM_API void um_model_get_info(const um_model *model, um_model_info *info);
+
+/* One forward pass over n_rows sequences of seq_len tokens each (row-major
+ * tokens[n_rows * seq_len]); writes logits[n_rows * seq_len * n_vocab]. */
+UM_API um_status um_forward(um_model *model, const int32_t *tokens, int n_rows, int seq_len, float *logits,
+                     um_error *err);
+
+typedef enum {
+    UM_REMASK_LOW_CONFIDENCE = 0, /* commit the positions whose chosen token is most probable */
+    UM_REMASK_RANDOM = 1          /* commit positions in a random order */
+} um_remasking;
+
+/* Reported after every forward pass of a generation. */
+typedef struct {
+    int step;                    /* 0-based forward-pass index (NFE so far minus one) */
+    int block;                   /* current block */
+    const int32_t *canvas;       /* the whole canvas after this step's commits */
+    int canvas_len;
+    int prompt_len;
+    const int32_t *committed_pos; /* positions committed by this step, in commit order */
+    const int32_t *committed_tok; /* their tokens */
+    int n_committed;
+} um_step_info;
+
+/* Return non-zero to stop the generation (um_generate then returns UM_ERR_ABORTED). */
+typedef int (*um_step_callback)(const um_step_info *info, void *user_data);
+
+typedef struct {
+    int gen_length;     /* masked positions appended to the prompt */
+    int steps;          /* forward passes in total, split evenly over the blocks */
+    int block_length;   /* semi-autoregressive block size; must divide gen_length */
+    double temperature; /* 0: argmax; > 0: Gumbel-max sampling in float64 */
+    double cfg_scale;   /* classifier-free guidance; 0 disables it */
+    um_remasking remasking;
+    bool logits_eos_inf;         /* never predict EOS */
+    bool confidence_eos_eot_inf; /* the reference's option: EOT logit -inf before the confidence softmax */
+    uint64_t seed;
+    um_step_callback on_step;
+    void *user_data;
+} um_generate_params;
+
+typedef struct {
+    int32_t *tokens;   /* prompt followed by the generated tokens */
+    int n_tokens;
+    int prompt_len;
+    int nfe;           /* forward passes (a classifier-free-guidance pair counts once) */
+    double seconds;    /* wall time of the whole generation */
+    double forward_seconds; /* time spent inside forward passes */
+} um_generation;
+
+UM_API um_generate_params um_generate_default_params(void);
+
+/* The LLaDA reference sampler (ML-GSAI/LLaDA generate.py), decision for decision.
+ * Prompt ids equal to the model's mask id are masks to fill (infilling). */
+UM_API um_status um_generate(um_model *model, const int32_t *prompt, int n_prompt, const um_generate_params *params,
+                      um_generation *out, um_error *err);
+UM_API void um_generation_free(um_generation *gen);
+
+/* Resident and peak resident memory of this process, in bytes (0 if unknown). */
+UM_API void um_memory_usage(size_t *resident, size_t *peak);
+
+UM_API const char *um_status_name(um_status status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UNMASK_H */

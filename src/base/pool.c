@@ -1,0 +1,135 @@
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct um_pool {
+    int n_threads; /* including the caller */
+    pthread_t *workers;
+    pthread_mutex_t lock;
+    pthread_cond_t work_ready;
+    pthread_cond_t work_done;
+    /* the job in flight, published under lock with a new generation number */
+    um_task_fn fn;
+    void *ctx;
+    int n_tasks;
+    atomic_int next_task;
+    int busy_workers;
+    unsigned long generation;
+    int quit;
+};
+
+typedef struct {
+    um_pool *pool;
+    int thread;
+} worker_arg;
+
+static void drain_tasks(um_pool *p, int thread) {
+    for (;;) {
+        int t = atomic_fetch_add(&p->next_task, 1);
+        if (t >= p->n_tasks)
+            return;
+        p->fn(p->ctx, t, thread);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker_arg *wa = arg;
+    um_pool *p = wa->pool;
+    int thread = wa->thread;
+    free(wa);
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->quit && p->generation == seen)
+            pthread_cond_wait(&p->work_ready, &p->lock);
+        if (p->quit)
+            break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->lock);
+        drain_tasks(p, thread);
+        pthread_mutex_lock(&p->lock);
+        if (--p->busy_workers == 0)
+            pthread_cond_signal(&p->work_done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int um_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
+um_pool *um_pool_create(int n_threads) {
+    if (n_threads < 1)
+        n_threads = 1;
+    um_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work_ready, NULL);
+    pthread_cond_init(&p->work_done, NULL);
+    atomic_init(&p->next_task, 0);
+    p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+    if (!p->workers) {
+        free(p);
+        return NULL;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa || (wa->pool = p, wa->thread = i, pthread_create(&p->workers[i], NULL, worker_main, wa)) != 0) {
+            free(wa);
+            p->n_threads = i; /* keep the workers that started */
+            break;
+        }
+    }
+    return p;
+}
+
+void um_pool_destroy(um_pool *p) {
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->work_ready);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 1; i < p->n_threads; i++)
+        pthread_join(p->workers[i], NULL);
+    pthread_cond_destroy(&p->work_ready);
+    pthread_cond_destroy(&p->work_done);
+    pthread_mutex_destroy(&p->lock);
+    free(p->workers);
+    free(p);
+}
+
+int um_pool_threads(const um_pool *p) { return p->n_threads; }
+
+void um_pool_run(um_pool *p, int n_tasks, um_task_fn fn, void *ctx) {
+    if (n_tasks <= 0)
+        return;
+    if (p->n_threads == 1 || n_tasks == 1) {
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store(&p->next_task, 0);
+    p->busy_workers = p->n_threads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->work_ready);
+    pthread_mutex_unlock(&p->lock);
+
+    drain_tasks(p, 0);
+
+    pthread_mutex_lock(&p->lock);
+    while (p->busy_workers > 0)
+        pthread_cond_wait(&p->work_done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,124 @@
+#define _GNU_SOURCE
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+double um_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+um_status um_map_file(const char *path, um_mapped_file *out, um_error *err) {
+    out->data = NULL;
+    out->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return um_fail(err, UM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return um_fail(err, UM_ERR_IO, "%s: not a regular file", path);
+    }
+    if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return um_fail(err, UM_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        }
+        out->data = p;
+        out->size = (size_t)st.st_size;
+    }
+    close(fd);
+    return UM_OK;
+}
+
+void um_unmap_file(um_mapped_file *f) {
+    if (f->data)
+        munmap((void *)f->data, f->size);
+    f->data = NULL;
+    f->size = 0;
+}
+
+um_status um_read_file(const char *path, size_t max_size, char **out, size_t *out_size, um_error *err) {
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return um_fail(err, UM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return um_fail(err, UM_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        fclose(fp);
+        return um_fail(err, UM_ERR_FORMAT, "%s: %lld bytes, more than the %zu allowed", path,
+                       (long long)st.st_size, max_size);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(fp);
+        return um_fail(err, UM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (fread(buf, 1, n, fp) != n) {
+        free(buf);
+        fclose(fp);
+        return um_fail(err, UM_ERR_IO, "%s: read failed", path);
+    }
+    fclose(fp);
+    buf[n] = 0;
+    *out = buf;
+    if (out_size)
+        *out_size = n;
+    return UM_OK;
+}
+
+bool um_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool um_is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void *um_aligned_alloc(size_t size) {
+    void *p = NULL;
+    if (size == 0)
+        size = 64;
+    if (posix_memalign(&p, 64, size) != 0)
+        return NULL;
+    memset(p, 0, size);
+    return p;
+}
+
+/* Reads "Key:   123 kB" lines of /proc/self/status. */
+void um_memory_usage(size_t *resident, size_t *peak) {
+    size_t rss = 0, hwm = 0;
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (fp) {
+        char line[256];
+        while (fgets(line, sizeof line, fp)) {
+            unsigned long long kb;
+            if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+                rss = (size_t)kb * 1024;
+            else if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+                hwm = (size_t)kb * 1024;
+        }
+        fclose(fp);
+    }
+    if (resident)
+        *resident = rss;
+    if (peak)
+        *peak = hwm;
+}

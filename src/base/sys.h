@@ -1,0 +1,34 @@
+/* Small system helpers: clocks, memory accounting, read-only file maps,
+ * overflow-checked size arithmetic. */
+#ifndef UM_BASE_SYS_H
+#define UM_BASE_SYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+double um_now(void); /* monotonic seconds */
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+} um_mapped_file;
+
+/* Maps a whole file read-only (an empty file maps to data == NULL, size 0). */
+um_status um_map_file(const char *path, um_mapped_file *out, um_error *err);
+void um_unmap_file(um_mapped_file *f);
+/* Reads a whole (small) file into a NUL-terminated heap buffer. */
+um_status um_read_file(const char *path, size_t max_size, char **out, size_t *out_size, um_error *err);
+bool um_file_exists(const char *path);
+bool um_is_directory(const char *path);
+
+/* a * b into *out, false on overflow. */
+static inline bool um_mul_size(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+void *um_aligned_alloc(size_t size); /* 64-byte aligned, zeroed; free with free() */
+
+#endif

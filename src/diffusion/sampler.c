@@ -1,0 +1,100 @@
+/* Token choice and confidence for one masked position, as the reference
+ * sampler computes them:
+ *   x0   = argmax(logits)                                     temperature 0
+ *        = argmax(exp(logits) / (-log u)^T), u ~ U[0,1) f64   temperature T > 0
+ *   conf = softmax(logits)[x0]        (low_confidence remasking)
+ *        = u' ~ U[0,1)               (random remasking)
+ * The Gumbel form is evaluated as logits - T*log(-log u), the log of the
+ * reference's expression: the same argmax without overflowing exp(). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/rng.h"
+#include "diffusion/diffusion.h"
+
+enum { STREAM_GUMBEL = 1, STREAM_REMASK = 2 };
+
+static int32_t argmax_f32(const float *x, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+static int32_t gumbel_argmax(const float *logits, int n, double temperature, um_rng *rng) {
+    int32_t best = 0;
+    double best_v = 0;
+    for (int i = 0; i < n; i++) {
+        double u = um_rng_uniform(rng);
+        double v = (double)logits[i] - temperature * log(-log(u));
+        if (i == 0 || v > best_v) {
+            best_v = v;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* softmax(logits)[k] in double precision. */
+static double softmax_at(const float *logits, int n, int32_t k) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    if (mx == -INFINITY)
+        return 0.0;
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)logits[i] - mx);
+    return exp((double)logits[k] - mx) / sum;
+}
+
+double um_sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token) {
+    um_rng rng;
+    if (s->temperature > 0) {
+        um_rng_stream(&rng, s->seed, STREAM_GUMBEL, (uint64_t)step, (uint64_t)pos);
+        *token = gumbel_argmax(logits, n_vocab, s->temperature, &rng);
+    } else {
+        *token = argmax_f32(logits, n_vocab);
+    }
+    if (s->remasking == UM_REMASK_RANDOM) {
+        um_rng_stream(&rng, s->seed, STREAM_REMASK, (uint64_t)step, (uint64_t)pos);
+        return um_rng_uniform(&rng);
+    }
+    /* The reference's confidence_eos_eot_inf sets the EOT logit to -inf after
+     * the token is chosen and before the confidence softmax. */
+    if (s->eot_inf_id >= 0 && s->eot_inf_id < n_vocab)
+        logits[s->eot_inf_id] = -INFINITY;
+    return softmax_at(logits, n_vocab, *token);
+}
+
+typedef struct {
+    double conf;
+    int32_t pos;
+} candidate;
+
+/* Higher confidence first; ties go to the lower position. */
+static int cmp_candidate(const void *a, const void *b) {
+    const candidate *x = a, *y = b;
+    if (x->conf != y->conf)
+        return x->conf > y->conf ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+int um_select_topk(const int32_t *pos, const double *conf, int n, int k, int32_t *out) {
+    if (k > n)
+        k = n;
+    if (k <= 0)
+        return 0;
+    candidate *c = malloc((size_t)n * sizeof *c);
+    if (!c)
+        return -1;
+    for (int i = 0; i < n; i++)
+        c[i] = (candidate){conf[i], pos[i]};
+    qsort(c, (size_t)n, sizeof *c, cmp_candidate);
+    for (int i = 0; i < k; i++)
+        out[i] = c[i].pos;
+    free(c);
+    return k;
+}

@@ -1,0 +1,51 @@
+/* The CPU kernels the model calls: matmul per weight type, RMSNorm, RoPE,
+ * bidirectional attention, SwiGLU. Activations are f32 and row-major;
+ * weights keep the checkpoint's type and PyTorch layout [out, in]. */
+#ifndef UM_KERNELS_H
+#define UM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/dtype.h"
+#include "base/pool.h"
+
+typedef struct {
+    um_dtype type; /* UM_F32, UM_F16 or UM_BF16 */
+    int64_t rows;  /* output features */
+    int64_t cols;  /* input features */
+    const void *data;
+} um_weight;
+
+/* Row r of w as f32. */
+void um_weight_row_f32(const um_weight *w, int64_t r, float *out);
+
+/* y[n][w.rows] = x[n][w.cols] * w^T (+ bias[w.rows] when bias != NULL).
+ * scratch holds um_matmul_scratch_floats(threads, w.cols) floats; f32 data
+ * must be 4-byte aligned. */
+void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const float *bias, float *y,
+               float *scratch);
+size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
+
+/* out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * weight, for n rows of d. out may be x. */
+void um_rmsnorm(float *out, const float *x, const float *weight, int n, int d, float eps);
+
+/* cos/sin tables [seq][head_dim/2] for positions 0..seq-1, computed in f32
+ * as the reference does (inv_freq = 1 / theta^(2i/d)). */
+void um_rope_table(float *cos_t, float *sin_t, int seq, int head_dim, float theta);
+
+/* Rotate-half RoPE in place on x[seq][n_heads][head_dim]: dimension j pairs
+ * with j + head_dim/2. */
+void um_rope(float *x, int seq, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+
+/* Bidirectional multi-head attention for one sequence: q[seq][n_heads*hd],
+ * k/v[seq][n_kv_heads*hd] -> out[seq][n_heads*hd]. Query head h reads key/value
+ * head h / (n_heads / n_kv_heads). No mask: every position sees every other.
+ * scores holds seq floats per pool thread. */
+void um_attention(um_pool *pool, const float *q, const float *k, const float *v, float *out, int seq, int n_heads,
+                  int n_kv_heads, int head_dim, float *scores);
+
+/* gate[i] = silu(gate[i]) * up[i]. */
+void um_swiglu(float *gate, const float *up, int64_t n);
+
+#endif

@@ -1,0 +1,424 @@
+/* LLaDA: a Llama-style bidirectional transformer (ML-GSAI/LLaDA,
+ * modeling_llada.py). Per layer:
+ *
+ *   h = x + attn_out(attention(rope(q_proj(n)), rope(k_proj(n)), v_proj(n)))   n = attn_norm(x)
+ *   x = h + ff_out(silu(ff_proj(m)) * up_proj(m))                                m = ff_norm(h)
+ *
+ * then ln_f and the output head (ff_out, or the embedding when tied). The
+ * attention has no causal mask; RoPE uses the rotate-half layout. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/sys.h"
+#include "format/json.h"
+#include "model/model.h"
+
+#define CONFIG_MAX_BYTES (1u << 20)
+#define TOKENIZER_MAX_BYTES (256u << 20)
+#define LLADA_DEFAULT_MASK_ID 126336
+
+/* ---- config.json ---------------------------------------------------------- */
+
+/* Options of the LLaDA/OLMo config that change the computation and that this
+ * forward pass does not implement: refuse them rather than compute wrongly. */
+static um_status check_unsupported(const cJSON *cfg, const char *file, um_error *err) {
+    static const struct {
+        const char *key, *want;
+    } strings[] = {{"block_type", "llama"}, {"layer_norm_type", "rms"}, {"activation_type", "silu"}};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
+        const char *v = um_json_get_string(cfg, strings[i].key);
+        if (v && strcmp(v, strings[i].want) != 0)
+            return um_fail(err, UM_ERR_UNSUPPORTED, "%s: %s '%s' is not supported (only '%s')", file,
+                           strings[i].key, v, strings[i].want);
+    }
+    static const struct {
+        const char *key;
+        bool want;
+    } flags[] = {{"alibi", false},          {"rope", true},          {"input_emb_norm", false},
+                 {"scale_logits", false},   {"bias_for_layer_norm", false}, {"attention_layer_norm", false},
+                 {"layer_norm_with_affine", true}};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        bool v = flags[i].want;
+        UM_TRY(um_json_get_bool(cfg, flags[i].key, &v, file, err));
+        if (v != flags[i].want)
+            return um_fail(err, UM_ERR_UNSUPPORTED, "%s: %s = %s is not supported", file, flags[i].key,
+                           v ? "true" : "false");
+    }
+    const cJSON *clip = cJSON_GetObjectItemCaseSensitive(cfg, "clip_qkv");
+    if (clip && !cJSON_IsNull(clip))
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: clip_qkv is not supported", file);
+    return UM_OK;
+}
+
+/* "<|eot_id|>" from the tokenizer's added tokens: LLaDA's config.json does
+ * not carry it, but the reference sampler needs it. -1 when not found. */
+static int find_eot_id(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    cJSON *tok;
+    if (!um_file_exists(path) || um_json_load(path, TOKENIZER_MAX_BYTES, &tok, NULL) != UM_OK)
+        return -1;
+    int id = -1;
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(tok, "added_tokens");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, added) {
+        const char *content = um_json_get_string(e, "content");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (content && strcmp(content, "<|eot_id|>") == 0 && cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+            v->valuedouble < 1e9)
+            id = (int)v->valuedouble;
+    }
+    cJSON_Delete(tok);
+    return id;
+}
+
+static um_status parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
+    int64_t n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab, emb = -1, max_seq = 4096;
+    int64_t mask_id = LLADA_DEFAULT_MASK_ID, eos_id = -1, eot_id = -1;
+    double eps = 1e-5, theta = 10000.0;
+    UM_TRY(check_unsupported(cfg, file, err));
+    UM_TRY(um_json_get_int(cfg, "n_layers", true, 1, 4096, &n_layers, file, err));
+    UM_TRY(um_json_get_int(cfg, "d_model", true, 1, 1 << 17, &d_model, file, err));
+    UM_TRY(um_json_get_int(cfg, "n_heads", true, 1, 4096, &n_heads, file, err));
+    n_kv_heads = n_heads;
+    UM_TRY(um_json_get_int(cfg, "n_kv_heads", false, 1, 4096, &n_kv_heads, file, err));
+    UM_TRY(um_json_get_int(cfg, "mlp_hidden_size", true, 1, 1 << 20, &d_ff, file, err));
+    UM_TRY(um_json_get_int(cfg, "vocab_size", true, 1, 1 << 24, &vocab, file, err));
+    UM_TRY(um_json_get_int(cfg, "embedding_size", false, 1, 1 << 24, &emb, file, err));
+    UM_TRY(um_json_get_int(cfg, "max_sequence_length", false, 1, 1 << 24, &max_seq, file, err));
+    UM_TRY(um_json_get_int(cfg, "mask_token_id", false, 0, INT32_MAX, &mask_id, file, err));
+    UM_TRY(um_json_get_int(cfg, "eos_token_id", false, 0, INT32_MAX, &eos_id, file, err));
+    UM_TRY(um_json_get_int(cfg, "eot_token_id", false, 0, INT32_MAX, &eot_id, file, err));
+    UM_TRY(um_json_get_double(cfg, "rms_norm_eps", false, &eps, file, err));
+    UM_TRY(um_json_get_double(cfg, "rope_theta", false, &theta, file, err));
+    bool tied = false, bias = false, qkv_bias = false;
+    UM_TRY(um_json_get_bool(cfg, "weight_tying", &tied, file, err));
+    UM_TRY(um_json_get_bool(cfg, "include_bias", &bias, file, err));
+    UM_TRY(um_json_get_bool(cfg, "include_qkv_bias", &qkv_bias, file, err));
+
+    if (n_heads % n_kv_heads != 0)
+        return um_fail(err, UM_ERR_FORMAT, "%s: n_heads %lld is not a multiple of n_kv_heads %lld", file,
+                       (long long)n_heads, (long long)n_kv_heads);
+    if (d_model % n_heads != 0 || (d_model / n_heads) % 2 != 0)
+        return um_fail(err, UM_ERR_FORMAT, "%s: d_model %lld must split into n_heads %lld heads of even size", file,
+                       (long long)d_model, (long long)n_heads);
+    if (emb < 0)
+        emb = vocab;
+    if (emb < vocab)
+        return um_fail(err, UM_ERR_FORMAT, "%s: embedding_size %lld is smaller than vocab_size %lld", file,
+                       (long long)emb, (long long)vocab);
+    if (!(eps > 0 && eps < 1) || !(theta > 0))
+        return um_fail(err, UM_ERR_FORMAT, "%s: rms_norm_eps must be in (0, 1) and rope_theta positive", file);
+    if (mask_id >= emb)
+        return um_fail(err, UM_ERR_FORMAT, "%s: mask_token_id %lld is outside the vocabulary (%lld)", file,
+                       (long long)mask_id, (long long)emb);
+    hp->n_layers = (int)n_layers;
+    hp->d_model = (int)d_model;
+    hp->n_heads = (int)n_heads;
+    hp->n_kv_heads = (int)n_kv_heads;
+    hp->head_dim = (int)(d_model / n_heads);
+    hp->d_ff = (int)d_ff;
+    hp->n_vocab = (int)emb;
+    hp->max_seq = (int)max_seq;
+    hp->norm_eps = (float)eps;
+    hp->rope_theta = (float)theta;
+    hp->mask_id = (int)mask_id;
+    hp->eos_id = eos_id < emb ? (int)eos_id : -1;
+    hp->eot_id = eot_id < emb ? (int)eot_id : -1;
+    hp->tied = tied;
+    hp->bias = bias;
+    hp->qkv_bias = qkv_bias || bias;
+    return UM_OK;
+}
+
+/* ---- binding tensors ------------------------------------------------------ */
+
+static um_status own(um_model *m, void *p, um_error *err) {
+    void **o = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
+    if (!o) {
+        free(p);
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    }
+    m->owned = o;
+    m->owned[m->n_owned++] = p;
+    return UM_OK;
+}
+
+static const char *shape_str(const um_st_tensor *t, char *buf, size_t n) {
+    size_t used = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < t->n_dims && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (used < n)
+        snprintf(buf + used, n - used, "]");
+    return buf;
+}
+
+/* Finds name and checks it is a float tensor of the expected shape. */
+static um_status take(um_model *m, const char *name, int n_dims, int64_t d0, int64_t d1, const um_st_tensor **out,
+                      const char **file, um_error *err) {
+    const um_st_tensor *t = um_checkpoint_take(&m->ck, name, file);
+    if (!t)
+        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", m->ck.files[0].path, name);
+    if (t->dtype != UM_F32 && t->dtype != UM_BF16 && t->dtype != UM_F16)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16",
+                       *file, name, um_dtype_name(t->dtype));
+    if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims == 2 && t->shape[1] != d1)) {
+        char got[128];
+        if (n_dims == 2)
+            return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, config.json implies [%lld, %lld]",
+                           *file, name, shape_str(t, got, sizeof got), (long long)d0, (long long)d1);
+        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, config.json implies [%lld]", *file, name,
+                       shape_str(t, got, sizeof got), (long long)d0);
+    }
+    m->n_params += um_st_numel(t);
+    *out = t;
+    return UM_OK;
+}
+
+/* A weight matrix, used in place from the map (f32 is copied only when the
+ * file leaves it misaligned). */
+static um_status bind_matrix(um_model *m, const char *name, int64_t rows, int64_t cols, um_weight *w, um_error *err) {
+    const um_st_tensor *t = NULL;
+    const char *file = NULL;
+    UM_TRY(take(m, name, 2, rows, cols, &t, &file, err));
+    w->type = t->dtype;
+    w->rows = rows;
+    w->cols = cols;
+    w->data = t->data;
+    if (t->dtype == UM_F32 && ((uintptr_t)t->data & 3) != 0) {
+        void *copy = um_aligned_alloc(t->nbytes);
+        if (!copy)
+            return um_fail(err, UM_ERR_NOMEM, "%s: out of memory copying '%s'", file, name);
+        memcpy(copy, t->data, t->nbytes);
+        UM_TRY(own(m, copy, err));
+        w->data = copy;
+    }
+    return UM_OK;
+}
+
+/* A vector (norm weight or bias), converted to an f32 copy. */
+static um_status bind_vector(um_model *m, const char *name, int64_t n, float **out, um_error *err) {
+    const um_st_tensor *t = NULL;
+    const char *file = NULL;
+    UM_TRY(take(m, name, 1, n, 0, &t, &file, err));
+    float *v = um_aligned_alloc((size_t)n * sizeof(float));
+    if (!v)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    UM_TRY(own(m, v, err));
+    um_weight w = {t->dtype, 1, n, t->data};
+    if (t->dtype == UM_F32)
+        memcpy(v, t->data, (size_t)n * sizeof(float)); /* possibly unaligned source */
+    else
+        um_weight_row_f32(&w, 0, v);
+    *out = v;
+    return UM_OK;
+}
+
+static um_status bind_linear(um_model *m, const char *prefix, const char *name, int64_t rows, int64_t cols,
+                             bool has_bias, um_weight *w, float **bias, um_error *err) {
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s.weight", prefix, name);
+    UM_TRY(bind_matrix(m, key, rows, cols, w, err));
+    *bias = NULL;
+    if (!has_bias)
+        return UM_OK;
+    snprintf(key, sizeof key, "%s.%s.bias", prefix, name);
+    return bind_vector(m, key, rows, bias, err);
+}
+
+static um_status bind_layer(um_model *m, int i, um_error *err) {
+    const um_hparams *hp = &m->hp;
+    um_layer *l = &m->layers[i];
+    char p[128], key[256];
+    int64_t d = hp->d_model, kv = (int64_t)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
+    snprintf(p, sizeof p, "model.transformer.blocks.%d", i);
+    snprintf(key, sizeof key, "%s.attn_norm.weight", p);
+    UM_TRY(bind_vector(m, key, d, &l->attn_norm, err));
+    snprintf(key, sizeof key, "%s.ff_norm.weight", p);
+    UM_TRY(bind_vector(m, key, d, &l->ffn_norm, err));
+    UM_TRY(bind_linear(m, p, "q_proj", d, d, hp->qkv_bias, &l->wq, &l->bq, err));
+    UM_TRY(bind_linear(m, p, "k_proj", kv, d, hp->qkv_bias, &l->wk, &l->bk, err));
+    UM_TRY(bind_linear(m, p, "v_proj", kv, d, hp->qkv_bias, &l->wv, &l->bv, err));
+    UM_TRY(bind_linear(m, p, "attn_out", d, d, hp->bias, &l->wo, &l->bo, err));
+    UM_TRY(bind_linear(m, p, "ff_proj", ff, d, hp->bias, &l->w_gate, &l->b_gate, err));
+    UM_TRY(bind_linear(m, p, "up_proj", ff, d, hp->bias, &l->w_up, &l->b_up, err));
+    UM_TRY(bind_linear(m, p, "ff_out", d, ff, hp->bias, &l->w_down, &l->b_down, err));
+    return UM_OK;
+}
+
+static void describe_weight_type(um_model *m) {
+    um_dtype t = m->tok_embd.type;
+    bool mixed = m->output.type != t;
+    for (int i = 0; i < m->hp.n_layers && !mixed; i++) {
+        const um_layer *l = &m->layers[i];
+        const um_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        for (size_t j = 0; j < sizeof ws / sizeof *ws; j++)
+            mixed |= ws[j]->type != t;
+    }
+    const char *name = mixed ? "mixed" : t == UM_F32 ? "f32" : t == UM_BF16 ? "bf16" : "f16";
+    snprintf(m->weight_type, sizeof m->weight_type, "%s", name);
+}
+
+um_status um_llada_load(um_model *m, const char *dir, um_error *err) {
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+    cJSON *cfg;
+    UM_TRY(um_json_load(cfg_path, CONFIG_MAX_BYTES, &cfg, err));
+    um_status s = parse_hparams(cfg, cfg_path, &m->hp, err);
+    cJSON_Delete(cfg);
+    UM_TRY(s);
+    if (m->hp.eot_id < 0)
+        m->hp.eot_id = find_eot_id(dir);
+    snprintf(m->arch, sizeof m->arch, "llada");
+
+    UM_TRY(um_checkpoint_open(dir, &m->ck, err));
+    const um_hparams *hp = &m->hp;
+    UM_TRY(bind_matrix(m, "model.transformer.wte.weight", hp->n_vocab, hp->d_model, &m->tok_embd, err));
+    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < hp->n_layers; i++)
+        UM_TRY(bind_layer(m, i, err));
+    UM_TRY(bind_vector(m, "model.transformer.ln_f.weight", hp->d_model, &m->out_norm, err));
+    if (hp->tied) {
+        m->output = m->tok_embd;
+    } else {
+        UM_TRY(bind_linear(m, "model.transformer", "ff_out", hp->n_vocab, hp->d_model, hp->bias, &m->output,
+                           &m->b_output, err));
+    }
+    UM_TRY(um_checkpoint_check_all_taken(&m->ck, err));
+    describe_weight_type(m);
+    return UM_OK;
+}
+
+/* ---- forward pass --------------------------------------------------------- */
+
+static um_status reserve(um_model *m, int n_tok, int seq, int n_sel, um_error *err) {
+    um_workspace *ws = &m->ws;
+    if (n_tok <= ws->cap_tokens && seq <= ws->cap_seq && n_sel <= ws->cap_sel)
+        return UM_OK;
+    const um_hparams *hp = &m->hp;
+    if (n_tok < ws->cap_tokens)
+        n_tok = ws->cap_tokens;
+    if (seq < ws->cap_seq)
+        seq = ws->cap_seq;
+    if (n_sel < ws->cap_sel)
+        n_sel = ws->cap_sel;
+    size_t t = (size_t)n_tok, d = (size_t)hp->d_model, kv = (size_t)hp->n_kv_heads * hp->head_dim;
+    size_t ff = (size_t)hp->d_ff, nt = (size_t)um_pool_threads(m->pool);
+    size_t max_cols = ff > d ? ff : d;
+    float **bufs[] = {&ws->x,    &ws->xn,       &ws->q,        &ws->k,      &ws->v,          &ws->att,
+                      &ws->gate, &ws->up,       &ws->rope_cos, &ws->rope_sin, &ws->scores, &ws->mm_scratch,
+                      &ws->head_in};
+    size_t sizes[] = {t * d,
+                      t * d,
+                      t * d,
+                      t * kv,
+                      t * kv,
+                      t * d,
+                      t * ff,
+                      t * ff,
+                      (size_t)seq * (size_t)hp->head_dim / 2,
+                      (size_t)seq * (size_t)hp->head_dim / 2,
+                      nt * (size_t)seq,
+                      um_matmul_scratch_floats((int)nt, (int64_t)max_cols),
+                      (size_t)n_sel * d};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        free(*bufs[i]);
+        *bufs[i] = um_aligned_alloc(sizes[i] * sizeof(float));
+        if (!*bufs[i]) {
+            ws->cap_tokens = ws->cap_seq = ws->cap_sel = 0;
+            return um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", n_tok);
+        }
+    }
+    ws->cap_tokens = n_tok;
+    ws->cap_seq = seq;
+    ws->cap_sel = n_sel;
+    return UM_OK;
+}
+
+static void add_into(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+static void layer_forward(um_model *m, const um_layer *l, int n_rows, int seq) {
+    const um_hparams *hp = &m->hp;
+    um_workspace *ws = &m->ws;
+    int n = n_rows * seq, d = hp->d_model, kv = hp->n_kv_heads * hp->head_dim;
+    float *scr = ws->mm_scratch;
+
+    um_rmsnorm(ws->xn, ws->x, l->attn_norm, n, d, hp->norm_eps);
+    um_matmul(m->pool, ws->xn, n, &l->wq, l->bq, ws->q, scr);
+    um_matmul(m->pool, ws->xn, n, &l->wk, l->bk, ws->k, scr);
+    um_matmul(m->pool, ws->xn, n, &l->wv, l->bv, ws->v, scr);
+    for (int r = 0; r < n_rows; r++) {
+        float *q = ws->q + (size_t)r * seq * d, *k = ws->k + (size_t)r * seq * kv;
+        um_rope(q, seq, hp->n_heads, hp->head_dim, ws->rope_cos, ws->rope_sin);
+        um_rope(k, seq, hp->n_kv_heads, hp->head_dim, ws->rope_cos, ws->rope_sin);
+        um_attention(m->pool, q, k, ws->v + (size_t)r * seq * kv, ws->att + (size_t)r * seq * d, seq, hp->n_heads,
+                     hp->n_kv_heads, hp->head_dim, ws->scores);
+    }
+    um_matmul(m->pool, ws->att, n, &l->wo, l->bo, ws->q, scr);
+    add_into(ws->x, ws->q, (size_t)n * d);
+
+    um_rmsnorm(ws->xn, ws->x, l->ffn_norm, n, d, hp->norm_eps);
+    um_matmul(m->pool, ws->xn, n, &l->w_gate, l->b_gate, ws->gate, scr);
+    um_matmul(m->pool, ws->xn, n, &l->w_up, l->b_up, ws->up, scr);
+    um_swiglu(ws->gate, ws->up, (int64_t)n * hp->d_ff);
+    um_matmul(m->pool, ws->gate, n, &l->w_down, l->b_down, ws->q, scr);
+    add_into(ws->x, ws->q, (size_t)n * d);
+}
+
+um_status um_model_forward(um_model *m, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
+                           float *logits, um_error *err) {
+    const um_hparams *hp = &m->hp;
+    if (n_rows <= 0 || seq <= 0)
+        return um_fail(err, UM_ERR_ARG, "forward: empty input (%d rows of %d tokens)", n_rows, seq);
+    if (seq > hp->max_seq)
+        return um_fail(err, UM_ERR_ARG, "forward: %d tokens exceed the model's max_sequence_length %d", seq,
+                       hp->max_seq);
+    if ((int64_t)n_rows * seq > INT32_MAX / 2)
+        return um_fail(err, UM_ERR_ARG, "forward: %d rows of %d tokens is too large", n_rows, seq);
+    for (int64_t i = 0; i < (int64_t)n_rows * seq; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return um_fail(err, UM_ERR_ARG, "token id %d at position %lld is outside the vocabulary [0, %d)",
+                           tokens[i], (long long)(i % seq), hp->n_vocab);
+    if (!sel)
+        n_sel = seq;
+    for (int i = 0; sel && i < n_sel; i++)
+        if (sel[i] < 0 || sel[i] >= seq)
+            return um_fail(err, UM_ERR_ARG, "forward: logits requested for position %d of %d", sel[i], seq);
+    int n = n_rows * seq, d = hp->d_model;
+    UM_TRY(reserve(m, n, seq, n_rows * n_sel, err));
+    um_workspace *ws = &m->ws;
+
+    for (int i = 0; i < n; i++)
+        um_weight_row_f32(&m->tok_embd, tokens[i], ws->x + (size_t)i * d);
+    um_rope_table(ws->rope_cos, ws->rope_sin, seq, hp->head_dim, hp->rope_theta);
+    for (int i = 0; i < hp->n_layers; i++)
+        layer_forward(m, &m->layers[i], n_rows, seq);
+
+    for (int r = 0; r < n_rows; r++)
+        for (int i = 0; i < n_sel; i++) {
+            int pos = sel ? sel[i] : i;
+            memcpy(ws->head_in + ((size_t)r * n_sel + i) * d, ws->x + ((size_t)r * seq + pos) * d,
+                   (size_t)d * sizeof(float));
+        }
+    um_rmsnorm(ws->head_in, ws->head_in, m->out_norm, n_rows * n_sel, d, hp->norm_eps);
+    um_matmul(m->pool, ws->head_in, n_rows * n_sel, &m->output, m->b_output, logits, ws->mm_scratch);
+    return UM_OK;
+}
+
+double um_model_forward_flops(const um_model *m, int n_rows, int seq, int n_sel) {
+    const um_hparams *hp = &m->hp;
+    double d = hp->d_model, kv = (double)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
+    double per_layer_params = d * d * 2 + 2 * d * kv + 3 * d * ff;
+    double tokens = (double)n_rows * seq;
+    double matmul = 2.0 * per_layer_params * tokens * hp->n_layers;
+    double attention = 4.0 * (double)n_rows * seq * seq * d * hp->n_layers;
+    double head = 2.0 * (double)n_rows * n_sel * d * hp->n_vocab;
+    return matmul + attention + head;
+}

@@ -1,0 +1,101 @@
+/* The public model API: open a model directory by architecture, describe it,
+ * run a plain forward pass. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/sys.h"
+#include "format/json.h"
+#include "model/model.h"
+
+static void free_workspace(um_workspace *ws) {
+    float *bufs[] = {ws->x,        ws->xn,       ws->q,      ws->k,          ws->v,      ws->att,    ws->gate,
+                     ws->up,       ws->rope_cos, ws->rope_sin, ws->scores, ws->mm_scratch, ws->head_in};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
+    memset(ws, 0, sizeof *ws);
+}
+
+void um_model_close(um_model *m) {
+    if (!m)
+        return;
+    free_workspace(&m->ws);
+    for (int i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    um_checkpoint_close(&m->ck);
+    um_pool_destroy(m->pool);
+    free(m);
+}
+
+/* Reads config.json's model_type (or architectures[0]) to pick a loader. */
+static um_status detect_architecture(const char *dir, char *arch, size_t n, um_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    cJSON *cfg;
+    UM_TRY(um_json_load(path, 1u << 20, &cfg, err));
+    const char *type = um_json_get_string(cfg, "model_type");
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    const cJSON *first = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    if (!type && cJSON_IsString(first))
+        type = first->valuestring;
+    um_status s = UM_OK;
+    if (!type)
+        s = um_fail(err, UM_ERR_FORMAT, "%s: no 'model_type' or 'architectures' to say what model this is", path);
+    else
+        snprintf(arch, n, "%s", type);
+    cJSON_Delete(cfg);
+    return s;
+}
+
+um_status um_model_open(const char *path, const um_model_params *params, um_model **out, um_error *err) {
+    *out = NULL;
+    if (!um_is_directory(path)) {
+        if (!um_file_exists(path))
+            return um_fail(err, UM_ERR_IO, "%s: no such model directory", path);
+        return um_fail(err, UM_ERR_UNSUPPORTED,
+                       "%s: expected a Hugging Face model directory (config.json + *.safetensors)", path);
+    }
+    char arch[64];
+    UM_TRY(detect_architecture(path, arch, sizeof arch, err));
+    if (strcmp(arch, "llada") != 0 && strcmp(arch, "LLaDAModelLM") != 0)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s/config.json: unsupported architecture '%s' (supported: llada)",
+                       path, arch);
+    um_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    int n_threads = params && params->n_threads > 0 ? params->n_threads : um_cpu_count();
+    m->pool = um_pool_create(n_threads);
+    um_status s = m->pool ? um_llada_load(m, path, err) : um_fail(err, UM_ERR_NOMEM, "cannot start threads");
+    if (s != UM_OK) {
+        um_model_close(m);
+        return s;
+    }
+    *out = m;
+    return UM_OK;
+}
+
+void um_model_get_info(const um_model *m, um_model_info *info) {
+    const um_hparams *hp = &m->hp;
+    memset(info, 0, sizeof *info);
+    info->architecture = m->arch;
+    info->weight_type = m->weight_type;
+    info->n_layers = hp->n_layers;
+    info->d_model = hp->d_model;
+    info->n_heads = hp->n_heads;
+    info->n_kv_heads = hp->n_kv_heads;
+    info->head_dim = hp->head_dim;
+    info->d_ff = hp->d_ff;
+    info->n_vocab = hp->n_vocab;
+    info->max_seq_len = hp->max_seq;
+    info->mask_id = hp->mask_id;
+    info->eos_id = hp->eos_id;
+    info->eot_id = hp->eot_id;
+    info->n_params = m->n_params;
+    info->n_threads = um_pool_threads(m->pool);
+}
+
+um_status um_forward(um_model *m, const int32_t *tokens, int n_rows, int seq_len, float *logits, um_error *err) {
+    return um_model_forward(m, tokens, n_rows, seq_len, NULL, 0, logits, err);
+}

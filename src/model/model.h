@@ -1,0 +1,65 @@
+/* A loaded model: hyper-parameters, weights bound to the checkpoint's mmapped
+ * tensors, a thread pool and the forward pass's working buffers. */
+#ifndef UM_MODEL_H
+#define UM_MODEL_H
+
+#include <stdbool.h>
+
+#include "base/pool.h"
+#include "format/checkpoint.h"
+#include "kernels/kernels.h"
+#include "unmask.h"
+
+typedef struct {
+    int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff;
+    int n_vocab; /* rows of the embedding and output head */
+    int max_seq;
+    float norm_eps, rope_theta;
+    int mask_id, eos_id, eot_id; /* -1 when unknown */
+    bool tied;     /* output head shares the embedding */
+    bool qkv_bias; /* q/k/v projections have biases */
+    bool bias;     /* every linear layer has a bias */
+} um_hparams;
+
+typedef struct {
+    float *attn_norm, *ffn_norm; /* f32 copies: tiny */
+    um_weight wq, wk, wv, wo, w_gate, w_up, w_down;
+    float *bq, *bk, *bv, *bo, *b_gate, *b_up, *b_down; /* NULL when absent */
+} um_layer;
+
+/* Buffers of one forward pass, grown when a larger canvas arrives. */
+typedef struct {
+    int cap_tokens, cap_seq, cap_sel;
+    float *x, *xn, *q, *k, *v, *att, *gate, *up;
+    float *rope_cos, *rope_sin, *scores, *mm_scratch, *head_in;
+} um_workspace;
+
+struct um_model {
+    char arch[16];
+    char weight_type[8];
+    um_hparams hp;
+    um_weight tok_embd, output;
+    float *out_norm, *b_output;
+    um_layer *layers;
+    int64_t n_params;
+    um_checkpoint ck;
+    um_pool *pool;
+    void **owned; /* converted or realigned copies of tensors */
+    int n_owned;
+    um_workspace ws;
+};
+
+/* LLaDA (model_type "llada"): config.json parsing, tensor binding, forward. */
+um_status um_llada_load(um_model *m, const char *dir, um_error *err);
+
+/* Forward pass over n_rows sequences of seq tokens. Logits are produced only
+ * for the positions listed in sel (the same for every row; NULL: all), laid
+ * out [row][i][n_vocab]: the output head is skipped where nobody reads it. */
+um_status um_model_forward(um_model *m, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
+                           float *logits, um_error *err);
+
+/* Multiply-adds of one forward, for GFLOP/s reports: 2 * params * tokens for
+ * the matmuls, plus attention's 4 * seq^2 * d per layer and row. */
+double um_model_forward_flops(const um_model *m, int n_rows, int seq, int n_sel);
+
+#endif

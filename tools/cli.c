@@ -1,0 +1,149 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "unmask %s: error: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void cli_init(cli_args *a, const char *cmd, int argc, char **argv) {
+    a->cmd = cmd;
+    a->argc = argc;
+    a->argv = argv;
+    a->i = 0;
+    a->ok = true;
+}
+
+bool cli_next(cli_args *a) {
+    a->i++;
+    return a->ok && a->i < a->argc;
+}
+
+bool cli_is(const cli_args *a, const char *short_name, const char *long_name) {
+    const char *s = a->argv[a->i];
+    return (short_name && strcmp(s, short_name) == 0) || (long_name && strcmp(s, long_name) == 0);
+}
+
+const char *cli_value(cli_args *a) {
+    const char *flag = a->argv[a->i];
+    if (a->i + 1 >= a->argc) {
+        cli_error(a->cmd, "%s needs a value", flag);
+        a->ok = false;
+        return "";
+    }
+    return a->argv[++a->i];
+}
+
+int cli_int(cli_args *a, int lo, int hi) {
+    const char *flag = a->argv[a->i], *v = cli_value(a);
+    if (!a->ok)
+        return 0;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        cli_error(a->cmd, "%s: expected an integer in [%d, %d], got '%s'", flag, lo, hi, v);
+        a->ok = false;
+        return 0;
+    }
+    return (int)x;
+}
+
+double cli_double(cli_args *a, double lo, double hi) {
+    const char *flag = a->argv[a->i], *v = cli_value(a);
+    if (!a->ok)
+        return 0;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi) {
+        cli_error(a->cmd, "%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, v);
+        a->ok = false;
+        return 0;
+    }
+    return x;
+}
+
+uint64_t cli_u64(cli_args *a) {
+    const char *flag = a->argv[a->i], *v = cli_value(a);
+    if (!a->ok)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-') {
+        cli_error(a->cmd, "%s: expected a non-negative integer, got '%s'", flag, v);
+        a->ok = false;
+        return 0;
+    }
+    return (uint64_t)x;
+}
+
+void cli_unknown(cli_args *a) {
+    cli_error(a->cmd, "unknown argument '%s' (see unmask %s --help)", a->argv[a->i], a->cmd);
+    a->ok = false;
+}
+
+bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n) {
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    int32_t *out = malloc(cap * sizeof *out);
+    if (!out) {
+        cli_error(cmd, "out of memory");
+        return false;
+    }
+    int count = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+            cli_error(cmd, "--prompt-tokens: '%s' is not a comma-separated list of token ids (at '%.20s')", text, p);
+            free(out);
+            return false;
+        }
+        out[count++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    *ids = out;
+    *n = count;
+    return true;
+}
+
+um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet) {
+    um_model_params mp = {n_threads};
+    um_model *m;
+    um_error err;
+    if (!path) {
+        cli_error(cmd, "no model given: use -m MODEL_DIR");
+        return NULL;
+    }
+    if (um_model_open(path, &mp, &m, &err) != UM_OK) {
+        cli_error(cmd, "%s", err.msg);
+        return NULL;
+    }
+    if (!quiet) {
+        um_model_info info;
+        size_t rss;
+        um_model_get_info(m, &info);
+        um_memory_usage(&rss, NULL);
+        fprintf(stderr,
+                "model: %s %s, %.1fM params, %d layers, d_model %d, %d heads (%d kv), ffn %d, vocab %d; "
+                "%d threads; resident %.1f MiB\n",
+                info.architecture, info.weight_type, (double)info.n_params / 1e6, info.n_layers, info.d_model,
+                info.n_heads, info.n_kv_heads, info.d_ff, info.n_vocab, info.n_threads, (double)rss / 1048576.0);
+    }
+    return m;
+}

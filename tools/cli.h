@@ -1,0 +1,43 @@
+/* Shared pieces of the unmask command's subcommands: argument parsing with
+ * one-line errors, model opening, JSON printing. */
+#ifndef UM_TOOLS_CLI_H
+#define UM_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "unmask.h"
+
+/* Walks argv; every accessor reports a bad value and makes cli_ok false. */
+typedef struct {
+    const char *cmd; /* "run", "forward", ... for messages */
+    int argc;
+    char **argv;
+    int i;
+    bool ok;
+} cli_args;
+
+void cli_init(cli_args *a, const char *cmd, int argc, char **argv);
+/* True while arguments remain; the current one is a->argv[a->i]. */
+bool cli_next(cli_args *a);
+/* Does the current argument match one of the spellings (NULL-terminated short/long)? */
+bool cli_is(const cli_args *a, const char *short_name, const char *long_name);
+const char *cli_value(cli_args *a);                   /* the value following a flag */
+int cli_int(cli_args *a, int lo, int hi);              /* parsed, range-checked */
+double cli_double(cli_args *a, double lo, double hi);
+uint64_t cli_u64(cli_args *a);
+void cli_unknown(cli_args *a);                          /* reports the current argument */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "12,7,99" -> ids (malloc'd). False with a message on bad input. */
+bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n);
+
+/* Opens a model, printing a one-line summary to stderr unless quiet. */
+um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet);
+
+int cmd_run(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_init_random(int argc, char **argv);
+
+#endif

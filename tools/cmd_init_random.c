@@ -1,0 +1,216 @@
+/* unmask init-random: a LLaDA model of a real shape with random weights, in
+ * Hugging Face layout, so speed can be measured without downloading 16 GB. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/rng.h"
+#include "cli.h"
+#include "format/safetensors.h"
+
+typedef struct {
+    const char *name;
+    int n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab, mask_id, eos_id, max_seq;
+} preset;
+
+/* LLaDA-8B from its config.json; LLaDA-1B from the LLaDA paper's table of
+ * architectures; tiny matches the shape of the test fixtures. */
+static const preset presets[] = {
+    {"llada-8b", 32, 4096, 32, 32, 12288, 126464, 126336, 126081, 4096},
+    {"llada-1b", 22, 2048, 32, 32, 5634, 126464, 126336, 126081, 4096},
+    {"tiny", 3, 64, 4, 4, 192, 512, 500, 501, 4096},
+};
+
+static void init_usage(void) {
+    puts("usage: unmask init-random --preset NAME -o DIR [--dtype bf16|f16|f32] [-s SEED]\n"
+         "\n"
+         "Write a LLaDA model with random weights (uniform, std 0.02; norms 1) in Hugging Face\n"
+         "layout: DIR/config.json and DIR/model.safetensors.\n"
+         "\n"
+         "  --preset NAME   llada-8b (8.0B params), llada-1b (1.7B), tiny (0.4M)\n"
+         "  -o, --output DIR\n"
+         "  --dtype T       bf16 (default), f16 or f32\n"
+         "  -s, --seed N    random seed (default 0)\n"
+         "  -h, --help      this help");
+}
+
+static int write_config(const char *dir, const preset *p) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(c, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("LLaDAModelLM"));
+    cJSON_AddStringToObject(c, "model_type", "llada");
+    cJSON_AddStringToObject(c, "block_type", "llama");
+    cJSON_AddStringToObject(c, "activation_type", "silu");
+    cJSON_AddStringToObject(c, "layer_norm_type", "rms");
+    cJSON_AddNumberToObject(c, "n_layers", p->n_layers);
+    cJSON_AddNumberToObject(c, "d_model", p->d_model);
+    cJSON_AddNumberToObject(c, "n_heads", p->n_heads);
+    cJSON_AddNumberToObject(c, "n_kv_heads", p->n_kv_heads);
+    cJSON_AddNumberToObject(c, "mlp_hidden_size", p->d_ff);
+    cJSON_AddNumberToObject(c, "vocab_size", p->vocab);
+    cJSON_AddNumberToObject(c, "embedding_size", p->vocab);
+    cJSON_AddNumberToObject(c, "max_sequence_length", p->max_seq);
+    cJSON_AddNumberToObject(c, "mask_token_id", p->mask_id);
+    cJSON_AddNumberToObject(c, "eos_token_id", p->eos_id);
+    cJSON_AddNumberToObject(c, "pad_token_id", p->eos_id);
+    cJSON_AddNumberToObject(c, "rms_norm_eps", 1e-5);
+    cJSON_AddNumberToObject(c, "rope_theta", 500000.0);
+    cJSON_AddBoolToObject(c, "rope", 1);
+    cJSON_AddBoolToObject(c, "alibi", 0);
+    cJSON_AddBoolToObject(c, "weight_tying", 0);
+    cJSON_AddBoolToObject(c, "include_bias", 0);
+    cJSON_AddBoolToObject(c, "include_qkv_bias", 0);
+    char *text = cJSON_Print(c);
+    cJSON_Delete(c);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *fp = fopen(path, "w");
+    int ok = fp && text && fputs(text, fp) >= 0 && fputc('\n', fp) != EOF;
+    if (fp && fclose(fp) != 0)
+        ok = 0;
+    free(text);
+    if (!ok)
+        cli_error("init-random", "%s: cannot write: %s", path, strerror(errno));
+    return ok;
+}
+
+/* Tensors in checkpoint order; norms are 1-D. */
+static int describe(const preset *p, um_dtype dt, um_st_desc **out) {
+    int n = 0, cap = 2 + 9 * p->n_layers + 2;
+    um_st_desc *d = calloc((size_t)cap, sizeof *d);
+    char **names = calloc((size_t)cap, sizeof *names);
+    if (!d || !names)
+        return -1;
+    int64_t dm = p->d_model, kv = (int64_t)p->n_kv_heads * (p->d_model / p->n_heads), ff = p->d_ff;
+#define ADD(nm, nd, a, b)                                                                   \
+    do {                                                                                    \
+        names[n] = strdup(nm);                                                              \
+        d[n] = (um_st_desc){names[n], dt, nd, {a, b}, NULL};                                \
+        n++;                                                                                \
+    } while (0)
+    ADD("model.transformer.wte.weight", 2, p->vocab, dm);
+    for (int l = 0; l < p->n_layers; l++) {
+        char k[128];
+        const struct {
+            const char *name;
+            int nd;
+            int64_t a, b;
+        } parts[] = {{"attn_norm", 1, dm, 0}, {"q_proj", 2, dm, dm},  {"k_proj", 2, kv, dm},
+                     {"v_proj", 2, kv, dm},   {"attn_out", 2, dm, dm}, {"ff_norm", 1, dm, 0},
+                     {"ff_proj", 2, ff, dm},  {"up_proj", 2, ff, dm},  {"ff_out", 2, dm, ff}};
+        for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+            snprintf(k, sizeof k, "model.transformer.blocks.%d.%s.weight", l, parts[i].name);
+            ADD(k, parts[i].nd, parts[i].a, parts[i].b);
+        }
+    }
+    ADD("model.transformer.ln_f.weight", 1, dm, 0);
+    ADD("model.transformer.ff_out.weight", 2, p->vocab, dm);
+#undef ADD
+    free(names); /* the descs keep the strings */
+    *out = d;
+    return n;
+}
+
+static void store(void *buf, size_t i, um_dtype dt, float v) {
+    if (dt == UM_F32)
+        ((float *)buf)[i] = v;
+    else if (dt == UM_BF16)
+        ((uint16_t *)buf)[i] = um_f32_to_bf16(v);
+    else
+        ((uint16_t *)buf)[i] = um_f32_to_f16(v);
+}
+
+/* Streams one tensor's random values to fp in chunks. */
+static int write_tensor(FILE *fp, const um_st_desc *d, um_rng *rng, void *buf, size_t chunk) {
+    size_t n = um_st_desc_nbytes(d) / um_dtype_size(d->dtype), es = um_dtype_size(d->dtype);
+    int is_norm = d->n_dims == 1;
+    const float a = 0.02f * 1.7320508f; /* uniform(-a, a) has std 0.02 */
+    for (size_t done = 0; done < n;) {
+        size_t m = n - done < chunk ? n - done : chunk;
+        for (size_t i = 0; i < m; i++)
+            store(buf, i, d->dtype, is_norm ? 1.0f : (float)((2.0 * um_rng_uniform(rng) - 1.0) * a));
+        if (fwrite(buf, es, m, fp) != m)
+            return 0;
+        done += m;
+    }
+    return 1;
+}
+
+int cmd_init_random(int argc, char **argv) {
+    cli_args a;
+    const char *preset_name = NULL, *dir = NULL, *dtype_name = "bf16";
+    uint64_t seed = 0;
+    cli_init(&a, "init-random", argc, argv);
+    while (cli_next(&a)) {
+        if (cli_is(&a, "-h", "--help")) {
+            init_usage();
+            return 0;
+        } else if (cli_is(&a, NULL, "--preset")) preset_name = cli_value(&a);
+        else if (cli_is(&a, "-o", "--output")) dir = cli_value(&a);
+        else if (cli_is(&a, NULL, "--dtype")) dtype_name = cli_value(&a);
+        else if (cli_is(&a, "-s", "--seed")) seed = cli_u64(&a);
+        else if (cli_is(&a, NULL, "--arch")) {
+            const char *arch = cli_value(&a);
+            if (a.ok && strcmp(arch, "llada") != 0) {
+                cli_error("init-random", "--arch: only 'llada' is supported, got '%s'", arch);
+                a.ok = false;
+            }
+        } else cli_unknown(&a);
+    }
+    if (!a.ok)
+        return 2;
+    const preset *p = NULL;
+    for (size_t i = 0; preset_name && i < sizeof presets / sizeof *presets; i++)
+        if (strcmp(preset_name, presets[i].name) == 0)
+            p = &presets[i];
+    if (!p || !dir) {
+        cli_error("init-random", "need --preset (llada-8b, llada-1b or tiny) and -o DIR");
+        return 2;
+    }
+    um_dtype dt = strcmp(dtype_name, "f32") == 0 ? UM_F32 : strcmp(dtype_name, "f16") == 0 ? UM_F16 : UM_BF16;
+    if (strcmp(dtype_name, "bf16") != 0 && dt == UM_BF16) {
+        cli_error("init-random", "--dtype: expected bf16, f16 or f32, got '%s'", dtype_name);
+        return 2;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        cli_error("init-random", "%s: cannot create: %s", dir, strerror(errno));
+        return 1;
+    }
+    if (!write_config(dir, p))
+        return 1;
+    um_st_desc *descs = NULL;
+    int n = describe(p, dt, &descs);
+    size_t chunk = 1u << 20;
+    void *buf = malloc(chunk * 4);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *fp = fopen(path, "wb");
+    um_error err;
+    int ok = n > 0 && buf && fp && um_st_write_header(fp, descs, n, path, &err) == UM_OK;
+    um_rng rng;
+    um_rng_seed(&rng, seed);
+    double total = 0, done = 0;
+    for (int i = 0; i < n; i++)
+        total += (double)um_st_desc_nbytes(&descs[i]);
+    for (int i = 0; ok && i < n; i++) {
+        ok = write_tensor(fp, &descs[i], &rng, buf, chunk);
+        done += (double)um_st_desc_nbytes(&descs[i]);
+        fprintf(stderr, "\rinit-random: %s %3d/%d tensors, %.2f / %.2f GB", p->name, i + 1, n, done / 1e9,
+                total / 1e9);
+    }
+    fputc('\n', stderr);
+    if (fp && fclose(fp) != 0)
+        ok = 0;
+    if (!ok)
+        cli_error("init-random", "%s: write failed: %s", path, strerror(errno));
+    else
+        fprintf(stderr, "init-random: wrote %s (%s)\n", dir, dtype_name);
+    for (int i = 0; i < n; i++)
+        free((char *)descs[i].name);
+    free(descs);
+    free(buf);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,41 @@
+/* unmask: the command-line front end. Each subcommand lives in cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"run", cmd_run, "generate from a prompt with the LLaDA reference sampler"},
+    {"forward", cmd_forward, "write one forward pass's logits to a safetensors file"},
+    {"bench", cmd_bench, "time forward passes: ms per forward, tokens/s, GFLOP/s, peak memory"},
+    {"init-random", cmd_init_random, "write a model of a real shape with random weights (for benchmarks)"},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "unmask %s - inference for masked diffusion language models\n\n"
+                "usage: unmask COMMAND [options]    (unmask COMMAND --help for its options)\n\ncommands:\n",
+            UNMASK_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("unmask %s\n", UNMASK_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "unmask: error: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
