@@ -1,0 +1,23 @@
+/* Runs every test group and closes with "N passed, N failed". Pass a group
+ * name to run only that group. */
+#include <stdio.h>
+#include <string.h>
+
+#include "testutil.h"
+
+extern const test_group formats_group, forward_group, generate_group, sampling_group, bad_input_group,
+    cli_group;
+
+int main(int argc, char **argv) {
+    const test_group *groups[] = {&formats_group, &forward_group, &generate_group,
+                                  &sampling_group, &bad_input_group, &cli_group};
+    size_t total = 0, failed = 0;
+    for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
+        if (argc > 1 && strcmp(argv[1], groups[i]->name) != 0)
+            continue;
+        failed += (size_t)_cmocka_run_group_tests(groups[i]->name, groups[i]->tests, groups[i]->count, NULL, NULL);
+        total += groups[i]->count;
+    }
+    printf("\n%zu passed, %zu failed\n", total - failed, failed);
+    return failed ? 1 : 0;
+}
