@@ -1,4 +1,209 @@
+/* The unmask command and the example program, driven as a user would: help
+ * texts, run --json against a reference case, forward's logits file,
+ * init-random models that load and run, bench's report. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/safetensors.h"
 #include "testutil.h"
-static void placeholder(void **state) { (void)state; }
-static const struct CMUnitTest tests[] = { cmocka_unit_test(placeholder) };
+
+static void help_lists_commands(void **state) {
+    cmd_result r = run_unmask("--help");
+    assert_int_equal(r.status, 0);
+    const char *cmds[] = {"run", "forward", "bench", "init-random"};
+    for (size_t i = 0; i < 4; i++)
+        assert_non_null(strstr(r.out, cmds[i]));
+    cmd_result_free(&r);
+    r = run_unmask("run --help");
+    assert_int_equal(r.status, 0);
+    const char *flags[] = {"--prompt-tokens", "--gen-length", "--steps",   "--block-length", "--temp",
+                           "--cfg-scale",     "--remasking",  "--logits-eos-inf", "--confidence-eos-eot-inf",
+                           "--seed",          "--threads",    "--json"};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        if (!strstr(r.out, flags[i]))
+            fail_msg("run --help does not mention %s", flags[i]);
+    cmd_result_free(&r);
+    r = run_unmask("frobnicate");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown command 'frobnicate'"));
+    cmd_result_free(&r);
+}
+
+/* Finds the reference case with the given parameters. */
+static const cJSON *find_case(const cJSON *root, int steps, int block, double cfg) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const cJSON *p = cJSON_GetObjectItem(c, "params");
+        const cJSON *cf = cJSON_GetObjectItem(p, "cfg_scale");
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (ref && strstr(ref, "ML-GSAI") && cJSON_GetObjectItem(p, "steps")->valueint == steps &&
+            cJSON_GetObjectItem(p, "block_length")->valueint == block && (cf ? cf->valuedouble : 0) == cfg &&
+            !cJSON_GetObjectItem(p, "logits_eos_inf"))
+            return c;
+    }
+    fail_msg("no reference case steps %d block %d cfg %g", steps, block, cfg);
+    return NULL;
+}
+
+static char *ids_csv(const cJSON *arr) {
+    char *s = calloc(1, 8192);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) sprintf(s + strlen(s), "%s%d", *s ? "," : "", v->valueint);
+    return s;
+}
+
+static void run_json_matches_reference(void **state) {
+    cJSON *root = load_reference("tiny-llada-gqa");
+    const cJSON *c = find_case(root, 32, 8, 1.5);
+    char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --cfg-scale 1.5 "
+                              "-t 2 --json",
+                              fixture("llada/tiny-llada-gqa/hf-bf16"), prompt);
+    assert_int_equal(r.status, 0);
+    cJSON *out = cJSON_Parse(r.out);
+    assert_non_null(out);
+    const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
+    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+    for (int i = 0; i < cJSON_GetArraySize(want); i++)
+        assert_int_equal(cJSON_GetArrayItem(got, i)->valueint, cJSON_GetArrayItem(want, i)->valueint);
+    assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(c, "nfe")->valueint);
+    cJSON_Delete(out);
+    cmd_result_free(&r);
+    free(prompt);
+    cJSON_Delete(root);
+}
+
+/* Plain output: the generated ids on stdout, the statistics on stderr. */
+static void run_text_output(void **state) {
+    cJSON *root = load_reference("tiny-llada");
+    const cJSON *c = find_case(root, 16, 16, 0);
+    char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 16 --block-length 16",
+                              fixture("llada/tiny-llada/hf-f32-sharded"), prompt);
+    assert_int_equal(r.status, 0);
+    const cJSON *want = cJSON_GetObjectItem(c, "output");
+    int n = cJSON_GetArraySize(want), plen = cJSON_GetArraySize(cJSON_GetObjectItem(c, "prompt"));
+    char expect[4096] = "";
+    for (int i = plen; i < n; i++)
+        sprintf(expect + strlen(expect), "%s%d", i > plen ? " " : "", cJSON_GetArrayItem(want, i)->valueint);
+    strcat(expect, "\n");
+    assert_string_equal(r.out, expect);
+    assert_non_null(strstr(r.err, "nfe 16"));
+    assert_non_null(strstr(r.err, "tokens/s"));
+    assert_non_null(strstr(r.err, "ms per forward"));
+    cmd_result_free(&r);
+    free(prompt);
+    cJSON_Delete(root);
+}
+
+static void forward_writes_reference_logits(void **state) {
+    um_st_file ref, got;
+    um_error err;
+    assert_int_equal(um_st_open(fixture("llada/tiny-llada/forward.safetensors"), &ref, &err), UM_OK);
+    const um_st_tensor *ids = um_st_find(&ref, "input_ids"), *logits = um_st_find(&ref, "logits");
+    int seq = (int)ids->shape[1], vocab = (int)logits->shape[2];
+    char csv[4096] = "";
+    for (int i = 0; i < seq; i++) {
+        int32_t t;
+        memcpy(&t, ids->data + 4 * i, 4);
+        sprintf(csv + strlen(csv), "%s%d", i ? "," : "", t);
+    }
+    char *dir = make_temp_dir(), path[512];
+    snprintf(path, sizeof path, "%s/logits.safetensors", dir);
+    cmd_result r = run_unmask("forward -m %s --prompt-tokens %s -o %s", fixture("llada/tiny-llada/hf-bf16"), csv,
+                              path);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(um_st_open(path, &got, &err), UM_OK);
+    const um_st_tensor *gl = um_st_find(&got, "logits");
+    assert_non_null(gl);
+    assert_int_equal(gl->dtype, UM_F32);
+    assert_int_equal(gl->n_dims, 2);
+    assert_int_equal(gl->shape[0], seq);
+    assert_int_equal(gl->shape[1], vocab);
+    double max_diff = 0, max_ref = 0;
+    for (int i = 0; i < seq * vocab; i++) {
+        float a, b;
+        memcpy(&a, gl->data + 4 * i, 4);
+        memcpy(&b, logits->data + 4 * i, 4);
+        max_diff = fmax(max_diff, fabs(a - b));
+        max_ref = fmax(max_ref, fabs(b));
+    }
+    assert_true(max_diff / max_ref <= 1e-4);
+    um_st_close(&got);
+    um_st_close(&ref);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* init-random writes a loadable model of the preset's shape; bench and run use it. */
+static void init_random_bench_and_run(void **state) {
+    char *dir = make_temp_dir();
+    const char *dtypes[] = {"bf16", "f16", "f32"};
+    for (int i = 0; i < 3; i++) {
+        cmd_result r = run_unmask("init-random --arch llada --preset tiny --dtype %s -s 3 -o %s/%s", dtypes[i], dir,
+                                  dtypes[i]);
+        assert_int_equal(r.status, 0);
+        cmd_result_free(&r);
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, dtypes[i]);
+        um_model *m;
+        um_error err;
+        um_model_params mp = {1};
+        if (um_model_open(path, &mp, &m, &err) != UM_OK)
+            fail_msg("%s", err.msg);
+        um_model_info info;
+        um_model_get_info(m, &info);
+        assert_string_equal(info.weight_type, dtypes[i]);
+        assert_int_equal(info.n_layers, 3);
+        assert_int_equal(info.d_model, 64);
+        assert_int_equal(info.n_vocab, 512);
+        assert_int_equal(info.mask_id, 500);
+        um_model_close(m);
+    }
+    cmd_result r = run_unmask("bench -m %s/bf16 --prompt-len 8 --gen-len 24 -r 2 -t 1", dir);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "GFLOP/s"));
+    assert_non_null(strstr(r.out, "| 32 |")); /* the canvas */
+    cmd_result_free(&r);
+    r = run_unmask("run -m %s/f16 --prompt-tokens 1,2,3 -n 16 --steps 4 --block-length 8 --json", dir);
+    assert_int_equal(r.status, 0);
+    cJSON *out = cJSON_Parse(r.out);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "tokens")), 19);
+    assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, 4);
+    cJSON_Delete(out);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* The example links only the shared library through the public header. */
+static void example_program_generates(void **state) {
+    const char *bin = getenv("UNMASK_EXAMPLE");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 37 37 126 38 454 179 88 187 363 230 53 474 2>/dev/null",
+             bin && *bin ? bin : "build/example-generate", fixture("llada/tiny-llada/hf-bf16"));
+    FILE *fp = popen(cmd, "r");
+    assert_non_null(fp);
+    char line[4096] = "";
+    assert_non_null(fgets(line, sizeof line, fp));
+    assert_int_equal(pclose(fp), 0);
+    /* the reference case steps 32, gen 32, block 8 */
+    cJSON *root = load_reference("tiny-llada");
+    const cJSON *c = find_case(root, 32, 8, 0), *want = cJSON_GetObjectItem(c, "output");
+    char expect[4096] = "";
+    for (int i = 12; i < cJSON_GetArraySize(want); i++)
+        sprintf(expect + strlen(expect), "%s%d", i > 12 ? " " : "", cJSON_GetArrayItem(want, i)->valueint);
+    strcat(expect, "\n");
+    assert_string_equal(line, expect);
+    cJSON_Delete(root);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(help_lists_commands),         cmocka_unit_test(run_json_matches_reference),
+    cmocka_unit_test(run_text_output),             cmocka_unit_test(forward_writes_reference_logits),
+    cmocka_unit_test(init_random_bench_and_run),   cmocka_unit_test(example_program_generates),
+};
 const test_group cli_group = {"cli", tests, sizeof tests / sizeof *tests};
