@@ -4,6 +4,7 @@
 #   make test         build and run the test suite
 #   make test-asan    the same tests under AddressSanitizer + UBSan
 #   make fuzz         fuzz the file parsers (clang/libFuzzer) for FUZZ_SECONDS each
+#   make deps         install the Debian packages the build and tests need
 
 CC      ?= cc
 BUILD   ?= build
@@ -21,6 +22,10 @@ TEST_SRC = $(wildcard tests/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+# Debian packages: compiler, JSON (cJSON), test framework (cmocka), fuzzing (clang + libFuzzer)
+DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 all: $(BUILD)/unmask $(BUILD)/libunmask.a $(BUILD)/libunmask.so $(BUILD)/example-generate
 
@@ -63,8 +68,15 @@ fuzz:
 	$(BUILD)/fuzz/fuzz-safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	    $(BUILD)/fuzz/corpus-safetensors fuzz/corpus/safetensors
 
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
 clean:
 	rm -rf build
 
-.PHONY: all test test-asan fuzz clean
+.PHONY: all test test-asan fuzz deps clean
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
