@@ -1,22 +1,38 @@
 #include "dtype.h"
 
+#include <stdbool.h>
+
+/* Block sizes and byte counts of the quantized types follow ggml's block
+ * structs (ggml-common.h): e.g. Q8_0 is an f16 scale and 32 int8 values. */
 static const struct {
     const char *name;
-    size_t size;
+    int block_elems;
+    size_t block_bytes;
 } dtype_table[UM_DTYPE_COUNT] = {
-    [UM_F32] = {"F32", 4},  [UM_F16] = {"F16", 2},   [UM_BF16] = {"BF16", 2},         [UM_F64] = {"F64", 8},
-    [UM_I64] = {"I64", 8},  [UM_I32] = {"I32", 4},   [UM_I16] = {"I16", 2},           [UM_I8] = {"I8", 1},
-    [UM_U8] = {"U8", 1},    [UM_U16] = {"U16", 2},   [UM_U32] = {"U32", 4},           [UM_U64] = {"U64", 8},
-    [UM_BOOL] = {"BOOL", 1}, [UM_F8_E4M3] = {"F8_E4M3", 1}, [UM_F8_E5M2] = {"F8_E5M2", 1},
+    [UM_F32] = {"F32", 1, 4},         [UM_F16] = {"F16", 1, 2},         [UM_BF16] = {"BF16", 1, 2},
+    [UM_F64] = {"F64", 1, 8},         [UM_I64] = {"I64", 1, 8},         [UM_I32] = {"I32", 1, 4},
+    [UM_I16] = {"I16", 1, 2},         [UM_I8] = {"I8", 1, 1},           [UM_U8] = {"U8", 1, 1},
+    [UM_U16] = {"U16", 1, 2},         [UM_U32] = {"U32", 1, 4},         [UM_U64] = {"U64", 1, 8},
+    [UM_BOOL] = {"BOOL", 1, 1},       [UM_F8_E4M3] = {"F8_E4M3", 1, 1}, [UM_F8_E5M2] = {"F8_E5M2", 1, 1},
+    [UM_Q8_0] = {"Q8_0", 32, 34},     [UM_Q4_0] = {"Q4_0", 32, 18},     [UM_Q4_1] = {"Q4_1", 32, 20},
+    [UM_Q5_K] = {"Q5_K", 256, 176},   [UM_Q4_K] = {"Q4_K", 256, 144},   [UM_Q6_K] = {"Q6_K", 256, 210},
 };
 
-size_t um_dtype_size(um_dtype t) { return (unsigned)t < UM_DTYPE_COUNT ? dtype_table[t].size : 0; }
+static bool valid(um_dtype t) { return (unsigned)t < UM_DTYPE_COUNT; }
 
-const char *um_dtype_name(um_dtype t) { return (unsigned)t < UM_DTYPE_COUNT ? dtype_table[t].name : "?"; }
+size_t um_dtype_size(um_dtype t) {
+    return valid(t) && dtype_table[t].block_elems == 1 ? dtype_table[t].block_bytes : 0;
+}
+
+int um_dtype_block_elems(um_dtype t) { return valid(t) ? dtype_table[t].block_elems : 0; }
+
+size_t um_dtype_block_bytes(um_dtype t) { return valid(t) ? dtype_table[t].block_bytes : 0; }
+
+const char *um_dtype_name(um_dtype t) { return valid(t) ? dtype_table[t].name : "?"; }
 
 int um_dtype_from_name(const char *name) {
     for (int i = 0; i < UM_DTYPE_COUNT; i++)
-        if (strcmp(name, dtype_table[i].name) == 0)
+        if (dtype_table[i].block_elems == 1 && strcmp(name, dtype_table[i].name) == 0)
             return i;
     return -1;
 }

@@ -23,13 +23,26 @@ typedef enum {
     UM_BOOL,
     UM_F8_E4M3,
     UM_F8_E5M2,
+    /* llama.cpp's quantized block types (GGUF only): a row is stored as
+     * blocks of um_dtype_block_elems values in um_dtype_block_bytes bytes. */
+    UM_Q8_0,
+    UM_Q4_0,
+    UM_Q4_1,
+    UM_Q5_K,
+    UM_Q4_K,
+    UM_Q6_K,
     UM_DTYPE_COUNT
 } um_dtype;
 
+/* Bytes per element of a plain type; 0 for block-quantized types. */
 size_t um_dtype_size(um_dtype t);
-/* Safetensors spelling: "F32", "BF16", ... */
+/* Values per block and bytes per block: 1 and um_dtype_size for plain types. */
+int um_dtype_block_elems(um_dtype t);
+size_t um_dtype_block_bytes(um_dtype t);
+/* Name: safetensors spelling for plain types ("F32", "BF16"), llama.cpp's
+ * for quantized ones ("Q8_0", "Q4_K"). */
 const char *um_dtype_name(um_dtype t);
-/* Parses a safetensors dtype name; returns -1 when unknown. */
+/* Parses a safetensors dtype name (plain types only); -1 when unknown. */
 int um_dtype_from_name(const char *name);
 
 static inline float um_bf16_to_f32(uint16_t h) {
