@@ -1,4 +1,5 @@
-/* Matrix multiply y = x * W^T with W in f32, bf16 or f16.
+/* Matrix multiply y = x * W^T with W in f32, bf16, f16 or one of llama.cpp's
+ * quantized formats (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K).
  *
  * Work is split over blocks of output rows (weight rows); each task converts
  * its block of weight rows to f32 once and reuses it for every token, so the
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 #define ROW_BLOCK 16
 #define LANES 16
@@ -38,6 +40,15 @@ void um_weight_row_f32(const um_weight *w, int64_t r, float *out) {
             out[i] = um_f16_to_f32(src[i]);
         break;
     }
+    case UM_Q8_0:
+    case UM_Q4_0:
+    case UM_Q4_1:
+    case UM_Q4_K:
+    case UM_Q5_K:
+    case UM_Q6_K:
+        /* llama.cpp block formats: rows are whole blocks, back to back */
+        um_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)r * um_row_bytes(w->type, k), out, k);
+        break;
     default:
         memset(out, 0, (size_t)k * sizeof(float)); /* unreachable: the loader admits only the types above */
         break;
