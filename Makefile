@@ -43,9 +43,10 @@ $(BUILD)/libunmask.so: $(LIB_OBJ)
 $(BUILD)/unmask: $(TOOL_OBJ) $(BUILD)/libunmask.a
 	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libunmask.a $(LDLIBS)
 
-# The example uses only the public header and links the shared library.
+# The example uses only the public header and links the shared library
+# (with CFLAGS, so that a sanitized library gets a sanitized program).
 $(BUILD)/example-generate: examples/generate.c $(BUILD)/libunmask.so
-	$(CC) -std=c11 -Iinclude $(WARN) -O2 -o $@ $< -L$(BUILD) -lunmask -Wl,-rpath,'$$ORIGIN'
+	$(CC) -std=c11 -Iinclude $(WARN) -O2 $(CFLAGS) -o $@ $< -L$(BUILD) -lunmask -Wl,-rpath,'$$ORIGIN'
 
 $(BUILD)/unmask-tests: $(TEST_OBJ) $(BUILD)/libunmask.a
 	$(CC) $(BASEFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libunmask.a -lcmocka $(LDLIBS)
@@ -58,15 +59,24 @@ test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1" CFLAGS="$(SAN) -DUM_NO_CLONES" test
 
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = safetensors config gguf
 FUZZ_FLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc -g -O1 -DUM_NO_CLONES \
              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-fuzz:
-	@mkdir -p $(BUILD)/fuzz
-	clang $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz-safetensors fuzz/fuzz_safetensors.c $(LIB_SRC) $(LDLIBS)
-	@mkdir -p $(BUILD)/fuzz/corpus-safetensors
-	cp -n fuzz/corpus/safetensors/* $(BUILD)/fuzz/corpus-safetensors/ 2>/dev/null || true
-	$(BUILD)/fuzz/fuzz-safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    $(BUILD)/fuzz/corpus-safetensors fuzz/corpus/safetensors
+# Each fuzzer grows a working corpus under build/ from the seeds in
+# fuzz/corpus/NAME and runs FUZZ_SECONDS; crashes land in build/fuzz as
+# crash-*: keep each as fuzz/regressions/st-NAME.bin or config-NAME.json, which
+# tests/test_bad_input.c replays, or gguf-NAME.bin, which tests/test_gguf.c replays.
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$t && \
+	    echo "fuzzing $$t for $(FUZZ_SECONDS) s" && \
+	    $(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 \
+	        -dict=fuzz/$$t.dict -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+$(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -109,7 +109,8 @@ bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n) 
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+        /* a trailing comma is an id left out, as much as "1,,2" is */
+        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',') || (*end == ',' && !end[1])) {
             cli_error(cmd, "--prompt-tokens: '%s' is not a comma-separated list of token ids (at '%.20s')", text, p);
             free(out);
             return false;

@@ -10,6 +10,11 @@ um_status um_fail(um_error *err, um_status code, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        /* messages quote names taken from untrusted files (tensor names, JSON
+         * keys): keep them one printable line whatever those hold */
+        for (char *c = err->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
         err->code = code;
     }
     return code;

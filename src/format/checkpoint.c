@@ -30,10 +30,18 @@ static um_status open_sharded(um_checkpoint *ck, const char *dir, const char *in
     um_status s = UM_OK;
     if (!cJSON_IsObject(map))
         s = um_fail(err, UM_ERR_FORMAT, "%s: missing object 'weight_map'", index_path);
+    else if (!map->child) /* no shards at all: nothing to name in later errors */
+        s = um_fail(err, UM_ERR_FORMAT, "%s: 'weight_map' lists no tensors", index_path);
     /* open each distinct shard once, in order of first mention */
     for (const cJSON *e = map ? map->child : NULL; s == UM_OK && e; e = e->next) {
-        if (!cJSON_IsString(e) || !safe_shard_name(e->valuestring)) {
-            s = um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' maps to an invalid shard name", index_path, e->string);
+        if (!cJSON_IsString(e)) {
+            s = um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' must map to a shard file name", index_path, e->string);
+            break;
+        }
+        if (!safe_shard_name(e->valuestring)) {
+            s = um_fail(err, UM_ERR_FORMAT,
+                        "%s: tensor '%s' maps to '%.64s', not a plain file name in the model directory", index_path,
+                        e->string, e->valuestring);
             break;
         }
         char path[4096];
@@ -87,12 +95,15 @@ um_status um_checkpoint_open(const char *dir, um_checkpoint *ck, um_error *err) 
     snprintf(single, sizeof single, "%s/model.safetensors", dir);
     snprintf(index, sizeof index, "%s/model.safetensors.index.json", dir);
     um_status s;
-    if (um_file_exists(index))
+    bool sharded = um_file_exists(index);
+    if (sharded)
         s = open_sharded(ck, dir, index, err);
     else if (um_file_exists(single))
         s = add_shard(ck, single, err);
     else
         s = um_fail(err, UM_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    if (s == UM_OK && !(ck->source = strdup(sharded ? index : single)))
+        s = um_fail(err, UM_ERR_NOMEM, "out of memory");
     if (s == UM_OK)
         s = build_lookup(ck, err);
     if (s != UM_OK)
@@ -107,6 +118,7 @@ void um_checkpoint_close(um_checkpoint *ck) {
     free(ck->tensors);
     free(ck->tensor_file);
     free(ck->taken);
+    free(ck->source);
     memset(ck, 0, sizeof *ck);
 }
 

@@ -7,6 +7,7 @@
 #include "format/safetensors.h"
 
 typedef struct {
+    char *source; /* model.safetensors or the index: what a missing tensor's error names */
     um_st_file *files;
     int n_files;
     const um_st_tensor **tensors; /* every tensor of every shard */

@@ -119,10 +119,24 @@ um_status um_st_parse(const uint8_t *buf, size_t size, const char *label, um_st_
     const char *hdr = (const char *)buf + 8;
     if (hlen < 2 || hdr[0] != '{')
         return um_fail(err, UM_ERR_FORMAT, "%s: header is not a JSON object", label);
-    cJSON *root = cJSON_ParseWithLength(hdr, (size_t)hlen);
+    const char *json_end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &json_end, 0);
+    if (!root) {
+        size_t at = json_end ? (size_t)(json_end - hdr) : 0;
+        return um_fail(err, UM_ERR_FORMAT, "%s: header is not valid JSON (near byte %zu of the header)", label, at);
+    }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return um_fail(err, UM_ERR_FORMAT, "%s: header is not valid JSON", label);
+        return um_fail(err, UM_ERR_FORMAT, "%s: header is not a JSON object", label);
+    }
+    /* the spec allows only whitespace padding after the object: anything else
+     * means the header length or the JSON is wrong */
+    for (const char *p = json_end; p < hdr + hlen; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return um_fail(err, UM_ERR_FORMAT, "%s: header has bytes other than padding after the JSON object "
+                           "(at byte %zu of the header)", label, (size_t)(p - hdr));
+        }
     }
     const uint8_t *data_start = buf + 8 + hlen;
     size_t data_size = size - 8 - (size_t)hlen;

@@ -6,6 +6,7 @@
  *
  * then ln_f and the output head (ff_out, or the embedding when tied). The
  * attention has no causal mask; RoPE uses the rotate-half layout. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +75,7 @@ static int find_eot_id(const char *dir) {
     return id;
 }
 
-static um_status parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
+um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
     int64_t n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab, emb = -1, max_seq = 4096;
     int64_t mask_id = LLADA_DEFAULT_MASK_ID, eos_id = -1, eot_id = -1;
     double eps = 1e-5, theta = 10000.0;
@@ -109,8 +110,12 @@ static um_status parse_hparams(const cJSON *cfg, const char *file, um_hparams *h
     if (emb < vocab)
         return um_fail(err, UM_ERR_FORMAT, "%s: embedding_size %lld is smaller than vocab_size %lld", file,
                        (long long)emb, (long long)vocab);
-    if (!(eps > 0 && eps < 1) || !(theta > 0))
-        return um_fail(err, UM_ERR_FORMAT, "%s: rms_norm_eps must be in (0, 1) and rope_theta positive", file);
+    /* both are used as f32: 1e-85 would round to 0 and 1e39 to infinity */
+    if (!(eps >= FLT_MIN && eps < 1))
+        return um_fail(err, UM_ERR_FORMAT, "%s: 'rms_norm_eps' must be in [%g, 1), got %g", file, (double)FLT_MIN, eps);
+    if (!(theta > 0 && theta <= FLT_MAX))
+        return um_fail(err, UM_ERR_FORMAT, "%s: 'rope_theta' must be positive and at most %g, got %g", file,
+                       (double)FLT_MAX, theta);
     if (mask_id >= emb)
         return um_fail(err, UM_ERR_FORMAT, "%s: mask_token_id %lld is outside the vocabulary (%lld)", file,
                        (long long)mask_id, (long long)emb);
@@ -160,7 +165,7 @@ static um_status take(um_model *m, const char *name, int n_dims, int64_t d0, int
                       const char **file, um_error *err) {
     const um_st_tensor *t = um_checkpoint_take(&m->ck, name, file);
     if (!t)
-        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", m->ck.files[0].path, name);
+        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", m->ck.source, name);
     if (t->dtype != UM_F32 && t->dtype != UM_BF16 && t->dtype != UM_F16)
         return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16",
                        *file, name, um_dtype_name(t->dtype));
@@ -177,8 +182,24 @@ static um_status take(um_model *m, const char *name, int n_dims, int64_t d0, int
     return UM_OK;
 }
 
-/* A weight matrix, used in place from the map (f32 is copied only when the
- * file leaves it misaligned). */
+/* t's data in place, or an aligned copy when the file leaves it misaligned
+ * for its element type: safetensors does not require alignment (an odd header
+ * length misaligns everything), and the kernels read whole elements. */
+static um_status aligned_data(um_model *m, const um_st_tensor *t, const char *file, const char *name,
+                              const void **out, um_error *err) {
+    *out = t->data;
+    if (((uintptr_t)t->data % um_dtype_size(t->dtype)) == 0)
+        return UM_OK;
+    void *copy = um_aligned_alloc(t->nbytes);
+    if (!copy)
+        return um_fail(err, UM_ERR_NOMEM, "%s: out of memory copying '%s'", file, name);
+    memcpy(copy, t->data, t->nbytes);
+    UM_TRY(own(m, copy, err));
+    *out = copy;
+    return UM_OK;
+}
+
+/* A weight matrix, used in place from the map (copied only when misaligned). */
 static um_status bind_matrix(um_model *m, const char *name, int64_t rows, int64_t cols, um_weight *w, um_error *err) {
     const um_st_tensor *t = NULL;
     const char *file = NULL;
@@ -186,16 +207,7 @@ static um_status bind_matrix(um_model *m, const char *name, int64_t rows, int64_
     w->type = t->dtype;
     w->rows = rows;
     w->cols = cols;
-    w->data = t->data;
-    if (t->dtype == UM_F32 && ((uintptr_t)t->data & 3) != 0) {
-        void *copy = um_aligned_alloc(t->nbytes);
-        if (!copy)
-            return um_fail(err, UM_ERR_NOMEM, "%s: out of memory copying '%s'", file, name);
-        memcpy(copy, t->data, t->nbytes);
-        UM_TRY(own(m, copy, err));
-        w->data = copy;
-    }
-    return UM_OK;
+    return aligned_data(m, t, file, name, &w->data, err);
 }
 
 /* A vector (norm weight or bias), converted to an f32 copy. */
@@ -207,11 +219,9 @@ static um_status bind_vector(um_model *m, const char *name, int64_t n, float **o
     if (!v)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     UM_TRY(own(m, v, err));
-    um_weight w = {t->dtype, 1, n, t->data};
-    if (t->dtype == UM_F32)
-        memcpy(v, t->data, (size_t)n * sizeof(float)); /* possibly unaligned source */
-    else
-        um_weight_row_f32(&w, 0, v);
+    um_weight w = {t->dtype, 1, n, NULL};
+    UM_TRY(aligned_data(m, t, file, name, &w.data, err));
+    um_weight_row_f32(&w, 0, v);
     *out = v;
     return UM_OK;
 }
@@ -266,7 +276,7 @@ um_status um_llada_load(um_model *m, const char *dir, um_error *err) {
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     cJSON *cfg;
     UM_TRY(um_json_load(cfg_path, CONFIG_MAX_BYTES, &cfg, err));
-    um_status s = parse_hparams(cfg, cfg_path, &m->hp, err);
+    um_status s = um_llada_parse_hparams(cfg, cfg_path, &m->hp, err);
     cJSON_Delete(cfg);
     UM_TRY(s);
     if (m->hp.eot_id < 0)

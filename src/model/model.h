@@ -3,6 +3,7 @@
 #ifndef UM_MODEL_H
 #define UM_MODEL_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 
 #include "base/pool.h"
@@ -51,6 +52,9 @@ struct um_model {
 
 /* LLaDA (model_type "llada"): config.json parsing, tensor binding, forward. */
 um_status um_llada_load(um_model *m, const char *dir, um_error *err);
+/* The hyper-parameters of a parsed config.json (file names it in errors);
+ * exposed for the config fuzzer. */
+um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err);
 
 /* Forward pass over n_rows sequences of seq tokens. Logits are produced only
  * for the positions listed in sel (the same for every row; NULL: all), laid
