@@ -4,6 +4,7 @@
 #ifndef UM_KERNELS_H
 #define UM_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,7 +12,7 @@
 #include "base/pool.h"
 
 typedef struct {
-    um_dtype type; /* UM_F32, UM_F16 or UM_BF16 */
+    um_dtype type; /* F32, F16, BF16 or a llama.cpp block type (quant.h) */
     int64_t rows;  /* output features */
     int64_t cols;  /* input features */
     const void *data;
@@ -34,9 +35,11 @@ void um_rmsnorm(float *out, const float *x, const float *weight, int n, int d, f
  * as the reference does (inv_freq = 1 / theta^(2i/d)). */
 void um_rope_table(float *cos_t, float *sin_t, int seq, int head_dim, float theta);
 
-/* Rotate-half RoPE in place on x[seq][n_heads][head_dim]: dimension j pairs
- * with j + head_dim/2. */
-void um_rope(float *x, int seq, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+/* RoPE in place on x[seq][n_heads][head_dim]. Rotate-half (the checkpoint's
+ * layout): dimension j pairs with j + head_dim/2; interleaved (llama.cpp's
+ * permuted q/k rows in GGUF files): 2j pairs with 2j + 1. */
+void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, const float *cos_t,
+             const float *sin_t);
 
 /* Bidirectional multi-head attention for one sequence: q[seq][n_heads*hd],
  * k/v[seq][n_kv_heads*hd] -> out[seq][n_heads*hd]. Query head h reads key/value

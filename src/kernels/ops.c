@@ -31,16 +31,21 @@ void um_rope_table(float *cos_t, float *sin_t, int seq, int head_dim, float thet
     }
 }
 
-void um_rope(float *x, int seq, int n_heads, int head_dim, const float *cos_t, const float *sin_t) {
-    int half = head_dim / 2;
+/* Rotate-half pairs dimension i with i + half; the interleaved layout (the
+ * q/k rows llama.cpp's converter writes) pairs 2i with 2i + 1. Either way
+ * pair i turns by the angle position * inv_freq[i]. */
+void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, const float *cos_t,
+             const float *sin_t) {
+    int half = head_dim / 2, stride = interleaved ? 2 : 1, offset = interleaved ? 1 : half;
     for (int p = 0; p < seq; p++) {
         const float *c = cos_t + (int64_t)p * half, *s = sin_t + (int64_t)p * half;
         for (int h = 0; h < n_heads; h++) {
             float *v = x + ((int64_t)p * n_heads + h) * head_dim;
             for (int i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half];
-                v[i] = a * c[i] - b * s[i];
-                v[i + half] = b * c[i] + a * s[i];
+                float *va = v + i * stride, *vb = va + offset;
+                float a = *va, b = *vb;
+                *va = a * c[i] - b * s[i];
+                *vb = b * c[i] + a * s[i];
             }
         }
     }

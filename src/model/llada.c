@@ -14,6 +14,7 @@
 
 #include "base/sys.h"
 #include "format/json.h"
+#include "model/llada_gguf.h"
 #include "model/model.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
@@ -151,7 +152,7 @@ static um_status own(um_model *m, void *p, um_error *err) {
     return UM_OK;
 }
 
-static const char *shape_str(const um_st_tensor *t, char *buf, size_t n) {
+static const char *shape_str(const um_tensor_ref *t, char *buf, size_t n) {
     size_t used = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < t->n_dims && used < n; i++)
         used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
@@ -160,39 +161,45 @@ static const char *shape_str(const um_st_tensor *t, char *buf, size_t n) {
     return buf;
 }
 
-/* Finds name and checks it is a float tensor of the expected shape. */
-static um_status take(um_model *m, const char *name, int n_dims, int64_t d0, int64_t d1, const um_st_tensor **out,
-                      const char **file, um_error *err) {
-    const um_st_tensor *t = um_checkpoint_take(&m->ck, name, file);
-    if (!t)
-        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", m->ck.source, name);
-    if (t->dtype != UM_F32 && t->dtype != UM_BF16 && t->dtype != UM_F16)
-        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16",
-                       *file, name, um_dtype_name(t->dtype));
+static bool is_float_type(um_dtype t) { return t == UM_F32 || t == UM_BF16 || t == UM_F16; }
+
+/* Finds name and checks its type and shape. Matrices may be F32, BF16, F16 or
+ * a llama.cpp block type; vectors (norms, biases) must be floats. */
+static um_status take(um_model *m, const char *name, int n_dims, int64_t d0, int64_t d1, um_tensor_ref *t,
+                      um_error *err) {
+    const char *implied = m->weights.is_gguf ? "the GGUF metadata implies" : "config.json implies";
+    if (!um_weights_take(&m->weights, name, t))
+        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", um_weights_source(&m->weights), name);
+    bool ok_type = is_float_type(t->type) || (n_dims == 2 && um_dtype_block_elems(t->type) > 1 &&
+                                              t->type >= UM_Q8_0 && t->type < UM_DTYPE_COUNT);
+    if (!ok_type)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; %s must be F32, BF16 or F16%s",
+                       t->file, t->name, um_dtype_name(t->type), n_dims == 2 ? "weights" : "vectors",
+                       n_dims == 2 ? " or a llama.cpp quantized type" : "");
     if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims == 2 && t->shape[1] != d1)) {
         char got[128];
         if (n_dims == 2)
-            return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, config.json implies [%lld, %lld]",
-                           *file, name, shape_str(t, got, sizeof got), (long long)d0, (long long)d1);
-        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, config.json implies [%lld]", *file, name,
-                       shape_str(t, got, sizeof got), (long long)d0);
+            return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s [%lld, %lld]", t->file, t->name,
+                           shape_str(t, got, sizeof got), implied, (long long)d0, (long long)d1);
+        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s [%lld]", t->file, t->name,
+                       shape_str(t, got, sizeof got), implied, (long long)d0);
     }
-    m->n_params += um_st_numel(t);
-    *out = t;
+    m->n_params += n_dims == 2 ? d0 * d1 : d0;
     return UM_OK;
 }
 
 /* t's data in place, or an aligned copy when the file leaves it misaligned
  * for its element type: safetensors does not require alignment (an odd header
- * length misaligns everything), and the kernels read whole elements. */
-static um_status aligned_data(um_model *m, const um_st_tensor *t, const char *file, const char *name,
-                              const void **out, um_error *err) {
+ * length misaligns everything), and the kernels read whole elements. Block
+ * types are read through memcpy and need no alignment. */
+static um_status aligned_data(um_model *m, const um_tensor_ref *t, const void **out, um_error *err) {
+    size_t align = um_dtype_size(t->type);
     *out = t->data;
-    if (((uintptr_t)t->data % um_dtype_size(t->dtype)) == 0)
+    if (align == 0 || ((uintptr_t)t->data % align) == 0)
         return UM_OK;
     void *copy = um_aligned_alloc(t->nbytes);
     if (!copy)
-        return um_fail(err, UM_ERR_NOMEM, "%s: out of memory copying '%s'", file, name);
+        return um_fail(err, UM_ERR_NOMEM, "%s: out of memory copying '%s'", t->file, t->name);
     memcpy(copy, t->data, t->nbytes);
     UM_TRY(own(m, copy, err));
     *out = copy;
@@ -201,26 +208,24 @@ static um_status aligned_data(um_model *m, const um_st_tensor *t, const char *fi
 
 /* A weight matrix, used in place from the map (copied only when misaligned). */
 static um_status bind_matrix(um_model *m, const char *name, int64_t rows, int64_t cols, um_weight *w, um_error *err) {
-    const um_st_tensor *t = NULL;
-    const char *file = NULL;
-    UM_TRY(take(m, name, 2, rows, cols, &t, &file, err));
-    w->type = t->dtype;
+    um_tensor_ref t;
+    UM_TRY(take(m, name, 2, rows, cols, &t, err));
+    w->type = t.type;
     w->rows = rows;
     w->cols = cols;
-    return aligned_data(m, t, file, name, &w->data, err);
+    return aligned_data(m, &t, &w->data, err);
 }
 
 /* A vector (norm weight or bias), converted to an f32 copy. */
 static um_status bind_vector(um_model *m, const char *name, int64_t n, float **out, um_error *err) {
-    const um_st_tensor *t = NULL;
-    const char *file = NULL;
-    UM_TRY(take(m, name, 1, n, 0, &t, &file, err));
+    um_tensor_ref t;
+    UM_TRY(take(m, name, 1, n, 0, &t, err));
     float *v = um_aligned_alloc((size_t)n * sizeof(float));
     if (!v)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     UM_TRY(own(m, v, err));
-    um_weight w = {t->dtype, 1, n, NULL};
-    UM_TRY(aligned_data(m, t, file, name, &w.data, err));
+    um_weight w = {t.type, 1, n, NULL};
+    UM_TRY(aligned_data(m, &t, &w.data, err));
     um_weight_row_f32(&w, 0, v);
     *out = v;
     return UM_OK;
@@ -267,24 +272,16 @@ static void describe_weight_type(um_model *m) {
         for (size_t j = 0; j < sizeof ws / sizeof *ws; j++)
             mixed |= ws[j]->type != t;
     }
-    const char *name = mixed ? "mixed" : t == UM_F32 ? "f32" : t == UM_BF16 ? "bf16" : "f16";
-    snprintf(m->weight_type, sizeof m->weight_type, "%s", name);
+    snprintf(m->weight_type, sizeof m->weight_type, "%s", mixed ? "mixed" : um_dtype_name(t));
+    for (char *c = m->weight_type; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
 }
 
-um_status um_llada_load(um_model *m, const char *dir, um_error *err) {
-    char cfg_path[4096];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
-    cJSON *cfg;
-    UM_TRY(um_json_load(cfg_path, CONFIG_MAX_BYTES, &cfg, err));
-    um_status s = um_llada_parse_hparams(cfg, cfg_path, &m->hp, err);
-    cJSON_Delete(cfg);
-    UM_TRY(s);
-    if (m->hp.eot_id < 0)
-        m->hp.eot_id = find_eot_id(dir);
-    snprintf(m->arch, sizeof m->arch, "llada");
-
-    UM_TRY(um_checkpoint_open(dir, &m->ck, err));
+/* Binds every tensor the hyper-parameters call for, then insists nothing
+ * else is in the file. */
+static um_status bind_all(um_model *m, um_error *err) {
     const um_hparams *hp = &m->hp;
+    snprintf(m->arch, sizeof m->arch, "llada");
     UM_TRY(bind_matrix(m, "model.transformer.wte.weight", hp->n_vocab, hp->d_model, &m->tok_embd, err));
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers)
@@ -298,9 +295,29 @@ um_status um_llada_load(um_model *m, const char *dir, um_error *err) {
         UM_TRY(bind_linear(m, "model.transformer", "ff_out", hp->n_vocab, hp->d_model, hp->bias, &m->output,
                            &m->b_output, err));
     }
-    UM_TRY(um_checkpoint_check_all_taken(&m->ck, err));
+    UM_TRY(um_weights_check_all_taken(&m->weights, err));
     describe_weight_type(m);
     return UM_OK;
+}
+
+um_status um_llada_load_hf(um_model *m, const char *dir, um_error *err) {
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+    cJSON *cfg;
+    UM_TRY(um_json_load(cfg_path, CONFIG_MAX_BYTES, &cfg, err));
+    um_status s = um_llada_parse_hparams(cfg, cfg_path, &m->hp, err);
+    cJSON_Delete(cfg);
+    UM_TRY(s);
+    if (m->hp.eot_id < 0)
+        m->hp.eot_id = find_eot_id(dir);
+    UM_TRY(um_weights_open_hf(&m->weights, dir, err));
+    return bind_all(m, err);
+}
+
+um_status um_llada_load_gguf(um_model *m, const char *path, um_error *err) {
+    UM_TRY(um_weights_open_gguf(&m->weights, path, um_llada_gguf_name, err));
+    UM_TRY(um_llada_hparams_from_gguf(&m->weights.gguf, &m->hp, err));
+    return bind_all(m, err);
 }
 
 /* ---- forward pass --------------------------------------------------------- */
@@ -366,8 +383,8 @@ static void layer_forward(um_model *m, const um_layer *l, int n_rows, int seq) {
     um_matmul(m->pool, ws->xn, n, &l->wv, l->bv, ws->v, scr);
     for (int r = 0; r < n_rows; r++) {
         float *q = ws->q + (size_t)r * seq * d, *k = ws->k + (size_t)r * seq * kv;
-        um_rope(q, seq, hp->n_heads, hp->head_dim, ws->rope_cos, ws->rope_sin);
-        um_rope(k, seq, hp->n_kv_heads, hp->head_dim, ws->rope_cos, ws->rope_sin);
+        um_rope(q, seq, hp->n_heads, hp->head_dim, hp->rope_interleaved, ws->rope_cos, ws->rope_sin);
+        um_rope(k, seq, hp->n_kv_heads, hp->head_dim, hp->rope_interleaved, ws->rope_cos, ws->rope_sin);
         um_attention(m->pool, q, k, ws->v + (size_t)r * seq * kv, ws->att + (size_t)r * seq * d, seq, hp->n_heads,
                      hp->n_kv_heads, hp->head_dim, ws->scores);
     }

@@ -24,7 +24,7 @@ void um_model_close(um_model *m) {
         free(m->owned[i]);
     free(m->owned);
     free(m->layers);
-    um_checkpoint_close(&m->ck);
+    um_weights_close(&m->weights);
     um_pool_destroy(m->pool);
     free(m);
 }
@@ -49,25 +49,51 @@ static um_status detect_architecture(const char *dir, char *arch, size_t n, um_e
     return s;
 }
 
+/* general.architecture of a GGUF file. */
+static um_status gguf_architecture(const char *path, char *arch, size_t n, um_error *err) {
+    um_gguf_file f;
+    UM_TRY(um_gguf_open(path, &f, err));
+    um_gguf_str s;
+    um_status st = um_gguf_get_str(&f, "general.architecture", &s, err);
+    if (st == UM_OK)
+        snprintf(arch, n, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
+    um_gguf_close(&f);
+    return st;
+}
+
+/* A directory is a Hugging Face checkpoint; a file must be GGUF. */
+static um_status identify(const char *path, bool *is_gguf, char *arch, size_t n, um_error *err) {
+    *is_gguf = !um_is_directory(path);
+    if (!*is_gguf)
+        return detect_architecture(path, arch, n, err);
+    if (!um_file_exists(path))
+        return um_fail(err, UM_ERR_IO, "%s: no such model directory or GGUF file", path);
+    um_mapped_file map;
+    UM_TRY(um_map_file(path, &map, err));
+    bool magic = map.size >= 4 && memcmp(map.data, "GGUF", 4) == 0;
+    um_unmap_file(&map);
+    if (!magic)
+        return um_fail(err, UM_ERR_UNSUPPORTED,
+                       "%s: not a GGUF file; expected a GGUF file or a Hugging Face model directory", path);
+    return gguf_architecture(path, arch, n, err);
+}
+
 um_status um_model_open(const char *path, const um_model_params *params, um_model **out, um_error *err) {
     *out = NULL;
-    if (!um_is_directory(path)) {
-        if (!um_file_exists(path))
-            return um_fail(err, UM_ERR_IO, "%s: no such model directory", path);
-        return um_fail(err, UM_ERR_UNSUPPORTED,
-                       "%s: expected a Hugging Face model directory (config.json + *.safetensors)", path);
-    }
+    bool is_gguf;
     char arch[64];
-    UM_TRY(detect_architecture(path, arch, sizeof arch, err));
+    UM_TRY(identify(path, &is_gguf, arch, sizeof arch, err));
     if (strcmp(arch, "llada") != 0 && strcmp(arch, "LLaDAModelLM") != 0)
-        return um_fail(err, UM_ERR_UNSUPPORTED, "%s/config.json: unsupported architecture '%s' (supported: llada)",
-                       path, arch);
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s%s: unsupported architecture '%s' (supported: llada)", path,
+                       is_gguf ? "" : "/config.json", arch);
     um_model *m = calloc(1, sizeof *m);
     if (!m)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     int n_threads = params && params->n_threads > 0 ? params->n_threads : um_cpu_count();
     m->pool = um_pool_create(n_threads);
-    um_status s = m->pool ? um_llada_load(m, path, err) : um_fail(err, UM_ERR_NOMEM, "cannot start threads");
+    um_status s = !m->pool   ? um_fail(err, UM_ERR_NOMEM, "cannot start threads")
+                  : is_gguf ? um_llada_load_gguf(m, path, err)
+                            : um_llada_load_hf(m, path, err);
     if (s != UM_OK) {
         um_model_close(m);
         return s;

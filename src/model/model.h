@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #include "base/pool.h"
-#include "format/checkpoint.h"
+#include "model/weights.h"
 #include "kernels/kernels.h"
 #include "unmask.h"
 
@@ -20,6 +20,7 @@ typedef struct {
     bool tied;     /* output head shares the embedding */
     bool qkv_bias; /* q/k/v projections have biases */
     bool bias;     /* every linear layer has a bias */
+    bool rope_interleaved; /* q/k rows permuted for pairwise RoPE (llama.cpp's GGUF layout) */
 } um_hparams;
 
 typedef struct {
@@ -43,15 +44,17 @@ struct um_model {
     float *out_norm, *b_output;
     um_layer *layers;
     int64_t n_params;
-    um_checkpoint ck;
+    um_weights weights;
     um_pool *pool;
     void **owned; /* converted or realigned copies of tensors */
     int n_owned;
     um_workspace ws;
 };
 
-/* LLaDA (model_type "llada"): config.json parsing, tensor binding, forward. */
-um_status um_llada_load(um_model *m, const char *dir, um_error *err);
+/* LLaDA (model_type "llada"): from a Hugging Face directory or a GGUF file
+ * (general.architecture "llada"). */
+um_status um_llada_load_hf(um_model *m, const char *dir, um_error *err);
+um_status um_llada_load_gguf(um_model *m, const char *path, um_error *err);
 /* The hyper-parameters of a parsed config.json (file names it in errors);
  * exposed for the config fuzzer. */
 um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err);

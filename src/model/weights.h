@@ -1,0 +1,44 @@
+/* Where a model's tensors come from: a Hugging Face checkpoint (safetensors,
+ * single or sharded) or a GGUF file. Loaders ask for tensors by their Hugging
+ * Face names and get PyTorch shape order (outermost first); GGUF's names and
+ * reversed dimensions are mapped here, through the architecture's name table. */
+#ifndef UM_MODEL_WEIGHTS_H
+#define UM_MODEL_WEIGHTS_H
+
+#include <stdbool.h>
+
+#include "format/checkpoint.h"
+#include "format/gguf.h"
+
+typedef struct {
+    const char *name; /* as stored in the file */
+    const char *file;
+    um_dtype type;
+    int n_dims;
+    int64_t shape[8]; /* PyTorch order */
+    const uint8_t *data;
+    size_t nbytes;
+} um_tensor_ref;
+
+/* Maps a Hugging Face tensor name to the GGUF name; false when it has none. */
+typedef bool (*um_gguf_name_fn)(const char *hf_name, char *out, size_t n);
+
+typedef struct {
+    bool is_gguf;
+    um_checkpoint ck;
+    um_gguf_file gguf;
+    bool *gguf_taken;
+    um_gguf_name_fn gguf_name;
+} um_weights;
+
+um_status um_weights_open_hf(um_weights *w, const char *dir, um_error *err);
+um_status um_weights_open_gguf(um_weights *w, const char *path, um_gguf_name_fn names, um_error *err);
+void um_weights_close(um_weights *w);
+/* The file the error for a missing tensor names. */
+const char *um_weights_source(const um_weights *w);
+/* Finds a tensor by Hugging Face name and marks it used; false when absent. */
+bool um_weights_take(um_weights *w, const char *hf_name, um_tensor_ref *out);
+/* Fails naming the first tensor of the file that no loader took. */
+um_status um_weights_check_all_taken(const um_weights *w, um_error *err);
+
+#endif
