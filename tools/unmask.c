@@ -12,6 +12,8 @@ static const struct {
     {"run", cmd_run, "generate from a prompt with the LLaDA reference sampler"},
     {"forward", cmd_forward, "write one forward pass's logits to a safetensors file"},
     {"bench", cmd_bench, "time forward passes: ms per forward, tokens/s, GFLOP/s, peak memory"},
+    {"convert", cmd_convert, "convert a Hugging Face checkpoint to GGUF (f32, f16, bf16, q8_0, q4_k_m, ...)"},
+    {"quantize", cmd_quantize, "re-quantize a GGUF file with one of llama-quantize's recipes"},
     {"init-random", cmd_init_random, "write a model of a real shape with random weights (for benchmarks)"},
 };
 
