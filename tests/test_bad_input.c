@@ -683,7 +683,7 @@ static void weight_with_integer_dtype(void **state) {
     static double f64[64];
     um_st_desc ln = {LN_F, UM_F64, 1, {64}, f64};
     rewrite_tensors(s.st, NULL, &ln);
-    expect_open_fails(s.dir, UM_ERR_UNSUPPORTED, s.st, "tensor '" LN_F "'", "dtype F64");
+    expect_open_fails(s.dir, UM_ERR_UNSUPPORTED, s.st, "tensor '" LN_F "'", "type F64");
     scratch_free(&s);
 }
 
