@@ -41,5 +41,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_init_random(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct {
     {"bench", cmd_bench, "time forward passes: ms per forward, tokens/s, GFLOP/s, peak memory"},
     {"convert", cmd_convert, "convert a Hugging Face checkpoint to GGUF (f32, f16, bf16, q8_0, q4_k_m, ...)"},
     {"quantize", cmd_quantize, "re-quantize a GGUF file with one of llama-quantize's recipes"},
+    {"compare", cmd_compare, "compare two models' logits: KL divergence, top-1 agreement (judge a quantization)"},
     {"init-random", cmd_init_random, "write a model of a real shape with random weights (for benchmarks)"},
 };
 
