@@ -415,6 +415,8 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
         s = add_hparams(w, &hp, (int)vocab, name, n_params, cp->recipe, err);
     if (s == UM_OK && tf.tok)
         s = add_tokenizer(w, &tf, &hp, (int)vocab, dir, err);
+    else if (s == UM_OK) /* with a tokenizer it sits among the tokenizer's keys, where llama.cpp puts it */
+        s = um_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)hp.mask_id, err);
     if (s == UM_OK)
         s = add_tensors(w, plans, n, err);
     if (s == UM_OK)
