@@ -25,14 +25,16 @@ static const preset presets[] = {
 };
 
 static void init_usage(void) {
-    puts("usage: unmask init-random --preset NAME -o DIR [--dtype bf16|f16|f32] [-s SEED]\n"
+    puts("usage: unmask init-random --preset NAME -o DIR [--dtype bf16|f16|f32] [--std S] [-s SEED]\n"
          "\n"
-         "Write a LLaDA model with random weights (uniform, std 0.02; norms 1) in Hugging Face\n"
+         "Write a LLaDA model with random weights (uniform with std S; norms 1) in Hugging Face\n"
          "layout: DIR/config.json and DIR/model.safetensors.\n"
          "\n"
          "  --preset NAME   llada-8b (8.0B params), llada-1b (1.7B), tiny (0.4M)\n"
          "  -o, --output DIR\n"
          "  --dtype T       bf16 (default), f16 or f32\n"
+         "  --std S         standard deviation of the weights (default 0.02, as at initialisation;\n"
+         "                  larger values give the spread-out logits of a trained model)\n"
          "  -s, --seed N    random seed (default 0)\n"
          "  -h, --help      this help");
 }
@@ -124,10 +126,10 @@ static void store(void *buf, size_t i, um_dtype dt, float v) {
 }
 
 /* Streams one tensor's random values to fp in chunks. */
-static int write_tensor(FILE *fp, const um_st_desc *d, um_rng *rng, void *buf, size_t chunk) {
+static int write_tensor(FILE *fp, const um_st_desc *d, um_rng *rng, double std, void *buf, size_t chunk) {
     size_t n = um_st_desc_nbytes(d) / um_dtype_size(d->dtype), es = um_dtype_size(d->dtype);
     int is_norm = d->n_dims == 1;
-    const float a = 0.02f * 1.7320508f; /* uniform(-a, a) has std 0.02 */
+    const double a = std * 1.7320508075688772; /* uniform(-a, a) has this std */
     for (size_t done = 0; done < n;) {
         size_t m = n - done < chunk ? n - done : chunk;
         for (size_t i = 0; i < m; i++)
@@ -143,6 +145,7 @@ int cmd_init_random(int argc, char **argv) {
     cli_args a;
     const char *preset_name = NULL, *dir = NULL, *dtype_name = "bf16";
     uint64_t seed = 0;
+    double std = 0.02;
     cli_init(&a, "init-random", argc, argv);
     while (cli_next(&a)) {
         if (cli_is(&a, "-h", "--help")) {
@@ -152,6 +155,7 @@ int cmd_init_random(int argc, char **argv) {
         else if (cli_is(&a, "-o", "--output")) dir = cli_value(&a);
         else if (cli_is(&a, NULL, "--dtype")) dtype_name = cli_value(&a);
         else if (cli_is(&a, "-s", "--seed")) seed = cli_u64(&a);
+        else if (cli_is(&a, NULL, "--std")) std = cli_double(&a, 0, 10);
         else if (cli_is(&a, NULL, "--arch")) {
             const char *arch = cli_value(&a);
             if (a.ok && strcmp(arch, "llada") != 0) {
@@ -196,7 +200,7 @@ int cmd_init_random(int argc, char **argv) {
     for (int i = 0; i < n; i++)
         total += (double)um_st_desc_nbytes(&descs[i]);
     for (int i = 0; ok && i < n; i++) {
-        ok = write_tensor(fp, &descs[i], &rng, buf, chunk);
+        ok = write_tensor(fp, &descs[i], &rng, std, buf, chunk);
         done += (double)um_st_desc_nbytes(&descs[i]);
         fprintf(stderr, "\rinit-random: %s %3d/%d tensors, %.2f / %.2f GB", p->name, i + 1, n, done / 1e9,
                 total / 1e9);
