@@ -4,7 +4,7 @@
 #   make test         build and run the test suite
 #   make test-asan    the same tests under AddressSanitizer + UBSan
 #   make fuzz         fuzz the file parsers (clang/libFuzzer) for FUZZ_SECONDS each
-#   make deps         install the Debian packages the build and tests need
+#   make deps         install the Debian packages the build and tests need (fuzz-deps: for make fuzz)
 
 CC      ?= cc
 BUILD   ?= build
@@ -23,8 +23,10 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-# Debian packages: compiler, JSON (cJSON), test framework (cmocka), fuzzing (clang + libFuzzer)
+# Debian packages: compiler, JSON (cJSON), test framework (cmocka); for
+# `make fuzz` also clang and its libFuzzer runtime.
 DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev
+FUZZ_PACKAGES = clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 all: $(BUILD)/unmask $(BUILD)/libunmask.a $(BUILD)/libunmask.so $(BUILD)/example-generate
@@ -79,7 +81,13 @@ $(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(LIB_SRC)
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(FUZZ_PACKAGES)"
+
+install-packages:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -88,5 +96,5 @@ deps:
 clean:
 	rm -rf build
 
-.PHONY: all test test-asan fuzz deps clean
+.PHONY: all test test-asan fuzz deps fuzz-deps install-packages clean
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
