@@ -49,4 +49,39 @@ int32_t *json_int_array(const cJSON *arr, int *n);
 
 um_model *open_fixture_model(const char *model, const char *layout, int n_threads);
 
+/* ---- the LLaDA reference sampler's cases (reference.json) ---- */
+
+#define LLADA_REFERENCE "ML-GSAI/LLaDA generate.py: generate"
+
+/* The (position, token) pairs committed after every forward pass. */
+typedef struct {
+    int n_steps, cap;
+    int *n_commits;      /* per step */
+    int32_t (*pairs)[2]; /* all steps' pairs, concatenated */
+    int n_pairs, cap_pairs;
+} commit_log;
+
+/* What a reference case's check gets: the case, our generation and commits,
+ * and a label naming model, file and parameters for messages. */
+typedef struct {
+    const cJSON *json;
+    const um_generation *gen;
+    const commit_log *log;
+    const int32_t *want; /* the reference output: prompt + generated */
+    int n_want;
+    int want_nfe;
+    int mask_id;
+    const char *what;
+} reference_run;
+
+typedef void (*reference_check_fn)(const reference_run *run, void *user);
+
+/* Generates every case of fixtures/llada/MODEL/reference.json made by the
+ * LLaDA reference sampler with m (label names m's file in messages) and hands
+ * each to check; returns how many cases ran. The case's special ids must be
+ * m's. */
+int run_reference_cases(um_model *m, const char *model, const char *label, reference_check_fn check, void *user);
+/* A check: output, NFE and every step's commits exactly as the reference. */
+void expect_reference_exact(const reference_run *run, void *user);
+
 #endif

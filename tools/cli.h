@@ -42,5 +42,6 @@ int cmd_init_random(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

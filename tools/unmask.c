@@ -16,6 +16,7 @@ static const struct {
     {"quantize", cmd_quantize, "re-quantize a GGUF file with one of llama-quantize's recipes"},
     {"compare", cmd_compare, "compare two models' logits: KL divergence, top-1 agreement (judge a quantization)"},
     {"init-random", cmd_init_random, "write a model of a real shape with random weights (for benchmarks)"},
+    {"info", cmd_info, "describe a model: files, hyper-parameters, parameters, tensor types, tokenizer"},
 };
 
 static void usage(FILE *fp) {

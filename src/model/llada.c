@@ -152,10 +152,12 @@ static um_status own(um_model *m, void *p, um_error *err) {
     return UM_OK;
 }
 
-static const char *shape_str(const um_tensor_ref *t, char *buf, size_t n) {
+/* "[d0, d1]"; reversed: innermost first, as GGUF and llama.cpp's tools list them. */
+static const char *shape_str(const int64_t *shape, int n_dims, bool reversed, char *buf, size_t n) {
     size_t used = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < t->n_dims && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    for (int i = 0; i < n_dims && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "",
+                                 (long long)shape[reversed ? n_dims - 1 - i : i]);
     if (used < n)
         snprintf(buf + used, n - used, "]");
     return buf;
@@ -163,13 +165,23 @@ static const char *shape_str(const um_tensor_ref *t, char *buf, size_t n) {
 
 static bool is_float_type(um_dtype t) { return t == UM_F32 || t == UM_BF16 || t == UM_F16; }
 
+/* A GGUF file names its tensors llama.cpp's way: the message gives the name
+ * a user finds in the file (and in llama.cpp's tools), then the Hugging Face one. */
+static um_status missing_tensor(const um_weights *w, const char *name, um_error *err) {
+    char stored[128];
+    if (w->is_gguf && w->gguf_name(name, stored, sizeof stored))
+        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s' (Hugging Face name %s)", um_weights_source(w),
+                       stored, name);
+    return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", um_weights_source(w), name);
+}
+
 /* Finds name and checks its type and shape. Matrices may be F32, BF16, F16 or
  * a llama.cpp block type; vectors (norms, biases) must be floats. */
 static um_status take(um_model *m, const char *name, int n_dims, int64_t d0, int64_t d1, um_tensor_ref *t,
                       um_error *err) {
     const char *implied = m->weights.is_gguf ? "the GGUF metadata implies" : "config.json implies";
     if (!um_weights_take(&m->weights, name, t))
-        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", um_weights_source(&m->weights), name);
+        return missing_tensor(&m->weights, name, err);
     bool ok_type = is_float_type(t->type) || (n_dims == 2 && um_dtype_block_elems(t->type) > 1 &&
                                               t->type >= UM_Q8_0 && t->type < UM_DTYPE_COUNT);
     if (!ok_type)
@@ -177,12 +189,12 @@ static um_status take(um_model *m, const char *name, int n_dims, int64_t d0, int
                        t->file, t->name, um_dtype_name(t->type), n_dims == 2 ? "weights" : "vectors",
                        n_dims == 2 ? " or a llama.cpp quantized type" : "");
     if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims == 2 && t->shape[1] != d1)) {
-        char got[128];
-        if (n_dims == 2)
-            return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s [%lld, %lld]", t->file, t->name,
-                           shape_str(t, got, sizeof got), implied, (long long)d0, (long long)d1);
-        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s [%lld]", t->file, t->name,
-                       shape_str(t, got, sizeof got), implied, (long long)d0);
+        bool gguf = m->weights.is_gguf;
+        int64_t want[2] = {d0, d1};
+        char got[128], exp[64];
+        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s %s%s", t->file, t->name,
+                       shape_str(t->shape, t->n_dims, gguf, got, sizeof got), implied,
+                       shape_str(want, n_dims, gguf, exp, sizeof exp), gguf ? " (innermost dimension first)" : "");
     }
     m->n_params += n_dims == 2 ? d0 * d1 : d0;
     return UM_OK;

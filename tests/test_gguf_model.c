@@ -1,0 +1,756 @@
+/* Models loaded from llama.cpp's GGUF files (fixtures/llada/gguf, made by
+ * convert_hf_to_gguf.py from the same checkpoints): the forward pass against
+ * the upstream PyTorch logits, the reference sampler's generations, the same
+ * model as from safetensors, hostile files built from a fixture with our
+ * writer, and the unmask command (run, info) on them. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/gguf.h"
+#include "format/safetensors.h"
+#include "kernels/quant.h"
+#include "testutil.h"
+
+/* The fixture models' shape (fixtures/README.md). */
+enum { N_LAYERS = 3, D_MODEL = 64, N_HEADS = 4, HEAD_DIM = 16, D_FF = 192, VOCAB = 512, CTX = 256 };
+enum { MASK_ID = 500, EOS_ID = 501, EOT_ID = 502, BOS_ID = 503, N_MERGES = 244 };
+
+static const char *gguf_fixture(const char *name) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "llada/gguf/%s.gguf", name);
+    return fixture(rel);
+}
+
+static um_model *open_gguf(const char *name) {
+    um_model_params mp = {2};
+    um_model *m = NULL;
+    um_error err;
+    if (um_model_open(gguf_fixture(name), &mp, &m, &err) != UM_OK)
+        fail_msg("opening %s: %s", name, err.msg);
+    return m;
+}
+
+/* ------------------------------------------------------------ forward */
+
+/* max |ours - ref| / max |ref| over the whole tensor */
+static double max_rel_error(const float *ours, const float *ref, size_t n) {
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)ours[i] - ref[i]);
+        if (!(d <= max_diff))
+            max_diff = d; /* NaN propagates */
+        if (fabs(ref[i]) > max_ref)
+            max_ref = fabs(ref[i]);
+    }
+    return max_diff / max_ref;
+}
+
+/* forward.safetensors of a fixture model: input_ids [rows, seq], logits. */
+static void open_reference(const char *model, um_st_file *ref, const um_st_tensor **ids, const um_st_tensor **logits) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "llada/%s/forward.safetensors", model);
+    um_error err;
+    if (um_st_open(fixture(rel), ref, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    *ids = um_st_find(ref, "input_ids");
+    *logits = um_st_find(ref, "logits");
+    assert_non_null(*ids);
+    assert_non_null(*logits);
+    assert_int_equal((*ids)->dtype, UM_I32);
+    assert_int_equal((*logits)->dtype, UM_F32);
+    assert_int_equal((*logits)->shape[2], VOCAB);
+}
+
+/* The logits of the model at path for ids (malloc'd, [rows, seq, VOCAB]). */
+static float *forward_logits(const char *path, const um_st_tensor *ids) {
+    int rows = (int)ids->shape[0], seq = (int)ids->shape[1];
+    um_model_params mp = {2};
+    um_model *m;
+    um_error err;
+    if (um_model_open(path, &mp, &m, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    int32_t *tokens = malloc((size_t)rows * seq * sizeof *tokens);
+    float *logits = malloc((size_t)rows * seq * VOCAB * sizeof *logits);
+    memcpy(tokens, ids->data, (size_t)rows * seq * sizeof *tokens);
+    if (um_forward(m, tokens, rows, seq, logits, &err) != UM_OK)
+        fail_msg("%s: %s", path, err.msg);
+    free(tokens);
+    um_model_close(m);
+    return logits;
+}
+
+/* The forward of GGUF fixture `name` against the upstream logits, as
+ * max |diff| / max |ref|. */
+static double forward_error(const char *model, const char *name) {
+    um_st_file ref;
+    const um_st_tensor *ids, *want;
+    open_reference(model, &ref, &ids, &want);
+    float *ours = forward_logits(gguf_fixture(name), ids);
+    double e = max_rel_error(ours, (const float *)want->data, (size_t)um_st_numel(want));
+    print_message("    %s.gguf: max relative logit error %.2e\n", name, e);
+    free(ours);
+    um_st_close(&ref);
+    return e;
+}
+
+/* F32 holds the checkpoint's values (only the q/k rows are permuted, and
+ * pairwise RoPE undoes that): measured 3.2e-7 and 2.8e-7, as from
+ * safetensors. The bound is ~3x that, well inside 1e-4. */
+static void forward_f32(void **state) {
+    assert_true(forward_error("tiny-llada", "tiny-llada-f32") <= 1e-6);
+    assert_true(forward_error("tiny-llada-gqa", "tiny-llada-gqa-f32") <= 1e-6);
+}
+
+/* The weights are bf16-representable with magnitudes F16 holds exactly, and
+ * we compute in F32 (llama.cpp's ~1e-2 comes from its F16 activations):
+ * measured 3.6e-7 and 3.1e-7, as F32. */
+static void forward_f16(void **state) {
+    assert_true(forward_error("tiny-llada", "tiny-llada-f16") <= 1e-6);
+    assert_true(forward_error("tiny-llada-gqa", "tiny-llada-gqa-f16") <= 1e-6);
+}
+
+/* Q8_0 stores each weight as an 8-bit multiple of its block's scale (up to
+ * 1/254 of the block's largest weight off). Through 3 layers that measures
+ * 1.6e-2 of the largest logit for both models: the size llama.cpp itself
+ * reports on these files (~0.5 on logits up to ~24, 2e-2). 3e-2 leaves room
+ * for other summation orders while a wrong block layout or scale, which
+ * gives errors of order 1, still fails. That all of this error is the
+ * weights' rounding is checked exactly below. */
+static void forward_q8_0(void **state) {
+    assert_true(forward_error("tiny-llada", "tiny-llada-q8_0") <= 3e-2);
+    assert_true(forward_error("tiny-llada-gqa", "tiny-llada-gqa-q8_0") <= 3e-2);
+}
+
+/* A copy of GGUF src with every Q8_0 tensor expanded to F32 through
+ * um_dequantize_row (ggml's dequantize_row_q8_0, value for value). */
+static void write_dequantized(const char *src, const char *dst) {
+    um_gguf_file f;
+    um_error err;
+    if (um_gguf_open(src, &f, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer *w = um_gguf_writer_new();
+    for (size_t i = 0; i < f.n_kv; i++)
+        assert_int_equal(um_gguf_writer_add_kv(w, &f.kvs[i], &err), UM_OK);
+    float **expanded = calloc(f.n_tensors, sizeof *expanded);
+    for (size_t i = 0; i < f.n_tensors; i++) {
+        const um_gguf_tensor *t = &f.tensors[i];
+        const void *data = t->data;
+        if (t->type == UM_Q8_0) {
+            int64_t n = um_gguf_numel(t), k = t->ne[0];
+            expanded[i] = malloc((size_t)n * sizeof(float));
+            for (int64_t r = 0; r < n / k; r++)
+                um_dequantize_row(UM_Q8_0, t->data + r * um_row_bytes(UM_Q8_0, k), expanded[i] + r * k, k);
+            data = expanded[i];
+        }
+        um_dtype type = expanded[i] ? UM_F32 : t->type;
+        if (um_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, data, &err) != UM_OK)
+            fail_msg("%s", err.msg);
+    }
+    if (um_gguf_writer_write(w, dst, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer_free(w);
+    for (size_t i = 0; i < f.n_tensors; i++)
+        free(expanded[i]);
+    free(expanded);
+    um_gguf_close(&f);
+}
+
+/* Q8_0 weights are used exactly as their F32 expansion would be, so the Q8_0
+ * path adds no error beyond the file's own rounding of the weights. Measured
+ * 0 (the matmul expands Q8_0 rows to F32 and shares the F32 code); 1e-6
+ * allows another summation order, not another value of any weight. */
+static void forward_q8_0_is_its_expansion(void **state) {
+    const char *const models[][2] = {{"tiny-llada", "tiny-llada-q8_0"}, {"tiny-llada-gqa", "tiny-llada-gqa-q8_0"}};
+    char *dir = make_temp_dir(), path[512];
+    snprintf(path, sizeof path, "%s/expanded.gguf", dir);
+    for (size_t i = 0; i < 2; i++) {
+        um_st_file ref;
+        const um_st_tensor *ids, *want;
+        open_reference(models[i][0], &ref, &ids, &want);
+        write_dequantized(gguf_fixture(models[i][1]), path);
+        float *q8 = forward_logits(gguf_fixture(models[i][1]), ids), *f32 = forward_logits(path, ids);
+        double e = max_rel_error(q8, f32, (size_t)um_st_numel(want));
+        print_message("    %s.gguf vs its F32 expansion: max relative logit difference %.2e\n", models[i][1], e);
+        assert_true(e <= 1e-6);
+        free(q8);
+        free(f32);
+        um_st_close(&ref);
+    }
+    remove_tree(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------------ generation */
+
+static void generate_exact(const char *model, const char *name) {
+    um_model *m = open_gguf(name);
+    char label[64];
+    snprintf(label, sizeof label, "%s.gguf", name);
+    assert_int_equal(run_reference_cases(m, model, label, expect_reference_exact, NULL), 6);
+    um_model_close(m);
+}
+
+static void generate_f32(void **state) {
+    generate_exact("tiny-llada", "tiny-llada-f32");
+    generate_exact("tiny-llada-gqa", "tiny-llada-gqa-f32");
+}
+
+static void generate_f16(void **state) {
+    generate_exact("tiny-llada", "tiny-llada-f16");
+    generate_exact("tiny-llada-gqa", "tiny-llada-gqa-f16");
+}
+
+typedef struct {
+    int cases, exact;
+    int tokens, equal;
+} agreement;
+
+/* Q8_0 logits differ by ~1e-2 relative, more than the reference's smallest
+ * decision margins (down to 3e-4 in confidence), so the trajectories may
+ * part. What does not depend on the logits must still hold: the NFE, the
+ * length, the prompt kept, how many tokens each step commits (the schedule),
+ * and every mask filled. */
+static void tally_agreement(const reference_run *run, void *user) {
+    agreement *a = user;
+    const um_generation *g = run->gen;
+    assert_int_equal(g->nfe, run->want_nfe);
+    assert_int_equal(g->n_tokens, run->n_want);
+    assert_memory_equal(g->tokens, run->want, (size_t)g->prompt_len * sizeof *g->tokens);
+    const cJSON *steps = cJSON_GetObjectItem(run->json, "commits_per_step");
+    assert_int_equal(run->log->n_steps, cJSON_GetArraySize(steps));
+    for (int s = 0; s < run->log->n_steps; s++)
+        assert_int_equal(run->log->n_commits[s], cJSON_GetArraySize(cJSON_GetArrayItem(steps, s)));
+    int equal = 0;
+    for (int i = g->prompt_len; i < g->n_tokens; i++) {
+        if (g->tokens[i] == run->mask_id)
+            fail_msg("%s: position %d is still masked", run->what, i);
+        equal += g->tokens[i] == run->want[i];
+    }
+    a->cases++;
+    a->exact += equal == g->n_tokens - g->prompt_len;
+    a->tokens += g->n_tokens - g->prompt_len;
+    a->equal += equal;
+}
+
+static void generate_q8_0(void **state) {
+    const char *const models[][2] = {{"tiny-llada", "tiny-llada-q8_0"}, {"tiny-llada-gqa", "tiny-llada-gqa-q8_0"}};
+    for (size_t i = 0; i < 2; i++) {
+        agreement a = {0};
+        um_model *m = open_gguf(models[i][1]);
+        run_reference_cases(m, models[i][0], models[i][1], tally_agreement, &a);
+        um_model_close(m);
+        print_message("    %s.gguf: %d of %d cases exactly as the reference; %d of %d generated tokens (%.1f%%)\n",
+                      models[i][1], a.exact, a.cases, a.equal, a.tokens, 100.0 * a.equal / a.tokens);
+        assert_int_equal(a.cases, 6);
+    }
+}
+
+/* ------------------------------------------------------------ same model */
+
+static void gguf_and_safetensors_agree(void **state) {
+    const char *const models[] = {"tiny-llada", "tiny-llada-gqa"};
+    for (size_t i = 0; i < 2; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-f32", models[i]);
+        um_model *g = open_gguf(name), *h = open_fixture_model(models[i], "hf-f32-sharded", 2);
+        um_model_info a, b;
+        um_model_get_info(g, &a);
+        um_model_get_info(h, &b);
+        assert_string_equal(a.architecture, "llada");
+        assert_string_equal(a.architecture, b.architecture);
+        assert_string_equal(a.weight_type, "f32");
+        assert_string_equal(a.weight_type, b.weight_type);
+        assert_int_equal(a.n_layers, N_LAYERS);
+        assert_int_equal(a.n_layers, b.n_layers);
+        assert_int_equal(a.d_model, D_MODEL);
+        assert_int_equal(a.d_model, b.d_model);
+        assert_int_equal(a.n_heads, N_HEADS);
+        assert_int_equal(a.n_heads, b.n_heads);
+        assert_int_equal(a.n_kv_heads, i ? 2 : 4);
+        assert_int_equal(a.n_kv_heads, b.n_kv_heads);
+        assert_int_equal(a.head_dim, b.head_dim);
+        assert_int_equal(a.d_ff, D_FF);
+        assert_int_equal(a.d_ff, b.d_ff);
+        assert_int_equal(a.n_vocab, VOCAB);
+        assert_int_equal(a.n_vocab, b.n_vocab);
+        assert_int_equal(a.max_seq_len, b.max_seq_len);
+        assert_int_equal(a.mask_id, MASK_ID);
+        assert_int_equal(a.mask_id, b.mask_id);
+        assert_int_equal(a.eos_id, EOS_ID);
+        assert_int_equal(a.eos_id, b.eos_id);
+        assert_int_equal(a.eot_id, EOT_ID);
+        assert_int_equal(a.eot_id, b.eot_id);
+        assert_int_equal(a.n_params, b.n_params);
+        um_model_close(g);
+        um_model_close(h);
+    }
+}
+
+/* ------------------------------------------------------------ hostile files */
+
+/* One change to tiny-llada-f32.gguf; everything else is copied as it is. */
+typedef struct {
+    const char *arch;          /* general.architecture becomes this */
+    const char *drop_kv;       /* this key is left out */
+    const char *true_kv;       /* this BOOL key becomes true */
+    const char *drop_tensor;   /* left out */
+    const char *extra_tensor;  /* a copy of blk.0.attn_norm.weight under this name */
+    const char *halve_tensor;  /* written with its outer dimension halved */
+    const char *quant_tensor;  /* an F32 tensor written as Q8_0 */
+} variant;
+
+static void add_kv(um_gguf_writer *w, const um_gguf_kv *kv, const variant *v) {
+    um_error err;
+    um_status s;
+    if (v->drop_kv && strcmp(kv->key, v->drop_kv) == 0)
+        return;
+    if (v->arch && strcmp(kv->key, "general.architecture") == 0)
+        s = um_gguf_writer_add_str(w, kv->key, v->arch, &err);
+    else if (v->true_kv && strcmp(kv->key, v->true_kv) == 0)
+        s = um_gguf_writer_add_bool(w, kv->key, true, &err);
+    else
+        s = um_gguf_writer_add_kv(w, kv, &err);
+    if (s != UM_OK)
+        fail_msg("%s", err.msg);
+}
+
+static void add_tensor(um_gguf_writer *w, const um_gguf_tensor *t, const variant *v, void **owned) {
+    um_error err;
+    um_status s;
+    int64_t ne[UM_GGUF_MAX_DIMS];
+    memcpy(ne, t->ne, sizeof ne);
+    if (v->drop_tensor && strcmp(t->name, v->drop_tensor) == 0)
+        return;
+    if (v->halve_tensor && strcmp(t->name, v->halve_tensor) == 0) {
+        ne[t->n_dims - 1] /= 2;
+        s = um_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, ne, t->data, &err);
+    } else if (v->quant_tensor && strcmp(t->name, v->quant_tensor) == 0) {
+        assert_int_equal(t->type, UM_F32);
+        *owned = malloc(um_row_bytes(UM_Q8_0, ne[0]));
+        um_quantize_row(UM_Q8_0, (const float *)t->data, *owned, ne[0]);
+        s = um_gguf_writer_add_tensor(w, t->name, UM_Q8_0, t->n_dims, ne, *owned, &err);
+    } else {
+        s = um_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, ne, t->data, &err);
+    }
+    if (s != UM_OK)
+        fail_msg("%s", err.msg);
+}
+
+static void write_variant(const char *path, const variant *v) {
+    um_gguf_file f;
+    um_error err;
+    if (um_gguf_open(gguf_fixture("tiny-llada-f32"), &f, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer *w = um_gguf_writer_new();
+    assert_non_null(w);
+    for (size_t i = 0; i < f.n_kv; i++)
+        add_kv(w, &f.kvs[i], v);
+    void *owned = NULL;
+    for (size_t i = 0; i < f.n_tensors; i++)
+        add_tensor(w, &f.tensors[i], v, &owned);
+    if (v->extra_tensor) {
+        const um_gguf_tensor *t = um_gguf_find_tensor(&f, "blk.0.attn_norm.weight");
+        if (um_gguf_writer_add_tensor(w, v->extra_tensor, t->type, t->n_dims, t->ne, t->data, &err) != UM_OK)
+            fail_msg("%s", err.msg);
+    }
+    if (um_gguf_writer_write(w, path, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer_free(w);
+    free(owned);
+    um_gguf_close(&f);
+}
+
+/* Opening fails with code and a one-line message naming the file and each
+ * of the given phrases. */
+static void expect_open_fails(const char *path, um_status code, const char *a, const char *b) {
+    um_model *m = (um_model *)1;
+    um_error err;
+    um_status s = um_model_open(path, NULL, &m, &err);
+    print_message("    %s\n", err.msg);
+    if (s != code)
+        fail_msg("expected %s, got %s: %s", um_status_name(code), um_status_name(s), err.msg);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, path));
+    assert_null(strchr(err.msg, '\n'));
+    if (a && !strstr(err.msg, a))
+        fail_msg("'%s' does not mention '%s'", err.msg, a);
+    if (b && !strstr(err.msg, b))
+        fail_msg("'%s' does not mention '%s'", err.msg, b);
+}
+
+static void check_variant(const variant *v, um_status code, const char *a, const char *b) {
+    char *dir = make_temp_dir(), path[512];
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    write_variant(path, v);
+    expect_open_fails(path, code, a, b);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* The unchanged copy loads: every failure below comes from its one change. */
+static void hostile_baseline_loads(void **state) {
+    char *dir = make_temp_dir(), path[512];
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    variant none = {0};
+    write_variant(path, &none);
+    um_model *m;
+    um_error err;
+    if (um_model_open(path, NULL, &m, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_model_close(m);
+    remove_tree(dir);
+    free(dir);
+}
+
+static void hostile_architecture(void **state) {
+    check_variant(&(variant){.arch = "llama"}, UM_ERR_UNSUPPORTED, "unsupported architecture 'llama'",
+                  "supported: llada");
+}
+
+/* The loader asks for checkpoint names; the message must give the name that
+ * is (not) in the GGUF file. */
+static void hostile_missing_tensor(void **state) {
+    check_variant(&(variant){.drop_tensor = "blk.1.ffn_up.weight"}, UM_ERR_FORMAT,
+                  "missing tensor 'blk.1.ffn_up.weight'", "model.transformer.blocks.1.up_proj.weight");
+}
+
+static void hostile_extra_tensor(void **state) {
+    check_variant(&(variant){.extra_tensor = "blk.3.attn_norm.weight"}, UM_ERR_FORMAT,
+                  "unexpected tensor 'blk.3.attn_norm.weight'", NULL);
+}
+
+/* GGUF order: ne[0] innermost, as the file and llama.cpp's tools list it. */
+static void hostile_shape(void **state) {
+    check_variant(&(variant){.halve_tensor = "blk.2.ffn_up.weight"}, UM_ERR_FORMAT,
+                  "tensor 'blk.2.ffn_up.weight' has shape [64, 96]", "GGUF metadata implies [64, 192]");
+    check_variant(&(variant){.halve_tensor = "output.weight"}, UM_ERR_FORMAT,
+                  "tensor 'output.weight' has shape [64, 256]", "GGUF metadata implies [64, 512]");
+    /* the embedding's rows are the vocabulary: checked against llada.vocab_size */
+    check_variant(&(variant){.halve_tensor = "token_embd.weight"}, UM_ERR_FORMAT, "llada.vocab_size 512",
+                  "token_embd.weight's 256 rows");
+}
+
+static void hostile_causal(void **state) {
+    check_variant(&(variant){.true_kv = "llada.attention.causal"}, UM_ERR_UNSUPPORTED,
+                  "llada.attention.causal = true", "not supported");
+}
+
+static void hostile_missing_key(void **state) {
+    check_variant(&(variant){.drop_kv = "llada.block_count"}, UM_ERR_FORMAT, "llada.block_count", "missing");
+    check_variant(&(variant){.drop_kv = "llada.embedding_length"}, UM_ERR_FORMAT, "llada.embedding_length",
+                  "missing");
+}
+
+static void hostile_quantized_norm(void **state) {
+    check_variant(&(variant){.quant_tensor = "blk.0.attn_norm.weight"}, UM_ERR_UNSUPPORTED,
+                  "tensor 'blk.0.attn_norm.weight' has type Q8_0", "vectors must be F32, BF16 or F16");
+}
+
+static void hostile_not_gguf(void **state) {
+    char *dir = make_temp_dir(), path[512];
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    uint8_t junk[4096];
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (size_t i = 0; i < sizeof junk; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        junk[i] = (uint8_t)x;
+    }
+    assert_memory_not_equal(junk, "GGUF", 4);
+    write_file(path, junk, sizeof junk);
+    expect_open_fails(path, UM_ERR_UNSUPPORTED, "not a GGUF file", "Hugging Face model directory");
+    write_file(path, "", 0);
+    expect_open_fails(path, UM_ERR_UNSUPPORTED, "not a GGUF file", NULL);
+    /* GGUF's magic and a cut header: the parser's own error */
+    size_t n;
+    uint8_t *real = read_whole_file(gguf_fixture("tiny-llada-f32"), &n);
+    write_file(path, real, 100);
+    expect_open_fails(path, UM_ERR_FORMAT, "tensor count 30", "the file's 100 bytes");
+    free(real);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------------ the command */
+
+static char *ids_csv(const cJSON *arr) {
+    char *s = calloc(1, 8192);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) sprintf(s + strlen(s), "%s%d", *s ? "," : "", v->valueint);
+    return s;
+}
+
+/* Finds the reference-sampler case with these settings. */
+static const cJSON *find_case(const cJSON *root, int steps, int block, double cfg) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const cJSON *p = cJSON_GetObjectItem(c, "params");
+        const cJSON *cf = cJSON_GetObjectItem(p, "cfg_scale");
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (ref && strcmp(ref, LLADA_REFERENCE) == 0 && cJSON_GetObjectItem(p, "steps")->valueint == steps &&
+            cJSON_GetObjectItem(p, "block_length")->valueint == block && (cf ? cf->valuedouble : 0) == cfg &&
+            !cJSON_GetObjectItem(p, "logits_eos_inf"))
+            return c;
+    }
+    fail_msg("no reference case steps %d block %d cfg %g", steps, block, cfg);
+    return NULL;
+}
+
+static void cli_run_gguf(void **state) {
+    cJSON *root = load_reference("tiny-llada-gqa");
+    const cJSON *c = find_case(root, 32, 8, 1.5);
+    char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --cfg-scale 1.5 "
+                              "-t 2 --json",
+                              gguf_fixture("tiny-llada-gqa-f16"), prompt);
+    if (r.status != 0)
+        fail_msg("unmask run failed (%d): %s", r.status, r.err);
+    assert_non_null(strstr(r.err, "llada f16")); /* the model summary names the weight type */
+    cJSON *out = cJSON_Parse(r.out);
+    assert_non_null(out);
+    int n_got, n_want;
+    int32_t *got = json_int_array(cJSON_GetObjectItem(out, "tokens"), &n_got);
+    int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
+    assert_int_equal(n_got, n_want);
+    assert_memory_equal(got, want, (size_t)n_want * sizeof *want);
+    assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(c, "nfe")->valueint);
+    free(got);
+    free(want);
+    free(prompt);
+    cJSON_Delete(out);
+    cmd_result_free(&r);
+    cJSON_Delete(root);
+}
+
+/* The value printed after "label:" on one of the indented lines that follow
+ * the line starting with `section`, leading spaces dropped (static buffer). */
+static const char *field(const char *out, const char *section, const char *label) {
+    static char value[256];
+    const char *line = strstr(out, section);
+    if (!line)
+        fail_msg("no section '%s' in:\n%s", section, out);
+    size_t n = strlen(label);
+    for (line = strchr(line, '\n'); line && strncmp(line + 1, "  ", 2) == 0; line = strchr(line + 1, '\n')) {
+        const char *p = line + 3;
+        if (strncmp(p, label, n) != 0 || p[n] != ':')
+            continue;
+        for (p += n + 1; *p == ' '; p++)
+            ;
+        snprintf(value, sizeof value, "%.*s", (int)strcspn(p, "\n"), p);
+        return value;
+    }
+    fail_msg("section '%s' has no '%s'", section, label);
+    return NULL;
+}
+
+static void expect_field(const char *out, const char *section, const char *label, const char *want) {
+    const char *got = field(out, section, label);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s / %s: '%s', expected '%s'", section, label, got, want);
+}
+
+/* The hyper-parameters every fixture shares, as info prints them. */
+static void expect_fixture_hparams(const char *out, int n_kv) {
+    char kv[16];
+    snprintf(kv, sizeof kv, "%d", n_kv);
+    const char *const want[][2] = {
+        {"layers", "3"},      {"d_model", "64"},           {"heads", "4"},         {"kv heads", kv},
+        {"head_dim", "16"},   {"ffn", "192"},              {"vocab", "512"},       {"context length", "256"},
+        {"rope theta", "500000"}, {"rms eps", "1e-05"},    {"mask id", "500"},     {"eos id", "501"},
+        {"eot id", "502"},    {"tied output", "no"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        expect_field(out, "architecture: llada", want[i][0], want[i][1]);
+}
+
+/* Parameters of a fixture: 3 layers of attention (q, o: d x d; k, v: kv x d)
+ * and MLP (3 x d x ff), the embedding and the head, 7 norm vectors. */
+static int64_t fixture_params(int n_kv) {
+    int64_t kv = (int64_t)n_kv * HEAD_DIM;
+    int64_t layer = 2 * D_MODEL * D_MODEL + 2 * kv * D_MODEL + 3 * D_MODEL * D_FF;
+    return N_LAYERS * layer + 2 * VOCAB * D_MODEL + (2 * N_LAYERS + 1) * D_MODEL;
+}
+
+static void cli_info_gguf(void **state) {
+    const char *path = gguf_fixture("tiny-llada-q8_0");
+    cmd_result r = run_unmask("info %s", path);
+    if (r.status != 0)
+        fail_msg("unmask info failed (%d): %s", r.status, r.err);
+    print_message("%s", r.out);
+    char line[4096];
+    snprintf(line, sizeof line, "\n  %s (249.4 KiB)\n", path);
+    assert_non_null(strstr(r.out, line));
+    assert_non_null(strstr(r.out, "format: GGUF v3\n"));
+    assert_non_null(strstr(r.out, "total size: 249.4 KiB (255424 bytes in 1 file)\n"));
+    expect_fixture_hparams(r.out, 4);
+    snprintf(line, sizeof line, "\nparameters: %lld (", (long long)fixture_params(4));
+    assert_non_null(strstr(r.out, line));
+    /* 23 matrices as Q8_0 (34 bytes per 32 weights), the 7 norms stay F32 */
+    int64_t matrix_weights = fixture_params(4) - (2 * N_LAYERS + 1) * D_MODEL;
+    assert_int_equal(matrix_weights / 32 * 34, 239360);
+    assert_non_null(strstr(r.out, "tensor types:\n  q8_0: 23 tensors, 233.8 KiB\n  f32: 7 tensors, 1.8 KiB\n"));
+    const char *tok = "tokenizer (GGUF metadata):";
+    const char *const want[][2] = {
+        {"model", "gpt2"},       {"pre", "gpt-2"},     {"tokens", "512"},       {"merges", "244"},
+        {"bos id", "503"},       {"eos id", "501"},    {"mask id", "500"},      {"padding id", "501"},
+        {"add_bos_token", "yes"}, {"chat template", "yes (389 bytes)"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        expect_field(r.out, tok, want[i][0], want[i][1]);
+    cmd_result_free(&r);
+}
+
+static void cli_info_hf(void **state) {
+    const char *dir = fixture("llada/tiny-llada-gqa/hf-f32-sharded");
+    cmd_result r = run_unmask("info %s", dir);
+    if (r.status != 0)
+        fail_msg("unmask info failed (%d): %s", r.status, r.err);
+    assert_non_null(strstr(r.out, "format: safetensors\n"));
+    char line[4096];
+    for (int i = 1; i <= 2; i++) {
+        snprintf(line, sizeof line, "\n  %s/model-0000%d-of-00002.safetensors (", dir, i);
+        assert_non_null(strstr(r.out, line));
+    }
+    assert_non_null(strstr(r.out, " bytes in 2 files)\n"));
+    expect_fixture_hparams(r.out, 2);
+    snprintf(line, sizeof line, "\nparameters: %lld (", (long long)fixture_params(2));
+    assert_non_null(strstr(r.out, line));
+    assert_non_null(strstr(r.out, "tensor types:\n  f32: 30 tensors, 833.8 KiB\n"));
+    assert_int_equal(fixture_params(2) * 4, 853760); /* 833.8 KiB */
+    const char *tok = "tokenizer (tokenizer.json):";
+    expect_field(r.out, tok, "model", "BPE");
+    expect_field(r.out, tok, "vocab", "500"); /* ids 0-499: bytes and merges; 500-511 are added tokens */
+    expect_field(r.out, tok, "merges", "244");
+    expect_field(r.out, tok, "added tokens", "12");
+    cmd_result_free(&r);
+}
+
+static double number(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        fail_msg("'%s' is not a number", key);
+    return v->valuedouble;
+}
+
+static void expect_json_hparams(const cJSON *h, int n_kv) {
+    assert_true(number(h, "n_layers") == N_LAYERS);
+    assert_true(number(h, "d_model") == D_MODEL);
+    assert_true(number(h, "n_heads") == N_HEADS);
+    assert_true(number(h, "n_kv_heads") == n_kv);
+    assert_true(number(h, "head_dim") == HEAD_DIM);
+    assert_true(number(h, "d_ff") == D_FF);
+    assert_true(number(h, "n_vocab") == VOCAB);
+    assert_true(number(h, "context_length") == CTX);
+    assert_true(number(h, "rope_theta") == 500000);
+    assert_true(number(h, "rms_eps") == 1e-5);
+    assert_true(number(h, "mask_id") == MASK_ID);
+    assert_true(number(h, "eos_id") == EOS_ID);
+    assert_true(number(h, "eot_id") == EOT_ID);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(h, "tied_output")));
+}
+
+static cJSON *info_json(const char *path) {
+    cmd_result r = run_unmask("info --json %s", path);
+    if (r.status != 0)
+        fail_msg("unmask info --json failed (%d): %s", r.status, r.err);
+    cJSON *o = cJSON_Parse(r.out);
+    if (!o)
+        fail_msg("not JSON: %s", r.out);
+    cmd_result_free(&r);
+    return o;
+}
+
+static void cli_info_json(void **state) {
+    cJSON *o = info_json(gguf_fixture("tiny-llada-gqa-f16"));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "format")), "gguf");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "architecture")), "llada");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "weight_type")), "f16");
+    assert_true(number(o, "total_bytes") == 442048);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "files")), 1);
+    expect_json_hparams(cJSON_GetObjectItem(o, "hparams"), 2);
+    assert_true(number(o, "n_params") == (double)fixture_params(2));
+    const cJSON *types = cJSON_GetObjectItem(o, "tensor_types");
+    assert_int_equal(cJSON_GetArraySize(types), 2);
+    const cJSON *f16 = cJSON_GetArrayItem(types, 0), *f32 = cJSON_GetArrayItem(types, 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(f16, "type")), "f16");
+    assert_true(number(f16, "tensors") == 23);
+    assert_true(number(f16, "bytes") == 2.0 * (fixture_params(2) - 7 * D_MODEL));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(f32, "type")), "f32");
+    assert_true(number(f32, "tensors") == 7);
+    assert_true(number(f32, "bytes") == 4.0 * 7 * D_MODEL);
+    const cJSON *t = cJSON_GetObjectItem(o, "tokenizer");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t, "model")), "gpt2");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t, "pre")), "gpt-2");
+    assert_true(number(t, "tokens") == VOCAB);
+    assert_true(number(t, "merges") == N_MERGES);
+    assert_true(number(t, "bos_id") == BOS_ID);
+    assert_true(number(t, "eos_id") == EOS_ID);
+    assert_true(number(t, "mask_id") == MASK_ID);
+    assert_true(number(t, "padding_id") == EOS_ID);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(t, "add_bos_token")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(t, "chat_template")));
+    assert_true(number(t, "chat_template_bytes") == 389);
+    cJSON_Delete(o);
+
+    o = info_json(fixture("llada/tiny-llada/hf-bf16"));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "format")), "safetensors");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "weight_type")), "bf16");
+    expect_json_hparams(cJSON_GetObjectItem(o, "hparams"), 4);
+    assert_true(number(o, "n_params") == (double)fixture_params(4));
+    types = cJSON_GetObjectItem(o, "tensor_types");
+    assert_int_equal(cJSON_GetArraySize(types), 1);
+    assert_true(number(cJSON_GetArrayItem(types, 0), "bytes") == 2.0 * fixture_params(4));
+    t = cJSON_GetObjectItem(o, "tokenizer");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t, "source")), "tokenizer.json");
+    assert_true(number(t, "vocab") == MASK_ID);
+    assert_true(number(t, "merges") == N_MERGES);
+    assert_true(number(t, "added_tokens") == 12);
+    cJSON_Delete(o);
+}
+
+static void cli_info_errors(void **state) {
+    cmd_result r = run_unmask("info --help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "usage: unmask info MODEL"));
+    assert_non_null(strstr(r.out, "--json"));
+    cmd_result_free(&r);
+    r = run_unmask("--help");
+    assert_non_null(strstr(r.out, "  info "));
+    cmd_result_free(&r);
+    r = run_unmask("info");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unmask info: error: no model given"));
+    cmd_result_free(&r);
+    r = run_unmask("info /nonexistent/model.gguf");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "unmask info: error: /nonexistent/model.gguf: no such model"));
+    assert_string_equal(r.out, "");
+    cmd_result_free(&r);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(forward_f32),
+    cmocka_unit_test(forward_f16),
+    cmocka_unit_test(forward_q8_0),
+    cmocka_unit_test(forward_q8_0_is_its_expansion),
+    cmocka_unit_test(generate_f32),
+    cmocka_unit_test(generate_f16),
+    cmocka_unit_test(generate_q8_0),
+    cmocka_unit_test(gguf_and_safetensors_agree),
+    cmocka_unit_test(hostile_baseline_loads),
+    cmocka_unit_test(hostile_architecture),
+    cmocka_unit_test(hostile_missing_tensor),
+    cmocka_unit_test(hostile_extra_tensor),
+    cmocka_unit_test(hostile_shape),
+    cmocka_unit_test(hostile_causal),
+    cmocka_unit_test(hostile_missing_key),
+    cmocka_unit_test(hostile_quantized_norm),
+    cmocka_unit_test(hostile_not_gguf),
+    cmocka_unit_test(cli_run_gguf),
+    cmocka_unit_test(cli_info_gguf),
+    cmocka_unit_test(cli_info_hf),
+    cmocka_unit_test(cli_info_json),
+    cmocka_unit_test(cli_info_errors),
+};
+const test_group gguf_model_group = {"gguf_model", tests, sizeof tests / sizeof *tests};
