@@ -5,16 +5,17 @@
 #
 #   bench/quant_error.sh [WORK_DIR]     (needs ~15 GB of disk; ~15 minutes on 2 cores)
 #
-# The model has random weights with std 0.05, which spreads its logits like a
-# trained model's (std 0.02, the initialisation scale, gives near-uniform ones
-# that make every type look perfect).
+# The model has random weights at the initialisation scale (std 0.02, STD to
+# change it). Its logits are flatter than a trained model's; much larger
+# weights make a 22-layer random network chaotic (attention turns into argmax
+# and small perturbations flip it), which overstates every type's error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 U=${UNMASK:-build/unmask}
 W=${1:-/tmp/unmask-quant-bench}
 TYPES=${TYPES:-"q8_0 q6_k q5_k_m q4_k_m q4_1 q4_0"}
 mkdir -p "$W"
-[ -f "$W/hf/model.safetensors" ] || "$U" init-random --preset llada-1b --dtype bf16 --std 0.05 -s 1 -o "$W/hf"
+[ -f "$W/hf/model.safetensors" ] || "$U" init-random --preset llada-1b --dtype bf16 --std "${STD:-0.02}" -s 1 -o "$W/hf"
 
 echo "| type | file MiB | mean KL | max KL | top-1 | RMS logit error | ms/forward (canvas 256) |"
 echo "|---|---|---|---|---|---|---|"
