@@ -61,7 +61,7 @@ typedef struct {
 /* What a loaded model is. Strings are owned by the model. */
 typedef struct {
     const char *architecture; /* "llada" */
-    const char *weight_type;  /* "f32", "bf16", "f16" or "mixed" */
+    const char *weight_type;  /* "f32", "bf16", "q8_0", ... or "mixed" */
     int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff;
     int n_vocab;              /* rows of the output head: valid token ids are [0, n_vocab) */
     int max_seq_len;
@@ -70,8 +70,9 @@ typedef struct {
     int n_threads;
 } um_model_info;
 
-/* Opens a Hugging Face model directory (config.json + model.safetensors or a
- * sharded index). params may be NULL for defaults. */
+/* Opens a model: a Hugging Face directory (config.json + model.safetensors or
+ * a sharded index; F32/BF16/F16) or a GGUF file as llama.cpp writes it (F32,
+ * F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K). params may be NULL. */
 UM_API um_status um_model_open(const char *path, const um_model_params *params, um_model **out, um_error *err);
 UM_API void um_model_close(um_model *model);
 UM_API void um_model_get_info(const um_model *model, um_model_info *info);

@@ -128,7 +128,7 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool 
     um_model *m;
     um_error err;
     if (!path) {
-        cli_error(cmd, "no model given: use -m MODEL_DIR");
+        cli_error(cmd, "no model given: use -m MODEL (a GGUF file or a Hugging Face directory)");
         return NULL;
     }
     if (um_model_open(path, &mp, &m, &err) != UM_OK) {

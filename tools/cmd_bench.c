@@ -15,7 +15,7 @@ static void bench_usage(void) {
          "Time forward passes over a canvas of P random prompt tokens and G masks, with logits\n"
          "for the G masked positions (what each sampling step computes).\n"
          "\n"
-         "  -m, --model DIR     model directory (e.g. from unmask init-random)\n"
+         "  -m, --model PATH    GGUF file or model directory (e.g. from unmask init-random)\n"
          "  --prompt-len P      prompt tokens (default 32)\n"
          "  --gen-len G         masked positions (default 224: a 256-token canvas)\n"
          "  -r, --reps N        timed forward passes after one warm-up (default 3)\n"

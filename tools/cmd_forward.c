@@ -11,7 +11,7 @@ static void forward_usage(void) {
          "Run one forward pass over the given tokens and write the logits as a safetensors\n"
          "file holding one F32 tensor 'logits' of shape [tokens, vocab].\n"
          "\n"
-         "  -m, --model DIR          Hugging Face model directory\n"
+         "  -m, --model PATH         GGUF file or Hugging Face model directory\n"
          "      --prompt-tokens IDS  comma-separated token ids (mask ids allowed)\n"
          "  -o, --output FILE        where to write the logits\n"
          "  -t, --threads N          worker threads (default: all cores)\n"

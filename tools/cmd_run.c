@@ -11,7 +11,7 @@ static void run_usage(void) {
          "\n"
          "Generate with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py).\n"
          "\n"
-         "  -m, --model DIR          Hugging Face model directory (config.json + safetensors)\n"
+         "  -m, --model PATH         GGUF file or Hugging Face directory (config.json + safetensors)\n"
          "      --prompt-tokens IDS  comma-separated prompt token ids, e.g. 12,7,99; ids equal to the\n"
          "                           model's mask id are filled in too (infilling)\n"
          "  -n, --gen-length N       tokens to generate (default 128)\n"

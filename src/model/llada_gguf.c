@@ -94,9 +94,16 @@ um_status um_llada_hparams_from_gguf(const um_gguf_file *f, um_hparams *hp, um_e
     UM_TRY(require_false(f, "llada.attention.causal", err));
     UM_TRY(require_false(f, "diffusion.shift_logits", err));
 
-    if (n_layers < 1 || n_layers > 4096 || d_model < 1 || d_model > (1u << 17) || n_heads < 1 ||
-        n_heads > 4096 || n_kv_heads < 1 || d_ff < 1 || d_ff > (1u << 20) || ctx < 1 || ctx > (1u << 24))
-        return um_fail(err, UM_ERR_FORMAT, "%s: llada hyper-parameters out of range", p);
+    const struct {
+        const char *key;
+        uint32_t v, lo, hi;
+    } ranges[] = {{"llada.block_count", n_layers, 1, 4096},        {"llada.embedding_length", d_model, 1, 1u << 17},
+                  {"llada.attention.head_count", n_heads, 1, 4096}, {"llada.attention.head_count_kv", n_kv_heads, 1, 4096},
+                  {"llada.feed_forward_length", d_ff, 1, 1u << 20}, {"llada.context_length", ctx, 1, 1u << 24}};
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
+        if (ranges[i].v < ranges[i].lo || ranges[i].v > ranges[i].hi)
+            return um_fail(err, UM_ERR_FORMAT, "%s: %s = %u is outside [%u, %u]", p, ranges[i].key, ranges[i].v,
+                           ranges[i].lo, ranges[i].hi);
     if (n_heads % n_kv_heads != 0)
         return um_fail(err, UM_ERR_FORMAT, "%s: head_count %u is not a multiple of head_count_kv %u", p, n_heads,
                        n_kv_heads);
