@@ -41,12 +41,16 @@ void um_rope_table(float *cos_t, float *sin_t, int seq, int head_dim, float thet
 void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, const float *cos_t,
              const float *sin_t);
 
-/* Bidirectional multi-head attention for one sequence: q[seq][n_heads*hd],
- * k/v[seq][n_kv_heads*hd] -> out[seq][n_heads*hd]. Query head h reads key/value
- * head h / (n_heads / n_kv_heads). No mask: every position sees every other.
- * scores holds seq floats per pool thread. */
-void um_attention(um_pool *pool, const float *q, const float *k, const float *v, float *out, int seq, int n_heads,
-                  int n_kv_heads, int head_dim, float *scores);
+/* Bidirectional multi-head attention of n_q queries against n_kv keys and
+ * values of one sequence: q[n_q][n_heads*hd], k/v[n_kv][n_kv_heads*hd] ->
+ * out[n_q][n_heads*hd]. Query head h reads key/value head h / (n_heads /
+ * n_kv_heads). No mask: every query sees all n_kv keys. Positions are already
+ * applied (RoPE), so the queries may be any subset of the sequence (a KV-cached
+ * step passes its block against the whole canvas). scores holds n_kv floats
+ * per pool thread. A plain reference kernel (one query row at a time, f32);
+ * the optimized kernel will replace it behind this signature. */
+void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
+                  int n_heads, int n_kv_heads, int head_dim, float *scores);
 
 /* gate[i] = silu(gate[i]) * up[i]. */
 void um_swiglu(float *gate, const float *up, int64_t n);

@@ -63,23 +63,23 @@ void um_swiglu(float *gate, const float *up, int64_t n) {
 typedef struct {
     const float *q, *k, *v;
     float *out;
-    int seq, n_heads, n_kv_heads, head_dim, n_tiles;
-    float *scores; /* seq floats per thread */
+    int n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles;
+    float *scores; /* n_kv floats per thread */
 } attn_job;
 
 /* One task: one head, Q_TILE queries. */
 static void attention_task(void *ctx, int task, int thread) {
     const attn_job *j = ctx;
     int h = task / j->n_tiles, q0 = (task % j->n_tiles) * Q_TILE;
-    int q1 = q0 + Q_TILE < j->seq ? q0 + Q_TILE : j->seq;
+    int q1 = q0 + Q_TILE < j->n_q ? q0 + Q_TILE : j->n_q;
     int hd = j->head_dim, kvh = h / (j->n_heads / j->n_kv_heads);
     int64_t qs = (int64_t)j->n_heads * hd, kvs = (int64_t)j->n_kv_heads * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    float *sc = j->scores + (int64_t)thread * j->seq;
+    float *sc = j->scores + (int64_t)thread * j->n_kv;
     for (int i = q0; i < q1; i++) {
         const float *qi = j->q + i * qs + (int64_t)h * hd;
         float mx = -INFINITY;
-        for (int t = 0; t < j->seq; t++) {
+        for (int t = 0; t < j->n_kv; t++) {
             const float *kt = j->k + t * kvs + (int64_t)kvh * hd;
             float d = 0;
             for (int e = 0; e < hd; e++)
@@ -89,7 +89,7 @@ static void attention_task(void *ctx, int task, int thread) {
                 mx = sc[t];
         }
         float sum = 0;
-        for (int t = 0; t < j->seq; t++) {
+        for (int t = 0; t < j->n_kv; t++) {
             sc[t] = expf(sc[t] - mx);
             sum += sc[t];
         }
@@ -97,7 +97,7 @@ static void attention_task(void *ctx, int task, int thread) {
         float *oi = j->out + i * qs + (int64_t)h * hd;
         for (int e = 0; e < hd; e++)
             oi[e] = 0;
-        for (int t = 0; t < j->seq; t++) {
+        for (int t = 0; t < j->n_kv; t++) {
             const float *vt = j->v + t * kvs + (int64_t)kvh * hd;
             float p = sc[t] * inv;
             for (int e = 0; e < hd; e++)
@@ -106,9 +106,9 @@ static void attention_task(void *ctx, int task, int thread) {
     }
 }
 
-void um_attention(um_pool *pool, const float *q, const float *k, const float *v, float *out, int seq, int n_heads,
-                  int n_kv_heads, int head_dim, float *scores) {
-    int n_tiles = (seq + Q_TILE - 1) / Q_TILE;
-    attn_job job = {q, k, v, out, seq, n_heads, n_kv_heads, head_dim, n_tiles, scores};
+void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
+                  int n_heads, int n_kv_heads, int head_dim, float *scores) {
+    int n_tiles = (n_q + Q_TILE - 1) / Q_TILE;
+    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, scores};
     um_pool_run(pool, n_heads * n_tiles, attention_task, &job);
 }

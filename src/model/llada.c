@@ -383,22 +383,39 @@ static void add_into(float *x, const float *y, size_t n) {
         x[i] += y[i];
 }
 
-static void layer_forward(um_model *m, const um_layer *l, int n_rows, int seq) {
+/* Where one row's keys and values live for the attention of one layer:
+ * the cache when there is one, else this pass's workspace. */
+typedef struct {
+    int q0, n_q, n_kv;
+    um_kv_cache *cache;
+} fwd_range;
+
+static void layer_forward(um_model *m, int layer, int n_rows, const fwd_range *fr) {
     const um_hparams *hp = &m->hp;
+    const um_layer *l = &m->layers[layer];
     um_workspace *ws = &m->ws;
-    int n = n_rows * seq, d = hp->d_model, kv = hp->n_kv_heads * hp->head_dim;
+    int nq = fr->n_q, n = n_rows * nq, d = hp->d_model, kv = hp->n_kv_heads * hp->head_dim, half = hp->head_dim / 2;
     float *scr = ws->mm_scratch;
+    const float *cos_t = ws->rope_cos + (size_t)fr->q0 * half, *sin_t = ws->rope_sin + (size_t)fr->q0 * half;
 
     um_rmsnorm(ws->xn, ws->x, l->attn_norm, n, d, hp->norm_eps);
     um_matmul(m->pool, ws->xn, n, &l->wq, l->bq, ws->q, scr);
     um_matmul(m->pool, ws->xn, n, &l->wk, l->bk, ws->k, scr);
     um_matmul(m->pool, ws->xn, n, &l->wv, l->bv, ws->v, scr);
     for (int r = 0; r < n_rows; r++) {
-        float *q = ws->q + (size_t)r * seq * d, *k = ws->k + (size_t)r * seq * kv;
-        um_rope(q, seq, hp->n_heads, hp->head_dim, hp->rope_interleaved, ws->rope_cos, ws->rope_sin);
-        um_rope(k, seq, hp->n_kv_heads, hp->head_dim, hp->rope_interleaved, ws->rope_cos, ws->rope_sin);
-        um_attention(m->pool, q, k, ws->v + (size_t)r * seq * kv, ws->att + (size_t)r * seq * d, seq, hp->n_heads,
-                     hp->n_kv_heads, hp->head_dim, ws->scores);
+        float *q = ws->q + (size_t)r * nq * d, *k = ws->k + (size_t)r * nq * kv, *v = ws->v + (size_t)r * nq * kv;
+        um_rope(q, nq, hp->n_heads, hp->head_dim, hp->rope_interleaved, cos_t, sin_t);
+        um_rope(k, nq, hp->n_kv_heads, hp->head_dim, hp->rope_interleaved, cos_t, sin_t);
+        if (fr->cache) {
+            um_kv_cache *c = fr->cache;
+            size_t base = ((size_t)layer * c->n_rows + r) * c->seq * kv;
+            memcpy(c->k + base + (size_t)fr->q0 * kv, k, (size_t)nq * kv * sizeof(float));
+            memcpy(c->v + base + (size_t)fr->q0 * kv, v, (size_t)nq * kv * sizeof(float));
+            k = c->k + base;
+            v = c->v + base;
+        }
+        um_attention(m->pool, q, nq, k, v, fr->n_kv, ws->att + (size_t)r * nq * d, hp->n_heads, hp->n_kv_heads,
+                     hp->head_dim, ws->scores);
     }
     um_matmul(m->pool, ws->att, n, &l->wo, l->bo, ws->q, scr);
     add_into(ws->x, ws->q, (size_t)n * d);
@@ -411,8 +428,36 @@ static void layer_forward(um_model *m, const um_layer *l, int n_rows, int seq) {
     add_into(ws->x, ws->q, (size_t)n * d);
 }
 
-um_status um_model_forward(um_model *m, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
-                           float *logits, um_error *err) {
+um_status um_kv_cache_init(um_kv_cache *c, const um_model *m, int n_rows, int seq, um_error *err) {
+    memset(c, 0, sizeof *c);
+    const um_hparams *hp = &m->hp;
+    size_t n;
+    if (n_rows <= 0 || seq <= 0 ||
+        !um_mul_size((size_t)hp->n_layers * (size_t)n_rows, (size_t)seq * (size_t)hp->n_kv_heads * hp->head_dim, &n) ||
+        !um_mul_size(n, sizeof(float), &n))
+        return um_fail(err, UM_ERR_ARG, "KV cache of %d rows of %d positions is too large", n_rows, seq);
+    c->k = um_aligned_alloc(n);
+    c->v = um_aligned_alloc(n);
+    if (!c->k || !c->v) {
+        um_kv_cache_free(c);
+        return um_fail(err, UM_ERR_NOMEM, "out of memory for a KV cache of %d positions (%.1f MiB)", seq,
+                       2.0 * (double)n / (1 << 20));
+    }
+    c->n_layers = hp->n_layers;
+    c->n_rows = n_rows;
+    c->seq = seq;
+    c->kv_dim = hp->n_kv_heads * hp->head_dim;
+    return UM_OK;
+}
+
+void um_kv_cache_free(um_kv_cache *c) {
+    free(c->k);
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+um_status um_model_forward_range(um_model *m, const int32_t *tokens, int n_rows, int seq, int q0, int q1, int n_kv,
+                                 um_kv_cache *cache, const int32_t *sel, int n_sel, float *logits, um_error *err) {
     const um_hparams *hp = &m->hp;
     if (n_rows <= 0 || seq <= 0)
         return um_fail(err, UM_ERR_ARG, "forward: empty input (%d rows of %d tokens)", n_rows, seq);
@@ -421,34 +466,50 @@ um_status um_model_forward(um_model *m, const int32_t *tokens, int n_rows, int s
                        hp->max_seq);
     if ((int64_t)n_rows * seq > INT32_MAX / 2)
         return um_fail(err, UM_ERR_ARG, "forward: %d rows of %d tokens is too large", n_rows, seq);
+    if (q0 < 0 || q1 <= q0 || q1 > seq || n_kv < 1 || n_kv > seq)
+        return um_fail(err, UM_ERR_ARG, "forward: positions [%d, %d) against %d keys do not fit %d tokens", q0, q1,
+                       n_kv, seq);
+    if (!cache && (q0 != 0 || q1 != seq || n_kv != seq))
+        return um_fail(err, UM_ERR_ARG, "forward: a pass over part of the sequence needs a KV cache");
+    if (cache && (cache->n_layers != hp->n_layers || cache->n_rows != n_rows || cache->seq < seq ||
+                  cache->kv_dim != hp->n_kv_heads * hp->head_dim))
+        return um_fail(err, UM_ERR_ARG, "forward: the KV cache does not fit %d rows of %d tokens", n_rows, seq);
     for (int64_t i = 0; i < (int64_t)n_rows * seq; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return um_fail(err, UM_ERR_ARG, "token id %d at position %lld is outside the vocabulary [0, %d)",
                            tokens[i], (long long)(i % seq), hp->n_vocab);
     if (!sel)
-        n_sel = seq;
+        n_sel = q1 - q0;
     for (int i = 0; sel && i < n_sel; i++)
-        if (sel[i] < 0 || sel[i] >= seq)
-            return um_fail(err, UM_ERR_ARG, "forward: logits requested for position %d of %d", sel[i], seq);
-    int n = n_rows * seq, d = hp->d_model;
+        if (sel[i] < q0 || sel[i] >= q1)
+            return um_fail(err, UM_ERR_ARG, "forward: logits requested for position %d outside [%d, %d)", sel[i], q0,
+                           q1);
+    int nq = q1 - q0, n = n_rows * nq, d = hp->d_model;
     UM_TRY(reserve(m, n, seq, n_rows * n_sel, err));
     um_workspace *ws = &m->ws;
 
-    for (int i = 0; i < n; i++)
-        um_weight_row_f32(&m->tok_embd, tokens[i], ws->x + (size_t)i * d);
+    for (int r = 0; r < n_rows; r++)
+        for (int i = 0; i < nq; i++)
+            um_weight_row_f32(&m->tok_embd, tokens[(size_t)r * seq + q0 + i], ws->x + ((size_t)r * nq + i) * d);
     um_rope_table(ws->rope_cos, ws->rope_sin, seq, hp->head_dim, hp->rope_theta);
+    fwd_range fr = {q0, nq, n_kv, cache};
     for (int i = 0; i < hp->n_layers; i++)
-        layer_forward(m, &m->layers[i], n_rows, seq);
+        layer_forward(m, i, n_rows, &fr);
 
     for (int r = 0; r < n_rows; r++)
         for (int i = 0; i < n_sel; i++) {
-            int pos = sel ? sel[i] : i;
-            memcpy(ws->head_in + ((size_t)r * n_sel + i) * d, ws->x + ((size_t)r * seq + pos) * d,
+            int pos = sel ? sel[i] - q0 : i;
+            memcpy(ws->head_in + ((size_t)r * n_sel + i) * d, ws->x + ((size_t)r * nq + pos) * d,
                    (size_t)d * sizeof(float));
         }
     um_rmsnorm(ws->head_in, ws->head_in, m->out_norm, n_rows * n_sel, d, hp->norm_eps);
     um_matmul(m->pool, ws->head_in, n_rows * n_sel, &m->output, m->b_output, logits, ws->mm_scratch);
     return UM_OK;
+}
+
+um_status um_model_forward(um_model *m, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
+                           float *logits, um_error *err) {
+    return um_model_forward_range(m, tokens, n_rows, seq, 0, seq, seq, NULL, sel, n_sel, logits, err);
 }
 
 double um_model_forward_flops(const um_model *m, int n_rows, int seq, int n_sel) {

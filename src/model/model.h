@@ -65,6 +65,28 @@ um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams 
 um_status um_model_forward(um_model *m, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
                            float *logits, um_error *err);
 
+/* Keys (after RoPE) and values of every layer, row and position of a canvas,
+ * f32, laid out [layer][row][pos][n_kv_heads * head_dim]: what a KV-cached
+ * decoding step reads for the positions it does not recompute. */
+typedef struct {
+    int n_layers, n_rows, seq, kv_dim;
+    float *k, *v;
+} um_kv_cache;
+
+um_status um_kv_cache_init(um_kv_cache *c, const um_model *m, int n_rows, int seq, um_error *err);
+void um_kv_cache_free(um_kv_cache *c);
+
+/* Forward pass over the positions [q0, q1) of n_rows sequences of seq tokens
+ * (tokens holds the whole rows). Their keys and values are written into
+ * cache at [q0, q1), and their attention reads the cache's keys [0, n_kv):
+ * the slots outside [q0, q1) hold what an earlier pass wrote there (n_kv =
+ * seq for bidirectional models; a block-causal model passes its block's end).
+ * With cache NULL the pass must cover the whole sequence (q0 = 0, q1 = n_kv =
+ * seq) and keeps K/V in the workspace: um_model_forward. Logits as there, for
+ * the listed positions, which must lie in [q0, q1). */
+um_status um_model_forward_range(um_model *m, const int32_t *tokens, int n_rows, int seq, int q0, int q1, int n_kv,
+                                 um_kv_cache *cache, const int32_t *sel, int n_sel, float *logits, um_error *err);
+
 /* Multiply-adds of one forward, for GFLOP/s reports: 2 * params * tokens for
  * the matmuls, plus attention's 4 * seq^2 * d per layer and row. */
 double um_model_forward_flops(const um_model *m, int n_rows, int seq, int n_sel);
