@@ -102,6 +102,38 @@ typedef struct {
 /* Return non-zero to stop the generation (um_generate then returns UM_ERR_ABORTED). */
 typedef int (*um_step_callback)(const um_step_info *info, void *user_data);
 
+/* What a decoding step recomputes (the KV cache manager). */
+typedef enum {
+    UM_CACHE_NONE = 0,    /* every step runs the whole canvas (the reference) */
+    UM_CACHE_PREFIX = 1,  /* Fast-dLLM: a full pass at each block's first step; later steps run the block and
+                             everything after it against the K/V the full pass left for the positions before it */
+    UM_CACHE_DUAL = 2,    /* Fast-dLLM: as prefix, but later steps run only the block, against cached K/V of the
+                             prefix and the suffix; the block's own slots are rewritten every step */
+    UM_CACHE_VICINITY = 3 /* dInfer: later steps run the block plus cache_window positions on each side; a full
+                             pass at the block's first step and every cache_refresh steps */
+    /* block-causal caching for block-diffusion models (LLaDA2) comes with those models */
+} um_cache_mode;
+
+/* Which masked positions a step commits. */
+typedef enum {
+    UM_DECODER_TOPK = 0,         /* the schedule's count, by confidence (the reference) */
+    UM_DECODER_THRESHOLD = 1,    /* Fast-dLLM: every candidate with confidence >= threshold, at least the best */
+    UM_DECODER_FACTOR = 2,       /* Fast-dLLM: by confidence, rank n (1-based) while conf >= 1 - factor / (n + 1) */
+    UM_DECODER_MARGIN = 3,       /* the schedule's count, by top-1 minus top-2 probability (Dream, llama.cpp) */
+    UM_DECODER_ENTROPY = 4,      /* the schedule's count, by lowest entropy (Dream, llama.cpp) */
+    UM_DECODER_MED = 5,          /* entropy-bounded: every candidate with entropy < entropy_bound, at least one */
+    UM_DECODER_HIERARCHICAL = 6, /* dInfer: the best of each run of adjacent masks if above low_threshold, every
+                                    candidate above threshold, at least the best */
+    UM_DECODER_CREDIT = 7        /* dInfer: threshold decoding on logits boosted by credit each position's top-1
+                                    token accumulated over the block's steps */
+} um_decoder;
+
+/* How many tokens the count-based decoders (topk, margin, entropy) commit per step. */
+typedef enum {
+    UM_SCHEDULE_UNIFORM = 0, /* the block's masks spread evenly over its steps (the reference) */
+    UM_SCHEDULE_POWER = 1    /* step i of a block commits 2^i: about log2(block_length) steps */
+} um_schedule;
+
 typedef struct {
     int gen_length;     /* masked positions appended to the prompt */
     int steps;          /* forward passes in total, split evenly over the blocks */
@@ -114,6 +146,26 @@ typedef struct {
     uint64_t seed;
     um_step_callback on_step;
     void *user_data;
+
+    /* Fast decoding. um_generate_default_params() sets the reference: no cache,
+     * top-k, uniform, no EOS rules; the other values below are its defaults. */
+    um_cache_mode cache;
+    int cache_window;     /* vicinity: positions recomputed on each side of the block (16) */
+    int cache_refresh;    /* vicinity: a full pass every R steps of a block; 0: only at its start (0) */
+    um_decoder decoder;
+    double threshold;     /* threshold, credit, hierarchical: confidence to commit at (0.9) */
+    double low_threshold; /* hierarchical: a run's best stays masked at or below it (0.4) */
+    double factor;        /* factor: f (1.0) */
+    double entropy_bound; /* med: entropy bound in nats (0.3) */
+    double credit_alpha;  /* credit: logit boost alpha * log(1 + credit) (0.7) */
+    double credit_gamma;  /* credit: a step adds p_top1^gamma to its top-1 token (0.2) */
+    double credit_decay;  /* credit: credit kept from one step to the next (0.8) */
+    um_schedule schedule;
+    bool eos_rejection;   /* EOS candidates' confidence (margin) scaled, entropy divided, by gamma rising
+                             linearly from eos_gamma at a block's first step to 1 at its last planned one */
+    double eos_gamma;     /* (0.4) */
+    bool early_stop;      /* end once an EOS is committed with no mask before it; masks after it become EOS */
+    int max_nfe;          /* stop after this many forward passes, leaving the rest masked; 0: no limit */
 } um_generate_params;
 
 typedef struct {
@@ -127,8 +179,11 @@ typedef struct {
 
 UM_API um_generate_params um_generate_default_params(void);
 
-/* The LLaDA reference sampler (ML-GSAI/LLaDA generate.py), decision for decision.
- * Prompt ids equal to the model's mask id are masks to fill (infilling). */
+/* Generates with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py),
+ * decision for decision, or with the accelerations params selects (cache,
+ * decoder, schedule; Fast-dLLM's prefix and dual caches and threshold decoding
+ * reproduce its generate.py). A block ends when it has no mask left. Prompt ids
+ * equal to the model's mask id are masks to fill (infilling). */
 UM_API um_status um_generate(um_model *model, const int32_t *prompt, int n_prompt, const um_generate_params *params,
                       um_generation *out, um_error *err);
 UM_API void um_generation_free(um_generation *gen);

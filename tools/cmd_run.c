@@ -1,4 +1,4 @@
-/* unmask run: generate with the LLaDA reference sampler. */
+/* unmask run: generate with the LLaDA reference sampler or the fast decoders. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,8 @@
 static void run_usage(void) {
     puts("usage: unmask run -m MODEL --prompt-tokens IDS [options]\n"
          "\n"
-         "Generate with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py).\n"
+         "Generate with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py), or faster with a KV cache\n"
+         "and parallel decoders (Fast-dLLM, dInfer). A block ends when it has no mask.\n"
          "\n"
          "  -m, --model PATH         GGUF file or Hugging Face directory (config.json + safetensors)\n"
          "      --prompt-tokens IDS  comma-separated prompt token ids, e.g. 12,7,99; ids equal to the\n"
@@ -22,6 +23,17 @@ static void run_usage(void) {
          "      --remasking R        low_confidence (default) or random\n"
          "      --logits-eos-inf     never generate EOS\n"
          "      --confidence-eos-eot-inf  the reference's option: EOT logit -inf in the confidence softmax\n"
+         "      --cache MODE         what a step recomputes: none (default), prefix, dual (Fast-dLLM's caches),\n"
+         "                           vicinity (the block and --window W positions each side, a full pass\n"
+         "                           every --refresh R steps of a block; defaults 16, 0: at its start only)\n"
+         "      --decoder D          which masks a step commits: topk (default: the schedule's count),\n"
+         "                           threshold (--threshold, 0.9), factor (--factor, 1.0), margin, entropy,\n"
+         "                           med (--entropy-bound, 0.3 nats), hierarchical (--threshold,\n"
+         "                           --low-threshold 0.4), credit (--threshold)\n"
+         "      --schedule S         uniform (default) or power: step i of a block commits 2^i tokens\n"
+         "      --eos-rejection      scale EOS confidence by gamma rising from 0.4 to 1 over a block's steps\n"
+         "      --early-stop         stop once EOS is committed with no mask before it (rest filled with EOS)\n"
+         "      --max-nfe N          stop after N forward passes, leaving the rest masked\n"
          "  -s, --seed N             random seed (default 0)\n"
          "  -t, --threads N          worker threads (default: all cores)\n"
          "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings\n"
@@ -59,6 +71,23 @@ static void print_text(const um_generation *g) {
             g->nfe ? 1e3 * g->forward_seconds / g->nfe : 0.0, g->n_tokens);
 }
 
+/* The value of a flag that names one of n choices; its index, or -1 after an error. */
+static int cli_choice(cli_args *a, const char *const *names, int n) {
+    const char *flag = a->argv[a->i], *v = cli_value(a);
+    for (int i = 0; a->ok && i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
+    if (a->ok) {
+        char list[256] = "";
+        for (int i = 0; i < n; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i + 1 < n ? ", " : " or ") : "",
+                     names[i]);
+        cli_error(a->cmd, "%s: expected %s, got '%s'", flag, list, v);
+        a->ok = false;
+    }
+    return -1;
+}
+
 int cmd_run(int argc, char **argv) {
     cli_args a;
     um_generate_params p = um_generate_default_params();
@@ -84,14 +113,29 @@ int cmd_run(int argc, char **argv) {
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
         else if (cli_is(&a, NULL, "--json")) json = true;
         else if (cli_is(&a, NULL, "--remasking")) {
-            const char *r = cli_value(&a);
-            if (strcmp(r, "low_confidence") == 0) p.remasking = UM_REMASK_LOW_CONFIDENCE;
-            else if (strcmp(r, "random") == 0) p.remasking = UM_REMASK_RANDOM;
-            else if (a.ok) {
-                cli_error("run", "--remasking: expected low_confidence or random, got '%s'", r);
-                a.ok = false;
-            }
-        } else cli_unknown(&a);
+            static const char *const names[] = {"low_confidence", "random"};
+            p.remasking = (um_remasking)cli_choice(&a, names, 2);
+        } else if (cli_is(&a, NULL, "--cache")) {
+            static const char *const names[] = {"none", "prefix", "dual", "vicinity"};
+            p.cache = (um_cache_mode)cli_choice(&a, names, 4);
+        } else if (cli_is(&a, NULL, "--decoder")) {
+            static const char *const names[] = {"topk",    "threshold", "factor",       "margin",
+                                                "entropy", "med",       "hierarchical", "credit"};
+            p.decoder = (um_decoder)cli_choice(&a, names, 8);
+        } else if (cli_is(&a, NULL, "--schedule")) {
+            static const char *const names[] = {"uniform", "power"};
+            p.schedule = (um_schedule)cli_choice(&a, names, 2);
+        }
+        else if (cli_is(&a, NULL, "--window")) p.cache_window = cli_int(&a, 0, 1 << 20);
+        else if (cli_is(&a, NULL, "--refresh")) p.cache_refresh = cli_int(&a, 0, 1 << 20);
+        else if (cli_is(&a, NULL, "--threshold")) p.threshold = cli_double(&a, 0, 1);
+        else if (cli_is(&a, NULL, "--low-threshold")) p.low_threshold = cli_double(&a, 0, 1);
+        else if (cli_is(&a, NULL, "--factor")) p.factor = cli_double(&a, 1e-9, 1e6);
+        else if (cli_is(&a, NULL, "--entropy-bound")) p.entropy_bound = cli_double(&a, 1e-9, 1e6);
+        else if (cli_is(&a, NULL, "--eos-rejection")) p.eos_rejection = true;
+        else if (cli_is(&a, NULL, "--early-stop")) p.early_stop = true;
+        else if (cli_is(&a, NULL, "--max-nfe")) p.max_nfe = cli_int(&a, 0, 1 << 30);
+        else cli_unknown(&a);
     }
     if (!a.ok)
         return 2;

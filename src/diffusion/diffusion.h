@@ -1,35 +1,146 @@
-/* The generation loop's parts, split as dInfer does: the schedule (how many
- * tokens each step commits), the sampler (which token a masked position gets,
- * and how confident it is) and the decoder (which positions to commit). */
+/* The generation loop's parts, split as dInfer does:
+ *
+ *   canvas.c    the token state: rows, masks, the prompt, the EOS early stop
+ *   schedule.c  blocks, steps, how many tokens a count-based step commits
+ *   cache.c     what a step recomputes (none, prefix, dual, vicinity)
+ *   sampler.c   which token a masked position gets, its probability, margin, entropy
+ *   decoder.c   which candidates a step commits (top-k, threshold, factor, ...)
+ *   generate.c  the loop that ties them together */
 #ifndef UM_DIFFUSION_H
 #define UM_DIFFUSION_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "model/model.h"
 #include "unmask.h"
+
+/* ---- canvas --------------------------------------------------------------- */
+
+typedef struct {
+    int32_t *rows;   /* [n_rows][len]: the canvas, then (CFG) the unconditional copy */
+    bool *is_prompt; /* positions that were not masks at the start */
+    int len, n_prompt, n_rows, mask_id;
+} um_canvas;
+
+um_status um_canvas_init(um_canvas *c, const int32_t *prompt, int n_prompt, int gen_length, int n_rows, int mask_id,
+                         um_error *err);
+void um_canvas_free(um_canvas *c);
+/* Masks of the canvas (row 0) in [from, to). */
+int um_canvas_count_masks(const um_canvas *c, int from, int to);
+/* Writes the masked positions in [from, to), ascending; returns how many. */
+int um_canvas_masked(const um_canvas *c, int from, int to, int32_t *out);
+/* Refreshes the unconditional row of classifier-free guidance: the canvas with the prompt masked. */
+void um_canvas_sync_uncond(um_canvas *c);
+/* Early stop: when the canvas's first generated EOS has no mask before it,
+ * its masks after it become EOS and the function returns true. */
+bool um_canvas_eos_done(um_canvas *c, int eos_id);
+
+/* ---- schedule ------------------------------------------------------------- */
 
 /* LLaDA's get_num_transfer_tokens: n_masked tokens over steps, base count
  * n_masked / steps each, the remainder given one each to the first steps. */
 void um_schedule_transfer_counts(int n_masked, int steps, int *counts);
+/* The power-increasing schedule: 1, 2, 4, ... tokens, the last step taking
+ * what remains; writes at most cap counts and returns how many. */
+int um_schedule_power_counts(int n_masked, int *counts, int cap);
+/* A block's counts under p's schedule; returns the number of steps. counts
+ * holds max(steps_per_block, 64) ints. */
+int um_schedule_block_counts(const um_generate_params *p, int n_masked, int steps_per_block, int *counts);
+/* EOS early rejection's gamma at a block's step (0-based) of n_steps:
+ * linear from gamma0 to 1, then 1. */
+double um_schedule_eos_gamma(double gamma0, int step, int n_steps);
+/* Do the decoder's steps commit a scheduled count (topk, margin, entropy)? */
+bool um_decoder_counts(um_decoder d);
 
-/* Checks the lengths the reference sampler needs; err names the parameter. */
+/* Checks lengths and every generation parameter; err names the parameter. */
 um_status um_schedule_check(const um_generate_params *p, int n_prompt, int max_seq, um_error *err);
+
+/* ---- cache manager -------------------------------------------------------- */
+
+typedef struct {
+    um_cache_mode mode;
+    int window, refresh;
+    um_kv_cache kv; /* empty for UM_CACHE_NONE */
+} um_cache;
+
+/* What one step recomputes: positions [q0, q1); full: the whole canvas. */
+typedef struct {
+    int q0, q1;
+    bool full;
+} um_cache_plan;
+
+um_status um_cache_init(um_cache *c, const um_model *m, const um_generate_params *p, int n_rows, int len,
+                        um_error *err);
+void um_cache_free(um_cache *c);
+um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block);
+/* Runs the planned forward pass over the canvas rows; logits for sel (which
+ * must lie inside the plan). */
+um_status um_cache_forward(um_cache *c, um_model *m, const int32_t *rows, int n_rows, int len, um_cache_plan plan,
+                           const int32_t *sel, int n_sel, float *logits, um_error *err);
+
+/* ---- sampler -------------------------------------------------------------- */
 
 typedef struct {
     double temperature;
     um_remasking remasking;
     int eot_inf_id; /* >= 0: that logit is -inf in the confidence softmax */
     uint64_t seed;
+    bool stats;     /* also the top-2 probability and the entropy (margin, entropy, med) */
 } um_sampler;
 
+/* One position's proposal. */
+typedef struct {
+    int32_t token;
+    double conf;    /* softmax(logits)[token], or a uniform draw with random remasking */
+    double p1, p2;  /* the two largest probabilities (with stats) */
+    double entropy; /* of softmax(logits), nats (with stats) */
+} um_pick;
+
 /* Picks the token for one position from its logits (argmax, or Gumbel-max in
- * float64 when temperature > 0) and returns its confidence. step and pos key
- * the random streams, so draws are reproducible and thread-independent. */
+ * float64 when temperature > 0) and scores it. step and pos key the random
+ * streams, so draws are reproducible and thread-independent. */
+void um_sample_pick(const um_sampler *s, float *logits, int n_vocab, int step, int pos, um_pick *out);
+/* The same, returning only the confidence. */
 double um_sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token);
 
 /* Positions with the k highest confidences (ties: lower position first),
  * written to out in that order; returns how many (min(k, n)), -1 when out of
  * memory. */
 int um_select_topk(const int32_t *pos, const double *conf, int n, int k, int32_t *out);
+
+/* ---- decoder -------------------------------------------------------------- */
+
+/* The credit decoder's memory for one block (dInfer's credit matrix, kept
+ * sparse): per block position, the tokens that were its top-1 and their
+ * decayed, accumulated credit. */
+typedef struct {
+    int32_t tok;
+    float credit;
+} um_credit_entry;
+
+typedef struct {
+    int start, len, cap; /* block [start, start + len); cap entries per position */
+    int *n;              /* entries per position */
+    um_credit_entry *e;  /* [len][cap] */
+    int steps;
+} um_credit;
+
+um_status um_credit_begin_block(um_credit *c, int start, int len, um_error *err);
+void um_credit_free(um_credit *c);
+/* Starts a step: credit from earlier steps decays by the factor. */
+void um_credit_step(um_credit *c, double decay);
+/* Adds p_top1^gamma to pos's top-1 token, then boosts logits by
+ * alpha * log(1 + credit) for every token pos has credit for. Positions
+ * outside the block are left alone. */
+um_status um_credit_apply(um_credit *c, int pos, float *logits, int n_vocab, double alpha, double gamma,
+                          um_error *err);
+
+/* The decoder's rule applied to n candidates (positions ascending, their
+ * picks): writes the positions to commit to out, best first, and returns how
+ * many (>= 1 when n >= 1), -1 when out of memory. count: the schedule's count
+ * (count-based decoders); eos_gamma scales EOS candidates (1: off). */
+int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_pick *picks, int n, int count,
+                     int eos_id, double eos_gamma, int32_t *out);
 
 #endif

@@ -1,5 +1,5 @@
-/* The LLaDA reference sampler (ML-GSAI/LLaDA generate.py: generate), decision
- * for decision:
+/* The generation loop. With the default parameters it is the LLaDA reference
+ * sampler (ML-GSAI/LLaDA generate.py: generate), decision for decision:
  *
  *   canvas = prompt + gen_length masks, split into blocks of block_length
  *   for each block, for each of its steps:
@@ -8,7 +8,13 @@
  *     confidence (sampler.c); positions past the block get -inf
  *     commit the step's count of most confident proposals (schedule.c)
  *
- * The output head runs only on the positions that can be committed. */
+ * The accelerations swap one part each: the cache manager (cache.c) narrows
+ * what a step recomputes, and then only the masks inside the recomputed range
+ * are candidates; the decoder (decoder.c) chooses how many to commit; the
+ * schedule's power counts replace the uniform ones. A block ends when it has no
+ * mask left (Fast-dLLM's loop), the generation after max_nfe forward passes,
+ * or, with early_stop, once an EOS has no mask before it. The output head runs
+ * only on the candidates. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +30,19 @@ um_generate_params um_generate_default_params(void) {
     p.steps = 128;
     p.block_length = 32;
     p.remasking = UM_REMASK_LOW_CONFIDENCE;
+    p.cache = UM_CACHE_NONE;
+    p.cache_window = 16;
+    p.cache_refresh = 0;
+    p.decoder = UM_DECODER_TOPK;
+    p.threshold = 0.9;
+    p.low_threshold = 0.4;
+    p.factor = 1.0;
+    p.entropy_bound = 0.3;
+    p.credit_alpha = 0.7;
+    p.credit_gamma = 0.2;
+    p.credit_decay = 0.8;
+    p.schedule = UM_SCHEDULE_UNIFORM;
+    p.eos_gamma = 0.4;
     return p;
 }
 
@@ -31,28 +50,31 @@ typedef struct {
     um_model *m;
     const um_generate_params *p;
     um_sampler sampler;
-    int n_prompt, len, n_rows, n_vocab;
-    int32_t *rows;     /* [n_rows][len]: the canvas, then (CFG) the unconditional copy */
-    bool *is_prompt;   /* prompt_index: positions that were not masks at the start */
-    int32_t *cand;     /* masked positions before the block's end */
-    double *conf;      /* their confidences */
-    int32_t *tok;      /* their proposed tokens */
+    um_canvas cv;
+    um_cache cache;
+    um_credit credit;
+    int n_vocab;
+    int32_t *cand;     /* this step's candidates: masked positions it has logits for */
+    um_pick *picks;    /* their proposals */
     int32_t *chosen;   /* positions committed this step */
     int32_t *chosen_tok;
     float *logits;     /* [n_rows][n_cand][n_vocab] */
+    int *counts;       /* the block's scheduled counts */
     int nfe;
     double forward_seconds;
+    bool done;
 } gen_state;
 
 static void free_state(gen_state *g) {
-    free(g->rows);
-    free(g->is_prompt);
+    um_canvas_free(&g->cv);
+    um_cache_free(&g->cache);
+    um_credit_free(&g->credit);
     free(g->cand);
-    free(g->conf);
-    free(g->tok);
+    free(g->picks);
     free(g->chosen);
     free(g->chosen_tok);
     free(g->logits);
+    free(g->counts);
 }
 
 static um_status init_state(gen_state *g, um_model *m, const int32_t *prompt, int n_prompt,
@@ -61,64 +83,48 @@ static um_status init_state(gen_state *g, um_model *m, const int32_t *prompt, in
     memset(g, 0, sizeof *g);
     g->m = m;
     g->p = p;
-    g->n_prompt = n_prompt;
-    g->len = n_prompt + p->gen_length;
-    g->n_rows = p->cfg_scale > 0 ? 2 : 1;
     g->n_vocab = hp->n_vocab;
     g->sampler.temperature = p->temperature;
     g->sampler.remasking = p->remasking;
     g->sampler.eot_inf_id = p->confidence_eos_eot_inf ? hp->eot_id : -1;
     g->sampler.seed = p->seed;
+    g->sampler.stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY ||
+                       p->decoder == UM_DECODER_MED;
+    int n_rows = p->cfg_scale > 0 ? 2 : 1;
+    UM_TRY(um_canvas_init(&g->cv, prompt, n_prompt, p->gen_length, n_rows, hp->mask_id, err));
 
-    int prompt_masks = 0;
-    for (int i = 0; i < n_prompt; i++)
-        prompt_masks += prompt[i] == hp->mask_id;
-    size_t max_cand = (size_t)prompt_masks + (size_t)p->block_length, len = (size_t)g->len;
-    g->rows = malloc((size_t)g->n_rows * len * sizeof *g->rows);
-    g->is_prompt = calloc(len, sizeof *g->is_prompt);
+    int prompt_masks = um_canvas_count_masks(&g->cv, 0, n_prompt);
+    int spb = p->steps / (p->gen_length / p->block_length);
+    size_t max_cand = (size_t)prompt_masks + (size_t)p->block_length, n_logits;
     g->cand = malloc(max_cand * sizeof *g->cand);
-    g->conf = malloc(max_cand * sizeof *g->conf);
-    g->tok = malloc(max_cand * sizeof *g->tok);
+    g->picks = malloc(max_cand * sizeof *g->picks);
     g->chosen = malloc(max_cand * sizeof *g->chosen);
     g->chosen_tok = malloc(max_cand * sizeof *g->chosen_tok);
-    size_t n_logits;
-    if (!um_mul_size(max_cand * (size_t)g->n_rows, (size_t)g->n_vocab, &n_logits) ||
-        !(g->logits = malloc(n_logits * sizeof(float))) || !g->rows || !g->is_prompt || !g->cand || !g->conf ||
-        !g->tok || !g->chosen || !g->chosen_tok) {
+    g->counts = malloc((size_t)(spb > 64 ? spb : 64) * sizeof *g->counts);
+    um_status s = UM_OK;
+    if (!um_mul_size(max_cand * (size_t)n_rows, (size_t)g->n_vocab, &n_logits) ||
+        !(g->logits = malloc(n_logits * sizeof(float))) || !g->cand || !g->picks || !g->chosen || !g->chosen_tok ||
+        !g->counts)
+        s = um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", g->cv.len);
+    if (s == UM_OK)
+        s = um_cache_init(&g->cache, m, p, n_rows, g->cv.len, err);
+    if (s != UM_OK)
         free_state(g);
-        return um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", g->len);
-    }
-    for (int i = 0; i < g->len; i++) {
-        g->rows[i] = i < n_prompt ? prompt[i] : hp->mask_id;
-        g->is_prompt[i] = g->rows[i] != hp->mask_id;
-    }
-    return UM_OK;
+    return s;
 }
 
-/* Masked positions in [0, end): the only ones whose confidence is finite. */
-static int collect_candidates(gen_state *g, int end) {
-    int n = 0;
-    for (int i = 0; i < end; i++)
-        if (g->rows[i] == g->m->hp.mask_id)
-            g->cand[n++] = i;
-    return n;
-}
-
-/* One forward pass; leaves the (guided) logits of the candidates in row 0. */
-static um_status predict(gen_state *g, int n_cand, um_error *err) {
-    int len = g->len;
-    if (g->n_rows == 2) { /* unconditional row: the prompt masked out */
-        int32_t *un = g->rows + len;
-        for (int i = 0; i < len; i++)
-            un[i] = g->is_prompt[i] ? g->m->hp.mask_id : g->rows[i];
-    }
+/* One forward pass as the cache plans it; leaves the (guided) logits of the
+ * n_cand candidates in row 0. */
+static um_status predict(gen_state *g, um_cache_plan plan, int n_cand, um_error *err) {
+    um_canvas_sync_uncond(&g->cv);
     double t0 = um_now();
-    UM_TRY(um_model_forward(g->m, g->rows, g->n_rows, len, g->cand, n_cand, g->logits, err));
+    UM_TRY(um_cache_forward(&g->cache, g->m, g->cv.rows, g->cv.n_rows, g->cv.len, plan, g->cand, n_cand, g->logits,
+                            err));
     g->forward_seconds += um_now() - t0;
     g->nfe++;
-    if (g->n_rows == 2) {
+    size_t n = (size_t)n_cand * (size_t)g->n_vocab;
+    if (g->cv.n_rows == 2) {
         float s = (float)(g->p->cfg_scale + 1.0);
-        size_t n = (size_t)n_cand * (size_t)g->n_vocab;
         const float *un = g->logits + n;
         for (size_t i = 0; i < n; i++)
             g->logits[i] = un[i] + s * (g->logits[i] - un[i]);
@@ -129,26 +135,64 @@ static um_status predict(gen_state *g, int n_cand, um_error *err) {
     return UM_OK;
 }
 
-static um_status run_step(gen_state *g, int step, int block, int block_end, int n_commit, um_error *err) {
-    int n_cand = collect_candidates(g, block_end);
-    UM_TRY(predict(g, n_cand, err));
+static um_status run_step(gen_state *g, int block, int start, int end, int step_in_block, int count,
+                          double eos_gamma, um_error *err) {
+    const um_generate_params *p = g->p;
+    um_cache_plan plan = um_cache_plan_step(&g->cache, g->cv.len, start, end, step_in_block);
+    int n_cand = um_canvas_masked(&g->cv, plan.q0, plan.q1 < end ? plan.q1 : end, g->cand);
+    UM_TRY(predict(g, plan, n_cand, err));
+    int step = g->nfe - 1;
+    if (p->decoder == UM_DECODER_CREDIT) {
+        um_credit_step(&g->credit, p->credit_decay);
+        for (int c = 0; c < n_cand; c++)
+            UM_TRY(um_credit_apply(&g->credit, g->cand[c], g->logits + (size_t)c * g->n_vocab, g->n_vocab,
+                                   p->credit_alpha, p->credit_gamma, err));
+    }
     for (int c = 0; c < n_cand; c++)
-        g->conf[c] = um_sample_position(&g->sampler, g->logits + (size_t)c * g->n_vocab, g->n_vocab, step,
-                                        g->cand[c], &g->tok[c]);
-    int n = um_select_topk(g->cand, g->conf, n_cand, n_commit, g->chosen);
+        um_sample_pick(&g->sampler, g->logits + (size_t)c * g->n_vocab, g->n_vocab, step, g->cand[c], &g->picks[c]);
+    int n = um_decode_select(p, g->cand, g->picks, n_cand, count, g->m->hp.eos_id, eos_gamma, g->chosen);
     if (n < 0)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         int c = 0;
         while (g->cand[c] != g->chosen[i])
             c++;
-        g->rows[g->chosen[i]] = g->tok[c];
-        g->chosen_tok[i] = g->tok[c];
+        g->cv.rows[g->chosen[i]] = g->picks[c].token;
+        g->chosen_tok[i] = g->picks[c].token;
     }
-    if (g->p->on_step) {
-        um_step_info info = {step, block, g->rows, g->len, g->n_prompt, g->chosen, g->chosen_tok, n};
-        if (g->p->on_step(&info, g->p->user_data) != 0)
+    if (p->early_stop && um_canvas_eos_done(&g->cv, g->m->hp.eos_id))
+        g->done = true;
+    if (p->on_step) {
+        um_step_info info = {step, block, g->cv.rows, g->cv.len, g->cv.n_prompt, g->chosen, g->chosen_tok, n};
+        if (p->on_step(&info, p->user_data) != 0)
             return um_fail(err, UM_ERR_ABORTED, "generation stopped by the step callback");
+    }
+    return UM_OK;
+}
+
+/* Decodes one block until it has no mask (or its scheduled counts run out). */
+static um_status run_block(gen_state *g, int b, um_error *err) {
+    const um_generate_params *p = g->p;
+    int start = g->cv.n_prompt + b * p->block_length, end = start + p->block_length;
+    int spb = p->steps / (p->gen_length / p->block_length);
+    int masked = um_canvas_count_masks(&g->cv, start, end);
+    bool counting = um_decoder_counts(p->decoder);
+    int planned = counting ? um_schedule_block_counts(p, masked, spb, g->counts) : spb;
+    if (p->decoder == UM_DECODER_CREDIT)
+        UM_TRY(um_credit_begin_block(&g->credit, start, p->block_length, err));
+    for (int i = 0; !g->done; i++) {
+        /* Fast-dLLM's cached loops test for masks after their step: a block's
+         * full pass is always followed by one cached step, even when it left
+         * no mask (the reference counts that forward in its NFE). */
+        bool forced = i == 1 && (p->cache == UM_CACHE_PREFIX || p->cache == UM_CACHE_DUAL);
+        if ((counting && i >= planned) || (!forced && um_canvas_count_masks(&g->cv, start, end) == 0))
+            break;
+        if (p->max_nfe > 0 && g->nfe >= p->max_nfe) {
+            g->done = true;
+            break;
+        }
+        double gamma = p->eos_rejection ? um_schedule_eos_gamma(p->eos_gamma, i, planned) : 1.0;
+        UM_TRY(run_step(g, b, start, end, i, counting ? g->counts[i] : 0, gamma, err));
     }
     return UM_OK;
 }
@@ -167,6 +211,8 @@ static um_status check_request(const um_model *m, const int32_t *prompt, int n_p
         return um_fail(err, UM_ERR_ARG, "logits_eos_inf needs an EOS id, and the model has none");
     if (p->confidence_eos_eot_inf && hp->eot_id < 0)
         return um_fail(err, UM_ERR_ARG, "confidence_eos_eot_inf needs an EOT id, and the model has none");
+    if (p->early_stop && hp->eos_id < 0)
+        return um_fail(err, UM_ERR_ARG, "early_stop needs an EOS id, and the model has none");
     return UM_OK;
 }
 
@@ -177,22 +223,14 @@ um_status um_generate(um_model *m, const int32_t *prompt, int n_prompt, const um
     double t0 = um_now();
     gen_state g;
     UM_TRY(init_state(&g, m, prompt, n_prompt, p, err));
-    int n_blocks = p->gen_length / p->block_length, steps_per_block = p->steps / n_blocks;
-    int *counts = malloc((size_t)steps_per_block * sizeof *counts);
-    um_status s = counts ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
-    for (int b = 0; b < n_blocks && s == UM_OK; b++) {
-        int start = n_prompt + b * p->block_length, end = start + p->block_length, masked = 0;
-        for (int i = start; i < end; i++)
-            masked += g.rows[i] == m->hp.mask_id;
-        um_schedule_transfer_counts(masked, steps_per_block, counts);
-        for (int i = 0; i < steps_per_block && s == UM_OK; i++)
-            s = run_step(&g, b * steps_per_block + i, b, end, counts[i], err);
-    }
-    free(counts);
+    int n_blocks = p->gen_length / p->block_length;
+    um_status s = UM_OK;
+    for (int b = 0; b < n_blocks && !g.done && s == UM_OK; b++)
+        s = run_block(&g, b, err);
     if (s == UM_OK) {
-        out->tokens = g.rows; /* row 0 is the canvas; the rest is unused space */
-        g.rows = NULL;
-        out->n_tokens = g.len;
+        out->tokens = g.cv.rows; /* row 0 is the canvas; the rest is unused space */
+        g.cv.rows = NULL;
+        out->n_tokens = g.cv.len;
         out->prompt_len = n_prompt;
         out->nfe = g.nfe;
         out->forward_seconds = g.forward_seconds;

@@ -1,7 +1,9 @@
-/* The reference sampler's step schedule (ML-GSAI/LLaDA generate.py): the
- * generated region splits into gen_length / block_length blocks, steps split
- * evenly over them, and within a block each step commits a precomputed count
- * of the block's masks. */
+/* The iteration schedule. The generated region splits into gen_length /
+ * block_length blocks, decoded one after the other; a block ends when it has
+ * no mask left. Count-based decoders commit a precomputed count per step:
+ * the reference sampler's (ML-GSAI/LLaDA generate.py) steps / n_blocks steps
+ * sharing the block's masks evenly, or the power-increasing schedule's 1, 2,
+ * 4, ... tokens. The other decoders decide their own counts. */
 #include "diffusion/diffusion.h"
 
 #include <math.h>
@@ -12,6 +14,70 @@ void um_schedule_transfer_counts(int n_masked, int steps, int *counts) {
     int base = n_masked / steps, rem = n_masked % steps;
     for (int i = 0; i < steps; i++)
         counts[i] = base + (i < rem ? 1 : 0);
+}
+
+int um_schedule_power_counts(int n_masked, int *counts, int cap) {
+    int n = 0;
+    for (int64_t want = 1; n_masked > 0 && n < cap; want *= 2) {
+        int c = want < n_masked ? (int)want : n_masked;
+        counts[n++] = c;
+        n_masked -= c;
+    }
+    return n;
+}
+
+int um_schedule_block_counts(const um_generate_params *p, int n_masked, int steps_per_block, int *counts) {
+    if (p->schedule == UM_SCHEDULE_POWER)
+        return um_schedule_power_counts(n_masked, counts, 64);
+    um_schedule_transfer_counts(n_masked, steps_per_block, counts);
+    return steps_per_block;
+}
+
+double um_schedule_eos_gamma(double gamma0, int step, int n_steps) {
+    if (n_steps <= 1 || step >= n_steps - 1)
+        return 1.0;
+    return gamma0 + (1.0 - gamma0) * (double)step / (double)(n_steps - 1);
+}
+
+bool um_decoder_counts(um_decoder d) {
+    return d == UM_DECODER_TOPK || d == UM_DECODER_MARGIN || d == UM_DECODER_ENTROPY;
+}
+
+static bool in_range(double v, double lo, double hi) { return v >= lo && v <= hi; }
+
+/* The fast-decoding parameters: names as the CLI spells them. */
+static um_status check_decoding(const um_generate_params *p, um_error *err) {
+    if ((unsigned)p->cache > UM_CACHE_VICINITY)
+        return um_fail(err, UM_ERR_ARG, "unknown cache mode %d", (int)p->cache);
+    if ((unsigned)p->decoder > UM_DECODER_CREDIT)
+        return um_fail(err, UM_ERR_ARG, "unknown decoder %d", (int)p->decoder);
+    if ((unsigned)p->schedule > UM_SCHEDULE_POWER)
+        return um_fail(err, UM_ERR_ARG, "unknown schedule %d", (int)p->schedule);
+    um_decoder d = p->decoder;
+    if (p->cache == UM_CACHE_VICINITY && (p->cache_window < 0 || p->cache_refresh < 0))
+        return um_fail(err, UM_ERR_ARG, "vicinity cache: window and refresh interval must be >= 0");
+    if ((d == UM_DECODER_THRESHOLD || d == UM_DECODER_HIERARCHICAL || d == UM_DECODER_CREDIT) &&
+        !in_range(p->threshold, 0, 1))
+        return um_fail(err, UM_ERR_ARG, "threshold must be in [0, 1] (got %g)", p->threshold);
+    if (d == UM_DECODER_HIERARCHICAL && !in_range(p->low_threshold, 0, 1))
+        return um_fail(err, UM_ERR_ARG, "low threshold must be in [0, 1] (got %g)", p->low_threshold);
+    if (d == UM_DECODER_FACTOR && (!(p->factor > 0) || !isfinite(p->factor)))
+        return um_fail(err, UM_ERR_ARG, "factor must be a finite number > 0");
+    if (d == UM_DECODER_MED && (!(p->entropy_bound > 0) || !isfinite(p->entropy_bound)))
+        return um_fail(err, UM_ERR_ARG, "entropy bound must be a finite number > 0");
+    if (d == UM_DECODER_CREDIT &&
+        (!in_range(p->credit_alpha, 0, 1e6) || !in_range(p->credit_gamma, 0, 1e6) || !in_range(p->credit_decay, 0, 1)))
+        return um_fail(err, UM_ERR_ARG, "credit decoder: alpha and gamma must be >= 0, decay in [0, 1]");
+    if (p->eos_rejection && !(p->eos_gamma > 0 && p->eos_gamma <= 1))
+        return um_fail(err, UM_ERR_ARG, "EOS rejection's gamma must be in (0, 1]");
+    if (p->max_nfe < 0)
+        return um_fail(err, UM_ERR_ARG, "max_nfe must be >= 0");
+    if (p->schedule == UM_SCHEDULE_POWER && !um_decoder_counts(d))
+        return um_fail(err, UM_ERR_ARG, "the power schedule sets counts for the topk, margin and entropy decoders only");
+    if (p->remasking == UM_REMASK_RANDOM && d != UM_DECODER_TOPK && d != UM_DECODER_THRESHOLD &&
+        d != UM_DECODER_FACTOR)
+        return um_fail(err, UM_ERR_ARG, "random remasking works with the topk, threshold and factor decoders only");
+    return UM_OK;
 }
 
 um_status um_schedule_check(const um_generate_params *p, int n_prompt, int max_seq, um_error *err) {
@@ -35,5 +101,5 @@ um_status um_schedule_check(const um_generate_params *p, int n_prompt, int max_s
         return um_fail(err, UM_ERR_ARG, "cfg_scale must be a finite number >= 0");
     if (p->remasking != UM_REMASK_LOW_CONFIDENCE && p->remasking != UM_REMASK_RANDOM)
         return um_fail(err, UM_ERR_ARG, "unknown remasking strategy %d", (int)p->remasking);
-    return UM_OK;
+    return check_decoding(p, err);
 }

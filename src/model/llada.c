@@ -502,8 +502,10 @@ um_status um_model_forward_range(um_model *m, const int32_t *tokens, int n_rows,
             memcpy(ws->head_in + ((size_t)r * n_sel + i) * d, ws->x + ((size_t)r * nq + pos) * d,
                    (size_t)d * sizeof(float));
         }
-    um_rmsnorm(ws->head_in, ws->head_in, m->out_norm, n_rows * n_sel, d, hp->norm_eps);
-    um_matmul(m->pool, ws->head_in, n_rows * n_sel, &m->output, m->b_output, logits, ws->mm_scratch);
+    if (n_sel > 0) {
+        um_rmsnorm(ws->head_in, ws->head_in, m->out_norm, n_rows * n_sel, d, hp->norm_eps);
+        um_matmul(m->pool, ws->head_in, n_rows * n_sel, &m->output, m->b_output, logits, ws->mm_scratch);
+    }
     return UM_OK;
 }
 

@@ -1,0 +1,63 @@
+/* The KV cache manager: which positions a step recomputes.
+ *
+ *   none      every step runs the whole canvas (the reference sampler)
+ *   prefix    Fast-dLLM generate_with_prefix_cache: a block's first step is a
+ *             full pass, which also fills the cache; later steps run
+ *             [block start, end of canvas) against the cached K/V of the
+ *             positions before the block
+ *   dual      Fast-dLLM generate_with_dual_cache: later steps run only the
+ *             block, against the cached K/V of the prefix and the suffix; the
+ *             block's own slots are rewritten each step
+ *   vicinity  dInfer's vicinity refresh: later steps run the block plus
+ *             `window` positions on each side; a full pass at the block's
+ *             first step and every `refresh` steps of the block
+ *
+ * The cache holds K/V for every position (model.h's um_kv_cache), so each
+ * mode is only a choice of range: a pass over [q0, q1) rewrites those slots
+ * and reads the rest as the last pass that covered them left them — for
+ * prefix and dual, the block's first (full) pass, as Fast-dLLM does.
+ * Block-causal caching for block-diffusion models (LLaDA2) will be another
+ * range (the block, against keys up to its end: um_model_forward_range's n_kv). */
+#include <string.h>
+
+#include "diffusion/diffusion.h"
+
+um_status um_cache_init(um_cache *c, const um_model *m, const um_generate_params *p, int n_rows, int len,
+                        um_error *err) {
+    memset(c, 0, sizeof *c);
+    c->mode = p->cache;
+    c->window = p->cache_window;
+    c->refresh = p->cache_refresh;
+    if (c->mode == UM_CACHE_NONE)
+        return UM_OK;
+    return um_kv_cache_init(&c->kv, m, n_rows, len, err);
+}
+
+void um_cache_free(um_cache *c) { um_kv_cache_free(&c->kv); }
+
+um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block) {
+    um_cache_plan full = {0, len, true};
+    bool refresh = step_in_block == 0 || (c->refresh > 0 && step_in_block % c->refresh == 0);
+    switch (c->mode) {
+    case UM_CACHE_PREFIX:
+        return step_in_block == 0 ? full : (um_cache_plan){block_start, len, false};
+    case UM_CACHE_DUAL:
+        return step_in_block == 0 ? full : (um_cache_plan){block_start, block_end, false};
+    case UM_CACHE_VICINITY: {
+        if (refresh)
+            return full;
+        int q0 = block_start - c->window, q1 = block_end + c->window;
+        return (um_cache_plan){q0 < 0 ? 0 : q0, q1 > len ? len : q1, false};
+    }
+    case UM_CACHE_NONE:
+    default:
+        return full;
+    }
+}
+
+um_status um_cache_forward(um_cache *c, um_model *m, const int32_t *rows, int n_rows, int len, um_cache_plan plan,
+                           const int32_t *sel, int n_sel, float *logits, um_error *err) {
+    if (c->mode == UM_CACHE_NONE)
+        return um_model_forward(m, rows, n_rows, len, sel, n_sel, logits, err);
+    return um_model_forward_range(m, rows, n_rows, len, plan.q0, plan.q1, len, &c->kv, sel, n_sel, logits, err);
+}

@@ -1,0 +1,204 @@
+/* Decoders: which of a step's candidates (the masked positions it has
+ * logits for) to commit. Each scores the candidates, sorts them best first
+ * (ties: lower position first) and keeps a prefix or a subset:
+ *
+ *   topk          the schedule's count by confidence (LLaDA's reference)
+ *   threshold     Fast-dLLM: the best, and every other with confidence >= tau
+ *   factor        Fast-dLLM: rank n (1-based) while confidence >= 1 - f/(n+1),
+ *                 the best always. (Fast-dLLM's get_transfer_index_dynamic
+ *                 also commits the last rank when it is the first to fail;
+ *                 this follows the rule as its paper states it.)
+ *   margin        the schedule's count by p_top1 - p_top2 (Dream's topk_margin)
+ *   entropy       the schedule's count by lowest entropy (Dream's entropy)
+ *   med           every candidate with entropy < lambda, the best always
+ *   hierarchical  dInfer: the best of each run of adjacent candidates when its
+ *                 confidence > low_threshold, every candidate > threshold, and
+ *                 the best overall
+ *   credit        dInfer: threshold decoding on logits boosted by the credit
+ *                 (um_credit_apply, before sampling)
+ *
+ * EOS early rejection makes EOS candidates look less sure early in a block:
+ * their confidence or margin is multiplied by gamma, their entropy divided. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "diffusion/diffusion.h"
+
+typedef struct {
+    double score; /* higher is better */
+    int32_t pos;
+    int idx;      /* candidate index */
+} scored;
+
+static int cmp_scored(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* The candidate's score under the decoder, with EOS rejection's gamma. */
+static double score_of(um_decoder d, const um_pick *pk, bool eos, double gamma) {
+    double g = eos ? gamma : 1.0;
+    switch (d) {
+    case UM_DECODER_MARGIN:
+        return (pk->p1 - pk->p2) * g;
+    case UM_DECODER_ENTROPY:
+    case UM_DECODER_MED:
+        return -pk->entropy / g;
+    default:
+        return pk->conf * g;
+    }
+}
+
+/* hierarchical: marks the best of each run of adjacent positions (all that tie
+ * with it) when above low, and everything above high. */
+static void mark_hierarchical(const int32_t *pos, const double *score, int n, double low, double high, bool *take) {
+    for (int a = 0; a < n;) {
+        int b = a + 1;
+        while (b < n && pos[b] == pos[b - 1] + 1)
+            b++;
+        double best = score[a];
+        for (int i = a + 1; i < b; i++)
+            best = fmax(best, score[i]);
+        for (int i = a; i < b; i++)
+            if (score[i] == best && score[i] > low)
+                take[i] = true;
+        a = b;
+    }
+    for (int i = 0; i < n; i++)
+        if (score[i] > high)
+            take[i] = true;
+}
+
+int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_pick *picks, int n, int count,
+                     int eos_id, double eos_gamma, int32_t *out) {
+    if (n <= 0)
+        return 0;
+    scored *s = malloc((size_t)n * sizeof *s);
+    double *score = malloc((size_t)n * sizeof *score);
+    bool *take = calloc((size_t)n, sizeof *take);
+    if (!s || !score || !take) {
+        free(s);
+        free(score);
+        free(take);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        score[i] = score_of(p->decoder, &picks[i], eos_id >= 0 && picks[i].token == eos_id, eos_gamma);
+        s[i] = (scored){score[i], pos[i], i};
+    }
+    qsort(s, (size_t)n, sizeof *s, cmp_scored);
+    if (p->decoder == UM_DECODER_HIERARCHICAL)
+        mark_hierarchical(pos, score, n, p->low_threshold, p->threshold, take);
+    int k = 0;
+    for (int r = 0; r < n; r++) {
+        double v = s[r].score;
+        bool keep;
+        switch (p->decoder) {
+        case UM_DECODER_THRESHOLD:
+        case UM_DECODER_CREDIT:
+            keep = r == 0 || v >= p->threshold;
+            break;
+        case UM_DECODER_FACTOR: /* a prefix: ends at the first rank that fails */
+            keep = r == 0 || v >= 1.0 - p->factor / (r + 2);
+            break;
+        case UM_DECODER_MED:
+            keep = r == 0 || -v < p->entropy_bound;
+            break;
+        case UM_DECODER_HIERARCHICAL:
+            keep = r == 0 || take[s[r].idx];
+            break;
+        default: /* topk, margin, entropy: the schedule's count */
+            keep = r < count;
+            break;
+        }
+        if (keep)
+            out[k++] = s[r].pos;
+        else if (p->decoder == UM_DECODER_FACTOR || um_decoder_counts(p->decoder))
+            break;
+    }
+    free(s);
+    free(score);
+    free(take);
+    return k;
+}
+
+/* ---- credit (dInfer's CreditThresholdParallelDecoder) ---------------------- */
+
+um_status um_credit_begin_block(um_credit *c, int start, int len, um_error *err) {
+    if (!c->n || len > c->len) {
+        um_credit_free(c);
+        c->n = calloc((size_t)len, sizeof *c->n);
+        c->cap = 8;
+        c->e = malloc((size_t)len * (size_t)c->cap * sizeof *c->e);
+        if (!c->n || !c->e) {
+            um_credit_free(c);
+            return um_fail(err, UM_ERR_NOMEM, "out of memory");
+        }
+    }
+    c->start = start;
+    c->len = len;
+    c->steps = 0;
+    memset(c->n, 0, (size_t)len * sizeof *c->n);
+    return UM_OK;
+}
+
+void um_credit_free(um_credit *c) {
+    free(c->n);
+    free(c->e);
+    memset(c, 0, sizeof *c);
+}
+
+void um_credit_step(um_credit *c, double decay) {
+    if (c->steps++ > 0)
+        for (int i = 0; i < c->len; i++)
+            for (int j = 0; j < c->n[i]; j++)
+                c->e[(size_t)i * c->cap + j].credit *= (float)decay;
+}
+
+static um_status grow(um_credit *c, um_error *err) {
+    int cap = 2 * c->cap;
+    um_credit_entry *e = malloc((size_t)c->len * (size_t)cap * sizeof *e);
+    if (!e)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->len; i++)
+        memcpy(e + (size_t)i * cap, c->e + (size_t)i * c->cap, (size_t)c->n[i] * sizeof *e);
+    free(c->e);
+    c->e = e;
+    c->cap = cap;
+    return UM_OK;
+}
+
+um_status um_credit_apply(um_credit *c, int pos, float *logits, int n_vocab, double alpha, double gamma,
+                          um_error *err) {
+    int i = pos - c->start;
+    if (i < 0 || i >= c->len)
+        return UM_OK;
+    int32_t top = 0;
+    for (int t = 1; t < n_vocab; t++)
+        if (logits[t] > logits[top])
+            top = t;
+    double sum = 0;
+    for (int t = 0; t < n_vocab; t++)
+        sum += exp((double)logits[t] - logits[top]);
+    float add = (float)pow(1.0 / sum, gamma); /* p_top1^gamma */
+    um_credit_entry *e = c->e + (size_t)i * c->cap;
+    int j = 0;
+    while (j < c->n[i] && e[j].tok != top)
+        j++;
+    if (j == c->n[i]) {
+        if (c->n[i] == c->cap) {
+            UM_TRY(grow(c, err));
+            e = c->e + (size_t)i * c->cap;
+        }
+        e[j] = (um_credit_entry){top, 0.0f};
+        c->n[i]++;
+    }
+    e[j].credit += add;
+    for (j = 0; j < c->n[i]; j++)
+        logits[e[j].tok] += (float)alpha * logf(e[j].credit + 1.0f);
+    return UM_OK;
+}
