@@ -2,8 +2,11 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "base/sys.h"
 
 struct um_pool {
     int n_threads; /* including the caller */
@@ -19,6 +22,8 @@ struct um_pool {
     int busy_workers;
     unsigned long generation;
     int quit;
+    void *scratch[UM_POOL_SCRATCH_SLOTS];
+    size_t scratch_bytes[UM_POOL_SCRATCH_SLOTS];
 };
 
 typedef struct {
@@ -63,6 +68,55 @@ int um_cpu_count(void) {
     return n < 1 ? 1 : (int)n;
 }
 
+int um_physical_core_count(void) {
+    enum { MAX_CORES = 4096 };
+    long *seen = malloc(MAX_CORES * sizeof *seen); /* (package << 20) | core of each core found */
+    int n_cpus = um_cpu_count(), n = 0;
+    if (!seen)
+        return n_cpus;
+    for (int cpu = 0; cpu < MAX_CORES && n < MAX_CORES; cpu++) {
+        char path[128];
+        long ids[2];
+        const char *names[2] = {"physical_package_id", "core_id"};
+        int ok = 1;
+        for (int i = 0; i < 2 && ok; i++) {
+            snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/%s", cpu, names[i]);
+            FILE *f = fopen(path, "r");
+            ok = f && fscanf(f, "%ld", &ids[i]) == 1;
+            if (f)
+                fclose(f);
+        }
+        if (!ok) {
+            if (cpu >= n_cpus)
+                break; /* past the last CPU (offline ones in the middle are skipped) */
+            continue;
+        }
+        long key = (ids[0] << 20) | (ids[1] & 0xfffff);
+        int dup = 0;
+        for (int i = 0; i < n && !dup; i++)
+            dup = seen[i] == key;
+        if (!dup)
+            seen[n++] = key;
+    }
+    free(seen);
+    return n > 0 && n <= n_cpus ? n : n_cpus;
+}
+
+void *um_pool_scratch(um_pool *p, int slot, size_t bytes) {
+    if (slot < 0 || slot >= UM_POOL_SCRATCH_SLOTS)
+        return NULL;
+    if (bytes <= p->scratch_bytes[slot])
+        return p->scratch[slot];
+    bytes += bytes / 4; /* grow with some room: canvas sizes vary between calls */
+    void *b = um_aligned_alloc(bytes);
+    if (!b)
+        return NULL;
+    free(p->scratch[slot]);
+    p->scratch[slot] = b;
+    p->scratch_bytes[slot] = bytes;
+    return b;
+}
+
 um_pool *um_pool_create(int n_threads) {
     if (n_threads < 1)
         n_threads = 1;
@@ -102,6 +156,8 @@ void um_pool_destroy(um_pool *p) {
     pthread_cond_destroy(&p->work_ready);
     pthread_cond_destroy(&p->work_done);
     pthread_mutex_destroy(&p->lock);
+    for (int i = 0; i < UM_POOL_SCRATCH_SLOTS; i++)
+        free(p->scratch[i]);
     free(p->workers);
     free(p);
 }

@@ -28,6 +28,17 @@ void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const f
                float *scratch);
 size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
 
+/* Reduced-precision activations: when on, BF16 weights meet activations
+ * rounded to bf16 (vdpbf16ps) and quantized weights meet activations
+ * quantized to int8 per 32 values (vpdpbusd), where the CPU has those
+ * instructions: 2-4x the f32 speed, with llama.cpp's rounding error instead
+ * of the reference's f32 results. Off by default; UNMASK_ACTIVATIONS=reduced
+ * turns it on. The instruction-set path is UNMASK_KERNEL (kernels/cpu.h). */
+bool um_matmul_reduced(void);
+void um_matmul_set_reduced(bool on);
+/* The kernel um_matmul uses for weights of type t now ("avx512-f32", ...). */
+const char *um_matmul_kernel_name(um_dtype t);
+
 /* out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * weight, for n rows of d. out may be x. */
 void um_rmsnorm(float *out, const float *x, const float *weight, int n, int d, float eps);
 

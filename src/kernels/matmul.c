@@ -1,42 +1,39 @@
 /* Matrix multiply y = x * W^T with W in f32, bf16, f16 or one of llama.cpp's
  * quantized formats (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K).
  *
- * Work is split over blocks of output rows (weight rows); each task converts
- * its block of weight rows to f32 once and reuses it for every token, so the
- * conversion cost is amortized over the canvas. The inner dot products keep
- * 16 independent partial sums so the compiler can vectorize them without
- * reassociating, and are compiled for AVX-512, AVX2 and baseline x86-64 with
- * runtime dispatch. Speed is the CPU-speed issue's job; this is the clear,
- * correct baseline. */
+ * This file holds the portable reference (the scalar path, which every SIMD
+ * path is tested against), the blocked driver the SIMD paths share, and the
+ * choice between them. The blocking and the three kinds of arithmetic are
+ * described in matmul_impl.h; the micro-kernels and packers live in
+ * matmul_avx512.c and matmul_avx2.c. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
+#include "kernels/matmul_impl.h"
 #include "kernels/quant.h"
 
-#define ROW_BLOCK 16
-#define LANES 16
+void um_weight_row_f32(const um_weight *w, int64_t r, float *out) { mm_row_segment_f32(w, r, 0, (int)w->cols, out); }
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(UM_NO_CLONES)
-#define UM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define UM_CLONES
-#endif
-
-void um_weight_row_f32(const um_weight *w, int64_t r, float *out) {
+void mm_row_segment_f32(const um_weight *w, int64_t r, int64_t kb, int kc, float *out) {
     int64_t k = w->cols;
     switch (w->type) {
     case UM_F32:
-        memcpy(out, (const float *)w->data + r * k, (size_t)k * sizeof(float));
+        memcpy(out, (const float *)w->data + r * k + kb, (size_t)kc * sizeof(float));
         break;
     case UM_BF16: {
-        const uint16_t *src = (const uint16_t *)w->data + r * k;
-        for (int64_t i = 0; i < k; i++)
+        const uint16_t *src = (const uint16_t *)w->data + r * k + kb;
+        for (int i = 0; i < kc; i++)
             out[i] = um_bf16_to_f32(src[i]);
         break;
     }
     case UM_F16: {
-        const uint16_t *src = (const uint16_t *)w->data + r * k;
-        for (int64_t i = 0; i < k; i++)
+        const uint16_t *src = (const uint16_t *)w->data + r * k + kb;
+        for (int i = 0; i < kc; i++)
             out[i] = um_f16_to_f32(src[i]);
         break;
     }
@@ -45,18 +42,291 @@ void um_weight_row_f32(const um_weight *w, int64_t r, float *out) {
     case UM_Q4_1:
     case UM_Q4_K:
     case UM_Q5_K:
-    case UM_Q6_K:
+    case UM_Q6_K: {
         /* llama.cpp block formats: rows are whole blocks, back to back */
-        um_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)r * um_row_bytes(w->type, k), out, k);
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * um_row_bytes(w->type, k);
+        um_dequantize_row(w->type, row + um_row_bytes(w->type, kb), out, kc);
         break;
+    }
     default:
-        memset(out, 0, (size_t)k * sizeof(float)); /* unreachable: the loader admits only the types above */
+        memset(out, 0, (size_t)kc * sizeof(float)); /* unreachable: the loader admits only the types above */
         break;
     }
 }
 
-/* Four dot products of one weight row against four activation rows. */
-UM_CLONES
+/* ---- integer levels of the quantized formats (the I8 path) ---------------- */
+
+int mm_i8_bk(um_dtype t) {
+    switch (t) {
+    case UM_Q8_0:
+    case UM_Q4_0:
+    case UM_Q4_1:
+    case UM_Q4_K:
+    case UM_Q5_K:
+        return 32;
+    case UM_Q6_K:
+        return 16;
+    default:
+        return 0;
+    }
+}
+
+static inline float f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return um_f16_to_f32(h);
+}
+
+/* Sub-block j's 6-bit scale and min in Q4_K/Q5_K (as in quant.c). */
+static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Levels are made unsigned (vpdpbusd multiplies u8 by s8) by moving the
+ * zero point into mn: Q8_0 stores q + 128, Q4_0 keeps its 0..15 nibble with
+ * mn = -8 d, Q6_K its 0..63 level with mn = -32 d sc. */
+void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_t *q, float *scale, float *mn) {
+    switch (t) {
+    case UM_Q8_0: {
+        const uint8_t *b = row + sb * sizeof(um_block_q8_0);
+        float d = f16(b);
+        for (int j = 0; j < 32; j++)
+            q[j] = (uint8_t)(b[2 + j] ^ 0x80);
+        *scale = d;
+        *mn = -128.0f * d;
+        break;
+    }
+    case UM_Q4_0:
+    case UM_Q4_1: {
+        size_t bytes = t == UM_Q4_0 ? sizeof(um_block_q4_0) : sizeof(um_block_q4_1);
+        const uint8_t *b = row + sb * bytes, *qs = b + (t == UM_Q4_0 ? 2 : 4);
+        float d = f16(b);
+        for (int j = 0; j < 16; j++) {
+            q[j] = qs[j] & 0xf;
+            q[j + 16] = qs[j] >> 4;
+        }
+        *scale = d;
+        *mn = t == UM_Q4_0 ? -8.0f * d : f16(b + 2);
+        break;
+    }
+    case UM_Q4_K:
+    case UM_Q5_K: {
+        bool q5 = t == UM_Q5_K;
+        const uint8_t *b = row + (sb / 8) * (q5 ? sizeof(um_block_q5_K) : sizeof(um_block_q4_K));
+        int j = (int)(sb % 8), sc, m;
+        const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + (q5 ? 48 : 16) + 32 * (j / 2);
+        scale_min_k4(j, scales, &sc, &m);
+        for (int l = 0; l < 32; l++) {
+            q[l] = (uint8_t)((j % 2 ? qs[l] >> 4 : qs[l] & 0xf) | (q5 ? ((qh[l] >> j) & 1) << 4 : 0));
+        }
+        *scale = f16(b) * (float)sc;
+        *mn = -(f16(b + 2) * (float)m);
+        break;
+    }
+    case UM_Q6_K: {
+        const uint8_t *b = row + (sb / 16) * sizeof(um_block_q6_K);
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *scales = (const int8_t *)(b + 192);
+        int s = (int)(sb % 16);
+        for (int i = 0; i < 16; i++) {
+            int v = 16 * s + i, half = v / 128, g = (v % 128) / 32, l = v % 32;
+            int lo = (ql[half * 64 + l + (g & 1) * 32] >> (4 * (g >> 1))) & 0xf;
+            int hi = (qh[half * 32 + l] >> (2 * g)) & 3;
+            q[i] = (uint8_t)(lo | hi << 4);
+        }
+        float d = f16(b + 208) * (float)scales[s];
+        *scale = d;
+        *mn = -32.0f * d;
+        break;
+    }
+    default:
+        memset(q, 0, (size_t)bk);
+        *scale = *mn = 0;
+        break;
+    }
+}
+
+/* ---- activations ------------------------------------------------------------ */
+
+/* One block of 32 activations to int8: dx = max|x| / 127, q = round(x / dx)
+ * to nearest even (computed as x * (127 / max|x|), the same multiply in
+ * every path, so every path gets the same levels). Returns dx. */
+static inline float quantize_act32(const float *x, int8_t *q) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
+    float id = amax > 0 ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < 32; j++)
+        q[j] = (int8_t)lrintf(x[j] * id);
+    return amax / 127.0f;
+}
+
+typedef struct {
+    const float *x;
+    int n, mr, bk;
+    int64_t k;
+    uint32_t *a;    /* packed values */
+    float *sc;      /* I8 scales */
+    size_t a_block; /* u32 per block of mr tokens */
+    size_t sc_block;
+    mm_kind kind;
+} act_job;
+
+/* Packs one block of mr tokens (see matmul_impl.h for the layouts). */
+static void pack_activations_task(void *ctx, int tb, int thread) {
+    const act_job *j = ctx;
+    int mr = j->mr;
+    int64_t k = j->k;
+    uint32_t *a = j->a + (size_t)tb * j->a_block;
+    for (int t = 0; t < mr; t++) {
+        int tok = tb * mr + t;
+        const float *x = j->x + (int64_t)tok * k;
+        bool valid = tok < j->n;
+        if (j->kind == MM_BF16) {
+            for (int64_t p = 0; p < (k + 1) / 2; p++) {
+                uint32_t lo = valid ? um_f32_to_bf16(x[2 * p]) : 0;
+                uint32_t hi = valid && 2 * p + 1 < k ? um_f32_to_bf16(x[2 * p + 1]) : 0;
+                a[p * mr + t] = lo | hi << 16;
+            }
+        } else {
+            float *sc = j->sc + (size_t)tb * j->sc_block;
+            int bk = j->bk;
+            for (int64_t b = 0; b < k / 32; b++) {
+                int8_t q[32] = {0};
+                float dx = valid ? quantize_act32(x + 32 * b, q) : 0.0f;
+                for (int i = 0; i < 8; i++) {
+                    uint32_t u;
+                    memcpy(&u, q + 4 * i, 4);
+                    a[(8 * b + i) * mr + t] = u;
+                }
+                for (int s = 0; s < 32 / bk; s++) {
+                    int sum = 0;
+                    for (int i = 0; i < bk; i++)
+                        sum += q[s * bk + i];
+                    int64_t sbi = b * (32 / bk) + s;
+                    sc[(2 * sbi) * mr + t] = dx;
+                    sc[(2 * sbi + 1) * mr + t] = dx * (float)sum;
+                }
+            }
+        }
+    }
+}
+
+/* ---- the blocked driver ----------------------------------------------------- */
+
+size_t mm_panel_bytes(const mm_kernels *ks, int kc) {
+    switch (ks->kind) {
+    case MM_F32:
+        return (size_t)kc * ks->nr * sizeof(float);
+    case MM_BF16:
+        return (size_t)((kc + 1) / 2) * ks->nr * sizeof(uint32_t);
+    case MM_I8:
+        return (size_t)(kc / ks->bk) * mm_i8_block_bytes(ks->bk, ks->nr);
+    }
+    return 0;
+}
+
+typedef struct {
+    const mm_kernels *ks;
+    const float *x;
+    int n;
+    const um_weight *w;
+    const float *bias;
+    float *y;
+    const uint32_t *a;
+    const float *a_sc;
+    size_t a_block, sc_block;
+    uint8_t *panels;
+    size_t panels_bytes; /* per thread */
+} mm_job;
+
+static void mm_task(void *ctx, int task, int thread) {
+    const mm_job *j = ctx;
+    const mm_kernels *ks = j->ks;
+    const um_weight *w = j->w;
+    int64_t m = w->rows, k = w->cols, f0 = (int64_t)task * ks->nc;
+    int nf = (int)(m - f0 < ks->nc ? m - f0 : ks->nc), np = (nf + ks->nr - 1) / ks->nr;
+    uint8_t *buf = j->panels + (size_t)thread * j->panels_bytes;
+    mm_tile tile = {0};
+    tile.ldc = m;
+    for (int64_t kb = 0; kb < k; kb += ks->kc) {
+        int kc = (int)(k - kb < ks->kc ? k - kb : ks->kc);
+        size_t pb = mm_panel_bytes(ks, kc);
+        for (int p = 0; p < np; p++)
+            ks->pack(w, f0 + (int64_t)p * ks->nr, kb, kc, buf + p * pb);
+        tile.kc = kc;
+        tile.accumulate = kb > 0;
+        for (int t0 = 0; t0 < j->n; t0 += ks->mr) {
+            int tb = t0 / ks->mr;
+            tile.mr = j->n - t0 < ks->mr ? j->n - t0 : ks->mr;
+            if (ks->kind == MM_F32) {
+                tile.a = j->x + (int64_t)t0 * k + kb;
+                tile.lda = k;
+            } else {
+                int64_t per = ks->kind == MM_BF16 ? 2 : 4; /* values per u32 */
+                tile.a = j->a + tb * j->a_block + (size_t)(kb / per) * ks->mr;
+                if (ks->kind == MM_I8)
+                    tile.a_sc = j->a_sc + tb * j->sc_block + (size_t)(kb / ks->bk) * 2 * ks->mr;
+            }
+            for (int p = 0; p < np; p++) {
+                int64_t f = f0 + (int64_t)p * ks->nr;
+                tile.b = buf + p * pb;
+                tile.c = j->y + (int64_t)t0 * m + f;
+                tile.nr = (int)(m - f < ks->nr ? m - f : ks->nr);
+                tile.bias = j->bias ? j->bias + f : NULL;
+                ks->kernel(&tile);
+            }
+        }
+    }
+}
+
+/* Scratch slots of the pool used here. */
+enum { SLOT_ACTIVATIONS = 0, SLOT_PANELS = 1, SLOT_REFERENCE = 2 };
+
+static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int n, const um_weight *w,
+                       const float *bias, float *y) {
+    int nt = um_pool_threads(pool);
+    int64_t k = w->cols;
+    mm_job job = {ks, x, n, w, bias, y, NULL, NULL, 0, 0, NULL, 0};
+    int kc = (int)(k < ks->kc ? k : ks->kc);
+    job.panels_bytes = (mm_panel_bytes(ks, kc) * (size_t)(ks->nc / ks->nr) + 63) & ~(size_t)63;
+    job.panels = um_pool_scratch(pool, SLOT_PANELS, job.panels_bytes * (size_t)nt);
+    if (!job.panels)
+        return false;
+    int n_tb = (n + ks->mr - 1) / ks->mr;
+    if (ks->kind != MM_F32) {
+        act_job aj = {x, n, ks->mr, ks->bk, k, NULL, NULL, 0, 0, ks->kind};
+        aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : k / 4) * ks->mr;
+        aj.sc_block = ks->kind == MM_I8 ? (size_t)(k / ks->bk) * 2 * ks->mr : 0;
+        size_t a_bytes = ((aj.a_block * sizeof(uint32_t) + aj.sc_block * sizeof(float)) + 63) & ~(size_t)63;
+        uint8_t *buf = um_pool_scratch(pool, SLOT_ACTIVATIONS, a_bytes * (size_t)n_tb);
+        if (!buf)
+            return false;
+        aj.a = (uint32_t *)buf;
+        aj.sc = (float *)(buf + aj.a_block * sizeof(uint32_t) * (size_t)n_tb);
+        um_pool_run(pool, n_tb, pack_activations_task, &aj);
+        job.a = aj.a;
+        job.a_sc = aj.sc;
+        job.a_block = aj.a_block;
+        job.sc_block = aj.sc_block;
+    }
+    um_pool_run(pool, (int)((w->rows + ks->nc - 1) / ks->nc), mm_task, &job);
+    return true;
+}
+
+/* ---- the portable reference ------------------------------------------------- */
+
+#define ROW_BLOCK 16
+#define LANES 16
+
+/* Four dot products of one weight row against four activation rows, with 16
+ * independent partial sums per row (vectorizable without reassociation). */
 static void dot_1x4(const float *w, const float *x0, const float *x1, const float *x2, const float *x3, int64_t k,
                     float out[4]) {
     float a0[LANES] = {0}, a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0};
@@ -90,50 +360,179 @@ static void dot_1x4(const float *w, const float *x0, const float *x1, const floa
 }
 
 typedef struct {
-    const float *x;
+    mm_kind kind;
+    const float *x; /* F32 and BF16 (already rounded to bf16) */
     int n;
     const um_weight *w;
     const float *bias;
     float *y;
-    float *scratch; /* ROW_BLOCK converted weight rows per thread */
-} matmul_job;
+    float *scratch; /* per thread: one converted row (k floats; I8: k levels + scales) */
+    size_t scratch_floats;
+    /* I8: activations row-major */
+    const int8_t *xq;
+    const float *xs; /* [n][k/bk][2]: dx, dx * sum */
+    int bk;
+} ref_job;
 
-static void matmul_task(void *ctx, int task, int thread) {
-    const matmul_job *job = ctx;
-    const um_weight *w = job->w;
+/* Rows [16 task, 16 task + 16): each converted once, then dotted with every token. */
+static void ref_task(void *ctx, int task, int thread) {
+    const ref_job *j = ctx;
+    const um_weight *w = j->w;
     int64_t k = w->cols, m = w->rows, r0 = (int64_t)task * ROW_BLOCK;
     int64_t nr = m - r0 < ROW_BLOCK ? m - r0 : ROW_BLOCK;
-    const float *wb;
-    if (w->type == UM_F32) {
-        wb = (const float *)w->data + r0 * k; /* the loader guarantees f32 data is aligned */
-    } else {
-        float *buf = job->scratch + (size_t)thread * ROW_BLOCK * (size_t)k;
-        for (int64_t r = 0; r < nr; r++)
-            um_weight_row_f32(w, r0 + r, buf + r * k);
-        wb = buf;
-    }
-    for (int t = 0; t < job->n; t += 4) {
-        /* past the last token, repeat it: the extra results are dropped */
-        const float *x0 = job->x + (int64_t)t * k;
-        const float *x1 = t + 1 < job->n ? x0 + k : x0;
-        const float *x2 = t + 2 < job->n ? x0 + 2 * k : x0;
-        const float *x3 = t + 3 < job->n ? x0 + 3 * k : x0;
-        for (int64_t r = 0; r < nr; r++) {
-            float out[4];
-            dot_1x4(wb + r * k, x0, x1, x2, x3, k, out);
-            float b = job->bias ? job->bias[r0 + r] : 0.0f;
-            for (int j = 0; j < 4 && t + j < job->n; j++)
-                job->y[(int64_t)(t + j) * m + r0 + r] = out[j] + b;
+    float *buf = j->scratch + (size_t)thread * j->scratch_floats;
+    for (int64_t r = r0; r < r0 + nr; r++) {
+        float b = j->bias ? j->bias[r] : 0.0f;
+        if (j->kind != MM_I8) {
+            um_weight_row_f32(w, r, buf);
+            for (int t = 0; t < j->n; t += 4) {
+                /* past the last token, repeat it: the extra results are dropped */
+                const float *x0 = j->x + (int64_t)t * k;
+                const float *x1 = t + 1 < j->n ? x0 + k : x0;
+                const float *x2 = t + 2 < j->n ? x0 + 2 * k : x0;
+                const float *x3 = t + 3 < j->n ? x0 + 3 * k : x0;
+                float out[4];
+                dot_1x4(buf, x0, x1, x2, x3, k, out);
+                for (int i = 0; i < 4 && t + i < j->n; i++)
+                    j->y[(int64_t)(t + i) * m + r] = out[i] + b;
+            }
+            continue;
+        }
+        /* I8: the integer levels, then exact integer sums per sub-block */
+        int bk = j->bk;
+        int64_t nsb = k / bk;
+        uint8_t *q = (uint8_t *)buf;
+        float *scale = buf + (k + 3) / 4, *mn = scale + nsb;
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * um_row_bytes(w->type, k);
+        for (int64_t s = 0; s < nsb; s++)
+            mm_unpack_levels(w->type, row, bk, s, q + s * bk, &scale[s], &mn[s]);
+        for (int t = 0; t < j->n; t++) {
+            const int8_t *xq = j->xq + (int64_t)t * k;
+            const float *xs = j->xs + (int64_t)t * nsb * 2;
+            float acc = 0;
+            for (int64_t s = 0; s < nsb; s++) {
+                int32_t isum = 0;
+                for (int i = 0; i < bk; i++)
+                    isum += q[s * bk + i] * xq[s * bk + i];
+                acc += (float)isum * (scale[s] * xs[2 * s]);
+                acc += mn[s] * xs[2 * s + 1];
+            }
+            j->y[(int64_t)t * m + r] = acc + b;
         }
     }
 }
 
 size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols) {
-    return (size_t)n_threads * ROW_BLOCK * (size_t)max_cols;
+    /* the reference path's converted row (the I8 levels and scales take less) */
+    return (size_t)n_threads * (size_t)(max_cols + 16);
+}
+
+static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, const um_weight *w, const float *bias,
+                         float *y, float *scratch) {
+    int64_t k = w->cols;
+    ref_job job = {kind, x, n, w, bias, y, scratch, (size_t)k + 16, NULL, NULL, 0};
+    void *tmp = NULL;
+    if (kind == MM_BF16) {
+        float *xr = tmp = malloc((size_t)n * (size_t)k * sizeof(float));
+        if (!xr) {
+            kind = job.kind = MM_F32;
+        } else {
+            for (int64_t i = 0; i < (int64_t)n * k; i++)
+                xr[i] = um_bf16_to_f32(um_f32_to_bf16(x[i]));
+            job.x = xr;
+        }
+    } else if (kind == MM_I8) {
+        int bk = job.bk = mm_i8_bk(w->type);
+        int64_t nsb = k / bk;
+        int8_t *xq = tmp = malloc((size_t)n * (size_t)k + (size_t)n * (size_t)nsb * 2 * sizeof(float));
+        if (!xq) {
+            kind = job.kind = MM_F32;
+        } else {
+            float *xs = (float *)(xq + (size_t)n * (size_t)k);
+            for (int t = 0; t < n; t++)
+                for (int64_t b = 0; b < k / 32; b++) {
+                    int8_t *q = xq + (int64_t)t * k + 32 * b;
+                    float dx = quantize_act32(x + (int64_t)t * k + 32 * b, q);
+                    for (int s = 0; s < 32 / bk; s++) {
+                        int sum = 0;
+                        for (int i = 0; i < bk; i++)
+                            sum += q[s * bk + i];
+                        int64_t sbi = (int64_t)t * nsb + b * (32 / bk) + s;
+                        xs[2 * sbi] = dx;
+                        xs[2 * sbi + 1] = dx * (float)sum;
+                    }
+                }
+            job.xq = xq;
+            job.xs = xs;
+        }
+    }
+    um_pool_run(pool, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK), ref_task, &job);
+    free(tmp);
+}
+
+/* ---- choosing a path ---------------------------------------------------------- */
+
+static atomic_int reduced_mode = -1;
+
+bool um_matmul_reduced(void) {
+    int r = atomic_load(&reduced_mode);
+    if (r < 0) {
+        const char *env = getenv("UNMASK_ACTIVATIONS");
+        r = env && strcmp(env, "reduced") == 0;
+        if (env && *env && strcmp(env, "reduced") != 0 && strcmp(env, "f32") != 0)
+            fprintf(stderr, "unmask: UNMASK_ACTIVATIONS=%s is not f32 or reduced; using f32\n", env);
+        atomic_store(&reduced_mode, r);
+    }
+    return r;
+}
+
+void um_matmul_set_reduced(bool on) { atomic_store(&reduced_mode, on ? 1 : 0); }
+
+/* The kind of arithmetic for weights of type t on the given path. */
+static mm_kind choose_kind(um_kernel_path path, um_dtype t, bool reduced) {
+    if (!reduced)
+        return MM_F32;
+    const um_cpu_features *f = um_cpu_features_get();
+    bool scalar = path == UM_PATH_SCALAR;
+    if (t == UM_BF16 && (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16)))
+        return MM_BF16;
+    if (mm_i8_bk(t) > 0 && (scalar || (path == UM_PATH_AVX512 && f->avx512_vnni)))
+        return MM_I8;
+    return MM_F32;
+}
+
+static const mm_kernels *choose_kernels(um_kernel_path path, mm_kind kind, um_dtype t) {
+    switch (path) {
+    case UM_PATH_AVX512:
+        return mm_avx512_kernels(kind, t);
+    case UM_PATH_AVX2:
+        return mm_avx2_kernels(kind, t);
+    default:
+        return NULL;
+    }
+}
+
+const char *um_matmul_kernel_name(um_dtype t) {
+    um_kernel_path path = um_kernel_path_get();
+    mm_kind kind = choose_kind(path, t, um_matmul_reduced());
+    const mm_kernels *ks = choose_kernels(path, kind, t);
+    if (ks)
+        return ks->name;
+    return kind == MM_BF16 ? "scalar-bf16" : kind == MM_I8 ? "scalar-i8" : "scalar-f32";
+}
+
+void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, int n, const um_weight *w,
+            const float *bias, float *y, float *scratch) {
+    if (n <= 0 || w->rows <= 0)
+        return;
+    if (ks && mm_blocked(pool, ks, x, n, w, bias, y))
+        return;
+    mm_reference(pool, kind, x, n, w, bias, y, scratch); /* also when the scratch could not be had */
 }
 
 void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const float *bias, float *y,
                float *scratch) {
-    matmul_job job = {x, n, w, bias, y, scratch};
-    um_pool_run(pool, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK), matmul_task, &job);
+    um_kernel_path path = um_kernel_path_get();
+    mm_kind kind = choose_kind(path, w->type, um_matmul_reduced());
+    mm_run(pool, choose_kernels(path, kind, w->type), kind, x, n, w, bias, y, scratch);
 }

@@ -1,0 +1,39 @@
+/* Which instruction set the kernels use: detected once at run time (cpuid and
+ * the OS's saved register state), so one x86-64 binary runs the AVX-512 code
+ * where the CPU has it and the AVX2 or portable code elsewhere.
+ *
+ * UNMASK_KERNEL=scalar|avx2|avx512 forces a path (auto: the best the CPU
+ * has). A forced path the CPU lacks falls back to the best one below it,
+ * with a note on stderr, so a forced run never dies of an illegal
+ * instruction. */
+#ifndef UM_KERNELS_CPU_H
+#define UM_KERNELS_CPU_H
+
+#include <stdbool.h>
+
+typedef enum {
+    UM_PATH_SCALAR, /* portable C, no intrinsics: the reference */
+    UM_PATH_AVX2,   /* AVX2 + FMA + F16C */
+    UM_PATH_AVX512, /* AVX-512 F/BW/VL/DQ, with BF16 and VNNI where present */
+} um_kernel_path;
+
+typedef struct {
+    bool avx2;        /* AVX2, FMA and F16C, with OS support for ymm state */
+    bool avx512;      /* AVX-512 F, BW, VL and DQ, with OS support for zmm state */
+    bool avx512_bf16; /* vdpbf16ps */
+    bool avx512_vnni; /* vpdpbusd */
+} um_cpu_features;
+
+/* What this CPU supports (cached). */
+const um_cpu_features *um_cpu_features_get(void);
+
+/* The path in use: UNMASK_KERNEL if set and supported, else the best one.
+ * Read once; um_kernel_path_set() overrides it (tests, bench). */
+um_kernel_path um_kernel_path_get(void);
+/* Sets the path (clamped to what the CPU supports); returns the one taken. */
+um_kernel_path um_kernel_path_set(um_kernel_path p);
+/* The best path this CPU supports. */
+um_kernel_path um_kernel_path_best(void);
+const char *um_kernel_path_name(um_kernel_path p);
+
+#endif

@@ -1,0 +1,298 @@
+/* AVX-512 micro-kernels and packers for the blocked matmul (matmul_impl.h
+ * describes the layouts). Compiled for the baseline ISA with per-function
+ * target attributes; matmul.c calls them only where cpuid says the CPU has
+ * the instructions.
+ *
+ * Register tiles: F32 and BF16 keep MR x 32 outputs in 2*MR zmm
+ * accumulators; every k step (pair of k for BF16) loads two vectors of 16
+ * features from the panel and broadcasts one activation per token, so the
+ * FMA (or vdpbf16ps) count per load is MR. I8 keeps an integer and a float
+ * accumulator per output vector: 4*MR registers, hence the smaller MR. */
+#include "kernels/matmul_impl.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/quant.h"
+
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+#define TGT_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
+#define TGT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+
+#define NR 32
+#define F32_MR 12
+#define BF16_MR 12
+#define I8_MR 6
+
+/* ---- storing a tile ---------------------------------------------------------- */
+
+TGT INLINE void store_tile(const mm_tile *t, __m512 *c0, __m512 *c1, int mr_max) {
+    __mmask16 m0 = t->nr >= 16 ? 0xffff : (__mmask16)((1u << t->nr) - 1);
+    __mmask16 m1 = t->nr >= 32 ? 0xffff : t->nr > 16 ? (__mmask16)((1u << (t->nr - 16)) - 1) : 0;
+    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    if (t->bias && !t->accumulate) {
+        b0 = _mm512_maskz_loadu_ps(m0, t->bias);
+        b1 = _mm512_maskz_loadu_ps(m1, t->bias + 16);
+    }
+    for (int i = 0; i < mr_max; i++) {
+        if (i >= t->mr)
+            break;
+        float *c = t->c + i * t->ldc;
+        __m512 v0 = c0[i], v1 = c1[i];
+        if (t->accumulate) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
+        } else {
+            v0 = _mm512_add_ps(v0, b0);
+            v1 = _mm512_add_ps(v1, b1);
+        }
+        _mm512_mask_storeu_ps(c, m0, v0);
+        _mm512_mask_storeu_ps(c + 16, m1, v1);
+    }
+}
+
+/* ---- F32: FMA ------------------------------------------------------------------- */
+
+TGT static void kernel_f32(const mm_tile *t) {
+    __m512 c0[F32_MR], c1[F32_MR];
+    const float *a[F32_MR];
+    for (int i = 0; i < F32_MR; i++) {
+        c0[i] = c1[i] = _mm512_setzero_ps();
+        /* past the last token, reread the first: the results are not stored */
+        a[i] = (const float *)t->a + (i < t->mr ? i : 0) * t->lda;
+    }
+    const float *b = t->b;
+    for (int k = 0; k < t->kc; k++, b += NR) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        for (int i = 0; i < F32_MR; i++) {
+            __m512 av = _mm512_set1_ps(a[i][k]);
+            c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+        }
+    }
+    store_tile(t, c0, c1, F32_MR);
+}
+
+/* Lane i of a gather index: row i of 16, `stride` bytes apart. */
+TGT INLINE __m512i row_offsets(int64_t stride) {
+    return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                              _mm512_set1_epi32((int)stride));
+}
+
+TGT INLINE __mmask16 rows_mask(const um_weight *w, int64_t f) {
+    int64_t left = w->rows - f;
+    return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+
+/* F32 panel [kc][32] from f32, bf16 or f16 rows, by gathering a column of
+ * 16 rows per vector (32-bit gathers; 16-bit types gather pairs of k). */
+TGT static void pack_f32_float(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    float *out = dst;
+    int64_t k = w->cols;
+    size_t es = w->type == UM_F32 ? 4 : 2;
+    for (int h = 0; h < 2; h++) {
+        int64_t f = f0 + 16 * h;
+        __mmask16 rm = rows_mask(w, f);
+        if (!rm) {
+            for (int i = 0; i < kc; i++)
+                _mm512_store_ps(out + i * NR + 16 * h, _mm512_setzero_ps());
+            continue;
+        }
+        const uint8_t *base = (const uint8_t *)w->data + ((size_t)f * (size_t)k + (size_t)kb) * es;
+        __m512i idx = row_offsets((int64_t)(k * (int64_t)es));
+        int i = 0;
+        if (w->type == UM_F32) {
+            for (; i < kc; i++)
+                _mm512_store_ps(out + i * NR + 16 * h,
+                                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rm, idx, base + 4 * i, 1));
+        } else {
+            for (; i + 2 <= kc; i += 2) {
+                __m512i p = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, idx, base + 2 * i, 1);
+                __m512 lo, hi;
+                if (w->type == UM_BF16) {
+                    lo = _mm512_castsi512_ps(_mm512_slli_epi32(p, 16));
+                    hi = _mm512_castsi512_ps(_mm512_and_si512(p, _mm512_set1_epi32((int)0xffff0000u)));
+                } else {
+                    lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(p));
+                    hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(p, 16)));
+                }
+                _mm512_store_ps(out + i * NR + 16 * h, lo);
+                _mm512_store_ps(out + (i + 1) * NR + 16 * h, hi);
+            }
+            for (; i < kc; i++) { /* an odd last column: one value per row */
+                for (int r = 0; r < 16; r++) {
+                    uint16_t v = 0;
+                    if (rm >> r & 1)
+                        memcpy(&v, base + (size_t)r * k * es + 2 * i, 2);
+                    out[i * NR + 16 * h + r] = w->type == UM_BF16 ? um_bf16_to_f32(v) : um_f16_to_f32(v);
+                }
+            }
+        }
+    }
+}
+
+/* F32 panel from quantized rows: each row's segment dequantized (the
+ * reference dequantizer, so the values are exactly the f32 expansion's),
+ * then transposed. */
+TGT static void pack_f32_quant(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    float *out = dst;
+    float rows[16][256] __attribute__((aligned(64)));
+    for (int c0 = 0; c0 < kc; c0 += 256) {
+        int cn = kc - c0 < 256 ? kc - c0 : 256;
+        for (int h = 0; h < 2; h++) {
+            int64_t f = f0 + 16 * h;
+            __mmask16 rm = rows_mask(w, f);
+            for (int r = 0; r < 16; r++) {
+                if (rm >> r & 1)
+                    mm_row_segment_f32(w, f + r, kb + c0, cn, rows[r]);
+                else
+                    memset(rows[r], 0, sizeof rows[r]);
+            }
+            __m512i idx = row_offsets(256 * sizeof(float));
+            for (int i = 0; i < cn; i++)
+                _mm512_store_ps(out + (c0 + i) * NR + 16 * h,
+                                _mm512_i32gather_ps(idx, &rows[0][i], 1));
+        }
+    }
+}
+
+static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_float, "avx512-f32"};
+static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_quant, "avx512-f32"};
+
+/* ---- BF16: vdpbf16ps ----------------------------------------------------------- */
+
+TGT_BF16 static void kernel_bf16(const mm_tile *t) {
+    __m512 c0[BF16_MR], c1[BF16_MR];
+    for (int i = 0; i < BF16_MR; i++)
+        c0[i] = c1[i] = _mm512_setzero_ps();
+    const uint32_t *a = t->a, *b = t->b;
+    int kp = (t->kc + 1) / 2;
+    for (int p = 0; p < kp; p++, a += BF16_MR, b += NR) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+        for (int i = 0; i < BF16_MR; i++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);
+            c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);
+        }
+    }
+    store_tile(t, c0, c1, BF16_MR);
+}
+
+/* Pairs of bf16 weights, as stored, gathered 16 rows at a time. */
+TGT static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    uint32_t *out = dst;
+    int64_t k = w->cols;
+    int kp = (kc + 1) / 2;
+    for (int h = 0; h < 2; h++) {
+        int64_t f = f0 + 16 * h;
+        __mmask16 rm = rows_mask(w, f);
+        const uint8_t *base = (const uint8_t *)w->data + ((size_t)f * (size_t)k + (size_t)kb) * 2;
+        __m512i idx = row_offsets(2 * k);
+        int p = 0;
+        for (; p < kc / 2; p++)
+            _mm512_store_si512(out + p * NR + 16 * h,
+                               _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, idx, base + 4 * p, 1));
+        for (; p < kp; p++) /* odd kc: the last value alone, its pair zero */
+            for (int r = 0; r < 16; r++) {
+                uint16_t v = 0;
+                if (rm >> r & 1)
+                    memcpy(&v, base + (size_t)r * k * 2 + 4 * p, 2);
+                out[p * NR + 16 * h + r] = v;
+            }
+    }
+}
+
+static const mm_kernels bf16_dot = {MM_BF16, BF16_MR, NR, 512, 128, 0, kernel_bf16, pack_bf16_pairs, "avx512-bf16"};
+
+/* ---- I8: vpdpbusd ------------------------------------------------------------ */
+
+/* One sub-block of BK values for MR x 32 outputs: integer sums, then scaled. */
+TGT_VNNI INLINE void i8_tile(const mm_tile *t, int bk) {
+    __m512 c0[I8_MR], c1[I8_MR];
+    for (int i = 0; i < I8_MR; i++)
+        c0[i] = c1[i] = _mm512_setzero_ps();
+    const uint32_t *a = t->a;
+    const float *sc = t->a_sc;
+    const uint8_t *b = t->b;
+    int nsb = t->kc / bk;
+    for (int s = 0; s < nsb; s++, sc += 2 * I8_MR) {
+        __m512i i0[I8_MR], i1[I8_MR];
+        for (int i = 0; i < I8_MR; i++)
+            i0[i] = i1[i] = _mm512_setzero_si512();
+        for (int q = 0; q < bk / 4; q++, a += I8_MR, b += 4 * NR) {
+            __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + 64);
+            for (int i = 0; i < I8_MR; i++) {
+                __m512i av = _mm512_set1_epi32((int)a[i]);
+                i0[i] = _mm512_dpbusd_epi32(i0[i], b0, av);
+                i1[i] = _mm512_dpbusd_epi32(i1[i], b1, av);
+            }
+        }
+        const float *ws = (const float *)b;
+        __m512 s0 = _mm512_load_ps(ws), s1 = _mm512_load_ps(ws + 16);
+        __m512 m0 = _mm512_load_ps(ws + 32), m1 = _mm512_load_ps(ws + 48);
+        b += 2 * NR * sizeof(float);
+        for (int i = 0; i < I8_MR; i++) {
+            __m512 dx = _mm512_set1_ps(sc[i]), fb = _mm512_set1_ps(sc[I8_MR + i]);
+            c0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[i]), _mm512_mul_ps(s0, dx), c0[i]);
+            c1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[i]), _mm512_mul_ps(s1, dx), c1[i]);
+            c0[i] = _mm512_fmadd_ps(m0, fb, c0[i]);
+            c1[i] = _mm512_fmadd_ps(m1, fb, c1[i]);
+        }
+    }
+    store_tile(t, c0, c1, I8_MR);
+}
+
+TGT_VNNI static void kernel_i8_32(const mm_tile *t) { i8_tile(t, 32); }
+TGT_VNNI static void kernel_i8_16(const mm_tile *t) { i8_tile(t, 16); }
+
+/* Generic I8 panel: each row's levels from the portable unpacker, then the
+ * 4-byte groups of 16 rows gathered into one vector. */
+TGT static void pack_i8_generic(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    int bk = mm_i8_bk(w->type);
+    size_t rb = um_row_bytes(w->type, w->cols);
+    uint8_t levels[16][32] __attribute__((aligned(64)));
+    uint8_t *out = dst;
+    for (int64_t s = kb / bk; s < (kb + kc) / bk; s++, out += mm_i8_block_bytes(bk, NR)) {
+        float *ws = (float *)(out + bk * NR);
+        for (int h = 0; h < 2; h++) {
+            int64_t f = f0 + 16 * h;
+            __mmask16 rm = rows_mask(w, f);
+            for (int r = 0; r < 16; r++) {
+                if (rm >> r & 1) {
+                    mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f + r) * rb, bk, s, levels[r],
+                                     &ws[16 * h + r], &ws[NR + 16 * h + r]);
+                } else {
+                    memset(levels[r], 0, sizeof levels[r]);
+                    ws[16 * h + r] = ws[NR + 16 * h + r] = 0;
+                }
+            }
+            __m512i idx = row_offsets(32);
+            for (int q = 0; q < bk / 4; q++)
+                _mm512_store_si512(out + q * 4 * NR + 64 * h, _mm512_i32gather_epi32(idx, &levels[0][4 * q], 1));
+        }
+    }
+}
+
+static const mm_kernels i8_32 = {MM_I8, I8_MR, NR, 1024, 128, 32, kernel_i8_32, pack_i8_generic, "avx512-vnni"};
+static const mm_kernels i8_16 = {MM_I8, I8_MR, NR, 1024, 128, 16, kernel_i8_16, pack_i8_generic, "avx512-vnni"};
+
+const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
+    switch (kind) {
+    case MM_F32:
+        return t == UM_F32 || t == UM_BF16 || t == UM_F16 ? &f32_float : &f32_quant;
+    case MM_BF16:
+        return t == UM_BF16 ? &bf16_dot : NULL;
+    case MM_I8:
+        return mm_i8_bk(t) == 32 ? &i8_32 : mm_i8_bk(t) == 16 ? &i8_16 : NULL;
+    }
+    return NULL;
+}
+
+#else
+
+const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) { return NULL; }
+
+#endif

@@ -1,0 +1,103 @@
+/* Inside the matmul: the blocked driver (matmul.c) and the per-instruction-set
+ * micro-kernels and packers (matmul_avx512.c, matmul_avx2.c).
+ *
+ * y[n][m] = x[n][k] * W^T, W [m][k] as stored. The driver splits the output
+ * features into tasks of NC features for the pool; a task walks k in blocks
+ * of KC, packs its NC x KC slice of W into panels of NR features laid out
+ * k-major (one vector of NR features per k step, or per pair / quad of k
+ * for the dot-product instructions), and runs the micro-kernel over every
+ * block of MR tokens against every panel. The panel (a few hundred KiB)
+ * stays in L2 while all tokens stream past it, so each weight is read from
+ * memory once per matmul and converted once per task, not once per token.
+ *
+ * Three kinds of arithmetic:
+ *
+ *   F32   f32 activations (read in place) times f32 panels, FMA. Every
+ *         weight type can be expanded to f32 panels, and this is the path
+ *         that reproduces the reference model: the default.
+ *   BF16  activations rounded to bf16 once per matmul, times bf16 weights
+ *         taken as they are (pairs interleaved), vdpbf16ps: products exact,
+ *         sums in f32.
+ *   I8    activations quantized to int8 per block of 32 (scale max|x|/127,
+ *         as llama.cpp's Q8_0 activations), times the weights' integer
+ *         levels unpacked to u8, vpdpbusd; each block's integer sum is
+ *         scaled in f32: value = scale * q + mn per weight sub-block, so
+ *         sum_k w x = dx * (scale * sum q*xq + mn * sum xq).
+ *
+ * BF16 and I8 round the activations (reduced precision): they are used only
+ * when asked for (um_matmul_set_reduced / UNMASK_ACTIVATIONS=reduced). */
+#ifndef UM_KERNELS_MATMUL_IMPL_H
+#define UM_KERNELS_MATMUL_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+typedef enum { MM_F32, MM_BF16, MM_I8 } mm_kind;
+
+/* One micro-tile: mr (<= MR) tokens x nr (<= NR) features over kc. */
+typedef struct {
+    int kc;
+    const void *a;       /* F32: x at (first token, kb), rows lda floats apart; BF16/I8: packed (below) */
+    int64_t lda;
+    const float *a_sc;   /* I8: per weight sub-block: MR activation scales dx, then MR dx * sum(xq) */
+    const void *b;       /* the panel */
+    float *c;            /* y at (first token, first feature), rows ldc floats apart */
+    int64_t ldc;
+    int mr, nr;
+    bool accumulate;     /* add to c (a later k block); else store, plus bias when given */
+    const float *bias;   /* at the first feature, or NULL */
+} mm_tile;
+
+typedef void (*mm_kernel_fn)(const mm_tile *t);
+/* Packs features [f0, f0 + NR) (rows past w->rows as zeros) x [kb, kb + kc) of w into dst. */
+typedef void (*mm_pack_fn)(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst);
+
+typedef struct {
+    mm_kind kind;
+    int mr, nr;   /* register tile */
+    int kc;       /* k block: a multiple of 256 (whole K-quant super-blocks) */
+    int nc;       /* features per task: a multiple of nr */
+    int bk;       /* I8: weight sub-block (32, or 16 for Q6_K) */
+    mm_kernel_fn kernel;
+    mm_pack_fn pack;
+    const char *name; /* for bench and tests: "avx512-bf16" etc. */
+} mm_kernels;
+
+/* Packed activations (built by the driver, shared by all tasks), per block
+ * of MR tokens, rows past n zero:
+ *   BF16: [k2 = ceil(k/2)][MR] u32, each a pair (x[2j], x[2j+1]) in bf16;
+ *   I8:   [k/4][MR] u32, each 4 consecutive int8 values; and scales
+ *         [k/bk][2][MR] f32 (dx of the enclosing 32-block, dx * sum of the
+ *         bk values). */
+
+/* I8 weight panel, per bk sub-block: [bk/4][NR] u32 of u8 levels, then
+ * scale[NR], mn[NR] f32. Bytes per sub-block: */
+static inline size_t mm_i8_block_bytes(int bk, int nr) { return (size_t)bk * nr + 2 * sizeof(float) * nr; }
+
+/* Bytes of one packed panel of nr features x kc. */
+size_t mm_panel_bytes(const mm_kernels *ks, int kc);
+
+/* The integer levels of weight sub-block `sb` (of bk values) of row `row`:
+ * value = scale * q + mn (exactly the dequantized value up to f32 rounding).
+ * Portable; the SIMD packers must agree with it. */
+void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_t *q, float *scale, float *mn);
+/* Sub-block size for the I8 path: 16 for Q6_K, 32 otherwise; 0 if t has no integer path. */
+int mm_i8_bk(um_dtype t);
+
+/* f32 values of row r, columns [kb, kb + kc) (kb, kc whole blocks of w's type). */
+void mm_row_segment_f32(const um_weight *w, int64_t r, int64_t kb, int kc, float *out);
+
+/* y = x * W^T (+ bias) with the given kernels, or with the portable
+ * reference of `kind` when ks is NULL (or the pool's scratch could not be
+ * had). um_matmul chooses both; tests call this to compare paths. */
+void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, int n, const um_weight *w,
+            const float *bias, float *y, float *scratch);
+
+/* Kernel sets per instruction set; NULL where the CPU or the build lacks one. */
+const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t);
+const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t);
+
+#endif
