@@ -221,6 +221,54 @@ static um_generate_params case_params(const cJSON *c) {
     return p;
 }
 
+void expect_output_nfe(const reference_run *run, void *user) {
+    const um_generation *g = run->gen;
+    assert_int_equal(g->n_tokens, run->n_want);
+    if (memcmp(g->tokens, run->want, (size_t)run->n_want * sizeof *run->want) != 0)
+        fail_msg("%s: output differs from the reference", run->what);
+    if (g->nfe != run->want_nfe)
+        fail_msg("%s: nfe %d, reference %d", run->what, g->nfe, run->want_nfe);
+    print_message("    %s: output and nfe %d match\n", run->what, g->nfe);
+}
+
+/* Fast-dLLM's function: which cache it uses. */
+static um_cache_mode case_cache(const cJSON *params) {
+    const char *fn = cJSON_GetStringValue(cJSON_GetObjectItem(params, "fn"));
+    if (fn && strcmp(fn, "generate_with_prefix_cache") == 0)
+        return UM_CACHE_PREFIX;
+    if (fn && strcmp(fn, "generate_with_dual_cache") == 0)
+        return UM_CACHE_DUAL;
+    assert_true(!fn || strcmp(fn, "generate") == 0);
+    return UM_CACHE_NONE;
+}
+
+um_generate_params reference_case_params(const cJSON *c) {
+    um_generate_params p = case_params(c);
+    const cJSON *params = cJSON_GetObjectItem(c, "params");
+    p.cache = case_cache(params);
+    if (cJSON_IsNumber(cJSON_GetObjectItem(params, "threshold"))) {
+        p.decoder = UM_DECODER_THRESHOLD;
+        p.threshold = json_number(params, "threshold", 0);
+    }
+    assert_true(!cJSON_GetObjectItem(params, "factor"));
+    return p;
+}
+
+void reference_case_flags(const cJSON *c, char *buf, size_t n) {
+    static const char *const caches[] = {"none", "prefix", "dual", "vicinity"};
+    um_generate_params p = reference_case_params(c);
+    int k = snprintf(buf, n, "-n %d --steps %d --block-length %d --cache %s", p.gen_length, p.steps, p.block_length,
+                     caches[p.cache]);
+    if (p.cfg_scale > 0)
+        k += snprintf(buf + k, n - (size_t)k, " --cfg-scale %.15g", p.cfg_scale);
+    if (p.logits_eos_inf)
+        k += snprintf(buf + k, n - (size_t)k, " --logits-eos-inf");
+    if (p.confidence_eos_eot_inf)
+        k += snprintf(buf + k, n - (size_t)k, " --confidence-eos-eot-inf");
+    if (p.decoder == UM_DECODER_THRESHOLD)
+        snprintf(buf + k, n - (size_t)k, " --decoder threshold --threshold %.15g", p.threshold);
+}
+
 static void run_case(um_model *m, const cJSON *c, const char *model, const char *label, reference_check_fn check,
                      void *user) {
     um_model_info info;
@@ -228,7 +276,7 @@ static void run_case(um_model *m, const cJSON *c, const char *model, const char 
     assert_int_equal((int)json_number(c, "mask_id", -1), info.mask_id);
     assert_int_equal((int)json_number(c, "eos_id", -1), info.eos_id);
     assert_int_equal((int)json_number(c, "eot_id", -1), info.eot_id);
-    um_generate_params p = case_params(c);
+    um_generate_params p = reference_case_params(c);
     commit_log log = {0};
     p.on_step = record_step;
     p.user_data = &log;
@@ -240,8 +288,10 @@ static void run_case(um_model *m, const cJSON *c, const char *model, const char 
     run.want = want;
     run.want_nfe = (int)json_number(c, "nfe", -1);
     char what[256];
-    snprintf(what, sizeof what, "%s/%s steps %d gen %d block %d cfg %g eos_inf %d", model, label, p.steps,
-             p.gen_length, p.block_length, p.cfg_scale, p.logits_eos_inf);
+    static const char *const caches[] = {"none", "prefix", "dual", "vicinity"};
+    snprintf(what, sizeof what, "%s/%s steps %d gen %d block %d cfg %g eos_inf %d cache %s threshold %g", model,
+             label, p.steps, p.gen_length, p.block_length, p.cfg_scale, p.logits_eos_inf, caches[p.cache],
+             p.decoder == UM_DECODER_THRESHOLD ? p.threshold : 0.0);
     run.what = what;
     um_generation g;
     um_error err;
@@ -256,17 +306,22 @@ static void run_case(um_model *m, const cJSON *c, const char *model, const char 
     free(log.pairs);
 }
 
-int run_reference_cases(um_model *m, const char *model, const char *label, reference_check_fn check, void *user) {
+int run_reference_cases_from(um_model *m, const char *model, const char *label, const char *reference_prefix,
+                             reference_check_fn check, void *user) {
     cJSON *root = load_reference(model);
     int n = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
         const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
-        if (!ref || strcmp(ref, LLADA_REFERENCE) != 0)
+        if (!ref || strncmp(ref, reference_prefix, strlen(reference_prefix)) != 0)
             continue;
         run_case(m, c, model, label, check, user);
         n++;
     }
     cJSON_Delete(root);
     return n;
+}
+
+int run_reference_cases(um_model *m, const char *model, const char *label, reference_check_fn check, void *user) {
+    return run_reference_cases_from(m, model, label, LLADA_REFERENCE, check, user);
 }

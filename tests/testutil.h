@@ -84,4 +84,21 @@ int run_reference_cases(um_model *m, const char *model, const char *label, refer
 /* A check: output, NFE and every step's commits exactly as the reference. */
 void expect_reference_exact(const reference_run *run, void *user);
 
+/* ---- Fast-dLLM's cases (generate, generate_with_prefix_cache,
+ * generate_with_dual_cache; with and without threshold) ---- */
+
+#define FASTDLLM_REFERENCE "NVlabs/Fast-dLLM llada/generate.py"
+
+/* As run_reference_cases, for the cases whose reference starts with
+ * reference_prefix (LLADA_REFERENCE, FASTDLLM_REFERENCE). */
+int run_reference_cases_from(um_model *m, const char *model, const char *label, const char *reference_prefix,
+                             reference_check_fn check, void *user);
+/* A case's parameters as um_generate parameters: Fast-dLLM's fn picks the
+ * cache, its threshold the threshold decoder. */
+um_generate_params reference_case_params(const cJSON *c);
+/* The same as `unmask run` flags (-n, --steps, --block-length, --cache, ...). */
+void reference_case_flags(const cJSON *c, char *buf, size_t n);
+/* A check: output and NFE exactly as the reference (Fast-dLLM's cases carry no commits). */
+void expect_output_nfe(const reference_run *run, void *user);
+
 #endif

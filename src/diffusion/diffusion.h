@@ -86,7 +86,6 @@ typedef struct {
     um_remasking remasking;
     int eot_inf_id; /* >= 0: that logit is -inf in the confidence softmax */
     uint64_t seed;
-    bool stats;     /* also the top-2 probability and the entropy (margin, entropy, med) */
 } um_sampler;
 
 /* One position's proposal. */
@@ -98,9 +97,10 @@ typedef struct {
 } um_pick;
 
 /* Picks the token for one position from its logits (argmax, or Gumbel-max in
- * float64 when temperature > 0) and scores it. step and pos key the random
- * streams, so draws are reproducible and thread-independent. */
-void um_sample_pick(const um_sampler *s, float *logits, int n_vocab, int step, int pos, um_pick *out);
+ * float64 when temperature > 0) and scores it; stats: also p1, p2 and the
+ * entropy (for the margin, entropy and med decoders). step and pos key the
+ * random streams, so draws are reproducible and thread-independent. */
+void um_sample_pick(const um_sampler *s, bool stats, float *logits, int n_vocab, int step, int pos, um_pick *out);
 /* The same, returning only the confidence. */
 double um_sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token);
 

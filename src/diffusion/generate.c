@@ -50,6 +50,7 @@ typedef struct {
     um_model *m;
     const um_generate_params *p;
     um_sampler sampler;
+    bool stats;        /* the decoder reads p1, p2 and the entropy */
     um_canvas cv;
     um_cache cache;
     um_credit credit;
@@ -88,8 +89,7 @@ static um_status init_state(gen_state *g, um_model *m, const int32_t *prompt, in
     g->sampler.remasking = p->remasking;
     g->sampler.eot_inf_id = p->confidence_eos_eot_inf ? hp->eot_id : -1;
     g->sampler.seed = p->seed;
-    g->sampler.stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY ||
-                       p->decoder == UM_DECODER_MED;
+    g->stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY || p->decoder == UM_DECODER_MED;
     int n_rows = p->cfg_scale > 0 ? 2 : 1;
     UM_TRY(um_canvas_init(&g->cv, prompt, n_prompt, p->gen_length, n_rows, hp->mask_id, err));
 
@@ -149,7 +149,8 @@ static um_status run_step(gen_state *g, int block, int start, int end, int step_
                                    p->credit_alpha, p->credit_gamma, err));
     }
     for (int c = 0; c < n_cand; c++)
-        um_sample_pick(&g->sampler, g->logits + (size_t)c * g->n_vocab, g->n_vocab, step, g->cand[c], &g->picks[c]);
+        um_sample_pick(&g->sampler, g->stats, g->logits + (size_t)c * g->n_vocab, g->n_vocab, step, g->cand[c],
+                       &g->picks[c]);
     int n = um_decode_select(p, g->cand, g->picks, n_cand, count, g->m->hp.eos_id, eos_gamma, g->chosen);
     if (n < 0)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");

@@ -71,7 +71,7 @@ static double softmax_at(const float *logits, int n, int32_t k, um_pick *st) {
     return exp((double)logits[k] - mx) / sum;
 }
 
-void um_sample_pick(const um_sampler *s, float *logits, int n_vocab, int step, int pos, um_pick *out) {
+void um_sample_pick(const um_sampler *s, bool stats, float *logits, int n_vocab, int step, int pos, um_pick *out) {
     um_rng rng;
     out->p1 = out->p2 = out->entropy = 0;
     if (s->temperature > 0) {
@@ -89,12 +89,12 @@ void um_sample_pick(const um_sampler *s, float *logits, int n_vocab, int step, i
      * the token is chosen and before the confidence softmax. */
     if (s->eot_inf_id >= 0 && s->eot_inf_id < n_vocab)
         logits[s->eot_inf_id] = -INFINITY;
-    out->conf = softmax_at(logits, n_vocab, out->token, s->stats ? out : NULL);
+    out->conf = softmax_at(logits, n_vocab, out->token, stats ? out : NULL);
 }
 
 double um_sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token) {
     um_pick pk;
-    um_sample_pick(s, logits, n_vocab, step, pos, &pk);
+    um_sample_pick(s, false, logits, n_vocab, step, pos, &pk);
     *token = pk.token;
     return pk.conf;
 }
