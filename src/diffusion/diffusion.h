@@ -54,7 +54,16 @@ double um_schedule_eos_gamma(double gamma0, int step, int n_steps);
 bool um_decoder_counts(um_decoder d);
 
 /* Checks lengths and every generation parameter; err names the parameter. */
-um_status um_schedule_check(const um_generate_params *p, int n_prompt, int max_seq, um_error *err);
+um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_prompt_masks, int max_seq,
+                            um_error *err);
+/* Blocks of a generation: gen_length / block_length, or one when gen_length
+ * is 0 and the prompt's own masks are the only ones to fill. */
+int um_schedule_n_blocks(const um_generate_params *p);
+/* Block b spans canvas positions [start, end); its masks are counted (and
+ * candidates taken) from count_from, which is 0 for the first block so masks
+ * inside the prompt are decoded with it. */
+void um_schedule_block_range(const um_generate_params *p, int n_prompt, int b, int *count_from, int *start,
+                             int *end);
 
 /* ---- cache manager -------------------------------------------------------- */
 

@@ -94,7 +94,7 @@ static um_status init_state(gen_state *g, um_model *m, const int32_t *prompt, in
     UM_TRY(um_canvas_init(&g->cv, prompt, n_prompt, p->gen_length, n_rows, hp->mask_id, err));
 
     int prompt_masks = um_canvas_count_masks(&g->cv, 0, n_prompt);
-    int spb = p->steps / (p->gen_length / p->block_length);
+    int spb = p->steps / um_schedule_n_blocks(p);
     size_t max_cand = (size_t)prompt_masks + (size_t)p->block_length, n_logits;
     g->cand = malloc(max_cand * sizeof *g->cand);
     g->picks = malloc(max_cand * sizeof *g->picks);
@@ -174,19 +174,20 @@ static um_status run_step(gen_state *g, int block, int start, int end, int step_
 /* Decodes one block until it has no mask (or its scheduled counts run out). */
 static um_status run_block(gen_state *g, int b, um_error *err) {
     const um_generate_params *p = g->p;
-    int start = g->cv.n_prompt + b * p->block_length, end = start + p->block_length;
-    int spb = p->steps / (p->gen_length / p->block_length);
-    int masked = um_canvas_count_masks(&g->cv, start, end);
+    int from, start, end;
+    um_schedule_block_range(p, g->cv.n_prompt, b, &from, &start, &end);
+    int spb = p->steps / um_schedule_n_blocks(p);
+    int masked = um_canvas_count_masks(&g->cv, from, end);
     bool counting = um_decoder_counts(p->decoder);
     int planned = counting ? um_schedule_block_counts(p, masked, spb, g->counts) : spb;
     if (p->decoder == UM_DECODER_CREDIT)
-        UM_TRY(um_credit_begin_block(&g->credit, start, p->block_length, err));
+        UM_TRY(um_credit_begin_block(&g->credit, start, end - start, err));
     for (int i = 0; !g->done; i++) {
         /* Fast-dLLM's cached loops test for masks after their step: a block's
          * full pass is always followed by one cached step, even when it left
          * no mask (the reference counts that forward in its NFE). */
         bool forced = i == 1 && (p->cache == UM_CACHE_PREFIX || p->cache == UM_CACHE_DUAL);
-        if ((counting && i >= planned) || (!forced && um_canvas_count_masks(&g->cv, start, end) == 0))
+        if ((counting && i >= planned) || (!forced && um_canvas_count_masks(&g->cv, from, end) == 0))
             break;
         if (p->max_nfe > 0 && g->nfe >= p->max_nfe) {
             g->done = true;
@@ -207,7 +208,10 @@ static um_status check_request(const um_model *m, const int32_t *prompt, int n_p
         if (prompt[i] < 0 || prompt[i] >= hp->n_vocab)
             return um_fail(err, UM_ERR_ARG, "prompt token %d (at index %d) is outside the vocabulary [0, %d)",
                            prompt[i], i, hp->n_vocab);
-    UM_TRY(um_schedule_check(p, n_prompt, hp->max_seq, err));
+    int prompt_masks = 0;
+    for (int i = 0; i < n_prompt; i++)
+        prompt_masks += prompt[i] == hp->mask_id;
+    UM_TRY(um_schedule_check(p, n_prompt, prompt_masks, hp->max_seq, err));
     if (p->logits_eos_inf && hp->eos_id < 0)
         return um_fail(err, UM_ERR_ARG, "logits_eos_inf needs an EOS id, and the model has none");
     if (p->confidence_eos_eot_inf && hp->eot_id < 0)
@@ -224,7 +228,7 @@ um_status um_generate(um_model *m, const int32_t *prompt, int n_prompt, const um
     double t0 = um_now();
     gen_state g;
     UM_TRY(init_state(&g, m, prompt, n_prompt, p, err));
-    int n_blocks = p->gen_length / p->block_length;
+    int n_blocks = um_schedule_n_blocks(p);
     um_status s = UM_OK;
     for (int b = 0; b < n_blocks && !g.done && s == UM_OK; b++)
         s = run_block(&g, b, err);

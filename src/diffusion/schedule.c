@@ -80,9 +80,34 @@ static um_status check_decoding(const um_generate_params *p, um_error *err) {
     return UM_OK;
 }
 
-um_status um_schedule_check(const um_generate_params *p, int n_prompt, int max_seq, um_error *err) {
+int um_schedule_n_blocks(const um_generate_params *p) {
+    return p->gen_length > 0 ? p->gen_length / p->block_length : 1;
+}
+
+void um_schedule_block_range(const um_generate_params *p, int n_prompt, int b, int *count_from, int *start,
+                             int *end) {
+    int len = p->gen_length > 0 ? p->block_length : 0;
+    *start = n_prompt + b * len;
+    *end = *start + len;
+    /* Masks written into the prompt (infilling) are decoded with the first
+     * block: the reference sampler only schedules the block's own masks, which
+     * would leave them competing for its slots and possibly never filled. */
+    *count_from = b == 0 ? 0 : *start;
+}
+
+um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_prompt_masks, int max_seq,
+                            um_error *err) {
+    if (p->gen_length == 0 && n_prompt_masks > 0) { /* pure infilling: the prompt's masks are the one block */
+        if (p->steps < 1)
+            return um_fail(err, UM_ERR_ARG, "steps must be at least 1 (got %d)", p->steps);
+        if (n_prompt > max_seq)
+            return um_fail(err, UM_ERR_ARG, "prompt (%d) exceeds the model's max_sequence_length %d", n_prompt,
+                           max_seq);
+        return check_decoding(p, err);
+    }
     if (p->gen_length < 1)
-        return um_fail(err, UM_ERR_ARG, "gen_length must be at least 1 (got %d)", p->gen_length);
+        return um_fail(err, UM_ERR_ARG, "gen_length must be at least 1 (got %d)%s", p->gen_length,
+                       p->gen_length == 0 ? "; 0 works only when the prompt holds masks to fill" : "");
     if (p->block_length < 1)
         return um_fail(err, UM_ERR_ARG, "block_length must be at least 1 (got %d)", p->block_length);
     if (p->gen_length % p->block_length != 0)
