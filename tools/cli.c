@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
+
 void cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "unmask %s: error: ", cmd);
@@ -124,7 +126,8 @@ bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n) 
 }
 
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet) {
-    um_model_params mp = {n_threads};
+    /* default: one thread per physical core (SMT siblings share the vector units the kernels saturate) */
+    um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count()};
     um_model *m;
     um_error err;
     if (!path) {

@@ -160,11 +160,49 @@ void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_
 static inline float quantize_act32(const float *x, int8_t *q) {
     float amax = 0;
     for (int j = 0; j < 32; j++)
-        amax = fmaxf(amax, fabsf(x[j]));
+        amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* NaN is skipped, as by a vector max */
     float id = amax > 0 ? 127.0f / amax : 0.0f;
-    for (int j = 0; j < 32; j++)
-        q[j] = (int8_t)lrintf(x[j] * id);
+    for (int j = 0; j < 32; j++) {
+        float v = x[j] * id;
+        q[j] = v == v ? (int8_t)nearbyintf(v) : 0; /* NaN (from NaN or inf * 0) to 0, as vcvtps2dq + vpmovdb do */
+    }
     return amax / 127.0f;
+}
+
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        bool valid = t0 + t < n;
+        for (int64_t p = 0; p < (k + 1) / 2; p++) {
+            uint32_t lo = valid ? um_f32_to_bf16(xr[2 * p]) : 0;
+            uint32_t hi = valid && 2 * p + 1 < k ? um_f32_to_bf16(xr[2 * p + 1]) : 0;
+            a[p * mr + t] = lo | hi << 16;
+        }
+    }
+}
+
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        bool valid = t0 + t < n;
+        for (int64_t b = 0; b < k / 32; b++) {
+            int8_t q[32] = {0};
+            float dx = valid ? quantize_act32(xr + 32 * b, q) : 0.0f;
+            for (int i = 0; i < 8; i++) {
+                uint32_t u;
+                memcpy(&u, q + 4 * i, 4);
+                a[(8 * b + i) * mr + t] = u;
+            }
+            for (int s = 0; s < 32 / bk; s++) {
+                int sum = 0;
+                for (int i = 0; i < bk; i++)
+                    sum += q[s * bk + i];
+                int64_t sbi = b * (32 / bk) + s;
+                sc[(2 * sbi) * mr + t] = dx;
+                sc[(2 * sbi + 1) * mr + t] = dx * (float)sum;
+            }
+        }
+    }
 }
 
 typedef struct {
@@ -175,47 +213,13 @@ typedef struct {
     float *sc;      /* I8 scales */
     size_t a_block; /* u32 per block of mr tokens */
     size_t sc_block;
-    mm_kind kind;
+    mm_act_fn fn;
 } act_job;
 
-/* Packs one block of mr tokens (see matmul_impl.h for the layouts). */
 static void pack_activations_task(void *ctx, int tb, int thread) {
     const act_job *j = ctx;
-    int mr = j->mr;
-    int64_t k = j->k;
-    uint32_t *a = j->a + (size_t)tb * j->a_block;
-    for (int t = 0; t < mr; t++) {
-        int tok = tb * mr + t;
-        const float *x = j->x + (int64_t)tok * k;
-        bool valid = tok < j->n;
-        if (j->kind == MM_BF16) {
-            for (int64_t p = 0; p < (k + 1) / 2; p++) {
-                uint32_t lo = valid ? um_f32_to_bf16(x[2 * p]) : 0;
-                uint32_t hi = valid && 2 * p + 1 < k ? um_f32_to_bf16(x[2 * p + 1]) : 0;
-                a[p * mr + t] = lo | hi << 16;
-            }
-        } else {
-            float *sc = j->sc + (size_t)tb * j->sc_block;
-            int bk = j->bk;
-            for (int64_t b = 0; b < k / 32; b++) {
-                int8_t q[32] = {0};
-                float dx = valid ? quantize_act32(x + 32 * b, q) : 0.0f;
-                for (int i = 0; i < 8; i++) {
-                    uint32_t u;
-                    memcpy(&u, q + 4 * i, 4);
-                    a[(8 * b + i) * mr + t] = u;
-                }
-                for (int s = 0; s < 32 / bk; s++) {
-                    int sum = 0;
-                    for (int i = 0; i < bk; i++)
-                        sum += q[s * bk + i];
-                    int64_t sbi = b * (32 / bk) + s;
-                    sc[(2 * sbi) * mr + t] = dx;
-                    sc[(2 * sbi + 1) * mr + t] = dx * (float)sum;
-                }
-            }
-        }
-    }
+    j->fn(j->x, j->n, j->k, tb * j->mr, j->mr, j->bk, j->a + (size_t)tb * j->a_block,
+          j->sc ? j->sc + (size_t)tb * j->sc_block : NULL);
 }
 
 /* ---- the blocked driver ----------------------------------------------------- */
@@ -301,7 +305,7 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
         return false;
     int n_tb = (n + ks->mr - 1) / ks->mr;
     if (ks->kind != MM_F32) {
-        act_job aj = {x, n, ks->mr, ks->bk, k, NULL, NULL, 0, 0, ks->kind};
+        act_job aj = {x, n, ks->mr, ks->bk, k, NULL, NULL, 0, 0, ks->pack_act};
         aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : k / 4) * ks->mr;
         aj.sc_block = ks->kind == MM_I8 ? (size_t)(k / ks->bk) * 2 * ks->mr : 0;
         size_t a_bytes = ((aj.a_block * sizeof(uint32_t) + aj.sc_block * sizeof(float)) + 63) & ~(size_t)63;
@@ -309,7 +313,7 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
         if (!buf)
             return false;
         aj.a = (uint32_t *)buf;
-        aj.sc = (float *)(buf + aj.a_block * sizeof(uint32_t) * (size_t)n_tb);
+        aj.sc = ks->kind == MM_I8 ? (float *)(buf + aj.a_block * sizeof(uint32_t) * (size_t)n_tb) : NULL;
         um_pool_run(pool, n_tb, pack_activations_task, &aj);
         job.a = aj.a;
         job.a_sc = aj.sc;

@@ -159,8 +159,86 @@ TGT static void pack_f32_quant(const um_weight *w, int64_t f0, int64_t kb, int k
     }
 }
 
-static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_float, "avx512-f32"};
-static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_quant, "avx512-f32"};
+static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_float, NULL, "avx512-f32"};
+static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_quant, NULL, "avx512-f32"};
+
+
+/* ---- activations for BF16 and I8 (bit-identical to mm_pack_act_*) ------------ */
+
+/* bf16 of 16 floats, rounded to nearest even, NaN kept quiet (um_f32_to_bf16). */
+TGT INLINE __m256i to_bf16(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+TGT static void act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+    int64_t kp = (k + 1) / 2;
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        if (t0 + t >= n) {
+            for (int64_t p = 0; p < kp; p++)
+                a[p * mr + t] = 0;
+            continue;
+        }
+        int64_t p = 0;
+        for (; 2 * p + 32 <= k; p += 16) {
+            uint32_t pairs[16];
+            _mm256_storeu_si256((__m256i *)pairs, to_bf16(_mm512_loadu_ps(xr + 2 * p)));
+            _mm256_storeu_si256((__m256i *)(pairs + 8), to_bf16(_mm512_loadu_ps(xr + 2 * p + 16)));
+            for (int i = 0; i < 16; i++)
+                a[(p + i) * mr + t] = pairs[i];
+        }
+        for (; p < kp; p++) {
+            uint32_t lo = um_f32_to_bf16(xr[2 * p]), hi = 2 * p + 1 < k ? um_f32_to_bf16(xr[2 * p + 1]) : 0;
+            a[p * mr + t] = lo | hi << 16;
+        }
+    }
+}
+
+TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        bool valid = t0 + t < n;
+        for (int64_t b = 0; b < k / 32; b++) {
+            uint32_t qd[8] = {0};
+            float dx = 0;
+            int sum[2] = {0, 0};
+            if (valid) {
+                __m512 v0 = _mm512_loadu_ps(xr + 32 * b), v1 = _mm512_loadu_ps(xr + 32 * b + 16);
+                /* max |x| over the non-NaN values, like the scalar loop */
+                __m512 a0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v0, v0, _CMP_ORD_Q), _mm512_abs_ps(v0));
+                __m512 a1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v1, v1, _CMP_ORD_Q), _mm512_abs_ps(v1));
+                float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+                float id = amax > 0 ? 127.0f / amax : 0.0f;
+                __m512 vid = _mm512_set1_ps(id);
+                /* round to nearest even (the default MXCSR mode); NaN becomes 0x80000000, truncated to 0 */
+                __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)));
+                __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)));
+                _mm_storeu_si128((__m128i *)qd, q0);
+                _mm_storeu_si128((__m128i *)(qd + 4), q1);
+                sum[0] = _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(q0));
+                sum[1] = _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(q1));
+                dx = amax / 127.0f;
+            }
+            for (int i = 0; i < 8; i++)
+                a[(8 * b + i) * mr + t] = qd[i];
+            if (bk == 32) {
+                sc[(2 * b) * mr + t] = dx;
+                sc[(2 * b + 1) * mr + t] = dx * (float)(sum[0] + sum[1]);
+            } else {
+                for (int h = 0; h < 2; h++) {
+                    sc[(2 * (2 * b + h)) * mr + t] = dx;
+                    sc[(2 * (2 * b + h) + 1) * mr + t] = dx * (float)sum[h];
+                }
+            }
+        }
+    }
+}
 
 /* ---- BF16: vdpbf16ps ----------------------------------------------------------- */
 
@@ -205,7 +283,8 @@ TGT static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int 
     }
 }
 
-static const mm_kernels bf16_dot = {MM_BF16, BF16_MR, NR, 512, 128, 0, kernel_bf16, pack_bf16_pairs, "avx512-bf16"};
+static const mm_kernels bf16_dot = {MM_BF16, BF16_MR, NR, 512, 128, 0, kernel_bf16, pack_bf16_pairs, act_bf16,
+                                  "avx512-bf16"};
 
 /* ---- I8: vpdpbusd ------------------------------------------------------------ */
 
@@ -276,8 +355,157 @@ TGT static void pack_i8_generic(const um_weight *w, int64_t f0, int64_t kb, int 
     }
 }
 
-static const mm_kernels i8_32 = {MM_I8, I8_MR, NR, 1024, 128, 32, kernel_i8_32, pack_i8_generic, "avx512-vnni"};
-static const mm_kernels i8_16 = {MM_I8, I8_MR, NR, 1024, 128, 16, kernel_i8_16, pack_i8_generic, "avx512-vnni"};
+
+/* SIMD I8 packers: the levels of 16 rows at a time with 32-bit gathers (one
+ * 4-byte group of each row per vector, which is the panel's layout), the
+ * scales from the block headers converted with vcvtph2ps. Each computes
+ * scale and mn with the same float operations as mm_unpack_levels. */
+
+#define LO4 _mm512_set1_epi32(0x0f0f0f0f)
+
+TGT INLINE __m512i gather_rows(__mmask16 rm, __m512i idx, const uint8_t *p) {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, idx, p, 1);
+}
+
+/* f16 in the low (hi = 0) or high half of each 32-bit lane, as f32 */
+TGT INLINE __m512 half_to_f32(__m512i v, int hi) {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hi ? _mm512_srli_epi32(v, 16) : v));
+}
+
+TGT INLINE void store_scales(uint8_t *block, int bk, int h, __m512 scale, __m512 mn) {
+    float *ws = (float *)(block + bk * NR);
+    _mm512_store_ps(ws + 16 * h, scale);
+    _mm512_store_ps(ws + NR + 16 * h, mn);
+}
+
+TGT static void pack_i8_simple(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    size_t rb = um_row_bytes(w->type, w->cols), bb = um_dtype_block_bytes(w->type);
+    size_t ob = mm_i8_block_bytes(32, NR);
+    for (int h = 0; h < 2; h++) {
+        int64_t f = f0 + 16 * h;
+        __mmask16 rm = rows_mask(w, f);
+        __m512i idx = row_offsets((int64_t)rb);
+        const uint8_t *base = (const uint8_t *)w->data + (size_t)f * rb;
+        uint8_t *out = dst;
+        for (int64_t s = kb / 32; s < (kb + kc) / 32; s++, out += ob) {
+            const uint8_t *blk = base + s * bb;
+            __m512i head = gather_rows(rm, idx, blk);
+            __m512 d = half_to_f32(head, 0);
+            if (w->type == UM_Q8_0) {
+                for (int q = 0; q < 8; q++) {
+                    __m512i g = gather_rows(rm, idx, blk + 2 + 4 * q);
+                    _mm512_store_si512(out + q * 4 * NR + 64 * h,
+                                       _mm512_maskz_xor_epi32(rm, g, _mm512_set1_epi32((int)0x80808080u)));
+                }
+                store_scales(out, 32, h, d, _mm512_mul_ps(_mm512_set1_ps(-128.0f), d));
+            } else {
+                int qs = w->type == UM_Q4_0 ? 2 : 4;
+                for (int q = 0; q < 4; q++) {
+                    __m512i g = gather_rows(rm, idx, blk + qs + 4 * q);
+                    _mm512_store_si512(out + q * 4 * NR + 64 * h, _mm512_and_si512(g, LO4));
+                    _mm512_store_si512(out + (q + 4) * 4 * NR + 64 * h,
+                                       _mm512_and_si512(_mm512_srli_epi32(g, 4), LO4));
+                }
+                __m512 mn = w->type == UM_Q4_0 ? _mm512_mul_ps(_mm512_set1_ps(-8.0f), d) : half_to_f32(head, 1);
+                store_scales(out, 32, h, d, mn);
+            }
+        }
+    }
+}
+
+/* Q4_K: per super-block, the 6-bit scales and mins of its 8 sub-blocks
+ * (scale_min_k4 on whole vectors), then 32 bytes of nibbles per pair of
+ * sub-blocks: low nibbles the even one, high the odd one. */
+TGT static void pack_i8_q4_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    size_t rb = um_row_bytes(w->type, w->cols), ob = mm_i8_block_bytes(32, NR);
+    for (int h = 0; h < 2; h++) {
+        int64_t f = f0 + 16 * h;
+        __mmask16 rm = rows_mask(w, f);
+        __m512i idx = row_offsets((int64_t)rb);
+        const uint8_t *base = (const uint8_t *)w->data + (size_t)f * rb;
+        uint8_t *out = dst;
+        for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++) {
+            const uint8_t *blk = base + sb * sizeof(um_block_q4_K);
+            __m512i head = gather_rows(rm, idx, blk);
+            __m512 d = half_to_f32(head, 0), dmin = half_to_f32(head, 1);
+            __m512i s0 = gather_rows(rm, idx, blk + 4), s1 = gather_rows(rm, idx, blk + 8),
+                    s2 = gather_rows(rm, idx, blk + 12);
+            __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
+            for (int j = 0; j < 8; j++) {
+                __m512i sc, mi;
+                if (j < 4) {
+                    sc = _mm512_and_si512(_mm512_srli_epi32(s0, 8 * j), m63);
+                    mi = _mm512_and_si512(_mm512_srli_epi32(s1, 8 * j), m63);
+                } else {
+                    int b = 8 * (j - 4);
+                    sc = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, b), m15),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, b + 6), m3), 4));
+                    mi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, b + 4), m15),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, b + 6), m3), 4));
+                }
+                __m512 scale = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+                __m512 mn = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mi)));
+                store_scales(out + j * ob, 32, h, scale, mn);
+            }
+            for (int jp = 0; jp < 4; jp++)
+                for (int q = 0; q < 8; q++) {
+                    __m512i g = gather_rows(rm, idx, blk + 16 + 32 * jp + 4 * q);
+                    _mm512_store_si512(out + (2 * jp) * ob + q * 4 * NR + 64 * h, _mm512_and_si512(g, LO4));
+                    _mm512_store_si512(out + (2 * jp + 1) * ob + q * 4 * NR + 64 * h,
+                                       _mm512_and_si512(_mm512_srli_epi32(g, 4), LO4));
+                }
+            out += 8 * ob;
+        }
+    }
+}
+
+/* Q6_K: 16 sub-blocks of 16 per super-block. Value v = 128 half + 32 g + l
+ * has its low 4 bits in ql[64 half + 32 (g & 1) + l] (low nibble for g < 2)
+ * and its top 2 bits at bit 2g of qh[32 half + l]; its sub-block is v / 16. */
+TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    size_t rb = um_row_bytes(w->type, w->cols), ob = mm_i8_block_bytes(16, NR);
+    for (int h = 0; h < 2; h++) {
+        int64_t f = f0 + 16 * h;
+        __mmask16 rm = rows_mask(w, f);
+        __m512i idx = row_offsets((int64_t)rb);
+        const uint8_t *base = (const uint8_t *)w->data + (size_t)f * rb;
+        uint8_t *out = dst;
+        for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++, out += 16 * ob) {
+            const uint8_t *blk = base + sb * sizeof(um_block_q6_K);
+            /* bytes 206..209: the last two scales, then d (not past the block's end) */
+            __m512 d = half_to_f32(gather_rows(rm, idx, blk + 206), 1);
+            for (int i = 0; i < 4; i++) {
+                __m512i sc4 = gather_rows(rm, idx, blk + 192 + 4 * i);
+                for (int b = 0; b < 4; b++) {
+                    __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * b), 24);
+                    __m512 scale = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+                    store_scales(out + (4 * i + b) * ob, 16, h, scale, _mm512_mul_ps(_mm512_set1_ps(-32.0f), scale));
+                }
+            }
+            for (int half = 0; half < 2; half++)
+                for (int lq = 0; lq < 8; lq++) {
+                    __m512i qa = gather_rows(rm, idx, blk + 64 * half + 4 * lq);
+                    __m512i qb = gather_rows(rm, idx, blk + 64 * half + 32 + 4 * lq);
+                    __m512i qh = gather_rows(rm, idx, blk + 128 + 32 * half + 4 * lq);
+                    __m512i lo[4] = {_mm512_and_si512(qa, LO4), _mm512_and_si512(qb, LO4),
+                                     _mm512_and_si512(_mm512_srli_epi32(qa, 4), LO4),
+                                     _mm512_and_si512(_mm512_srli_epi32(qb, 4), LO4)};
+                    for (int g = 0; g < 4; g++) {
+                        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(qh, 2 * g), _mm512_set1_epi32(0x03030303));
+                        __m512i v = _mm512_or_si512(lo[g], _mm512_slli_epi32(hi, 4));
+                        int sub = 8 * half + 2 * g + lq / 4;
+                        _mm512_store_si512(out + sub * ob + (lq % 4) * 4 * NR + 64 * h, v);
+                    }
+                }
+        }
+    }
+}
+
+#define I8_SET(bk, kernel, pack) {MM_I8, I8_MR, NR, 1024, 128, bk, kernel, pack, act_i8, "avx512-vnni"}
+static const mm_kernels i8_simple = I8_SET(32, kernel_i8_32, pack_i8_simple);
+static const mm_kernels i8_q4_k = I8_SET(32, kernel_i8_32, pack_i8_q4_k);
+static const mm_kernels i8_q6_k = I8_SET(16, kernel_i8_16, pack_i8_q6_k);
+static const mm_kernels i8_generic = I8_SET(32, kernel_i8_32, pack_i8_generic); /* Q5_K */
 
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
     switch (kind) {
@@ -286,7 +514,20 @@ const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
     case MM_BF16:
         return t == UM_BF16 ? &bf16_dot : NULL;
     case MM_I8:
-        return mm_i8_bk(t) == 32 ? &i8_32 : mm_i8_bk(t) == 16 ? &i8_16 : NULL;
+        switch (t) {
+        case UM_Q8_0:
+        case UM_Q4_0:
+        case UM_Q4_1:
+            return &i8_simple;
+        case UM_Q4_K:
+            return &i8_q4_k;
+        case UM_Q6_K:
+            return &i8_q6_k;
+        case UM_Q5_K:
+            return &i8_generic;
+        default:
+            return NULL;
+        }
     }
     return NULL;
 }

@@ -55,6 +55,14 @@ typedef void (*mm_kernel_fn)(const mm_tile *t);
 /* Packs features [f0, f0 + NR) (rows past w->rows as zeros) x [kb, kb + kc) of w into dst. */
 typedef void (*mm_pack_fn)(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst);
 
+/* Packs activation rows [t0, t0 + mr) of x (rows past n as zeros) for the
+ * BF16 or I8 kernels: a gets the block's values, sc (I8) its scales. The
+ * SIMD versions must give the portable one's bits exactly (same rounding,
+ * same operations), so that every path sees the same rounded activations. */
+typedef void (*mm_act_fn)(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
+
 typedef struct {
     mm_kind kind;
     int mr, nr;   /* register tile */
@@ -63,6 +71,7 @@ typedef struct {
     int bk;       /* I8: weight sub-block (32, or 16 for Q6_K) */
     mm_kernel_fn kernel;
     mm_pack_fn pack;
+    mm_act_fn pack_act; /* BF16 / I8 */
     const char *name; /* for bench and tests: "avx512-bf16" etc. */
 } mm_kernels;
 

@@ -1,0 +1,170 @@
+#include "kernels/peak.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "base/sys.h"
+#include "kernels/cpu.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* Independent accumulator chains per loop: more than latency x issue width
+ * of any current x86 core (e.g. 4-cycle FMA on two ports needs 8). */
+#define CHAINS 12
+/* Instructions per chain between looks at the clock. */
+#define BATCH 4096
+
+typedef struct {
+    um_peak_kind kind;
+    um_kernel_path path;
+    double seconds;
+    int n_threads;
+    atomic_int started;
+    _Atomic double ops; /* summed rates, ops per second */
+} peak_job;
+
+static volatile float sink_f;
+static volatile int sink_i;
+
+/* Each loop runs `batches` x BATCH instructions per chain and returns the
+ * operations done (lanes x operations per lane x instructions). */
+
+static double loop_scalar(long batches) {
+    float a[CHAINS];
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = (float)i;
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = a[i] * 0.999f + 0.001f; /* converges to 1: no overflow, no denormals */
+    float s = 0;
+    for (int i = 0; i < CHAINS; i++)
+        s += a[i];
+    sink_f = s;
+    return 2.0 * CHAINS * BATCH * (double)batches;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static double loop_fma_avx2(long batches) {
+    __m256 a[CHAINS], x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(0.001f);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = _mm256_fmadd_ps(a[i], x, y);
+    __m256 s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = _mm256_add_ps(s, a[i]);
+    sink_f = _mm256_cvtss_f32(s);
+    return 2.0 * 8 * CHAINS * BATCH * (double)batches;
+}
+
+__attribute__((target("avx512f"))) static double loop_fma_avx512(long batches) {
+    __m512 a[CHAINS], x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(0.001f);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = _mm512_fmadd_ps(a[i], x, y);
+    __m512 s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = _mm512_add_ps(s, a[i]);
+    sink_f = _mm512_reduce_add_ps(s);
+    return 2.0 * 16 * CHAINS * BATCH * (double)batches;
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static double loop_bf16_avx512(long batches) {
+    __m512 a[CHAINS];
+    /* 1.0 and 2^-20 in bf16: the sums grow slowly and stay normal */
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3580);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = _mm512_dpbf16_ps(a[i], x, y);
+    __m512 s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = _mm512_add_ps(s, a[i]);
+    sink_f = _mm512_reduce_add_ps(s);
+    return 4.0 * 16 * CHAINS * BATCH * (double)batches;
+}
+
+__attribute__((target("avx512f,avx512vnni"))) static double loop_i8_avx512(long batches) {
+    __m512i a[CHAINS], x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = _mm512_set1_epi32(i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = _mm512_dpbusd_epi32(a[i], x, y);
+    __m512i s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = _mm512_add_epi32(s, a[i]);
+    sink_i = _mm512_reduce_add_epi32(s);
+    return 8.0 * 16 * CHAINS * BATCH * (double)batches;
+}
+#endif
+
+/* The loop for kind on path, or NULL when the CPU or path lacks it. */
+static double (*peak_loop(um_peak_kind kind, um_kernel_path path))(long) {
+#if defined(__x86_64__)
+    const um_cpu_features *f = um_cpu_features_get();
+    if (kind == UM_PEAK_FMA_F32)
+        return path == UM_PATH_AVX512 ? loop_fma_avx512 : path == UM_PATH_AVX2 ? loop_fma_avx2 : loop_scalar;
+    if (path != UM_PATH_AVX512)
+        return NULL;
+    if (kind == UM_PEAK_DOT_BF16)
+        return f->avx512_bf16 ? loop_bf16_avx512 : NULL;
+    if (kind == UM_PEAK_DOT_I8)
+        return f->avx512_vnni ? loop_i8_avx512 : NULL;
+    return NULL;
+#else
+    (void)path;
+    return kind == UM_PEAK_FMA_F32 ? loop_scalar : NULL;
+#endif
+}
+
+static void peak_task(void *ctx, int task, int thread) {
+    peak_job *j = ctx;
+    double (*loop)(long) = peak_loop(j->kind, j->path);
+    /* start together: a task waits until every thread holds one */
+    atomic_fetch_add(&j->started, 1);
+    while (atomic_load(&j->started) < j->n_threads)
+        ;
+    loop(1); /* warm up (clocks, the upper halves of the vector units) */
+    double ops = 0, t0 = um_now(), dt;
+    do {
+        ops += loop(4);
+        dt = um_now() - t0;
+    } while (dt < j->seconds);
+    double rate = ops / dt, cur = atomic_load(&j->ops);
+    while (!atomic_compare_exchange_weak(&j->ops, &cur, cur + rate))
+        ;
+}
+
+double um_peak_gflops(um_pool *pool, um_peak_kind kind, double seconds) {
+    um_kernel_path path = um_kernel_path_get();
+    if (!peak_loop(kind, path))
+        return 0;
+    peak_job job = {kind, path, seconds, um_pool_threads(pool), 0, 0};
+    um_pool_run(pool, job.n_threads, peak_task, &job);
+    return atomic_load(&job.ops) / 1e9;
+}
+
+const char *um_peak_name(um_peak_kind kind) {
+    switch (kind) {
+    case UM_PEAK_FMA_F32:
+        return "f32 FMA";
+    case UM_PEAK_DOT_BF16:
+        return "bf16 dot (vdpbf16ps)";
+    case UM_PEAK_DOT_I8:
+        return "int8 dot (vpdpbusd)";
+    default:
+        return "?";
+    }
+}

@@ -1,0 +1,337 @@
+/* The matmul kernels: every instruction-set path this CPU has against the
+ * portable reference of the same arithmetic, for every weight type, on
+ * random shapes with awkward sizes (1, 3, 17 tokens; rows and columns that
+ * are not multiples of the register tile, the panel or the k block); the
+ * reduced-precision arithmetic against the f32 one within the bound that
+ * the activations' rounding allows; the SIMD activation packers bit for bit
+ * against the portable ones; the path choice and its override. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/pool.h"
+#include "base/rng.h"
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
+#include "kernels/matmul_impl.h"
+#include "kernels/peak.h"
+#include "kernels/quant.h"
+#include "testutil.h"
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    return p;
+}
+
+static const um_dtype all_types[] = {UM_F32, UM_F16, UM_BF16, UM_Q8_0, UM_Q4_0, UM_Q4_1, UM_Q4_K, UM_Q5_K, UM_Q6_K};
+#define N_TYPES (sizeof all_types / sizeof *all_types)
+
+/* A case: weights of type t, [rows][cols], quantized from std-0.05
+ * Gaussians, plus their f32 expansion; n activation rows with a few large
+ * values (as real activations have) and a bias. */
+typedef struct {
+    um_weight w;
+    float *wf; /* dequantized */
+    float *x, *bias;
+    int n;
+} mm_case;
+
+static mm_case make_case(um_dtype t, int64_t rows, int64_t cols, int n, bool bias, um_rng *rng) {
+    mm_case c = {{t, rows, cols, NULL}, NULL, NULL, NULL, n};
+    size_t rb = um_row_bytes(t, cols);
+    uint8_t *data = xmalloc(rb * (size_t)rows + 64);
+    c.wf = xmalloc((size_t)(rows * cols) * sizeof(float));
+    float *row = xmalloc((size_t)cols * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < cols; i++)
+            row[i] = (float)(0.05 * um_rng_normal(rng));
+        um_quantize_row(t, row, data + (size_t)r * rb, cols);
+        um_dequantize_row(t, data + (size_t)r * rb, c.wf + r * cols, cols);
+    }
+    free(row);
+    c.w.data = data;
+    c.x = xmalloc((size_t)n * (size_t)cols * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)n * cols; i++)
+        c.x[i] = (float)(um_rng_normal(rng) * (um_rng_next(rng) % 64 == 0 ? 20.0 : 1.0));
+    if (bias) {
+        c.bias = xmalloc((size_t)rows * sizeof(float));
+        for (int64_t r = 0; r < rows; r++)
+            c.bias[r] = (float)um_rng_normal(rng);
+    }
+    return c;
+}
+
+static void free_case(mm_case *c) {
+    free((void *)c->w.data);
+    free(c->wf);
+    free(c->x);
+    free(c->bias);
+}
+
+/* sum |w||x| + |bias| for output (t, r): the scale of its rounding error. */
+static double abs_scale(const mm_case *c, int t, int64_t r) {
+    double s = c->bias ? fabs(c->bias[r]) : 0;
+    for (int64_t i = 0; i < c->w.cols; i++)
+        s += fabs((double)c->wf[r * c->w.cols + i] * c->x[(int64_t)t * c->w.cols + i]);
+    return s;
+}
+
+static float *run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const mm_case *c) {
+    float *y = xmalloc((size_t)c->n * (size_t)c->w.rows * sizeof(float));
+    float *scratch = xmalloc(um_matmul_scratch_floats(um_pool_threads(pool), c->w.cols) * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)c->n * c->w.rows; i++)
+        y[i] = NAN; /* every output must be written */
+    mm_run(pool, ks, kind, c->x, c->n, &c->w, c->bias, y, scratch);
+    free(scratch);
+    return y;
+}
+
+/* |got - want| <= tol * scale for every output, with a message naming it. */
+static void expect_close(const char *what, const mm_case *c, const float *got, const float *want, double tol) {
+    for (int t = 0; t < c->n; t++)
+        for (int64_t r = 0; r < c->w.rows; r++) {
+            double g = got[(int64_t)t * c->w.rows + r], e = want[(int64_t)t * c->w.rows + r];
+            double bound = tol * abs_scale(c, t, r) + 1e-30;
+            if (!(fabs(g - e) <= bound))
+                fail_msg("%s %s [%lld x %lld], n %d: y[%d][%lld] = %.9g, reference %.9g (bound %.3g)", what,
+                         um_dtype_name(c->w.type), (long long)c->w.rows, (long long)c->w.cols, c->n, t, (long long)r,
+                         g, e, bound);
+        }
+}
+
+/* The kernel sets this CPU can run, per kind: index 0 AVX2, 1 AVX-512. */
+static const mm_kernels *simd_kernels(int which, mm_kind kind, um_dtype t) {
+    const um_cpu_features *f = um_cpu_features_get();
+    if (which == 0)
+        return f->avx2 ? mm_avx2_kernels(kind, t) : NULL;
+    if (!f->avx512 || (kind == MM_BF16 && !f->avx512_bf16) || (kind == MM_I8 && !f->avx512_vnni))
+        return NULL;
+    return mm_avx512_kernels(kind, t);
+}
+
+/* Shapes per type: columns that need 1, 2 and several k blocks, ragged
+ * where the type allows; rows around the 32-feature panel and the
+ * 128-feature task. */
+static int shapes_for(um_dtype t, int64_t cols[4]) {
+    int be = um_dtype_block_elems(t);
+    if (be == 1) {
+        cols[0] = 1, cols[1] = 7, cols[2] = 301, cols[3] = 1101;
+        return 4;
+    }
+    if (be == 32) {
+        cols[0] = 32, cols[1] = 96, cols[2] = 1088;
+        return 3;
+    }
+    cols[0] = 256, cols[1] = 1280;
+    return 2;
+}
+
+static void each_path_matches_reference(void **state) {
+    static const int ns[] = {1, 3, 17, 40};
+    static const int64_t rows[] = {1, 37, 161};
+    um_pool *pool = um_pool_create(3);
+    assert_non_null(pool);
+    um_rng rng;
+    um_rng_seed(&rng, 2024);
+    int compared = 0;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        um_dtype t = all_types[ti];
+        int64_t cols[4];
+        int nc = shapes_for(t, cols);
+        for (int ci = 0; ci < nc; ci++)
+            for (size_t ri = 0; ri < sizeof rows / sizeof *rows; ri++) {
+                int n = ns[(ci + ri) % 4];
+                mm_case c = make_case(t, rows[ri], cols[ci], n, (ci + ri) % 2 == 0, &rng);
+                for (int kind = MM_F32; kind <= MM_I8; kind++) {
+                    if ((kind == MM_BF16 && t != UM_BF16) || (kind == MM_I8 && mm_i8_bk(t) == 0))
+                        continue;
+                    float *ref = run(pool, NULL, (mm_kind)kind, &c);
+                    for (int which = 0; which < 2; which++) {
+                        const mm_kernels *ks = simd_kernels(which, (mm_kind)kind, t);
+                        if (!ks)
+                            continue;
+                        float *y = run(pool, ks, (mm_kind)kind, &c);
+                        /* same arithmetic, another summation order: f32 rounding only */
+                        expect_close(ks->name, &c, y, ref, 2e-6);
+                        free(y);
+                        compared++;
+                    }
+                    free(ref);
+                }
+                free_case(&c);
+            }
+    }
+    print_message("    %d SIMD results compared with the reference\n", compared);
+    um_pool_destroy(pool);
+}
+
+/* Reduced-precision activations against f32 ones, per output, within what
+ * the rounding of x allows: |sum w (x - x')| <= sum |w| |x - x'|, where
+ * |x - x'| <= 2^-9 |x| for bf16 and <= max|x of its block of 32| / 254 for
+ * int8 (half a quantization step); plus f32 rounding. */
+static void reduced_within_rounding_bound(void **state) {
+    um_pool *pool = um_pool_create(2);
+    assert_non_null(pool);
+    um_rng rng;
+    um_rng_seed(&rng, 77);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        um_dtype t = all_types[ti];
+        mm_kind kind = t == UM_BF16 ? MM_BF16 : mm_i8_bk(t) ? MM_I8 : MM_F32;
+        if (kind == MM_F32)
+            continue;
+        int64_t cols = um_dtype_block_elems(t) == 256 ? 512 : 320;
+        mm_case c = make_case(t, 45, cols, 9, true, &rng);
+        float *exact = run(pool, NULL, MM_F32, &c), *reduced = run(pool, NULL, kind, &c);
+        double worst = 0;
+        for (int i = 0; i < c.n; i++)
+            for (int64_t r = 0; r < c.w.rows; r++) {
+                const float *x = c.x + i * cols, *w = c.wf + r * cols;
+                double bound = 0;
+                for (int64_t b = 0; b < cols; b += 32) {
+                    double amax = 0;
+                    for (int j = 0; j < 32; j++)
+                        amax = fmax(amax, fabs(x[b + j]));
+                    for (int j = 0; j < 32; j++)
+                        bound += fabs(w[b + j]) * (kind == MM_BF16 ? ldexp(fabs(x[b + j]), -9) : amax / 254);
+                }
+                bound += 1e-5 * abs_scale(&c, i, r);
+                double d = fabs((double)reduced[i * c.w.rows + r] - exact[i * c.w.rows + r]);
+                if (!(d <= bound))
+                    fail_msg("%s reduced: y[%d][%lld] = %.9g, f32 %.9g, bound %.3g", um_dtype_name(t), i,
+                             (long long)r, reduced[i * c.w.rows + r], exact[i * c.w.rows + r], bound);
+                worst = fmax(worst, d / bound);
+            }
+        print_message("    %-5s reduced vs f32: worst error %.0f%% of the rounding bound\n", um_dtype_name(t),
+                      100 * worst);
+        free(exact);
+        free(reduced);
+        free_case(&c);
+    }
+    um_pool_destroy(pool);
+}
+
+/* The SIMD activation packers give the portable ones' bits (so every path
+ * sees the same rounded activations), including NaN, infinities, zeros and
+ * rows past n. */
+static void activation_packing_bit_exact(void **state) {
+    um_rng rng;
+    um_rng_seed(&rng, 5);
+    enum { N = 7, K = 160 };
+    float x[N * K];
+    for (int i = 0; i < N * K; i++)
+        x[i] = (float)(um_rng_normal(&rng) * pow(10.0, (double)(um_rng_next(&rng) % 9) - 4));
+    x[3] = NAN;
+    x[40] = INFINITY;
+    x[77] = -0.0f;
+    for (int i = 96; i < 128; i++)
+        x[K + i] = 0; /* an all-zero block */
+    x[2 * K + 5] = 1e-40f; /* subnormal */
+    const um_dtype types[] = {UM_BF16, UM_Q8_0, UM_Q6_K};
+    for (size_t ti = 0; ti < 3; ti++) {
+        mm_kind kind = types[ti] == UM_BF16 ? MM_BF16 : MM_I8;
+        const mm_kernels *ks = simd_kernels(1, kind, types[ti]);
+        if (!ks || !ks->pack_act)
+            continue;
+        int mr = ks->mr, bk = ks->bk;
+        size_t na = (size_t)K * mr, ns = (size_t)(K / (bk ? bk : 32)) * 2 * mr;
+        for (int t0 = 0; t0 < N; t0 += mr) {
+            uint32_t a0[K * 16], a1[K * 16];
+            float s0[K * 2], s1[K * 2];
+            memset(a0, 0x55, sizeof a0);
+            memset(a1, 0x55, sizeof a1);
+            memset(s0, 0x55, sizeof s0);
+            memset(s1, 0x55, sizeof s1);
+            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, K, t0, mr, bk, a0, s0);
+            ks->pack_act(x, N, K, t0, mr, bk, a1, s1);
+            assert_memory_equal(a0, a1, na * sizeof *a0);
+            if (kind == MM_I8)
+                assert_memory_equal(s0, s1, ns * sizeof *s0);
+        }
+    }
+}
+
+/* um_matmul follows the chosen path; a path the CPU lacks is clamped; the
+ * reduced switch picks the kernels. */
+static void path_choice_and_override(void **state) {
+    um_kernel_path saved = um_kernel_path_get();
+    bool reduced = um_matmul_reduced();
+    um_kernel_path best = um_kernel_path_best();
+    assert_int_equal(um_kernel_path_set(UM_PATH_SCALAR), UM_PATH_SCALAR);
+    assert_string_equal(um_matmul_kernel_name(UM_BF16), "scalar-f32");
+    um_matmul_set_reduced(true);
+    assert_string_equal(um_matmul_kernel_name(UM_BF16), "scalar-bf16");
+    assert_string_equal(um_matmul_kernel_name(UM_Q4_K), "scalar-i8");
+    assert_string_equal(um_matmul_kernel_name(UM_F16), "scalar-f32");
+    um_matmul_set_reduced(false);
+    assert_int_equal(um_kernel_path_set(UM_PATH_AVX512), best);
+    if (best == UM_PATH_AVX512)
+        assert_string_equal(um_matmul_kernel_name(UM_F32), "avx512-f32");
+    if (best >= UM_PATH_AVX2) {
+        assert_int_equal(um_kernel_path_set(UM_PATH_AVX2), UM_PATH_AVX2);
+        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "avx2-f32");
+    }
+    /* the same product on every path through the public entry point */
+    um_pool *pool = um_pool_create(2);
+    um_rng rng;
+    um_rng_seed(&rng, 8);
+    mm_case c = make_case(UM_Q4_K, 70, 512, 5, true, &rng);
+    float *y[3] = {NULL, NULL, NULL};
+    float *scratch = xmalloc(um_matmul_scratch_floats(2, c.w.cols) * sizeof(float));
+    for (int p = UM_PATH_SCALAR; p <= (int)best; p++) {
+        um_kernel_path_set((um_kernel_path)p);
+        y[p] = xmalloc((size_t)c.n * (size_t)c.w.rows * sizeof(float));
+        um_matmul(pool, c.x, c.n, &c.w, c.bias, y[p], scratch);
+        if (p > 0)
+            expect_close(um_kernel_path_name((um_kernel_path)p), &c, y[p], y[0], 2e-6);
+    }
+    for (int p = 0; p < 3; p++)
+        free(y[p]);
+    free(scratch);
+    free_case(&c);
+    um_pool_destroy(pool);
+    um_kernel_path_set(saved);
+    um_matmul_set_reduced(reduced);
+}
+
+/* The limits loops run on every thread and report plausible numbers. */
+static void peak_loops_run(void **state) {
+    um_pool *pool = um_pool_create(2);
+    double fma = um_peak_gflops(pool, UM_PEAK_FMA_F32, 0.02);
+    assert_true(fma > 0.1);
+    const um_cpu_features *f = um_cpu_features_get();
+    if (um_kernel_path_get() == UM_PATH_AVX512 && f->avx512_bf16)
+        assert_true(um_peak_gflops(pool, UM_PEAK_DOT_BF16, 0.02) > 0.1);
+    else
+        assert_true(um_peak_gflops(pool, UM_PEAK_DOT_BF16, 0.02) == 0);
+    um_pool_destroy(pool);
+}
+
+/* The pool's scratch grows, keeps 64-byte alignment and is reused. */
+static void pool_scratch(void **state) {
+    um_pool *pool = um_pool_create(2);
+    void *a = um_pool_scratch(pool, 0, 100);
+    assert_non_null(a);
+    assert_true(((uintptr_t)a & 63) == 0);
+    assert_ptr_equal(um_pool_scratch(pool, 0, 50), a);
+    void *b = um_pool_scratch(pool, 0, 1 << 20);
+    assert_non_null(b);
+    assert_true(((uintptr_t)b & 63) == 0);
+    assert_null(um_pool_scratch(pool, UM_POOL_SCRATCH_SLOTS, 8));
+    um_pool_destroy(pool);
+    int cores = um_physical_core_count();
+    assert_true(cores >= 1 && cores <= um_cpu_count());
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(each_path_matches_reference),
+    cmocka_unit_test(reduced_within_rounding_bound),
+    cmocka_unit_test(activation_packing_bit_exact),
+    cmocka_unit_test(path_choice_and_override),
+    cmocka_unit_test(peak_loops_run),
+    cmocka_unit_test(pool_scratch),
+};
+
+const test_group kernels_group = {"kernels", tests, sizeof tests / sizeof *tests};
