@@ -13,9 +13,9 @@ CFLAGS  ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 BASEFLAGS = -std=c11 -D_DEFAULT_SOURCE -ffp-contract=fast -fPIC -fvisibility=hidden -pthread \
             -Iinclude -Isrc $(WARN) $(OPT) -g $(CFLAGS)
-LDLIBS   = -lcjson -lm -pthread
+LDLIBS   = -lcjson -lpcre2-8 -lutf8proc -lm -pthread
 
-LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/model/*.c src/diffusion/*.c)
+LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/model/*.c src/diffusion/*.c src/tokenizer/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 
@@ -23,9 +23,10 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-# Debian packages: compiler, JSON (cJSON), test framework (cmocka); for
+# Debian packages: compiler, JSON (cJSON), test framework (cmocka), the
+# tokenizer's regexes (PCRE2) and Unicode normalization (utf8proc); for
 # `make fuzz` also clang and its libFuzzer runtime.
-DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev
+DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
