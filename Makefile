@@ -52,7 +52,7 @@ $(BUILD)/example-generate: examples/generate.c $(BUILD)/libunmask.so
 	$(CC) -std=c11 -Iinclude $(WARN) -O2 $(CFLAGS) -o $@ $< -L$(BUILD) -lunmask -Wl,-rpath,'$$ORIGIN'
 
 $(BUILD)/unmask-tests: $(TEST_OBJ) $(BUILD)/libunmask.a
-	$(CC) $(BASEFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libunmask.a -lcmocka $(LDLIBS)
+	$(CC) $(BASEFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libunmask.a -lcmocka -lutil $(LDLIBS)
 
 test: $(BUILD)/unmask-tests $(BUILD)/unmask $(BUILD)/example-generate
 	UNMASK_BIN=$(BUILD)/unmask UNMASK_EXAMPLE=$(BUILD)/example-generate $(BUILD)/unmask-tests

@@ -151,3 +151,64 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool 
     }
     return m;
 }
+
+/* The value of a flag that names one of n choices; its index, or -1 after an error. */
+int cli_choice(cli_args *a, const char *const *names, int n) {
+    const char *flag = a->argv[a->i], *v = cli_value(a);
+    for (int i = 0; a->ok && i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
+    if (a->ok) {
+        char list[256] = "";
+        for (int i = 0; i < n; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i + 1 < n ? ", " : " or ") : "",
+                     names[i]);
+        cli_error(a->cmd, "%s: expected %s, got '%s'", flag, list, v);
+        a->ok = false;
+    }
+    return -1;
+}
+
+bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
+    um_generate_params *p = f->p;
+    if (cli_is(a, "-n", "--gen-length")) f->gen_length = cli_int(a, 0, 1 << 20);
+    else if (cli_is(a, NULL, "--steps")) f->steps = cli_int(a, 1, 1 << 20);
+    else if (cli_is(a, NULL, "--block-length")) f->block = cli_int(a, 1, 1 << 20);
+    else if (cli_is(a, NULL, "--temp")) p->temperature = cli_double(a, 0, 1e6);
+    else if (cli_is(a, NULL, "--cfg-scale")) p->cfg_scale = cli_double(a, 0, 1e6);
+    else if (cli_is(a, NULL, "--logits-eos-inf")) p->logits_eos_inf = true;
+    else if (cli_is(a, NULL, "--confidence-eos-eot-inf")) p->confidence_eos_eot_inf = true;
+    else if (cli_is(a, "-s", "--seed")) p->seed = cli_u64(a);
+    else if (cli_is(a, NULL, "--remasking")) {
+        static const char *const names[] = {"low_confidence", "random"};
+        p->remasking = (um_remasking)cli_choice(a, names, 2);
+    } else if (cli_is(a, NULL, "--cache")) {
+        static const char *const names[] = {"none", "prefix", "dual", "vicinity"};
+        p->cache = (um_cache_mode)cli_choice(a, names, 4);
+    } else if (cli_is(a, NULL, "--decoder")) {
+        static const char *const names[] = {"topk",    "threshold", "factor",       "margin",
+                                            "entropy", "med",       "hierarchical", "credit"};
+        p->decoder = (um_decoder)cli_choice(a, names, 8);
+    } else if (cli_is(a, NULL, "--schedule")) {
+        static const char *const names[] = {"uniform", "power"};
+        p->schedule = (um_schedule)cli_choice(a, names, 2);
+    }
+    else if (cli_is(a, NULL, "--window")) p->cache_window = cli_int(a, 0, 1 << 20);
+    else if (cli_is(a, NULL, "--refresh")) p->cache_refresh = cli_int(a, 0, 1 << 20);
+    else if (cli_is(a, NULL, "--threshold")) p->threshold = cli_double(a, 0, 1);
+    else if (cli_is(a, NULL, "--low-threshold")) p->low_threshold = cli_double(a, 0, 1);
+    else if (cli_is(a, NULL, "--factor")) p->factor = cli_double(a, 1e-9, 1e6);
+    else if (cli_is(a, NULL, "--entropy-bound")) p->entropy_bound = cli_double(a, 1e-9, 1e6);
+    else if (cli_is(a, NULL, "--eos-rejection")) p->eos_rejection = true;
+    else if (cli_is(a, NULL, "--early-stop")) p->early_stop = true;
+    else if (cli_is(a, NULL, "--max-nfe")) p->max_nfe = cli_int(a, 0, 1 << 30);
+    else return false;
+    return true;
+}
+
+void cli_generation_finish(cli_gen_flags *f, int default_gen_length) {
+    um_generate_params *p = f->p;
+    p->gen_length = f->gen_length >= 0 ? f->gen_length : default_gen_length;
+    p->block_length = f->block > 0 ? f->block : (p->gen_length > 0 && p->gen_length % 32 == 0 ? 32 : p->gen_length);
+    p->steps = f->steps > 0 ? f->steps : p->gen_length;
+}

@@ -29,6 +29,22 @@ uint64_t cli_u64(cli_args *a);
 void cli_unknown(cli_args *a);                          /* reports the current argument */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The value of a flag that names one of n choices; its index, or -1 after an error. */
+int cli_choice(cli_args *a, const char *const *names, int n);
+
+/* Generation flags shared by run and chat: -n, --steps, --block-length,
+ * --temp, --cfg-scale, --seed, --remasking, --cache, --decoder and their
+ * parameters. */
+typedef struct {
+    um_generate_params *p;
+    int gen_length, steps, block; /* -1: not given */
+} cli_gen_flags;
+/* Consumes the current argument when it is a generation flag. */
+bool cli_generation_flag(cli_args *a, cli_gen_flags *f);
+/* Lengths from the flags, defaults for the rest: block 32 when it divides the
+ * gen length (else the gen length), steps = gen length. */
+void cli_generation_finish(cli_gen_flags *f, int default_gen_length);
+
 /* "12,7,99" -> ids (malloc'd). False with a message on bad input. */
 bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n);
 
@@ -42,6 +58,8 @@ int cmd_init_random(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
 #endif

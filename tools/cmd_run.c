@@ -5,16 +5,26 @@
 #include <string.h>
 
 #include "cli.h"
+#include "text.h"
+#include "visual.h"
 
 static void run_usage(void) {
-    puts("usage: unmask run -m MODEL --prompt-tokens IDS [options]\n"
+    puts("usage: unmask run -m MODEL (-p TEXT | -f FILE | --infill TEMPLATE | --prompt-tokens IDS) [options]\n"
          "\n"
          "Generate with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py), or faster with a KV cache\n"
          "and parallel decoders (Fast-dLLM, dInfer). A block ends when it has no mask.\n"
          "\n"
          "  -m, --model PATH         GGUF file or Hugging Face directory (config.json + safetensors)\n"
-         "      --prompt-tokens IDS  comma-separated prompt token ids, e.g. 12,7,99; ids equal to the\n"
+         "  -p, --prompt TEXT        the prompt as text (special tokens such as <|mdm_mask|> may be written in it)\n"
+         "  -f, --file FILE          read the prompt from a file\n"
+         "      --chat, -cnv         wrap the prompt in the model's chat template as a user turn\n"
+         "      --system TEXT        a system message for --chat\n"
+         "      --chat-template NAME override the chat format: " UM_CHAT_TEMPLATE_NAMES "\n"
+         "      --infill TEMPLATE    fill the blanks of a text: {mask:N} stands for N masks, {mask} for one;\n"
+         "                           -n defaults to 0 (nothing appended) and steps to the number of masks\n"
+         "      --prompt-tokens IDS  the prompt as comma-separated token ids, e.g. 12,7,99; ids equal to the\n"
          "                           model's mask id are filled in too (infilling)\n"
+         "      --visual             watch the canvas unmask step by step (when stdout is a terminal)\n"
          "  -n, --gen-length N       tokens to generate (default 128)\n"
          "      --steps S            forward passes in total (default: gen length)\n"
          "      --block-length B     semi-autoregressive block size (default 32 when it divides N, else N)\n"
@@ -36,12 +46,15 @@ static void run_usage(void) {
          "      --max-nfe N          stop after N forward passes, leaving the rest masked\n"
          "  -s, --seed N             random seed (default 0)\n"
          "  -t, --threads N          worker threads (default: all cores)\n"
-         "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings\n"
+         "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings,\n"
+         "                           and text for text prompts\n"
          "  -h, --help               this help");
 }
 
-static void print_json(const um_generation *g) {
+static void print_json(const um_generation *g, const char *text) {
     cJSON *o = cJSON_CreateObject();
+    if (text)
+        cJSON_AddStringToObject(o, "text", text);
     cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
     cJSON *gen = cJSON_AddArrayToObject(o, "generated");
     for (int i = 0; i < g->n_tokens; i++) {
@@ -61,40 +74,104 @@ static void print_json(const um_generation *g) {
     cJSON_Delete(o);
 }
 
-static void print_text(const um_generation *g) {
-    for (int i = g->prompt_len; i < g->n_tokens; i++)
-        printf("%s%d", i > g->prompt_len ? " " : "", g->tokens[i]);
-    putchar('\n');
+static void print_text(const um_generation *g, const char *text) {
+    if (text) {
+        fputs(text, stdout);
+        putchar('\n');
+    } else {
+        for (int i = g->prompt_len; i < g->n_tokens; i++)
+            printf("%s%d", i > g->prompt_len ? " " : "", g->tokens[i]);
+        putchar('\n');
+    }
     int gen = g->n_tokens - g->prompt_len;
     fprintf(stderr, "generated %d tokens in %.3f s: %.1f tokens/s | nfe %d, %.2f ms per forward (canvas %d)\n", gen,
             g->seconds, g->seconds > 0 ? gen / g->seconds : 0.0, g->nfe,
             g->nfe ? 1e3 * g->forward_seconds / g->nfe : 0.0, g->n_tokens);
 }
 
-/* The value of a flag that names one of n choices; its index, or -1 after an error. */
-static int cli_choice(cli_args *a, const char *const *names, int n) {
-    const char *flag = a->argv[a->i], *v = cli_value(a);
-    for (int i = 0; a->ok && i < n; i++)
-        if (strcmp(v, names[i]) == 0)
-            return i;
-    if (a->ok) {
-        char list[256] = "";
-        for (int i = 0; i < n; i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i + 1 < n ? ", " : " or ") : "",
-                     names[i]);
-        cli_error(a->cmd, "%s: expected %s, got '%s'", flag, list, v);
-        a->ok = false;
+/* What a text prompt needs: where it comes from and how to wrap it. */
+typedef struct {
+    const char *text, *file, *infill, *system, *template_name;
+    bool chat, visual;
+    cli_text t;
+} run_text;
+
+/* Tokenizes the text prompt (raw, chat or infill) with the model's tokenizer. */
+static bool run_text_prompt(run_text *rt, um_model *m, const char *model_path, int32_t **ids, int *n) {
+    if (!cli_text_open(&rt->t, "run", model_path, rt->template_name))
+        return false;
+    um_model_info info;
+    um_model_get_info(m, &info);
+    if (rt->infill)
+        return cli_text_prompt_infill(&rt->t, rt->infill, info.mask_id, ids, n);
+    char *file_text = rt->file ? cli_text_read_file("run", rt->file) : NULL;
+    const char *text = rt->file ? file_text : rt->text;
+    bool ok = text != NULL;
+    if (ok && rt->chat) {
+        um_chat_message msgs[2] = {{"system", rt->system ? rt->system : ""}, {"user", text}};
+        ok = rt->system ? cli_text_prompt_chat(&rt->t, msgs, 2, ids, n) : cli_text_prompt_chat(&rt->t, msgs + 1, 1, ids, n);
+    } else if (ok) {
+        ok = cli_text_prompt_raw(&rt->t, text, ids, n);
     }
-    return -1;
+    free(file_text);
+    return ok;
+}
+
+static int count_masks(const int32_t *ids, int n, int mask_id) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += ids[i] == mask_id;
+    return k;
+}
+
+/* Generates, then prints ids or text (the answer cut at EOS/EOT; for infill
+ * the whole filled-in text). */
+static int generate_and_print(um_model *m, um_generate_params *p, const int32_t *prompt, int n_prompt, run_text *rt,
+                              bool json) {
+    um_model_info info;
+    um_model_get_info(m, &info);
+    if (p->steps <= 0) /* by default one step per token to fill */
+        p->steps = p->gen_length > 0 ? p->gen_length : count_masks(prompt, n_prompt, info.mask_id);
+    cli_visual view;
+    if (rt && rt->visual && cli_visual_begin(&view, &rt->t, info.mask_id)) {
+        p->on_step = cli_visual_step;
+        p->user_data = &view;
+    }
+    um_generation g;
+    um_error err;
+    um_status s = um_generate(m, prompt, n_prompt, p, &g, &err);
+    if (p->on_step)
+        cli_visual_end(&view);
+    if (s != UM_OK) {
+        cli_error("run", "%s", err.msg);
+        return 1;
+    }
+    char *text = NULL;
+    if (rt) {
+        text = rt->infill ? cli_text_answer_all(&rt->t, g.tokens, g.n_tokens)
+                          : cli_text_answer(&rt->t, g.tokens + g.prompt_len, g.n_tokens - g.prompt_len);
+        if (!text) {
+            um_generation_free(&g);
+            return 1;
+        }
+    }
+    if (json)
+        print_json(&g, text);
+    else
+        print_text(&g, text);
+    free(text);
+    um_generation_free(&g);
+    return 0;
 }
 
 int cmd_run(int argc, char **argv) {
     cli_args a;
     um_generate_params p = um_generate_default_params();
     const char *model = NULL, *prompt_text = NULL;
-    int threads = 0, steps = -1, block = -1;
+    run_text rt = {0};
+    int threads = 0;
     bool json = false;
-    p.gen_length = 128;
+    cli_gen_flags gf = {&p, -1, -1, -1};
     cli_init(&a, "run", argc, argv);
     while (cli_next(&a)) {
         if (cli_is(&a, "-h", "--help")) {
@@ -102,72 +179,45 @@ int cmd_run(int argc, char **argv) {
             return 0;
         } else if (cli_is(&a, "-m", "--model")) model = cli_value(&a);
         else if (cli_is(&a, NULL, "--prompt-tokens")) prompt_text = cli_value(&a);
-        else if (cli_is(&a, "-n", "--gen-length")) p.gen_length = cli_int(&a, 1, 1 << 20);
-        else if (cli_is(&a, NULL, "--steps")) steps = cli_int(&a, 1, 1 << 20);
-        else if (cli_is(&a, NULL, "--block-length")) block = cli_int(&a, 1, 1 << 20);
-        else if (cli_is(&a, NULL, "--temp")) p.temperature = cli_double(&a, 0, 1e6);
-        else if (cli_is(&a, NULL, "--cfg-scale")) p.cfg_scale = cli_double(&a, 0, 1e6);
-        else if (cli_is(&a, NULL, "--logits-eos-inf")) p.logits_eos_inf = true;
-        else if (cli_is(&a, NULL, "--confidence-eos-eot-inf")) p.confidence_eos_eot_inf = true;
-        else if (cli_is(&a, "-s", "--seed")) p.seed = cli_u64(&a);
+        else if (cli_is(&a, "-p", "--prompt")) rt.text = cli_value(&a);
+        else if (cli_is(&a, "-f", "--file")) rt.file = cli_value(&a);
+        else if (cli_is(&a, "-cnv", "--chat")) rt.chat = true;
+        else if (cli_is(&a, NULL, "--system")) rt.system = cli_value(&a);
+        else if (cli_is(&a, NULL, "--chat-template")) rt.template_name = cli_value(&a);
+        else if (cli_is(&a, NULL, "--infill")) rt.infill = cli_value(&a);
+        else if (cli_is(&a, NULL, "--visual")) rt.visual = true;
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
         else if (cli_is(&a, NULL, "--json")) json = true;
-        else if (cli_is(&a, NULL, "--remasking")) {
-            static const char *const names[] = {"low_confidence", "random"};
-            p.remasking = (um_remasking)cli_choice(&a, names, 2);
-        } else if (cli_is(&a, NULL, "--cache")) {
-            static const char *const names[] = {"none", "prefix", "dual", "vicinity"};
-            p.cache = (um_cache_mode)cli_choice(&a, names, 4);
-        } else if (cli_is(&a, NULL, "--decoder")) {
-            static const char *const names[] = {"topk",    "threshold", "factor",       "margin",
-                                                "entropy", "med",       "hierarchical", "credit"};
-            p.decoder = (um_decoder)cli_choice(&a, names, 8);
-        } else if (cli_is(&a, NULL, "--schedule")) {
-            static const char *const names[] = {"uniform", "power"};
-            p.schedule = (um_schedule)cli_choice(&a, names, 2);
-        }
-        else if (cli_is(&a, NULL, "--window")) p.cache_window = cli_int(&a, 0, 1 << 20);
-        else if (cli_is(&a, NULL, "--refresh")) p.cache_refresh = cli_int(&a, 0, 1 << 20);
-        else if (cli_is(&a, NULL, "--threshold")) p.threshold = cli_double(&a, 0, 1);
-        else if (cli_is(&a, NULL, "--low-threshold")) p.low_threshold = cli_double(&a, 0, 1);
-        else if (cli_is(&a, NULL, "--factor")) p.factor = cli_double(&a, 1e-9, 1e6);
-        else if (cli_is(&a, NULL, "--entropy-bound")) p.entropy_bound = cli_double(&a, 1e-9, 1e6);
-        else if (cli_is(&a, NULL, "--eos-rejection")) p.eos_rejection = true;
-        else if (cli_is(&a, NULL, "--early-stop")) p.early_stop = true;
-        else if (cli_is(&a, NULL, "--max-nfe")) p.max_nfe = cli_int(&a, 0, 1 << 30);
-        else cli_unknown(&a);
+        else if (!cli_generation_flag(&a, &gf))
+cli_unknown(&a);
     }
     if (!a.ok)
         return 2;
-    if (!prompt_text) {
-        cli_error("run", "no prompt: use --prompt-tokens IDS (see unmask run --help)");
+    int sources = (prompt_text != NULL) + (rt.text != NULL) + (rt.file != NULL) + (rt.infill != NULL);
+    if (sources != 1) {
+        cli_error("run", "%s: give one of -p TEXT, -f FILE, --infill TEMPLATE or --prompt-tokens IDS",
+                  sources ? "more than one prompt" : "no prompt");
         return 2;
     }
-    p.steps = steps > 0 ? steps : p.gen_length;
-    p.block_length = block > 0 ? block : (p.gen_length % 32 == 0 ? 32 : p.gen_length);
+    if (rt.chat && !(rt.text || rt.file)) {
+        cli_error("run", "--chat applies to -p or -f prompts");
+        return 2;
+    }
+    cli_generation_finish(&gf, rt.infill ? 0 : 128); /* steps: filled in once the prompt is known */
 
-    int32_t *prompt;
-    int n_prompt;
-    if (!cli_parse_tokens("run", prompt_text, &prompt, &n_prompt))
+    int32_t *prompt = NULL;
+    int n_prompt = 0;
+    if (prompt_text && !cli_parse_tokens("run", prompt_text, &prompt, &n_prompt))
         return 2;
     um_model *m = cli_open_model("run", model, threads, false);
-    if (!m) {
-        free(prompt);
-        return 1;
-    }
-    um_generation g;
-    um_error err;
-    int rc = 0;
-    if (um_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK) {
-        cli_error("run", "%s", err.msg);
-        rc = 1;
-    } else {
-        if (json)
-            print_json(&g);
-        else
-            print_text(&g);
-        um_generation_free(&g);
-    }
+    int rc = m ? 0 : 1;
+    bool text_mode = !prompt_text;
+    if (rc == 0 && text_mode)
+        rc = run_text_prompt(&rt, m, model, &prompt, &n_prompt) ? 0 : 1;
+    if (rc == 0)
+        rc = generate_and_print(m, &p, prompt, n_prompt, text_mode ? &rt : NULL, json);
+    if (text_mode)
+        cli_text_close(&rt.t);
     free(prompt);
     um_model_close(m);
     return rc;

@@ -1,0 +1,226 @@
+/* Text in, text out through the commands: prompts tokenized as the reference
+ * tokenizers do (llama.cpp's own run on the fixture GGUF, the Hugging Face
+ * vectors), answers cut at EOS, infilling, the live view, `unmask tokenize`,
+ * and `unmask chat` driven through a pseudo-terminal. */
+#include <errno.h>
+#include <poll.h>
+#include <pty.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "tokenizer/tokenizer.h"
+
+static const char *unmask_bin(void) {
+    const char *b = getenv("UNMASK_BIN");
+    return b && *b ? b : "build/unmask";
+}
+
+/* llama-diffusion-cli's prompt for "What is free software?" on this GGUF
+ * (fixtures/llada/gguf/llamacpp_runs.txt): the chat template, BOS included. */
+static const int32_t LLAMA_CPP_CHAT_PROMPT[] = {503, 504, 84, 82, 260, 505, 198, 198, 54,  71,  282, 330, 286,
+                                                415, 492, 30, 502, 504, 449, 82, 268, 83, 402, 505, 377};
+
+static cJSON *run_json(const char *args_fmt, const char *model) {
+    cmd_result r = run_unmask(args_fmt, model);
+    if (r.status != 0)
+        fail_msg("unmask %s failed: %s", args_fmt, r.err);
+    cJSON *o = cJSON_Parse(r.out);
+    assert_non_null(o);
+    cmd_result_free(&r);
+    return o;
+}
+
+static void chat_prompt_matches_llama_cpp(void **state) {
+    cJSON *o = run_json("run -m %s -p 'What is free software?' --chat -n 8 --steps 8 --block-length 8 --json",
+                        fixture("llada/gguf/tiny-llada-f32.gguf"));
+    const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
+    int n = (int)(sizeof LLAMA_CPP_CHAT_PROMPT / sizeof *LLAMA_CPP_CHAT_PROMPT);
+    assert_int_equal(cJSON_GetObjectItem(o, "prompt_length")->valueint, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(cJSON_GetArrayItem(tokens, i)->valueint, LLAMA_CPP_CHAT_PROMPT[i]);
+    cJSON_Delete(o);
+}
+
+/* A raw prompt encodes as the Hugging Face tokenizer does (first line of the
+ * fixture vectors); the answer is the generated ids decoded up to EOS/EOT. */
+static void raw_prompt_and_answer(void **state) {
+    size_t n;
+    char *vectors = read_whole_file(fixture("tokenizers/hf-vectors/tiny-llada.jsonl"), &n);
+    char *nl = strchr(vectors, '\n');
+    if (nl)
+        *nl = 0;
+    cJSON *vec = cJSON_Parse(vectors);
+    free(vectors);
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(vec, "text"));
+    const cJSON *ids = cJSON_GetObjectItem(vec, "ids");
+    assert_non_null(text);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/prompt.txt", fixtures_dir());
+    char *dir = make_temp_dir(), file[512];
+    snprintf(file, sizeof file, "%s/prompt.txt", dir);
+    write_file(file, text, strlen(text));
+    char args[1024];
+    snprintf(args, sizeof args, "run -m %%s -f %s -n 16 --steps 16 --block-length 8 --json", file);
+    cJSON *o = run_json(args, fixture("llada/tiny-llada/hf-bf16"));
+    const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
+    int n_ids = cJSON_GetArraySize(ids);
+    assert_int_equal(cJSON_GetObjectItem(o, "prompt_length")->valueint, n_ids); /* no BOS: add_bos_token false */
+    for (int i = 0; i < n_ids; i++)
+        assert_int_equal(cJSON_GetArrayItem(tokens, i)->valueint, cJSON_GetArrayItem(ids, i)->valueint);
+
+    /* the text field is the generated ids up to EOS/EOT, decoded without specials */
+    um_tokenizer *tok;
+    um_error err;
+    assert_int_equal(um_tokenizer_load(fixture("llada/tiny-llada/hf-bf16"), &tok, &err), UM_OK);
+    int n_gen = cJSON_GetArraySize(tokens) - n_ids, end = 0;
+    int32_t gen[64];
+    for (int i = 0; i < n_gen && i < 64; i++)
+        gen[i] = cJSON_GetArrayItem(tokens, n_ids + i)->valueint;
+    while (end < n_gen && gen[end] != 501 && gen[end] != 502)
+        end++;
+    char *want;
+    size_t len;
+    assert_int_equal(um_tokenizer_decode(tok, gen, (size_t)end, true, &want, &len, &err), UM_OK);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "text")), want);
+    free(want);
+    um_tokenizer_free(tok);
+    cJSON_Delete(o);
+    cJSON_Delete(vec);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* {mask:N} placeholders become masks; all are filled, the text around them kept. */
+static void infill_template(void **state) {
+    cJSON *o = run_json("run -m %s --infill 'The capital of France is {mask:4}, of Spain {mask:3}.' --json",
+                        fixture("llada/tiny-llada/hf-bf16"));
+    const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
+    int n = cJSON_GetArraySize(tokens);
+    assert_int_equal(cJSON_GetObjectItem(o, "prompt_length")->valueint, n); /* nothing appended */
+    assert_int_equal(cJSON_GetObjectItem(o, "nfe")->valueint, 7);            /* one step per mask */
+    for (int i = 0; i < n; i++)
+        assert_int_not_equal(cJSON_GetArrayItem(tokens, i)->valueint, 500);
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(o, "text"));
+    assert_non_null(text);
+    assert_true(strncmp(text, "The capital of France is", 24) == 0);
+    assert_non_null(strstr(text, ", of Spain"));
+    cJSON_Delete(o);
+    cmd_result r = run_unmask("run -m %s --infill 'bad {mask:x}'", fixture("llada/tiny-llada/hf-bf16"));
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "bad placeholder"));
+    cmd_result_free(&r);
+}
+
+/* Without a terminal --visual falls back to plain output. */
+static void visual_plain_when_piped(void **state) {
+    cmd_result r = run_unmask("run -m %s -p 'Once upon a time' -n 8 --steps 8 --block-length 8 --visual",
+                              fixture("llada/tiny-llada/hf-bf16"));
+    assert_int_equal(r.status, 0);
+    assert_null(strchr(r.out, '\x1b'));
+    assert_true(strlen(r.out) > 0);
+    cmd_result_free(&r);
+}
+
+/* Vocabulary-only GGUF files work, and ids match llama.cpp's vectors. */
+static void tokenize_vocab_only_gguf(void **state) {
+    cmd_result r = run_unmask("tokenize -m %s -p 'Hello world' --ids",
+                              fixture("tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf"));
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "[15496, 995]\n"); /* GPT-2's ids for "Hello" and " world" */
+    cmd_result_free(&r);
+    r = run_unmask("tokenize -m %s -p 'Hello <|eot_id|>'", fixture("llada/gguf/tiny-llada-f16.gguf"));
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "502 -> '<|eot_id|>'"));
+    cmd_result_free(&r);
+}
+
+/* Reads from fd into buf until want appears at or after offset from (or
+ * 30 s pass); returns where it is, or NULL. */
+static char *read_until(int fd, const char *want, char *buf, size_t cap, size_t *len, size_t from) {
+    for (int waited = 0; waited < 300; waited++) {
+        buf[*len] = 0;
+        if (strstr(buf + from, want))
+            return strstr(buf + from, want);
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 100) > 0) {
+            ssize_t got = read(fd, buf + *len, cap - *len - 1);
+            if (got <= 0)
+                break;
+            *len += (size_t)got;
+        }
+    }
+    buf[*len] = 0;
+    return strstr(buf + from, want);
+}
+
+/* Two turns of `unmask chat` in a pseudo-terminal: each answer appears after
+ * its prompt, the first equals `run --chat` on the same message, /exit ends. */
+static void chat_two_turns_in_a_terminal(void **state) {
+    const char *model = fixture("llada/tiny-llada/hf-bf16");
+    cmd_result r = run_unmask("run -m %s -p 'What is free software?' --chat -n 16", model);
+    assert_int_equal(r.status, 0);
+    char first[1024];
+    snprintf(first, sizeof first, "%s", r.out);
+    cmd_result_free(&r);
+
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(unmask_bin(), unmask_bin(), "chat", "-m", model, "-n", "16", (char *)NULL);
+        _exit(127);
+    }
+    static char buf[1 << 16];
+    size_t len = 0;
+    assert_non_null(read_until(master, "> ", buf, sizeof buf, &len, 0));
+    assert_true(write(master, "What is free software?\n", 23) == 23);
+    size_t mark = len;
+    assert_non_null(read_until(master, "[nfe 16", buf, sizeof buf, &len, mark));
+    assert_non_null(read_until(master, "\n> ", buf, sizeof buf, &len, mark));
+    /* the terminal echoes input and turns \n into \r\n */
+    char want[1100];
+    snprintf(want, sizeof want, "%.*s\r\n", (int)strcspn(first, "\n"), first);
+    assert_non_null(strstr(buf + mark, want));
+    mark = len;
+    assert_true(write(master, "Tell me more.\n", 14) == 14);
+    assert_non_null(read_until(master, "[nfe 16", buf, sizeof buf, &len, mark));
+    assert_true(write(master, "/exit\n", 6) == 6);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(master);
+}
+
+/* In a terminal --visual draws: escape codes and the status line. */
+static void visual_draws_in_a_terminal(void **state) {
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(unmask_bin(), unmask_bin(), "run", "-m", fixture("llada/tiny-llada/hf-bf16"), "-p", "Once upon a time",
+              "-n", "8", "--steps", "4", "--block-length", "8", "--visual", (char *)NULL);
+        _exit(127);
+    }
+    static char buf[1 << 16];
+    size_t len = 0;
+    read_until(master, "generated 8 tokens", buf, sizeof buf, &len, 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(buf, "\x1b[H"));
+    assert_non_null(strstr(buf, "NFE 4"));
+    assert_non_null(strstr(buf, "0 masks left"));
+    close(master);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(raw_prompt_and_answer),
+    cmocka_unit_test(infill_template),               cmocka_unit_test(visual_plain_when_piped),
+    cmocka_unit_test(tokenize_vocab_only_gguf),      cmocka_unit_test(chat_two_turns_in_a_terminal),
+    cmocka_unit_test(visual_draws_in_a_terminal),
+};
+const test_group text_cli_group = {"text_cli", tests, sizeof tests / sizeof *tests};
