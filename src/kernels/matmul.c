@@ -169,6 +169,16 @@ static inline float quantize_act32(const float *x, int8_t *q) {
     return amax / 127.0f;
 }
 
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+    float *af = (float *)a;
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        bool valid = t0 + t < n;
+        for (int64_t i = 0; i < k; i++)
+            af[i * mr + t] = valid ? xr[i] : 0.0f;
+    }
+}
+
 void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
@@ -269,11 +279,11 @@ static void mm_task(void *ctx, int task, int thread) {
         for (int t0 = 0; t0 < j->n; t0 += ks->mr) {
             int tb = t0 / ks->mr;
             tile.mr = j->n - t0 < ks->mr ? j->n - t0 : ks->mr;
-            if (ks->kind == MM_F32) {
+            if (!j->a) { /* F32 activations read in place */
                 tile.a = j->x + (int64_t)t0 * k + kb;
                 tile.lda = k;
             } else {
-                int64_t per = ks->kind == MM_BF16 ? 2 : 4; /* values per u32 */
+                int64_t per = ks->kind == MM_BF16 ? 2 : ks->kind == MM_I8 ? 4 : 1; /* values per u32 */
                 tile.a = j->a + tb * j->a_block + (size_t)(kb / per) * ks->mr;
                 if (ks->kind == MM_I8)
                     tile.a_sc = j->a_sc + tb * j->sc_block + (size_t)(kb / ks->bk) * 2 * ks->mr;
@@ -304,9 +314,9 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
     if (!job.panels)
         return false;
     int n_tb = (n + ks->mr - 1) / ks->mr;
-    if (ks->kind != MM_F32) {
+    if (ks->pack_act) {
         act_job aj = {x, n, ks->mr, ks->bk, k, NULL, NULL, 0, 0, ks->pack_act};
-        aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : k / 4) * ks->mr;
+        aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : ks->kind == MM_I8 ? k / 4 : k) * ks->mr;
         aj.sc_block = ks->kind == MM_I8 ? (size_t)(k / ks->bk) * 2 * ks->mr : 0;
         size_t a_bytes = ((aj.a_block * sizeof(uint32_t) + aj.sc_block * sizeof(float)) + 63) & ~(size_t)63;
         uint8_t *buf = um_pool_scratch(pool, SLOT_ACTIVATIONS, a_bytes * (size_t)n_tb);

@@ -58,17 +58,13 @@ TGT INLINE void store_tile(const mm_tile *t, __m512 *c0, __m512 *c1, int mr_max)
 
 TGT static void kernel_f32(const mm_tile *t) {
     __m512 c0[F32_MR], c1[F32_MR];
-    const float *a[F32_MR];
-    for (int i = 0; i < F32_MR; i++) {
+    for (int i = 0; i < F32_MR; i++)
         c0[i] = c1[i] = _mm512_setzero_ps();
-        /* past the last token, reread the first: the results are not stored */
-        a[i] = (const float *)t->a + (i < t->mr ? i : 0) * t->lda;
-    }
-    const float *b = t->b;
-    for (int k = 0; k < t->kc; k++, b += NR) {
+    const float *a = t->a, *b = t->b;
+    for (int k = 0; k < t->kc; k++, a += F32_MR, b += NR) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         for (int i = 0; i < F32_MR; i++) {
-            __m512 av = _mm512_set1_ps(a[i][k]);
+            __m512 av = _mm512_set1_ps(a[i]);
             c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
             c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
         }
@@ -87,49 +83,62 @@ TGT INLINE __mmask16 rows_mask(const um_weight *w, int64_t f) {
     return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 }
 
-/* F32 panel [kc][32] from f32, bf16 or f16 rows, by gathering a column of
- * 16 rows per vector (32-bit gathers; 16-bit types gather pairs of k). */
+/* 16 x 16 transpose of 32-bit elements: r[i] holds row i, then column i.
+ * Unpacks within 128-bit lanes give each lane a 4 x 4 block of 4 rows; two
+ * rounds of 128-bit shuffles then gather the blocks of each column. */
+TGT INLINE void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    /* u[4g + e], lane L: column 4L + e of rows 4g..4g+3 */
+    for (int g = 0; g < 16; g += 4) {
+        r[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+        r[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+        r[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+        r[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    for (int e = 0; e < 4; e++) {
+        __m512i v0 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xee);
+        __m512i w0 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x44);
+        __m512i w1 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xee);
+        t[e] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+        t[4 + e] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
+        t[8 + e] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+        t[12 + e] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
+    }
+    for (int i = 0; i < 16; i++)
+        r[i] = t[i];
+}
+
+/* 16 consecutive values of row r of w from column c (fewer: zeros past
+ * `count`), as f32 bits. */
+TGT INLINE __m512i load_f32_bits(const um_weight *w, int64_t row, int64_t c, int count) {
+    __mmask16 m = count >= 16 ? 0xffff : (__mmask16)((1u << count) - 1);
+    if (w->type == UM_F32)
+        return _mm512_maskz_loadu_epi32(m, (const float *)w->data + row * w->cols + c);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w->data + row * w->cols + c);
+    if (w->type == UM_BF16)
+        return _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+    return _mm512_castps_si512(_mm512_cvtph_ps(h));
+}
+
+/* F32 panel [kc][32] from f32, bf16 or f16 rows: 16 x 16 blocks loaded
+ * row-wise (converted to f32 on the way) and transposed in registers. */
 TGT static void pack_f32_float(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
     float *out = dst;
-    int64_t k = w->cols;
-    size_t es = w->type == UM_F32 ? 4 : 2;
     for (int h = 0; h < 2; h++) {
         int64_t f = f0 + 16 * h;
-        __mmask16 rm = rows_mask(w, f);
-        if (!rm) {
-            for (int i = 0; i < kc; i++)
-                _mm512_store_ps(out + i * NR + 16 * h, _mm512_setzero_ps());
-            continue;
-        }
-        const uint8_t *base = (const uint8_t *)w->data + ((size_t)f * (size_t)k + (size_t)kb) * es;
-        __m512i idx = row_offsets((int64_t)(k * (int64_t)es));
-        int i = 0;
-        if (w->type == UM_F32) {
-            for (; i < kc; i++)
-                _mm512_store_ps(out + i * NR + 16 * h,
-                                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rm, idx, base + 4 * i, 1));
-        } else {
-            for (; i + 2 <= kc; i += 2) {
-                __m512i p = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, idx, base + 2 * i, 1);
-                __m512 lo, hi;
-                if (w->type == UM_BF16) {
-                    lo = _mm512_castsi512_ps(_mm512_slli_epi32(p, 16));
-                    hi = _mm512_castsi512_ps(_mm512_and_si512(p, _mm512_set1_epi32((int)0xffff0000u)));
-                } else {
-                    lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(p));
-                    hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(p, 16)));
-                }
-                _mm512_store_ps(out + i * NR + 16 * h, lo);
-                _mm512_store_ps(out + (i + 1) * NR + 16 * h, hi);
-            }
-            for (; i < kc; i++) { /* an odd last column: one value per row */
-                for (int r = 0; r < 16; r++) {
-                    uint16_t v = 0;
-                    if (rm >> r & 1)
-                        memcpy(&v, base + (size_t)r * k * es + 2 * i, 2);
-                    out[i * NR + 16 * h + r] = w->type == UM_BF16 ? um_bf16_to_f32(v) : um_f16_to_f32(v);
-                }
-            }
+        int nrows = (int)(w->rows - f < 16 ? (w->rows - f > 0 ? w->rows - f : 0) : 16);
+        for (int c = 0; c < kc; c += 16) {
+            int count = kc - c < 16 ? kc - c : 16;
+            __m512i r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nrows ? load_f32_bits(w, f + i, kb + c, count) : _mm512_setzero_si512();
+            transpose16(r);
+            for (int i = 0; i < count; i++)
+                _mm512_store_si512(out + (c + i) * NR + 16 * h, r[i]);
         }
     }
 }
@@ -151,16 +160,22 @@ TGT static void pack_f32_quant(const um_weight *w, int64_t f0, int64_t kb, int k
                 else
                     memset(rows[r], 0, sizeof rows[r]);
             }
-            __m512i idx = row_offsets(256 * sizeof(float));
-            for (int i = 0; i < cn; i++)
-                _mm512_store_ps(out + (c0 + i) * NR + 16 * h,
-                                _mm512_i32gather_ps(idx, &rows[0][i], 1));
+            for (int c = 0; c < cn; c += 16) {
+                __m512i r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = _mm512_load_si512(&rows[i][c]);
+                transpose16(r);
+                for (int i = 0; i < 16 && c + i < cn; i++)
+                    _mm512_store_si512(out + (c0 + c + i) * NR + 16 * h, r[i]);
+            }
         }
     }
 }
 
-static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_float, NULL, "avx512-f32"};
-static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_quant, NULL, "avx512-f32"};
+static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_float, mm_pack_act_f32,
+                                   "avx512-f32"};
+static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_quant, mm_pack_act_f32,
+                                   "avx512-f32"};
 
 
 /* ---- activations for BF16 and I8 (bit-identical to mm_pack_act_*) ------------ */
@@ -259,27 +274,29 @@ TGT_BF16 static void kernel_bf16(const mm_tile *t) {
     store_tile(t, c0, c1, BF16_MR);
 }
 
-/* Pairs of bf16 weights, as stored, gathered 16 rows at a time. */
+/* Pairs of bf16 weights, as stored: 16 pairs (64 bytes) of 16 rows per
+ * 16 x 16 transpose. */
 TGT static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
     uint32_t *out = dst;
     int64_t k = w->cols;
-    int kp = (kc + 1) / 2;
+    int full = kc / 2, kp = (kc + 1) / 2;
     for (int h = 0; h < 2; h++) {
         int64_t f = f0 + 16 * h;
-        __mmask16 rm = rows_mask(w, f);
-        const uint8_t *base = (const uint8_t *)w->data + ((size_t)f * (size_t)k + (size_t)kb) * 2;
-        __m512i idx = row_offsets(2 * k);
-        int p = 0;
-        for (; p < kc / 2; p++)
-            _mm512_store_si512(out + p * NR + 16 * h,
-                               _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, idx, base + 4 * p, 1));
-        for (; p < kp; p++) /* odd kc: the last value alone, its pair zero */
-            for (int r = 0; r < 16; r++) {
-                uint16_t v = 0;
-                if (rm >> r & 1)
-                    memcpy(&v, base + (size_t)r * k * 2 + 4 * p, 2);
-                out[p * NR + 16 * h + r] = v;
-            }
+        int nrows = (int)(w->rows - f < 16 ? (w->rows - f > 0 ? w->rows - f : 0) : 16);
+        const uint16_t *base = (const uint16_t *)w->data + f * k + kb;
+        for (int p = 0; p < full; p += 16) {
+            int count = full - p < 16 ? full - p : 16;
+            __mmask16 m = count >= 16 ? 0xffff : (__mmask16)((1u << count) - 1);
+            __m512i r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nrows ? _mm512_maskz_loadu_epi32(m, base + i * k + 2 * p) : _mm512_setzero_si512();
+            transpose16(r);
+            for (int i = 0; i < count; i++)
+                _mm512_store_si512(out + (p + i) * NR + 16 * h, r[i]);
+        }
+        if (kp > full) /* odd kc: the last value alone, its pair zero */
+            for (int i = 0; i < 16; i++)
+                out[full * NR + 16 * h + i] = i < nrows ? base[i * k + 2 * full] : 0;
     }
 }
 

@@ -40,7 +40,7 @@ typedef enum { MM_F32, MM_BF16, MM_I8 } mm_kind;
 /* One micro-tile: mr (<= MR) tokens x nr (<= NR) features over kc. */
 typedef struct {
     int kc;
-    const void *a;       /* F32: x at (first token, kb), rows lda floats apart; BF16/I8: packed (below) */
+    const void *a;       /* packed activations (below), or x at (first token, kb), rows lda floats apart */
     int64_t lda;
     const float *a_sc;   /* I8: per weight sub-block: MR activation scales dx, then MR dx * sum(xq) */
     const void *b;       /* the panel */
@@ -60,6 +60,7 @@ typedef void (*mm_pack_fn)(const um_weight *w, int64_t f0, int64_t kb, int kc, v
  * SIMD versions must give the portable one's bits exactly (same rounding,
  * same operations), so that every path sees the same rounded activations. */
 typedef void (*mm_act_fn)(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
 void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
 void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
 
@@ -71,12 +72,15 @@ typedef struct {
     int bk;       /* I8: weight sub-block (32, or 16 for Q6_K) */
     mm_kernel_fn kernel;
     mm_pack_fn pack;
-    mm_act_fn pack_act; /* BF16 / I8 */
+    mm_act_fn pack_act; /* NULL: F32 activations read in place */
     const char *name; /* for bench and tests: "avx512-bf16" etc. */
 } mm_kernels;
 
 /* Packed activations (built by the driver, shared by all tasks), per block
- * of MR tokens, rows past n zero:
+ * of MR tokens, rows past n zero (F32 kernels without pack_act read x in
+ * place):
+ *   F32:  [k][MR] f32 (MR rows of x read in place are 4 KiB-aligned apart
+ *         for power-of-two k, and all land in one L1 set);
  *   BF16: [k2 = ceil(k/2)][MR] u32, each a pair (x[2j], x[2j+1]) in bf16;
  *   I8:   [k/4][MR] u32, each 4 consecutive int8 values; and scales
  *         [k/bk][2][MR] f32 (dx of the enclosing 32-block, dx * sum of the
