@@ -236,16 +236,16 @@ static void activation_packing_bit_exact(void **state) {
         if (!ks || !ks->pack_act)
             continue;
         int mr = ks->mr, bk = ks->bk;
-        size_t na = (size_t)K * mr, ns = (size_t)(K / (bk ? bk : 32)) * 2 * mr;
+        size_t na = (size_t)K * mr, ns = (size_t)(K / (bk ? bk : 32)) * MM_SC_ROWS * mr;
         for (int t0 = 0; t0 < N; t0 += mr) {
             uint32_t a0[K * 16], a1[K * 16];
-            float s0[K * 2], s1[K * 2];
+            float s0[K * MM_SC_ROWS], s1[K * MM_SC_ROWS];
             memset(a0, 0x55, sizeof a0);
             memset(a1, 0x55, sizeof a1);
             memset(s0, 0x55, sizeof s0);
             memset(s1, 0x55, sizeof s1);
-            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, K, t0, mr, bk, a0, s0);
-            ks->pack_act(x, N, K, t0, mr, bk, a1, s1);
+            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, K, t0, mr, bk, ks->zp, a0, s0);
+            ks->pack_act(x, N, K, t0, mr, bk, ks->zp, a1, s1);
             assert_memory_equal(a0, a1, na * sizeof *a0);
             if (kind == MM_I8)
                 assert_memory_equal(s0, s1, ns * sizeof *s0);

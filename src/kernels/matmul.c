@@ -71,6 +71,8 @@ int mm_i8_bk(um_dtype t) {
     }
 }
 
+int mm_i8_zp(um_dtype t) { return t == UM_Q8_0 ? 128 : t == UM_Q4_0 ? 8 : t == UM_Q6_K ? 32 : 0; }
+
 static inline float f16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -169,7 +171,7 @@ static inline float quantize_act32(const float *x, int8_t *q) {
     return amax / 127.0f;
 }
 
-void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
     float *af = (float *)a;
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
@@ -179,7 +181,7 @@ void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, u
     }
 }
 
-void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
@@ -191,7 +193,7 @@ void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, 
     }
 }
 
-void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
@@ -208,8 +210,10 @@ void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, ui
                 for (int i = 0; i < bk; i++)
                     sum += q[s * bk + i];
                 int64_t sbi = b * (32 / bk) + s;
-                sc[(2 * sbi) * mr + t] = dx;
-                sc[(2 * sbi + 1) * mr + t] = dx * (float)sum;
+                int32_t zb = zp * sum;
+                sc[(MM_SC_ROWS * sbi) * mr + t] = dx;
+                sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum;
+                memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
             }
         }
     }
@@ -217,7 +221,7 @@ void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, ui
 
 typedef struct {
     const float *x;
-    int n, mr, bk;
+    int n, mr, bk, zp;
     int64_t k;
     uint32_t *a;    /* packed values */
     float *sc;      /* I8 scales */
@@ -228,7 +232,7 @@ typedef struct {
 
 static void pack_activations_task(void *ctx, int tb, int thread) {
     const act_job *j = ctx;
-    j->fn(j->x, j->n, j->k, tb * j->mr, j->mr, j->bk, j->a + (size_t)tb * j->a_block,
+    j->fn(j->x, j->n, j->k, tb * j->mr, j->mr, j->bk, j->zp, j->a + (size_t)tb * j->a_block,
           j->sc ? j->sc + (size_t)tb * j->sc_block : NULL);
 }
 
@@ -286,7 +290,7 @@ static void mm_task(void *ctx, int task, int thread) {
                 int64_t per = ks->kind == MM_BF16 ? 2 : ks->kind == MM_I8 ? 4 : 1; /* values per u32 */
                 tile.a = j->a + tb * j->a_block + (size_t)(kb / per) * ks->mr;
                 if (ks->kind == MM_I8)
-                    tile.a_sc = j->a_sc + tb * j->sc_block + (size_t)(kb / ks->bk) * 2 * ks->mr;
+                    tile.a_sc = j->a_sc + tb * j->sc_block + (size_t)(kb / ks->bk) * MM_SC_ROWS * ks->mr;
             }
             for (int p = 0; p < np; p++) {
                 int64_t f = f0 + (int64_t)p * ks->nr;
@@ -315,9 +319,9 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
         return false;
     int n_tb = (n + ks->mr - 1) / ks->mr;
     if (ks->pack_act) {
-        act_job aj = {x, n, ks->mr, ks->bk, k, NULL, NULL, 0, 0, ks->pack_act};
+        act_job aj = {x, n, ks->mr, ks->bk, ks->zp, k, NULL, NULL, 0, 0, ks->pack_act};
         aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : ks->kind == MM_I8 ? k / 4 : k) * ks->mr;
-        aj.sc_block = ks->kind == MM_I8 ? (size_t)(k / ks->bk) * 2 * ks->mr : 0;
+        aj.sc_block = ks->kind == MM_I8 ? (size_t)(k / ks->bk) * MM_SC_ROWS * ks->mr : 0;
         size_t a_bytes = ((aj.a_block * sizeof(uint32_t) + aj.sc_block * sizeof(float)) + 63) & ~(size_t)63;
         uint8_t *buf = um_pool_scratch(pool, SLOT_ACTIVATIONS, a_bytes * (size_t)n_tb);
         if (!buf)
@@ -385,7 +389,8 @@ typedef struct {
     /* I8: activations row-major */
     const int8_t *xq;
     const float *xs; /* [n][k/bk][2]: dx, dx * sum */
-    int bk;
+    const int32_t *xsum; /* [n][k/bk]: sum */
+    int bk, zp;
 } ref_job;
 
 /* Rows [16 task, 16 task + 16): each converted once, then dotted with every token. */
@@ -423,13 +428,18 @@ static void ref_task(void *ctx, int task, int thread) {
         for (int t = 0; t < j->n; t++) {
             const int8_t *xq = j->xq + (int64_t)t * k;
             const float *xs = j->xs + (int64_t)t * nsb * 2;
+            const int32_t *xsum = j->xsum + (int64_t)t * nsb;
             float acc = 0;
             for (int64_t s = 0; s < nsb; s++) {
                 int32_t isum = 0;
                 for (int i = 0; i < bk; i++)
                     isum += q[s * bk + i] * xq[s * bk + i];
-                acc += (float)isum * (scale[s] * xs[2 * s]);
-                acc += mn[s] * xs[2 * s + 1];
+                if (j->zp) { /* value = scale * (q - zp): the offset's share is exact in integers */
+                    acc += (float)(isum - j->zp * xsum[s]) * (scale[s] * xs[2 * s]);
+                } else {
+                    acc += (float)isum * (scale[s] * xs[2 * s]);
+                    acc += mn[s] * xs[2 * s + 1];
+                }
             }
             j->y[(int64_t)t * m + r] = acc + b;
         }
@@ -444,7 +454,7 @@ size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols) {
 static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, const um_weight *w, const float *bias,
                          float *y, float *scratch) {
     int64_t k = w->cols;
-    ref_job job = {kind, x, n, w, bias, y, scratch, (size_t)k + 16, NULL, NULL, 0};
+    ref_job job = {kind, x, n, w, bias, y, scratch, (size_t)k + 16, NULL, NULL, NULL, 0, mm_i8_zp(w->type)};
     void *tmp = NULL;
     if (kind == MM_BF16) {
         float *xr = tmp = malloc((size_t)n * (size_t)k * sizeof(float));
@@ -458,11 +468,12 @@ static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, con
     } else if (kind == MM_I8) {
         int bk = job.bk = mm_i8_bk(w->type);
         int64_t nsb = k / bk;
-        int8_t *xq = tmp = malloc((size_t)n * (size_t)k + (size_t)n * (size_t)nsb * 2 * sizeof(float));
+        int8_t *xq = tmp = malloc((size_t)n * (size_t)k + (size_t)n * (size_t)nsb * 3 * sizeof(float));
         if (!xq) {
             kind = job.kind = MM_F32;
         } else {
             float *xs = (float *)(xq + (size_t)n * (size_t)k);
+            int32_t *xsum = (int32_t *)(xs + (size_t)n * (size_t)nsb * 2);
             for (int t = 0; t < n; t++)
                 for (int64_t b = 0; b < k / 32; b++) {
                     int8_t *q = xq + (int64_t)t * k + 32 * b;
@@ -474,10 +485,12 @@ static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, con
                         int64_t sbi = (int64_t)t * nsb + b * (32 / bk) + s;
                         xs[2 * sbi] = dx;
                         xs[2 * sbi + 1] = dx * (float)sum;
+                        xsum[sbi] = sum;
                     }
                 }
             job.xq = xq;
             job.xs = xs;
+            job.xsum = xsum;
         }
     }
     um_pool_run(pool, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK), ref_task, &job);

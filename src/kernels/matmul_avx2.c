@@ -70,7 +70,7 @@ TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
     }
 }
 
-static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, kernel_f32, pack_f32, NULL, "avx2-f32"};
+static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32, pack_f32, NULL, "avx2-f32"};
 
 const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t) { return kind == MM_F32 ? &f32_kernels : NULL; }
 

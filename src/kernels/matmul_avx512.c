@@ -172,9 +172,9 @@ TGT static void pack_f32_quant(const um_weight *w, int64_t f0, int64_t kb, int k
     }
 }
 
-static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_float, mm_pack_act_f32,
+static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_float, mm_pack_act_f32,
                                    "avx512-f32"};
-static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, kernel_f32, pack_f32_quant, mm_pack_act_f32,
+static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_quant, mm_pack_act_f32,
                                    "avx512-f32"};
 
 
@@ -191,7 +191,7 @@ TGT INLINE __m256i to_bf16(__m512 v) {
     return _mm512_cvtepi32_epi16(r);
 }
 
-TGT static void act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+TGT static void act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
     int64_t kp = (k + 1) / 2;
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
@@ -215,7 +215,7 @@ TGT static void act_bf16(const float *x, int n, int64_t k, int t0, int mr, int b
     }
 }
 
-TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc) {
+TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
@@ -243,13 +243,15 @@ TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk,
             for (int i = 0; i < 8; i++)
                 a[(8 * b + i) * mr + t] = qd[i];
             if (bk == 32) {
-                sc[(2 * b) * mr + t] = dx;
-                sc[(2 * b + 1) * mr + t] = dx * (float)(sum[0] + sum[1]);
-            } else {
-                for (int h = 0; h < 2; h++) {
-                    sc[(2 * (2 * b + h)) * mr + t] = dx;
-                    sc[(2 * (2 * b + h) + 1) * mr + t] = dx * (float)sum[h];
-                }
+                sum[0] += sum[1];
+                sum[1] = 0;
+            }
+            for (int h = 0; h < 32 / bk; h++) {
+                int64_t sbi = b * (32 / bk) + h;
+                int32_t zb = zp * sum[h];
+                sc[(MM_SC_ROWS * sbi) * mr + t] = dx;
+                sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum[h];
+                memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
             }
         }
     }
@@ -300,13 +302,17 @@ TGT static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int 
     }
 }
 
-static const mm_kernels bf16_dot = {MM_BF16, BF16_MR, NR, 512, 128, 0, kernel_bf16, pack_bf16_pairs, act_bf16,
+static const mm_kernels bf16_dot = {MM_BF16, BF16_MR, NR, 512, 128, 0, 0, kernel_bf16, pack_bf16_pairs, act_bf16,
                                   "avx512-bf16"};
 
 /* ---- I8: vpdpbusd ------------------------------------------------------------ */
 
-/* One sub-block of BK values for MR x 32 outputs: integer sums, then scaled. */
-TGT_VNNI INLINE void i8_tile(const mm_tile *t, int bk) {
+/* Sub-blocks of bk values for MR x 32 outputs: integer sums, then scaled.
+ * With a zero point (sym) the offset comes off the integer sums, exactly,
+ * and the float work per sub-block is one conversion, one multiply and one
+ * FMA; otherwise the mins add a second FMA. On Zen 4 these share the pipes
+ * of vpdpbusd, so they cost 3 or 4 of every 8 + 3 (or 4) slots for bk = 32. */
+TGT_VNNI INLINE void i8_tile(const mm_tile *t, int bk, bool sym) {
     __m512 c0[I8_MR], c1[I8_MR];
     for (int i = 0; i < I8_MR; i++)
         c0[i] = c1[i] = _mm512_setzero_ps();
@@ -314,7 +320,7 @@ TGT_VNNI INLINE void i8_tile(const mm_tile *t, int bk) {
     const float *sc = t->a_sc;
     const uint8_t *b = t->b;
     int nsb = t->kc / bk;
-    for (int s = 0; s < nsb; s++, sc += 2 * I8_MR) {
+    for (int s = 0; s < nsb; s++, sc += MM_SC_ROWS * I8_MR) {
         __m512i i0[I8_MR], i1[I8_MR];
         for (int i = 0; i < I8_MR; i++)
             i0[i] = i1[i] = _mm512_setzero_si512();
@@ -328,21 +334,31 @@ TGT_VNNI INLINE void i8_tile(const mm_tile *t, int bk) {
         }
         const float *ws = (const float *)b;
         __m512 s0 = _mm512_load_ps(ws), s1 = _mm512_load_ps(ws + 16);
-        __m512 m0 = _mm512_load_ps(ws + 32), m1 = _mm512_load_ps(ws + 48);
+        __m512 m0 = sym ? s0 : _mm512_load_ps(ws + 32), m1 = sym ? s1 : _mm512_load_ps(ws + 48);
         b += 2 * NR * sizeof(float);
+        const int32_t *zb = (const int32_t *)(sc + 2 * I8_MR);
         for (int i = 0; i < I8_MR; i++) {
-            __m512 dx = _mm512_set1_ps(sc[i]), fb = _mm512_set1_ps(sc[I8_MR + i]);
+            __m512 dx = _mm512_set1_ps(sc[i]);
+            if (sym) {
+                __m512i z = _mm512_set1_epi32(zb[i]);
+                i0[i] = _mm512_sub_epi32(i0[i], z);
+                i1[i] = _mm512_sub_epi32(i1[i], z);
+            }
             c0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[i]), _mm512_mul_ps(s0, dx), c0[i]);
             c1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[i]), _mm512_mul_ps(s1, dx), c1[i]);
-            c0[i] = _mm512_fmadd_ps(m0, fb, c0[i]);
-            c1[i] = _mm512_fmadd_ps(m1, fb, c1[i]);
+            if (!sym) {
+                __m512 fb = _mm512_set1_ps(sc[I8_MR + i]);
+                c0[i] = _mm512_fmadd_ps(m0, fb, c0[i]);
+                c1[i] = _mm512_fmadd_ps(m1, fb, c1[i]);
+            }
         }
     }
     store_tile(t, c0, c1, I8_MR);
 }
 
-TGT_VNNI static void kernel_i8_32(const mm_tile *t) { i8_tile(t, 32); }
-TGT_VNNI static void kernel_i8_16(const mm_tile *t) { i8_tile(t, 16); }
+TGT_VNNI static void kernel_i8_32(const mm_tile *t) { i8_tile(t, 32, false); }
+TGT_VNNI static void kernel_i8_32_sym(const mm_tile *t) { i8_tile(t, 32, true); }
+TGT_VNNI static void kernel_i8_16_sym(const mm_tile *t) { i8_tile(t, 16, true); }
 
 /* Generic I8 panel: each row's levels from the portable unpacker, then the
  * 4-byte groups of 16 rows gathered into one vector. */
@@ -518,11 +534,13 @@ TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc,
     }
 }
 
-#define I8_SET(bk, kernel, pack) {MM_I8, I8_MR, NR, 1024, 128, bk, kernel, pack, act_i8, "avx512-vnni"}
-static const mm_kernels i8_simple = I8_SET(32, kernel_i8_32, pack_i8_simple);
-static const mm_kernels i8_q4_k = I8_SET(32, kernel_i8_32, pack_i8_q4_k);
-static const mm_kernels i8_q6_k = I8_SET(16, kernel_i8_16, pack_i8_q6_k);
-static const mm_kernels i8_generic = I8_SET(32, kernel_i8_32, pack_i8_generic); /* Q5_K */
+#define I8_SET(bk, zp, kernel, pack) {MM_I8, I8_MR, NR, 1024, 128, bk, zp, kernel, pack, act_i8, "avx512-vnni"}
+static const mm_kernels i8_q8_0 = I8_SET(32, 128, kernel_i8_32_sym, pack_i8_simple);
+static const mm_kernels i8_q4_0 = I8_SET(32, 8, kernel_i8_32_sym, pack_i8_simple);
+static const mm_kernels i8_q4_1 = I8_SET(32, 0, kernel_i8_32, pack_i8_simple);
+static const mm_kernels i8_q4_k = I8_SET(32, 0, kernel_i8_32, pack_i8_q4_k);
+static const mm_kernels i8_q6_k = I8_SET(16, 32, kernel_i8_16_sym, pack_i8_q6_k);
+static const mm_kernels i8_q5_k = I8_SET(32, 0, kernel_i8_32, pack_i8_generic);
 
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
     switch (kind) {
@@ -533,15 +551,17 @@ const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
     case MM_I8:
         switch (t) {
         case UM_Q8_0:
+            return &i8_q8_0;
         case UM_Q4_0:
+            return &i8_q4_0;
         case UM_Q4_1:
-            return &i8_simple;
+            return &i8_q4_1;
         case UM_Q4_K:
             return &i8_q4_k;
         case UM_Q6_K:
             return &i8_q6_k;
         case UM_Q5_K:
-            return &i8_generic;
+            return &i8_q5_k;
         default:
             return NULL;
         }

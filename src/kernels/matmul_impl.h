@@ -42,7 +42,7 @@ typedef struct {
     int kc;
     const void *a;       /* packed activations (below), or x at (first token, kb), rows lda floats apart */
     int64_t lda;
-    const float *a_sc;   /* I8: per weight sub-block: MR activation scales dx, then MR dx * sum(xq) */
+    const float *a_sc;   /* I8: per weight sub-block, MM_SC_ROWS rows of MR (below) */
     const void *b;       /* the panel */
     float *c;            /* y at (first token, first feature), rows ldc floats apart */
     int64_t ldc;
@@ -59,10 +59,13 @@ typedef void (*mm_pack_fn)(const um_weight *w, int64_t f0, int64_t kb, int kc, v
  * BF16 or I8 kernels: a gets the block's values, sc (I8) its scales. The
  * SIMD versions must give the portable one's bits exactly (same rounding,
  * same operations), so that every path sees the same rounded activations. */
-typedef void (*mm_act_fn)(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
-void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
-void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
-void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, uint32_t *a, float *sc);
+typedef void (*mm_act_fn)(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
+
+/* Rows of activation scales per I8 sub-block (see below). */
+#define MM_SC_ROWS 3
 
 typedef struct {
     mm_kind kind;
@@ -70,6 +73,7 @@ typedef struct {
     int kc;       /* k block: a multiple of 256 (whole K-quant super-blocks) */
     int nc;       /* features per task: a multiple of nr */
     int bk;       /* I8: weight sub-block (32, or 16 for Q6_K) */
+    int zp;       /* I8: the levels' zero point when mn = -zp * scale (Q8_0 128, Q4_0 8, Q6_K 32), else 0 */
     mm_kernel_fn kernel;
     mm_pack_fn pack;
     mm_act_fn pack_act; /* NULL: F32 activations read in place */
@@ -83,8 +87,10 @@ typedef struct {
  *         for power-of-two k, and all land in one L1 set);
  *   BF16: [k2 = ceil(k/2)][MR] u32, each a pair (x[2j], x[2j+1]) in bf16;
  *   I8:   [k/4][MR] u32, each 4 consecutive int8 values; and scales
- *         [k/bk][2][MR] f32 (dx of the enclosing 32-block, dx * sum of the
- *         bk values). */
+ *         [k/bk][MM_SC_ROWS][MR]: f32 dx of the enclosing 32-block, f32
+ *         dx * sum of the bk values, and int32 zp * that sum. With a zero
+ *         point the kernel corrects the integer sum exactly,
+ *         sum (q - zp) xq = sum q xq - zp sum xq, and skips the mn term. */
 
 /* I8 weight panel, per bk sub-block: [bk/4][NR] u32 of u8 levels, then
  * scale[NR], mn[NR] f32. Bytes per sub-block: */
@@ -99,6 +105,8 @@ size_t mm_panel_bytes(const mm_kernels *ks, int kc);
 void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_t *q, float *scale, float *mn);
 /* Sub-block size for the I8 path: 16 for Q6_K, 32 otherwise; 0 if t has no integer path. */
 int mm_i8_bk(um_dtype t);
+/* The zero point of t's levels (mn = -zp * scale), or 0 when mn is free. */
+int mm_i8_zp(um_dtype t);
 
 /* f32 values of row r, columns [kb, kb + kc) (kb, kc whole blocks of w's type). */
 void mm_row_segment_f32(const um_weight *w, int64_t r, int64_t kb, int kc, float *out);
