@@ -108,8 +108,12 @@ static bool run_text_prompt(run_text *rt, um_model *m, const char *model_path, i
     const char *text = rt->file ? file_text : rt->text;
     bool ok = text != NULL;
     if (ok && rt->chat) {
-        um_chat_message msgs[2] = {{"system", rt->system ? rt->system : ""}, {"user", text}};
-        ok = rt->system ? cli_text_prompt_chat(&rt->t, msgs, 2, ids, n) : cli_text_prompt_chat(&rt->t, msgs + 1, 1, ids, n);
+        um_chat_message msgs[2];
+        int n_msgs = 0;
+        if (rt->system)
+            msgs[n_msgs++] = (um_chat_message){"system", rt->system};
+        msgs[n_msgs++] = (um_chat_message){"user", text};
+        ok = cli_text_prompt_chat(&rt->t, msgs, n_msgs, ids, n);
     } else if (ok) {
         ok = cli_text_prompt_raw(&rt->t, text, ids, n);
     }
