@@ -124,8 +124,8 @@ typedef enum {
     UM_DECODER_MED = 5,          /* entropy-bounded: every candidate with entropy < entropy_bound, at least one */
     UM_DECODER_HIERARCHICAL = 6, /* dInfer: the best of each run of adjacent masks if above low_threshold, every
                                     candidate above threshold, at least the best */
-    UM_DECODER_CREDIT = 7        /* dInfer: threshold decoding on logits boosted by credit each position's top-1
-                                    token accumulated over the block's steps */
+    UM_DECODER_CREDIT = 7        /* dInfer: threshold decoding on logits boosted by the credit that each
+                                    position's top-1 tokens build up over the block's steps */
 } um_decoder;
 
 /* How many tokens the count-based decoders (topk, margin, entropy) commit per step. */

@@ -545,6 +545,39 @@ static void parallel_decoding_saves_steps(void **state) {
     um_model_close(m);
 }
 
+/* Masks inside the prompt (infilling) are decoded with the first block: the
+ * cached steps recompute them too, so every cache and decoder fills them,
+ * also with gen_length 0 (only the prompt's masks). */
+static void infilling_with_caches(void **state) {
+    um_model *m = open_fixture_model("tiny-llada", "hf-bf16", 2);
+    int32_t prompt[N_PROMPT];
+    memcpy(prompt, PROMPT, sizeof prompt);
+    prompt[3] = prompt[4] = prompt[9] = MASK;
+    for (int gen = 0; gen <= 16; gen += 16)
+        for (int cache = 0; cache < 4; cache++)
+            for (int dec = 0; dec < 8; dec++) {
+                um_generate_params p = um_generate_default_params();
+                p.gen_length = gen;
+                p.block_length = 8;
+                p.steps = gen ? 16 : 4;
+                p.cache = (um_cache_mode)cache;
+                p.decoder = (um_decoder)dec;
+                p.cache_window = 2;
+                p.max_nfe = 100; /* a guard: the loop must end long before */
+                um_generation g;
+                um_error err;
+                if (um_generate(m, prompt, N_PROMPT, &p, &g, &err) != UM_OK)
+                    fail_msg("gen %d cache %s decoder %s: %s", gen, CACHES[cache], DECODERS[dec], err.msg);
+                for (int i = 0; i < g.n_tokens; i++)
+                    if (g.tokens[i] == MASK)
+                        fail_msg("gen %d cache %s decoder %s: position %d still masked (nfe %d)", gen,
+                                 CACHES[cache], DECODERS[dec], i, g.nfe);
+                assert_true(g.nfe <= gen + 3 + 2);
+                um_generation_free(&g);
+            }
+    um_model_close(m);
+}
+
 /* max_nfe ends the generation after that many forward passes. */
 static void max_nfe_budget(void **state) {
     um_model *m = open_fixture_model("tiny-llada", "hf-bf16", 2);
@@ -661,6 +694,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(early_stop_canvas),
     cmocka_unit_test(every_combination_invariants),
     cmocka_unit_test(parallel_decoding_saves_steps),
+    cmocka_unit_test(infilling_with_caches),
     cmocka_unit_test(max_nfe_budget),
     cmocka_unit_test(bad_parameters),
     cmocka_unit_test(cli_flags),

@@ -131,9 +131,9 @@ int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_p
 um_status um_credit_begin_block(um_credit *c, int start, int len, um_error *err) {
     if (!c->n || len > c->len) {
         um_credit_free(c);
-        c->n = calloc((size_t)len, sizeof *c->n);
+        c->n = calloc((size_t)(len > 0 ? len : 1), sizeof *c->n);
         c->cap = 8;
-        c->e = malloc((size_t)len * (size_t)c->cap * sizeof *c->e);
+        c->e = malloc((size_t)(len > 0 ? len : 1) * (size_t)c->cap * sizeof *c->e);
         if (!c->n || !c->e) {
             um_credit_free(c);
             return um_fail(err, UM_ERR_NOMEM, "out of memory");

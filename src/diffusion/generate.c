@@ -135,10 +135,19 @@ static um_status predict(gen_state *g, um_cache_plan plan, int n_cand, um_error 
     return UM_OK;
 }
 
-static um_status run_step(gen_state *g, int block, int start, int end, int step_in_block, int count,
+/* One step of the block [start, end) whose masks count from `from`. */
+static um_status run_step(gen_state *g, int block, int from, int start, int end, int step_in_block, int count,
                           double eos_gamma, um_error *err) {
     const um_generate_params *p = g->p;
     um_cache_plan plan = um_cache_plan_step(&g->cache, g->cv.len, start, end, step_in_block);
+    /* a cached step recomputes the block's own masks in the prompt too (infilling) */
+    for (int i = from; i < plan.q0; i++)
+        if (g->cv.rows[i] == g->cv.mask_id) {
+            plan.q0 = i;
+            break;
+        }
+    if (plan.q1 <= plan.q0) /* an empty block (gen_length 0) with nothing left to recompute */
+        plan = (um_cache_plan){0, g->cv.len, true};
     int n_cand = um_canvas_masked(&g->cv, plan.q0, plan.q1 < end ? plan.q1 : end, g->cand);
     UM_TRY(predict(g, plan, n_cand, err));
     int step = g->nfe - 1;
@@ -194,7 +203,7 @@ static um_status run_block(gen_state *g, int b, um_error *err) {
             break;
         }
         double gamma = p->eos_rejection ? um_schedule_eos_gamma(p->eos_gamma, i, planned) : 1.0;
-        UM_TRY(run_step(g, b, start, end, i, counting ? g->counts[i] : 0, gamma, err));
+        UM_TRY(run_step(g, b, from, start, end, i, counting ? g->counts[i] : 0, gamma, err));
     }
     return UM_OK;
 }
