@@ -253,6 +253,38 @@ static void activation_packing_bit_exact(void **state) {
     }
 }
 
+/* The f32 panels of quantized weights hold the reference dequantizer's
+ * values to the bit (the f32 path is the reference-exact one). */
+static void f32_panels_are_the_expansion(void **state) {
+    um_rng rng;
+    um_rng_seed(&rng, 12);
+    const um_dtype types[] = {UM_F32, UM_F16, UM_BF16, UM_Q8_0, UM_Q4_0, UM_Q4_1, UM_Q4_K, UM_Q5_K, UM_Q6_K};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
+        for (int which = 0; which < 2; which++) {
+            const mm_kernels *ks = simd_kernels(which, MM_F32, types[ti]);
+            if (!ks)
+                continue;
+            mm_case c = make_case(types[ti], 40, 512, 1, false, &rng);
+            float *panel = aligned_alloc(64, (size_t)ks->kc * ks->nr * sizeof(float));
+            assert_non_null(panel);
+            for (int64_t f0 = 0; f0 < c.w.rows; f0 += ks->nr)
+                for (int64_t kb = 0; kb < c.w.cols; kb += ks->kc) {
+                    int kc = (int)(c.w.cols - kb < ks->kc ? c.w.cols - kb : ks->kc);
+                    ks->pack(&c.w, f0, kb, kc, panel);
+                    for (int k = 0; k < kc; k++)
+                        for (int f = 0; f < ks->nr; f++) {
+                            float want = f0 + f < c.w.rows ? c.wf[(f0 + f) * c.w.cols + kb + k] : 0.0f;
+                            float got = panel[k * ks->nr + f];
+                            if (memcmp(&got, &want, sizeof got) != 0 && !(got == 0 && want == 0))
+                                fail_msg("%s %s panel: w[%lld][%lld] = %.9g, dequantized %.9g", ks->name,
+                                         um_dtype_name(types[ti]), (long long)(f0 + f), (long long)(kb + k), got, want);
+                        }
+                }
+            free(panel);
+            free_case(&c);
+        }
+}
+
 /* um_matmul follows the chosen path; a path the CPU lacks is clamped; the
  * reduced switch picks the kernels. */
 static void path_choice_and_override(void **state) {
@@ -329,6 +361,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(each_path_matches_reference),
     cmocka_unit_test(reduced_within_rounding_bound),
     cmocka_unit_test(activation_packing_bit_exact),
+    cmocka_unit_test(f32_panels_are_the_expansion),
     cmocka_unit_test(path_choice_and_override),
     cmocka_unit_test(peak_loops_run),
     cmocka_unit_test(pool_scratch),

@@ -143,38 +143,11 @@ TGT static void pack_f32_float(const um_weight *w, int64_t f0, int64_t kb, int k
     }
 }
 
-/* F32 panel from quantized rows: each row's segment dequantized (the
- * reference dequantizer, so the values are exactly the f32 expansion's),
- * then transposed. */
-TGT static void pack_f32_quant(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
-    float *out = dst;
-    float rows[16][256] __attribute__((aligned(64)));
-    for (int c0 = 0; c0 < kc; c0 += 256) {
-        int cn = kc - c0 < 256 ? kc - c0 : 256;
-        for (int h = 0; h < 2; h++) {
-            int64_t f = f0 + 16 * h;
-            __mmask16 rm = rows_mask(w, f);
-            for (int r = 0; r < 16; r++) {
-                if (rm >> r & 1)
-                    mm_row_segment_f32(w, f + r, kb + c0, cn, rows[r]);
-                else
-                    memset(rows[r], 0, sizeof rows[r]);
-            }
-            for (int c = 0; c < cn; c += 16) {
-                __m512i r[16];
-                for (int i = 0; i < 16; i++)
-                    r[i] = _mm512_load_si512(&rows[i][c]);
-                transpose16(r);
-                for (int i = 0; i < 16 && c + i < cn; i++)
-                    _mm512_store_si512(out + (c0 + c + i) * NR + 16 * h, r[i]);
-            }
-        }
-    }
-}
+TGT static void pack_f32_levels(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst);
 
 static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_float, mm_pack_act_f32,
                                    "avx512-f32"};
-static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_quant, mm_pack_act_f32,
+static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_levels, mm_pack_act_f32,
                                    "avx512-f32"};
 
 
@@ -541,6 +514,40 @@ static const mm_kernels i8_q4_1 = I8_SET(32, 0, kernel_i8_32, pack_i8_simple);
 static const mm_kernels i8_q4_k = I8_SET(32, 0, kernel_i8_32, pack_i8_q4_k);
 static const mm_kernels i8_q6_k = I8_SET(16, 32, kernel_i8_16_sym, pack_i8_q6_k);
 static const mm_kernels i8_q5_k = I8_SET(32, 0, kernel_i8_32, pack_i8_generic);
+
+/* F32 panel from quantized rows: the integer levels and sub-block scales as
+ * the I8 packers lay them out, then value = scale * (q - zp) or
+ * scale * q + mn, each operation rounded on its own (the _round intrinsics
+ * are never fused into an FMA), as ggml's dequantizers compute them: the
+ * panel holds the f32 expansion to the bit. A level vector holds 4
+ * consecutive k of 16 features, so byte j of every lane is k = 4q + j. */
+TGT static void pack_f32_levels(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    const mm_kernels *ks = mm_avx512_kernels(MM_I8, w->type);
+    int bk = ks->bk;
+    size_t bb = mm_i8_block_bytes(bk, NR);
+    uint8_t levels[16 * (16 * NR + 2 * NR * 4)] __attribute__((aligned(64))); /* kc <= 256: at most 16 sub-blocks */
+    ks->pack(w, f0, kb, kc, levels);
+    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __m512i zp = _mm512_set1_epi32(ks->zp), byte = _mm512_set1_epi32(0xff);
+    float *out = dst;
+    for (int s = 0; s < kc / bk; s++) {
+        const uint8_t *blk = levels + s * bb;
+        const float *ws = (const float *)(blk + bk * NR);
+        for (int h = 0; h < 2; h++) {
+            __m512 scale = _mm512_load_ps(ws + 16 * h), mn = _mm512_load_ps(ws + NR + 16 * h);
+            for (int q = 0; q < bk / 4; q++) {
+                __m512i v = _mm512_load_si512(blk + q * 4 * NR + 64 * h);
+                for (int j = 0; j < 4; j++) {
+                    __m512i l = _mm512_and_si512(_mm512_srli_epi32(v, 8 * j), byte);
+                    __m512 val = ks->zp ? _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(l, zp)), scale, rn)
+                                        : _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(l), scale, rn),
+                                                              mn, rn);
+                    _mm512_store_ps(out + (s * bk + 4 * q + j) * NR + 16 * h, val);
+                }
+            }
+        }
+    }
+}
 
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
     switch (kind) {
