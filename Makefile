@@ -15,7 +15,7 @@ BASEFLAGS = -std=c11 -D_DEFAULT_SOURCE -ffp-contract=fast -fPIC -fvisibility=hid
             -Iinclude -Isrc $(WARN) $(OPT) -g $(CFLAGS)
 LDLIBS   = -lcjson -lpcre2-8 -lutf8proc -lm -pthread
 
-LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/model/*.c src/diffusion/*.c src/tokenizer/*.c)
+LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/model/*.c src/diffusion/*.c src/tokenizer/*.c src/train/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 
