@@ -31,33 +31,12 @@ static void help_lists_commands(void **state) {
     cmd_result_free(&r);
 }
 
-/* Finds the reference case with the given parameters. */
-static const cJSON *find_case(const cJSON *root, int steps, int block, double cfg) {
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
-        const cJSON *p = cJSON_GetObjectItem(c, "params");
-        const cJSON *cf = cJSON_GetObjectItem(p, "cfg_scale");
-        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
-        if (ref && strstr(ref, "ML-GSAI") && cJSON_GetObjectItem(p, "steps")->valueint == steps &&
-            cJSON_GetObjectItem(p, "block_length")->valueint == block && (cf ? cf->valuedouble : 0) == cfg &&
-            !cJSON_GetObjectItem(p, "logits_eos_inf"))
-            return c;
-    }
-    fail_msg("no reference case steps %d block %d cfg %g", steps, block, cfg);
-    return NULL;
-}
 
-static char *ids_csv(const cJSON *arr) {
-    char *s = calloc(1, 8192);
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr) sprintf(s + strlen(s), "%s%d", *s ? "," : "", v->valueint);
-    return s;
-}
 
 static void run_json_matches_reference(void **state) {
     cJSON *root = load_reference("tiny-llada-gqa");
-    const cJSON *c = find_case(root, 32, 8, 1.5);
-    char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
+    const cJSON *c = find_reference_case(root, 32, 8, 1.5);
+    char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
     cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --cfg-scale 1.5 "
                               "-t 2 --json",
                               fixture("llada/tiny-llada-gqa/hf-bf16"), prompt);
@@ -78,8 +57,8 @@ static void run_json_matches_reference(void **state) {
 /* Plain output: the generated ids on stdout, the statistics on stderr. */
 static void run_text_output(void **state) {
     cJSON *root = load_reference("tiny-llada");
-    const cJSON *c = find_case(root, 16, 16, 0);
-    char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
+    const cJSON *c = find_reference_case(root, 16, 16, 0);
+    char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
     cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 16 --block-length 16",
                               fixture("llada/tiny-llada/hf-f32-sharded"), prompt);
     assert_int_equal(r.status, 0);
@@ -192,7 +171,7 @@ static void example_program_generates(void **state) {
     assert_int_equal(pclose(fp), 0);
     /* the reference case steps 32, gen 32, block 8 */
     cJSON *root = load_reference("tiny-llada");
-    const cJSON *c = find_case(root, 32, 8, 0), *want = cJSON_GetObjectItem(c, "output");
+    const cJSON *c = find_reference_case(root, 32, 8, 0), *want = cJSON_GetObjectItem(c, "output");
     char expect[4096] = "";
     for (int i = 12; i < cJSON_GetArraySize(want); i++)
         sprintf(expect + strlen(expect), "%s%d", i > 12 ? " " : "", cJSON_GetArrayItem(want, i)->valueint);

@@ -9,18 +9,6 @@
 #include "format/safetensors.h"
 #include "testutil.h"
 
-/* max |ours - ref| / max |ref| over the whole tensor */
-static double max_rel_error(const float *ours, const float *ref, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)ours[i] - ref[i]);
-        if (!(d <= max_diff))
-            max_diff = d; /* NaN propagates */
-        if (fabs(ref[i]) > max_ref)
-            max_ref = fabs(ref[i]);
-    }
-    return max_diff / max_ref;
-}
 
 static void check_forward(const char *model, const char *layout, int n_threads) {
     char rel[256];

@@ -34,18 +34,6 @@ static um_model *open_gguf(const char *name) {
 
 /* ------------------------------------------------------------ forward */
 
-/* max |ours - ref| / max |ref| over the whole tensor */
-static double max_rel_error(const float *ours, const float *ref, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)ours[i] - ref[i]);
-        if (!(d <= max_diff))
-            max_diff = d; /* NaN propagates */
-        if (fabs(ref[i]) > max_ref)
-            max_ref = fabs(ref[i]);
-    }
-    return max_diff / max_ref;
-}
 
 /* forward.safetensors of a fixture model: input_ids [rows, seq], logits. */
 static void open_reference(const char *model, um_st_file *ref, const um_st_tensor **ids, const um_st_tensor **logits) {
@@ -474,33 +462,12 @@ static void hostile_not_gguf(void **state) {
 
 /* ------------------------------------------------------------ the command */
 
-static char *ids_csv(const cJSON *arr) {
-    char *s = calloc(1, 8192);
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr) sprintf(s + strlen(s), "%s%d", *s ? "," : "", v->valueint);
-    return s;
-}
 
-/* Finds the reference-sampler case with these settings. */
-static const cJSON *find_case(const cJSON *root, int steps, int block, double cfg) {
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
-        const cJSON *p = cJSON_GetObjectItem(c, "params");
-        const cJSON *cf = cJSON_GetObjectItem(p, "cfg_scale");
-        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
-        if (ref && strcmp(ref, LLADA_REFERENCE) == 0 && cJSON_GetObjectItem(p, "steps")->valueint == steps &&
-            cJSON_GetObjectItem(p, "block_length")->valueint == block && (cf ? cf->valuedouble : 0) == cfg &&
-            !cJSON_GetObjectItem(p, "logits_eos_inf"))
-            return c;
-    }
-    fail_msg("no reference case steps %d block %d cfg %g", steps, block, cfg);
-    return NULL;
-}
 
 static void cli_run_gguf(void **state) {
     cJSON *root = load_reference("tiny-llada-gqa");
-    const cJSON *c = find_case(root, 32, 8, 1.5);
-    char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
+    const cJSON *c = find_reference_case(root, 32, 8, 1.5);
+    char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
     cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --cfg-scale 1.5 "
                               "-t 2 --json",
                               gguf_fixture("tiny-llada-gqa-f16"), prompt);

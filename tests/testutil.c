@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,4 +325,38 @@ int run_reference_cases_from(um_model *m, const char *model, const char *label, 
 
 int run_reference_cases(um_model *m, const char *model, const char *label, reference_check_fn check, void *user) {
     return run_reference_cases_from(m, model, label, LLADA_REFERENCE, check, user);
+}
+
+double max_rel_error(const float *ours, const float *ref, size_t n) {
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)ours[i] - ref[i]);
+        if (!(d <= max_diff))
+            max_diff = d; /* NaN propagates */
+        if (fabs(ref[i]) > max_ref)
+            max_ref = fabs(ref[i]);
+    }
+    return max_diff / max_ref;
+}
+
+const cJSON *find_reference_case(const cJSON *root, int steps, int block, double cfg) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const cJSON *p = cJSON_GetObjectItem(c, "params");
+        const cJSON *cf = cJSON_GetObjectItem(p, "cfg_scale");
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (ref && strcmp(ref, LLADA_REFERENCE) == 0 && cJSON_GetObjectItem(p, "steps")->valueint == steps &&
+            cJSON_GetObjectItem(p, "block_length")->valueint == block && (cf ? cf->valuedouble : 0) == cfg &&
+            !cJSON_GetObjectItem(p, "logits_eos_inf"))
+            return c;
+    }
+    fail_msg("no reference case steps %d block %d cfg %g", steps, block, cfg);
+    return NULL;
+}
+
+char *json_ids_csv(const cJSON *arr) {
+    char *s = calloc(1, 8192);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) snprintf(s + strlen(s), 8192 - strlen(s), "%s%d", *s ? "," : "", v->valueint);
+    return s;
 }

@@ -47,6 +47,14 @@ cJSON *load_reference(const char *model);
 /* A JSON array of integers as a malloc'd int32 array. */
 int32_t *json_int_array(const cJSON *arr, int *n);
 
+/* max |ours - ref| / max |ref| over n values (NaN in ours propagates). */
+double max_rel_error(const float *ours, const float *ref, size_t n);
+/* The LLaDA reference-sampler case of reference.json with these parameters
+ * (and no logits_eos_inf); fails the test when there is none. */
+const cJSON *find_reference_case(const cJSON *root, int steps, int block, double cfg);
+/* A JSON array of ids as "1,2,3" (malloc'd), for --prompt-tokens. */
+char *json_ids_csv(const cJSON *arr);
+
 um_model *open_fixture_model(const char *model, const char *layout, int n_threads);
 
 /* ---- the LLaDA reference sampler's cases (reference.json) ---- */
