@@ -31,8 +31,6 @@ static void help_lists_commands(void **state) {
     cmd_result_free(&r);
 }
 
-
-
 static void run_json_matches_reference(void **state) {
     cJSON *root = load_reference("tiny-llada-gqa");
     const cJSON *c = find_reference_case(root, 32, 8, 1.5);

@@ -9,7 +9,6 @@
 #include "format/safetensors.h"
 #include "testutil.h"
 
-
 static void check_forward(const char *model, const char *layout, int n_threads) {
     char rel[256];
     snprintf(rel, sizeof rel, "llada/%s/forward.safetensors", model);

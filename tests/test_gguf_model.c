@@ -34,7 +34,6 @@ static um_model *open_gguf(const char *name) {
 
 /* ------------------------------------------------------------ forward */
 
-
 /* forward.safetensors of a fixture model: input_ids [rows, seq], logits. */
 static void open_reference(const char *model, um_st_file *ref, const um_st_tensor **ids, const um_st_tensor **logits) {
     char rel[256];
@@ -461,8 +460,6 @@ static void hostile_not_gguf(void **state) {
 }
 
 /* ------------------------------------------------------------ the command */
-
-
 
 static void cli_run_gguf(void **state) {
     cJSON *root = load_reference("tiny-llada-gqa");
