@@ -37,7 +37,7 @@ static void bench_usage(void) {
          "  -t, --threads N     worker threads (default: the physical cores)\n"
          "  --reduced           reduced-precision activations (bf16 / int8, as UNMASK_ACTIVATIONS=reduced)\n"
          "  --limits            only measure the limits\n"
-         "  --no-limits         skip them\n"
+         "  --no-limits         skip the limits line (each row still measures its own limit)\n"
          "  --kernels           time the matmuls of one layer (and the output head) of --shape\n"
          "                      with random weights of each of --types, instead of a model\n"
          "  -h, --help          this help\n"
@@ -119,7 +119,7 @@ static int bench_model(um_model *m, const char *model, const int *prompt, const 
             tokens[i] = i < prompt[c] ? (int32_t)(um_rng_next(&rng) % (uint64_t)max_tok) : hp->mask_id;
         for (int i = 0; rc == 0 && i < gen_len; i++)
             sel[i] = prompt[c] + i;
-        double best = 1e30, sum = 0, now_lim = lim ? limit_now(m->pool, kernel) : 0;
+        double best = 1e30, sum = 0, now_lim = limit_now(m->pool, kernel);
         um_error err;
         for (int r = 0; r <= reps && rc == 0; r++) {
             double t0 = um_now();
@@ -246,7 +246,7 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
         for (int c = 0; c < n_canvas && rc == 0; c++) {
             int n = canvas[c];
             const char *kernel = um_matmul_kernel_name(t);
-            double best[2] = {1e30, 1e30}, flops[2] = {0, 0}, now_lim = lim ? limit_now(pool, kernel) : 0;
+            double best[2] = {1e30, 1e30}, flops[2] = {0, 0}, now_lim = limit_now(pool, kernel);
             for (int i = 0; i < 8; i++)
                 flops[i == 7] += 2.0 * n * (double)w[i].rows * (double)w[i].cols;
             for (int r = 0; r <= reps; r++) {
