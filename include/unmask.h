@@ -55,7 +55,7 @@ typedef struct um_error {
 typedef struct um_model um_model;
 
 typedef struct {
-    int n_threads; /* worker threads for the forward pass; <= 0: all online cores */
+    int n_threads; /* worker threads for the forward pass; <= 0: one per physical core */
 } um_model_params;
 
 /* What a loaded model is. Strings are owned by the model. */

@@ -21,7 +21,7 @@ static void chat_usage(void) {
          "      --chat-template NAME override the chat format: " UM_CHAT_TEMPLATE_NAMES "\n"
          "  -n, --gen-length N       tokens per answer (default 128); --steps, --block-length, --temp,\n"
          "                           --cfg-scale, --seed, --cache, --decoder, ... as for unmask run\n"
-         "  -t, --threads N          worker threads (default: all cores)\n"
+         "  -t, --threads N          worker threads (default: one per physical core)\n"
          "  -h, --help               this help");
 }
 

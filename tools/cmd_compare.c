@@ -19,7 +19,7 @@ static void compare_usage(void) {
          "  --prompt-len P      random prompt tokens (default 96)\n"
          "  --gen-len G         masked positions (default 32)\n"
          "  -s, --seed N        seed for the random prompt (default 0)\n"
-         "  -t, --threads N     worker threads (default: all cores)\n"
+         "  -t, --threads N     worker threads (default: one per physical core)\n"
          "  --json              one JSON object on stdout\n"
          "  -h, --help          this help");
 }

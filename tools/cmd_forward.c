@@ -14,7 +14,7 @@ static void forward_usage(void) {
          "  -m, --model PATH         GGUF file or Hugging Face model directory\n"
          "      --prompt-tokens IDS  comma-separated token ids (mask ids allowed)\n"
          "  -o, --output FILE        where to write the logits\n"
-         "  -t, --threads N          worker threads (default: all cores)\n"
+         "  -t, --threads N          worker threads (default: one per physical core)\n"
          "  -h, --help               this help");
 }
 

@@ -45,7 +45,7 @@ static void run_usage(void) {
          "      --early-stop         stop once EOS is committed with no mask before it (rest filled with EOS)\n"
          "      --max-nfe N          stop after N forward passes, leaving the rest masked\n"
          "  -s, --seed N             random seed (default 0)\n"
-         "  -t, --threads N          worker threads (default: all cores)\n"
+         "  -t, --threads N          worker threads (default: one per physical core)\n"
          "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings,\n"
          "                           and text for text prompts\n"
          "  -h, --help               this help");

@@ -89,7 +89,7 @@ um_status um_model_open(const char *path, const um_model_params *params, um_mode
     um_model *m = calloc(1, sizeof *m);
     if (!m)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
-    int n_threads = params && params->n_threads > 0 ? params->n_threads : um_cpu_count();
+    int n_threads = params && params->n_threads > 0 ? params->n_threads : um_physical_core_count();
     m->pool = um_pool_create(n_threads);
     um_status s = !m->pool   ? um_fail(err, UM_ERR_NOMEM, "cannot start threads")
                   : is_gguf ? um_llada_load_gguf(m, path, err)
