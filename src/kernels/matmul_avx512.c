@@ -17,6 +17,9 @@
 
 #include "kernels/quant.h"
 
+/* Explicit rounding for the *_round_ps intrinsics: clang needs a literal constant here. */
+#define ROUND_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define TGT_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 #define TGT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
@@ -527,7 +530,6 @@ TGT static void pack_f32_levels(const um_weight *w, int64_t f0, int64_t kb, int 
     size_t bb = mm_i8_block_bytes(bk, NR);
     uint8_t levels[16 * (16 * NR + 2 * NR * 4)] __attribute__((aligned(64))); /* kc <= 256: at most 16 sub-blocks */
     ks->pack(w, f0, kb, kc, levels);
-    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     __m512i zp = _mm512_set1_epi32(ks->zp), byte = _mm512_set1_epi32(0xff);
     float *out = dst;
     for (int s = 0; s < kc / bk; s++) {
@@ -539,9 +541,9 @@ TGT static void pack_f32_levels(const um_weight *w, int64_t f0, int64_t kb, int 
                 __m512i v = _mm512_load_si512(blk + q * 4 * NR + 64 * h);
                 for (int j = 0; j < 4; j++) {
                     __m512i l = _mm512_and_si512(_mm512_srli_epi32(v, 8 * j), byte);
-                    __m512 val = ks->zp ? _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(l, zp)), scale, rn)
-                                        : _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(l), scale, rn),
-                                                              mn, rn);
+                    __m512 val = ks->zp ? _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(l, zp)), scale, ROUND_NEAREST)
+                                        : _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(l), scale, ROUND_NEAREST),
+                                                              mn, ROUND_NEAREST);
                     _mm512_store_ps(out + (s * bk + 4 * q + j) * NR + 16 * h, val);
                 }
             }
