@@ -9,7 +9,6 @@
  * logits - T*log(-log u), the log of the reference's expression: the same
  * argmax without overflowing exp(). */
 #include <math.h>
-#include <stdlib.h>
 
 #include "base/rng.h"
 #include "diffusion/diffusion.h"
@@ -97,34 +96,4 @@ double um_sample_position(const um_sampler *s, float *logits, int n_vocab, int s
     um_sample_pick(s, false, logits, n_vocab, step, pos, &pk);
     *token = pk.token;
     return pk.conf;
-}
-
-typedef struct {
-    double conf;
-    int32_t pos;
-} candidate;
-
-/* Higher confidence first; ties go to the lower position. */
-static int cmp_candidate(const void *a, const void *b) {
-    const candidate *x = a, *y = b;
-    if (x->conf != y->conf)
-        return x->conf > y->conf ? -1 : 1;
-    return (x->pos > y->pos) - (x->pos < y->pos);
-}
-
-int um_select_topk(const int32_t *pos, const double *conf, int n, int k, int32_t *out) {
-    if (k > n)
-        k = n;
-    if (k <= 0)
-        return 0;
-    candidate *c = malloc((size_t)n * sizeof *c);
-    if (!c)
-        return -1;
-    for (int i = 0; i < n; i++)
-        c[i] = (candidate){conf[i], pos[i]};
-    qsort(c, (size_t)n, sizeof *c, cmp_candidate);
-    for (int i = 0; i < k; i++)
-        out[i] = c[i].pos;
-    free(c);
-    return k;
 }
