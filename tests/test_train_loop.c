@@ -22,8 +22,8 @@ static void adamw_closed_form(void **state) {
     assert_int_equal(um_train_params_init(&v, &hp, &err), UM_OK);
     for (int i = 0; i < p.n_tensors; i++)
         for (int64_t j = 0; j < p.tensors[i].numel; j++) {
-            p.tensors[i].data[j] = 0.5 + 0.01 * (double)j;
-            g.tensors[i].data[j] = 0.1 * sin((double)(i * 7 + j));
+            p.tensors[i].data[j] = (float)(0.5 + 0.01 * (double)j);
+            g.tensors[i].data[j] = (float)(0.1 * sin((double)(i * 7 + j)));
         }
     um_adamw_config c = um_adamw_default_config();
     c.lr = 0.01;
@@ -43,7 +43,7 @@ static void adamw_closed_form(void **state) {
                 double mh = mm / (1 - pow(c.beta1, t)), vh = vv / (1 - pow(c.beta2, t));
                 w -= c.lr * mh / (sqrt(vh) + c.eps);
             }
-            assert_true(fabs(p.tensors[i].data[j] - w) < 1e-12);
+            assert_true(fabs(p.tensors[i].data[j] - w) < 1e-6); /* f32 parameters and moments */
         }
     /* first step: the update is lr * sign(g) (plus decay) when |g| >> eps */
     double g0 = 0.1 * sin(1.0);
@@ -51,7 +51,7 @@ static void adamw_closed_form(void **state) {
     /* clipping scales to the clip norm */
     double norm = um_clip_grad_norm(&g, 0.01);
     assert_true(norm > 0.01);
-    assert_true(fabs(um_clip_grad_norm(&g, 0) - 0.01 * norm / (norm + 1e-6)) < 1e-12);
+    assert_true(fabs(um_clip_grad_norm(&g, 0) - 0.01 * norm / (norm + 1e-6)) < 1e-8);
     um_train_params_free(&p);
     um_train_params_free(&g);
     um_train_params_free(&m);
@@ -226,12 +226,12 @@ static void train_tiny(void **state) {
     loop_setup(&f);
     um_error err;
     um_trainer tr;
-    assert_int_equal(um_trainer_init(&tr, f.m, &err), UM_OK);
+    assert_int_equal(um_trainer_init(&tr, f.m, 2, &err), UM_OK);
     double v0, v1;
-    assert_int_equal(um_train_eval(&tr.p, &f.val, 1, 1e-3, 16, &v0, &err), UM_OK);
+    assert_int_equal(um_train_eval(tr.pool, &tr.p, &f.val, 1, 1e-3, 16, &v0, &err), UM_OK);
     double first = 0, last = 0;
     run_steps(&f, &tr, 30, &first, &last);
-    assert_int_equal(um_train_eval(&tr.p, &f.val, 1, 1e-3, 16, &v1, &err), UM_OK);
+    assert_int_equal(um_train_eval(tr.pool, &tr.p, &f.val, 1, 1e-3, 16, &v1, &err), UM_OK);
     print_message("    %d rows of 32 tokens; train loss %.3f -> %.3f; validation %.3f -> %.3f after 30 steps\n",
                   f.d.n_rows, first, last, v0, v1);
     assert_true(v1 < v0 * 0.9);
@@ -269,11 +269,11 @@ static void train_tiny(void **state) {
     um_trainer_free(&tr);
 
     /* an interrupted run: 12 steps, saved, resumed into a fresh trainer, 18 more */
-    assert_int_equal(um_trainer_init(&tr, f.m, &err), UM_OK);
+    assert_int_equal(um_trainer_init(&tr, f.m, 2, &err), UM_OK);
     run_steps(&f, &tr, 12, NULL, NULL);
     assert_int_equal(um_trainer_save(&tr, f.config_json, b, &err), UM_OK);
     um_trainer_free(&tr);
-    assert_int_equal(um_trainer_init(&tr, f.m, &err), UM_OK);
+    assert_int_equal(um_trainer_init(&tr, f.m, 2, &err), UM_OK);
     assert_int_equal(um_trainer_resume(&tr, b, &err), UM_OK);
     assert_int_equal(tr.step, 12);
     run_steps(&f, &tr, 30, NULL, NULL);
@@ -292,7 +292,7 @@ static void train_tiny(void **state) {
         free(dc);
     }
     /* resuming from a directory without optimizer state fails cleanly */
-    assert_int_equal(um_trainer_init(&tr, f.m, &err), UM_OK);
+    assert_int_equal(um_trainer_init(&tr, f.m, 2, &err), UM_OK);
     assert_int_not_equal(um_trainer_resume(&tr, dir, &err), UM_OK);
     um_trainer_free(&tr);
     remove_tree(dir);

@@ -16,7 +16,8 @@
 static void train_usage(void) {
     puts("usage: unmask train -m MODEL_DIR (--data FILE | --sft FILE.jsonl) -o OUT_DIR [options]\n"
          "\n"
-         "Train a (small) LLaDA model with the masked-diffusion objective, in float64 on the CPU.\n"
+         "Train a (small) LLaDA model with the masked-diffusion objective, in f32 on the CPU's\n"
+         "matmul kernels and threads.\n"
          "Checkpoints are Hugging Face directories (config.json, model.safetensors in F32, the\n"
          "tokenizer files) that `unmask run -m OUT_DIR` loads, plus optimizer.safetensors for --resume.\n"
          "\n"
@@ -45,6 +46,8 @@ static void train_usage(void) {
          "  --resume DIR        continue from a checkpoint's weights, optimizer state and step\n"
          "                      (pass the same data and flags; -m and -o default to DIR)\n"
          "  -s, --seed N        seed of the row order and the masks (default 0)\n"
+         "  -t, --threads N     worker threads (default: one per physical core); the result does\n"
+         "                      not depend on it\n"
          "  -h, --help          this help\n"
          "\n"
          "A progress line per update goes to stderr: step, loss, learning rate, gradient norm,\n"
@@ -188,7 +191,7 @@ int cmd_train(int argc, char **argv) {
     const char *model_dir = NULL, *tok_path = NULL, *data_path = NULL, *sft_path = NULL, *val_path = NULL;
     const char *out_dir = NULL, *resume_dir = NULL, *sep_arg = NULL;
     bool chat = false;
-    int seq = 128, eval_every = 0, save_every = 0, warmup = -1;
+    int seq = 128, eval_every = 0, save_every = 0, warmup = -1, threads = 0;
     um_train_config c = {um_adamw_default_config(), 4, 1, 1e-3, 0};
     c.opt.total_steps = 100;
     cli_init(&a, "train", argc, argv);
@@ -216,6 +219,7 @@ int cmd_train(int argc, char **argv) {
         else if (cli_is(&a, "-o", "--output")) out_dir = cli_value(&a);
         else if (cli_is(&a, NULL, "--resume")) resume_dir = cli_value(&a);
         else if (cli_is(&a, "-s", "--seed")) c.seed = cli_u64(&a);
+        else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
         else cli_unknown(&a);
     }
     if (!a.ok)
@@ -263,7 +267,7 @@ int cmd_train(int argc, char **argv) {
     if (!load_data(t, m, data_path ? data_path : sft_path, !data_path, chat, sep, seq, &d) ||
         (val_path && !load_data(t, m, val_path, !data_path, chat, sep, seq, &val)))
         goto done;
-    if (um_trainer_init(&tr, m, &err) != UM_OK || (resume_dir && um_trainer_resume(&tr, resume_dir, &err) != UM_OK)) {
+    if (um_trainer_init(&tr, m, threads > 0 ? threads : um_physical_core_count(), &err) != UM_OK || (resume_dir && um_trainer_resume(&tr, resume_dir, &err) != UM_OK)) {
         cli_error("train", "%s", err.msg);
         goto done;
     }
@@ -291,7 +295,7 @@ int cmd_train(int argc, char **argv) {
         bool last = tr.step == c.opt.total_steps;
         if (val.n_rows && ((eval_every && tr.step % eval_every == 0) || last)) {
             double vl;
-            if (um_train_eval(&tr.p, &val, c.seed, c.mask_eps, 0, &vl, &err) != UM_OK) {
+            if (um_train_eval(tr.pool, &tr.p, &val, c.seed, c.mask_eps, 0, &vl, &err) != UM_OK) {
                 cli_error("train", "%s", err.msg);
                 rc = 1;
                 break;

@@ -25,13 +25,13 @@ double um_clip_grad_norm(um_train_params *g, double clip) {
     double sq = 0;
     for (int i = 0; i < g->n_tensors; i++)
         for (int64_t j = 0; j < g->tensors[i].numel; j++)
-            sq += g->tensors[i].data[j] * g->tensors[i].data[j];
+            sq += (double)g->tensors[i].data[j] * g->tensors[i].data[j];
     double norm = sqrt(sq);
     if (clip > 0 && norm > clip) {
         double f = clip / (norm + 1e-6);
         for (int i = 0; i < g->n_tensors; i++)
             for (int64_t j = 0; j < g->tensors[i].numel; j++)
-                g->tensors[i].data[j] *= f;
+                g->tensors[i].data[j] = (float)(g->tensors[i].data[j] * f);
     }
     return norm;
 }
@@ -40,14 +40,15 @@ void um_adamw_step(um_train_params *p, const um_train_params *g, um_train_params
                    const um_adamw_config *c, int step, double lr) {
     double bc1 = 1 - pow(c->beta1, step), bc2 = 1 - pow(c->beta2, step);
     for (int i = 0; i < p->n_tensors; i++) {
-        double *w = p->tensors[i].data, *mm = m->tensors[i].data, *vv = v->tensors[i].data;
-        const double *gg = g->tensors[i].data;
+        float *w = p->tensors[i].data, *mm = m->tensors[i].data, *vv = v->tensors[i].data;
+        const float *gg = g->tensors[i].data;
         double decay = p->tensors[i].n_dims == 2 ? 1 - lr * c->weight_decay : 1;
         for (int64_t j = 0; j < p->tensors[i].numel; j++) {
-            w[j] *= decay;
-            mm[j] = c->beta1 * mm[j] + (1 - c->beta1) * gg[j];
-            vv[j] = c->beta2 * vv[j] + (1 - c->beta2) * gg[j] * gg[j];
-            w[j] -= lr * (mm[j] / bc1) / (sqrt(vv[j] / bc2) + c->eps);
+            double mj = c->beta1 * mm[j] + (1 - c->beta1) * gg[j];
+            double vj = c->beta2 * vv[j] + (1 - c->beta2) * (double)gg[j] * gg[j];
+            mm[j] = (float)mj;
+            vv[j] = (float)vj;
+            w[j] = (float)(w[j] * decay - lr * (mj / bc1) / (sqrt(vj / bc2) + c->eps));
         }
     }
 }

@@ -89,13 +89,15 @@ typedef struct {
 
 typedef struct {
     um_train_params p, g, m, v;
-    int step; /* updates done */
+    um_pool *pool; /* the threads of every forward and backward pass */
+    int step;      /* updates done */
     int32_t *order; /* the seeded visiting order of the data's rows */
     int n_order;
 } um_trainer;
 
-/* From the weights of a loaded model (converted to float64), moments zero. */
-um_status um_trainer_init(um_trainer *tr, const um_model *m, um_error *err);
+/* From the weights of a loaded model (converted to f32), moments zero, with
+ * a pool of n_threads threads. */
+um_status um_trainer_init(um_trainer *tr, const um_model *m, int n_threads, um_error *err);
 void um_trainer_free(um_trainer *tr);
 
 /* One update: accum micro-batches of batch rows (the rows after those the
@@ -106,12 +108,12 @@ um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_tra
 
 /* The loss of p on (up to max_rows, 0: all) rows of d, masked with a fixed
  * stream of seed (the same masks every call): validation. */
-um_status um_train_eval(const um_train_params *p, const um_train_data *d, uint64_t seed, double mask_eps, int max_rows,
+um_status um_train_eval(um_pool *pool, const um_train_params *p, const um_train_data *d, uint64_t seed, double mask_eps, int max_rows,
                         double *loss, um_error *err);
 
 /* Writes dir/config.json (a copy of config_json, the model's), dir/model.safetensors
  * (F32 weights: `unmask run -m dir` loads it) and dir/optimizer.safetensors
- * (F64 parameters and moments, and the step) for resuming. */
+ * (F32 parameters and moments, and the step) for resuming. */
 um_status um_trainer_save(const um_trainer *tr, const char *config_json, const char *dir, um_error *err);
 /* Restores parameters, moments and step from dir/optimizer.safetensors into a
  * trainer initialised for the same shapes. */

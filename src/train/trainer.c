@@ -10,8 +10,11 @@
 #include "format/safetensors.h"
 #include "train/train.h"
 
-um_status um_trainer_init(um_trainer *tr, const um_model *m, um_error *err) {
+um_status um_trainer_init(um_trainer *tr, const um_model *m, int n_threads, um_error *err) {
     memset(tr, 0, sizeof *tr);
+    tr->pool = um_pool_create(n_threads);
+    if (!tr->pool)
+        return um_fail(err, UM_ERR_NOMEM, "training: cannot start %d threads", n_threads);
     um_status s = um_train_params_from_model(&tr->p, m, err);
     if (s == UM_OK)
         s = um_train_params_init(&tr->g, &m->hp, err);
@@ -34,6 +37,8 @@ void um_trainer_free(um_trainer *tr) {
     if (tr->v.tensors)
         um_train_params_free(&tr->v);
     free(tr->order);
+    if (tr->pool)
+        um_pool_destroy(tr->pool);
     memset(tr, 0, sizeof *tr);
 }
 
@@ -59,7 +64,7 @@ static um_status make_order(um_trainer *tr, int n, uint64_t seed, um_error *err)
 }
 
 /* Loss (and gradient, when grad) of rows[0..n) of d, masked with stream (seed, step). */
-static um_status batch_loss(const um_train_params *p, const um_train_data *d, const int32_t *rows, int n,
+static um_status batch_loss(um_pool *pool, const um_train_params *p, const um_train_data *d, const int32_t *rows, int n,
                             uint64_t seed, uint64_t step, double eps, double *loss, um_train_params *grad,
                             um_error *err) {
     size_t cells = (size_t)n * d->seq;
@@ -77,7 +82,7 @@ static um_status batch_loss(const um_train_params *p, const um_train_data *d, co
         }
         um_mdm_mask(seed, step, n, d->seq, x0, pl, p->hp.mask_id, eps, noisy, pm);
         um_mdm_batch b = {n, d->seq, x0, noisy, pm, pl};
-        s = um_llada_loss_grad(p, &b, loss, grad, err);
+        s = um_llada_loss_grad(pool, p, &b, loss, grad, err);
     }
     free(x0);
     free(noisy);
@@ -103,7 +108,7 @@ um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_tra
         for (int j = 0; j < c->batch; j++)
             rows[j] = tr->order[(micro * (uint64_t)c->batch + (uint64_t)j) % (uint64_t)d->n_rows];
         double l = 0;
-        s = batch_loss(&tr->p, d, rows, c->batch, c->seed, micro, c->mask_eps, &l, &tr->g, err);
+        s = batch_loss(tr->pool, &tr->p, d, rows, c->batch, c->seed, micro, c->mask_eps, &l, &tr->g, err);
         total += l;
     }
     free(rows);
@@ -112,7 +117,7 @@ um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_tra
     if (c->accum > 1)
         for (int i = 0; i < tr->g.n_tensors; i++)
             for (int64_t j = 0; j < tr->g.tensors[i].numel; j++)
-                tr->g.tensors[i].data[j] /= c->accum;
+                tr->g.tensors[i].data[j] /= (float)c->accum;
     double norm = um_clip_grad_norm(&tr->g, c->opt.clip);
     tr->step++;
     um_adamw_step(&tr->p, &tr->g, &tr->m, &tr->v, &c->opt, tr->step, um_lr_at(&c->opt, tr->step));
@@ -122,7 +127,7 @@ um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_tra
     return UM_OK;
 }
 
-um_status um_train_eval(const um_train_params *p, const um_train_data *d, uint64_t seed, double mask_eps, int max_rows,
+um_status um_train_eval(um_pool *pool, const um_train_params *p, const um_train_data *d, uint64_t seed, double mask_eps, int max_rows,
                         double *loss, um_error *err) {
     int n = max_rows > 0 && max_rows < d->n_rows ? max_rows : d->n_rows, chunk = 8;
     int32_t rows[8];
@@ -133,7 +138,7 @@ um_status um_train_eval(const um_train_params *p, const um_train_data *d, uint64
             rows[j] = r0 + j;
         double l;
         /* a stream of its own per chunk, never a training one */
-        UM_TRY(batch_loss(p, d, rows, k, seed ^ 0x76616c6964617465ull, (uint64_t)r0, mask_eps, &l, NULL, err));
+        UM_TRY(batch_loss(pool, p, d, rows, k, seed ^ 0x76616c6964617465ull, (uint64_t)r0, mask_eps, &l, NULL, err));
         sum += l * k;
     }
     *loss = n ? sum / n : 0;
@@ -157,19 +162,11 @@ um_status um_trainer_save(const um_trainer *tr, const char *config_json, const c
     const um_train_params *p = &tr->p;
     int n = p->n_tensors;
     um_st_desc *descs = calloc((size_t)(3 * n + 1), sizeof *descs);
-    float **f32 = calloc((size_t)n, sizeof *f32);
     char (*names)[112] = calloc((size_t)(3 * n), sizeof *names);
-    um_status s = descs && f32 && names ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
+    um_status s = descs && names ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
     for (int i = 0; s == UM_OK && i < n; i++) {
         const um_train_tensor *t = &p->tensors[i];
-        f32[i] = malloc((size_t)t->numel * sizeof **f32);
-        if (!f32[i]) {
-            s = um_fail(err, UM_ERR_NOMEM, "out of memory");
-            break;
-        }
-        for (int64_t j = 0; j < t->numel; j++)
-            f32[i][j] = (float)t->data[j];
-        descs[i] = (um_st_desc){t->name, UM_F32, t->n_dims, {t->shape[0], t->shape[1]}, f32[i]};
+        descs[i] = (um_st_desc){t->name, UM_F32, t->n_dims, {t->shape[0], t->shape[1]}, t->data};
     }
     if (s == UM_OK) {
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -184,15 +181,12 @@ um_status um_trainer_save(const um_trainer *tr, const char *config_json, const c
                 const um_train_tensor *t = &src[k]->tensors[i];
                 snprintf(names[k * n + i], sizeof names[0], "%s.%s", pre[k], t->name);
                 descs[k * n + i] =
-                    (um_st_desc){names[k * n + i], UM_F64, t->n_dims, {t->shape[0], t->shape[1]}, t->data};
+                    (um_st_desc){names[k * n + i], UM_F32, t->n_dims, {t->shape[0], t->shape[1]}, t->data};
             }
         descs[3 * n] = (um_st_desc){"step", UM_I64, 1, {1}, &step};
         snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
         s = um_st_write(path, descs, 3 * n + 1, err);
     }
-    for (int i = 0; f32 && i < n; i++)
-        free(f32[i]);
-    free(f32);
     free(descs);
     free(names);
     return s;
@@ -212,8 +206,8 @@ um_status um_trainer_resume(um_trainer *tr, const char *dir, um_error *err) {
             char name[128];
             snprintf(name, sizeof name, "%s.%s", pre[k], t->name);
             const um_st_tensor *st = um_st_find(&f, name);
-            if (!st || st->dtype != UM_F64 || um_st_numel(st) != t->numel)
-                s = um_fail(err, UM_ERR_FORMAT, "%s: no F64 tensor '%s' of %lld values", path, name,
+            if (!st || st->dtype != UM_F32 || um_st_numel(st) != t->numel)
+                s = um_fail(err, UM_ERR_FORMAT, "%s: no F32 tensor '%s' of %lld values", path, name,
                             (long long)t->numel);
             else
                 memcpy(t->data, st->data, (size_t)t->numel * sizeof *t->data);
