@@ -17,6 +17,7 @@ static const struct {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint to GGUF (f32, f16, bf16, q8_0, q4_k_m, ...)"},
     {"quantize", cmd_quantize, "re-quantize a GGUF file with one of llama-quantize's recipes"},
     {"compare", cmd_compare, "compare two models' logits: KL divergence, top-1 agreement (judge a quantization)"},
+    {"eval", cmd_eval, "perplexity (LLaDA's Monte Carlo ELBO) and task accuracy across decoding settings"},
     {"train", cmd_train, "train a small LLaDA model: masked-diffusion pre-training or SFT, AdamW, checkpoints"},
     {"init-random", cmd_init_random, "write a model of a real shape with random weights (for benchmarks)"},
     {"info", cmd_info, "describe a model: files, hyper-parameters, parameters, tensor types, tokenizer"},
