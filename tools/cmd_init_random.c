@@ -26,11 +26,17 @@ static const preset presets[] = {
 
 static void init_usage(void) {
     puts("usage: unmask init-random --preset NAME -o DIR [--dtype bf16|f16|f32] [--std S] [-s SEED]\n"
+         "                           [shape flags]\n"
          "\n"
          "Write a LLaDA model with random weights (uniform with std S; norms 1) in Hugging Face\n"
-         "layout: DIR/config.json and DIR/model.safetensors.\n"
+         "layout: DIR/config.json and DIR/model.safetensors: a real shape to benchmark, or the\n"
+         "starting point of `unmask train`.\n"
          "\n"
-         "  --preset NAME   llada-8b (8.0B params), llada-1b (1.7B), tiny (0.4M)\n"
+         "  --preset NAME   llada-8b (8.0B params), llada-1b (1.7B), tiny (0.4M; the default\n"
+         "                  when only shape flags are given)\n"
+         "  shape flags     override the preset: --layers N, --d-model N, --heads N, --kv-heads N,\n"
+         "                  --ff N (SwiGLU hidden size), --vocab N, --mask-id N, --eos-id N,\n"
+         "                  --max-seq N\n"
          "  -o, --output DIR\n"
          "  --dtype T       bf16 (default), f16 or f32\n"
          "  --std S         standard deviation of the weights (default 0.02, as at initialisation;\n"
@@ -141,9 +147,53 @@ static int write_tensor(FILE *fp, const um_st_desc *d, um_rng *rng, double std, 
     return 1;
 }
 
+/* The shape flags: each sets one field of *s (0: keep the preset's). */
+static bool shape_flag(cli_args *a, preset *s) {
+    const struct {
+        const char *flag;
+        int *field;
+    } flags[] = {{"--layers", &s->n_layers}, {"--d-model", &s->d_model}, {"--heads", &s->n_heads},
+                 {"--kv-heads", &s->n_kv_heads}, {"--ff", &s->d_ff}, {"--vocab", &s->vocab},
+                 {"--mask-id", &s->mask_id}, {"--eos-id", &s->eos_id}, {"--max-seq", &s->max_seq}};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        if (cli_is(a, NULL, flags[i].flag)) {
+            *flags[i].field = cli_int(a, flags[i].field == &s->mask_id || flags[i].field == &s->eos_id ? 0 : 1,
+                                      1 << 24);
+            return true;
+        }
+    return false;
+}
+
+/* p with the fields of s that were given; checks that the shape holds together. */
+static bool apply_shape(preset *p, const preset *s) {
+    int *dst[] = {&p->n_layers, &p->d_model, &p->n_heads, &p->n_kv_heads, &p->d_ff, &p->vocab, &p->max_seq};
+    const int src[] = {s->n_layers, s->d_model, s->n_heads, s->n_kv_heads, s->d_ff, s->vocab, s->max_seq};
+    for (size_t i = 0; i < sizeof src / sizeof *src; i++)
+        if (src[i] > 0)
+            *dst[i] = src[i];
+    if (s->n_heads > 0 && s->n_kv_heads <= 0)
+        p->n_kv_heads = p->n_heads;
+    /* special ids default to the last two of the vocabulary */
+    p->mask_id = s->mask_id > 0 ? s->mask_id : (s->vocab > 0 ? p->vocab - 1 : p->mask_id);
+    p->eos_id = s->eos_id > 0 ? s->eos_id : (s->vocab > 0 ? p->vocab - 2 : p->eos_id);
+    if (p->d_model % p->n_heads || p->n_heads % p->n_kv_heads || (p->d_model / p->n_heads) % 2) {
+        cli_error("init-random", "--d-model %d must split into --heads %d of even size, grouped by --kv-heads %d",
+                  p->d_model, p->n_heads, p->n_kv_heads);
+        return false;
+    }
+    if (p->mask_id >= p->vocab || p->eos_id >= p->vocab) {
+        cli_error("init-random", "--mask-id %d and --eos-id %d must be below --vocab %d", p->mask_id, p->eos_id,
+                  p->vocab);
+        return false;
+    }
+    return true;
+}
+
 int cmd_init_random(int argc, char **argv) {
     cli_args a;
     const char *preset_name = NULL, *dir = NULL, *dtype_name = "bf16";
+    preset shape = {0};
+    bool custom = false;
     uint64_t seed = 0;
     double std = 0.02;
     cli_init(&a, "init-random", argc, argv);
@@ -156,6 +206,7 @@ int cmd_init_random(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--dtype")) dtype_name = cli_value(&a);
         else if (cli_is(&a, "-s", "--seed")) seed = cli_u64(&a);
         else if (cli_is(&a, NULL, "--std")) std = cli_double(&a, 0, 10);
+        else if (shape_flag(&a, &shape)) custom = true;
         else if (cli_is(&a, NULL, "--arch")) {
             const char *arch = cli_value(&a);
             if (a.ok && strcmp(arch, "llada") != 0) {
@@ -167,12 +218,21 @@ int cmd_init_random(int argc, char **argv) {
     if (!a.ok)
         return 2;
     const preset *p = NULL;
+    if (!preset_name && custom)
+        preset_name = "tiny";
     for (size_t i = 0; preset_name && i < sizeof presets / sizeof *presets; i++)
         if (strcmp(preset_name, presets[i].name) == 0)
             p = &presets[i];
     if (!p || !dir) {
         cli_error("init-random", "need --preset (llada-8b, llada-1b or tiny) and -o DIR");
         return 2;
+    }
+    preset chosen = *p;
+    if (custom) {
+        chosen.name = "custom";
+        if (!apply_shape(&chosen, &shape))
+            return 2;
+        p = &chosen;
     }
     um_dtype dt = strcmp(dtype_name, "f32") == 0 ? UM_F32 : strcmp(dtype_name, "f16") == 0 ? UM_F16 : UM_BF16;
     if (strcmp(dtype_name, "bf16") != 0 && dt == UM_BF16) {

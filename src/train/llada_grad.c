@@ -179,14 +179,44 @@ static void linear(const gemm_ctx *G, float *y, const float *x, const float *W, 
     um_matmul(G->pool, x, n, &w, NULL, y, G->mm);
 }
 
-/* out[c][r] = in[r][c] for a [rows][cols] matrix, in cache-sized tiles. */
-static void transpose(float *out, const float *in, int rows, int cols) {
-    enum { TILE = 32 };
-    for (int r0 = 0; r0 < rows; r0 += TILE)
-        for (int c0 = 0; c0 < cols; c0 += TILE)
-            for (int r = r0; r < rows && r < r0 + TILE; r++)
-                for (int c = c0; c < cols && c < c0 + TILE; c++)
-                    out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
+/* Transposes and sums run on the pool too, in bands of rows: at these model
+ * sizes they would otherwise take a tenth of a step. */
+enum { BAND = 32 };
+typedef struct {
+    float *out;
+    const float *in;
+    int rows, cols;
+} band_job;
+
+static int n_bands(int rows) { return (rows + BAND - 1) / BAND; }
+
+/* out[c][r] = in[r][c] for the rows of one band of a [rows][cols] matrix. */
+static void transpose_task(void *ctx, int task, int thread) {
+    const band_job *J = ctx;
+    for (int c0 = 0; c0 < J->cols; c0 += BAND)
+        for (int r = task * BAND; r < J->rows && r < (task + 1) * BAND; r++)
+            for (int c = c0; c < J->cols && c < c0 + BAND; c++)
+                J->out[(size_t)c * J->rows + r] = J->in[(size_t)r * J->cols + c];
+}
+
+static void transpose(const gemm_ctx *G, float *out, const float *in, int rows, int cols) {
+    band_job J = {out, in, rows, cols};
+    um_pool_run(G->pool, n_bands(rows), transpose_task, &J);
+}
+
+/* out += in over one band of rows. */
+static void add_task(void *ctx, int task, int thread) {
+    const band_job *J = ctx;
+    size_t lo = (size_t)task * BAND * J->cols, hi = (size_t)(task + 1) * BAND * J->cols;
+    if (hi > (size_t)J->rows * J->cols)
+        hi = (size_t)J->rows * J->cols;
+    for (size_t i = lo; i < hi; i++)
+        J->out[i] += J->in[i];
+}
+
+static void add_matrix(const gemm_ctx *G, float *acc, const float *x, int rows, int cols) {
+    band_job J = {acc, x, rows, cols};
+    um_pool_run(G->pool, n_bands(rows), add_task, &J);
 }
 
 static void add_into(float *acc, const float *x, size_t n) {
@@ -199,13 +229,13 @@ static void add_into(float *acc, const float *x, size_t n) {
  * dy^T x = (dy^T) (x^T)^T. */
 static void linear_backward(const gemm_ctx *G, const float *dy, const float *x, const float *W, int n, int o, int in,
                             float *dW, float *dx) {
-    transpose(G->ta, W, o, in);
+    transpose(G, G->ta, W, o, in);
     linear(G, G->prod, dy, G->ta, n, in, o);
-    add_into(dx, G->prod, (size_t)n * in);
-    transpose(G->ta, dy, n, o);
-    transpose(G->tb, x, n, in);
+    add_matrix(G, dx, G->prod, n, in);
+    transpose(G, G->ta, dy, n, o);
+    transpose(G, G->tb, x, n, in);
     linear(G, G->prod, G->ta, G->tb, o, in, n);
-    add_into(dW, G->prod, (size_t)o * in);
+    add_matrix(G, dW, G->prod, o, in);
 }
 
 /* ---- element-wise building blocks ----------------------------------------- */
@@ -351,108 +381,109 @@ static bool acts_init(acts *A, const um_hparams *hp, int n_rows, int seq, int n_
 
 /* ---- attention ------------------------------------------------------------ */
 
+/* C[i][x] += sum_k A(i, k) B[k][x] for i < m, x < n, k < kk, where A(i, k) =
+ * A[i * a_i + k * a_k] (so a transposed A costs nothing) and B, C are
+ * row-major with row strides ldb, ldc. The inner loop runs along rows of C
+ * and B, which the compiler vectorizes without reassociating any sum. */
+static void gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n,
+                     int kk) {
+    for (int i = 0; i < m; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int k = 0; k < kk; k++) {
+            float a = A[(size_t)i * a_i + (size_t)k * a_k];
+            const float *b = B + (size_t)k * ldb;
+            for (int x = 0; x < n; x++)
+                c[x] += a * b[x];
+        }
+    }
+}
+
 /* One attention job: the tensors of a layer for a batch of rows, split into
  * tasks of (row, kv head); each task handles the query heads of its group so
- * that the backward pass's dk/dv sums have one writer. Per-thread scratch
- * holds a head's keys and values transposed ([hd][seq]) so that the inner
- * loops run over keys and vectorize without reassociating sums. */
+ * that the backward pass's dk/dv sums have one writer. Per-thread scratch:
+ * a head's keys or values transposed ([hd][seq]) and a [seq][seq] matrix. */
 typedef struct {
     const um_hparams *hp;
     int seq;
     const float *q, *k, *v;
-    float *prob, *o;                          /* forward */
-    const float *d_o;                         /* backward: given */
-    float *dq, *dk, *dv;                      /* backward: added into */
-    float *scratch;                           /* [threads][3 seq hd + 2 seq] */
+    float *prob, *o;      /* forward */
+    const float *d_o;     /* backward: given */
+    float *dq, *dk, *dv;  /* backward: added into */
+    float *scratch;       /* [threads][attn_scratch_floats] */
 } attn_job;
 
 static size_t attn_scratch_floats(const um_hparams *hp, int seq) {
-    return (size_t)3 * seq * hp->head_dim + 2 * (size_t)seq;
+    return (size_t)seq * hp->head_dim + (size_t)seq * seq;
 }
 
-/* kT[c][j] = k[j][g*hd + c]: head g's column block, transposed. */
+/* kT[c][j] = k[j][off + c]: one head's column block, transposed. */
 static void gather_head_t(float *kT, const float *k, int seq, int stride, int off, int hd) {
     for (int j = 0; j < seq; j++)
         for (int c = 0; c < hd; c++)
             kT[(size_t)c * seq + j] = k[(size_t)j * stride + off + c];
 }
 
+/* prob = softmax(q k^T / sqrt(hd)) per head, o = prob v. */
 static void attn_forward_task(void *ctx, int task, int thread) {
     const attn_job *J = ctx;
     const um_hparams *hp = J->hp;
     int seq = J->seq, hd = hp->head_dim, nkv = hp->n_kv_heads, group = hp->n_heads / nkv;
     int r = task / nkv, g = task % nkv, d = hp->n_heads * hd, kvd = nkv * hd;
     float *kT = J->scratch + (size_t)thread * attn_scratch_floats(hp, seq);
-    const float *q = J->q + (size_t)r * seq * d, *v = J->v + (size_t)r * seq * kvd;
+    const float *q = J->q + (size_t)r * seq * d, *v = J->v + (size_t)r * seq * kvd + (size_t)g * hd;
     gather_head_t(kT, J->k + (size_t)r * seq * kvd, seq, kvd, g * hd, hd);
     float scale = 1.0f / sqrtf((float)hd);
-    for (int h = g * group; h < (g + 1) * group; h++)
+    for (int h = g * group; h < (g + 1) * group; h++) {
+        float *P = J->prob + ((size_t)r * hp->n_heads + h) * seq * seq, *o = J->o + (size_t)r * seq * d + h * hd;
+        memset(P, 0, (size_t)seq * seq * sizeof *P);
+        gemm_acc(P, seq, q + h * hd, d, 1, kT, seq, seq, seq, hd);
         for (int i = 0; i < seq; i++) {
-            float *p = J->prob + (((size_t)r * hp->n_heads + h) * seq + i) * seq;
-            const float *qi = q + (size_t)i * d + h * hd;
-            memset(p, 0, (size_t)seq * sizeof *p);
-            for (int c = 0; c < hd; c++) {
-                const float *kc = kT + (size_t)c * seq;
-                for (int j = 0; j < seq; j++)
-                    p[j] += qi[c] * kc[j];
-            }
-            float mx = -INFINITY;
+            float *p = P + (size_t)i * seq, mx = -INFINITY;
             for (int j = 0; j < seq; j++)
                 mx = fmaxf(mx, p[j] *= scale);
             double sum = 0;
             for (int j = 0; j < seq; j++)
                 sum += p[j] = expf(p[j] - mx);
             float inv = (float)(1.0 / sum);
-            float *oi = J->o + ((size_t)r * seq + i) * d + h * hd;
-            memset(oi, 0, (size_t)hd * sizeof *oi);
-            for (int j = 0; j < seq; j++) {
-                const float *vj = v + (size_t)j * kvd + g * hd;
+            for (int j = 0; j < seq; j++)
                 p[j] *= inv;
-                for (int c = 0; c < hd; c++)
-                    oi[c] += p[j] * vj[c];
-            }
+            memset(o + (size_t)i * d, 0, (size_t)hd * sizeof *o);
         }
+        gemm_acc(o, d, P, seq, 1, v, kvd, seq, hd, seq);
+    }
 }
 
-/* Backward of one (row, kv head)'s attention. Given do (the gradient of o):
- *   dv_j += sum_i P_ij do_i                      (o_i = sum_j P_ij v_j)
- *   dP_ij = do_i . v_j
- *   dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik)        (softmax backward)
- *   dq_i += scale sum_j dS_ij k_j,  dk_j += scale sum_i dS_ij q_i */
+/* Backward of one (row, kv head)'s attention, per query head, as products:
+ *   dP = do v^T                                   (o = P v)
+ *   dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik)          (softmax backward)
+ *   dv += P^T do,  dq += scale dS k,  dk += scale dS^T q */
 static void attn_backward_task(void *ctx, int task, int thread) {
     const attn_job *J = ctx;
     const um_hparams *hp = J->hp;
     int seq = J->seq, hd = hp->head_dim, nkv = hp->n_kv_heads, group = hp->n_heads / nkv;
     int r = task / nkv, g = task % nkv, d = hp->n_heads * hd, kvd = nkv * hd;
-    float *vT = J->scratch + (size_t)thread * attn_scratch_floats(hp, seq), *dP = vT + (size_t)seq * hd;
+    float *vT = J->scratch + (size_t)thread * attn_scratch_floats(hp, seq), *dS = vT + (size_t)seq * hd;
     size_t ro = (size_t)r * seq * d, rkv = (size_t)r * seq * kvd + (size_t)g * hd;
     gather_head_t(vT, J->v + (size_t)r * seq * kvd, seq, kvd, g * hd, hd);
     float scale = 1.0f / sqrtf((float)hd);
-    for (int h = g * group; h < (g + 1) * group; h++)
+    for (int h = g * group; h < (g + 1) * group; h++) {
+        const float *P = J->prob + ((size_t)r * hp->n_heads + h) * seq * seq;
+        const float *d_o = J->d_o + ro + h * hd, *q = J->q + ro + h * hd;
+        memset(dS, 0, (size_t)seq * seq * sizeof *dS);
+        gemm_acc(dS, seq, d_o, d, 1, vT, seq, seq, seq, hd);
         for (int i = 0; i < seq; i++) {
-            const float *P = J->prob + (((size_t)r * hp->n_heads + h) * seq + i) * seq;
-            const float *doi = J->d_o + ro + (size_t)i * d + h * hd, *qi = J->q + ro + (size_t)i * d + h * hd;
-            float *dqi = J->dq + ro + (size_t)i * d + h * hd;
-            memset(dP, 0, (size_t)seq * sizeof *dP);
-            for (int c = 0; c < hd; c++) {
-                const float *vc = vT + (size_t)c * seq;
-                for (int j = 0; j < seq; j++)
-                    dP[j] += doi[c] * vc[j];
-            }
+            const float *p = P + (size_t)i * seq;
+            float *ds = dS + (size_t)i * seq;
             double dot = 0;
             for (int j = 0; j < seq; j++)
-                dot += (double)P[j] * dP[j];
-            for (int j = 0; j < seq; j++) {
-                float *dvj = J->dv + rkv + (size_t)j * kvd, *dkj = J->dk + rkv + (size_t)j * kvd;
-                const float *kj = J->k + rkv + (size_t)j * kvd;
-                float ds = P[j] * (dP[j] - (float)dot) * scale;
-                for (int c = 0; c < hd; c++) {
-                    dvj[c] += P[j] * doi[c];
-                    dqi[c] += ds * kj[c];
-                    dkj[c] += ds * qi[c];
-                }
-            }
+                dot += (double)p[j] * ds[j];
+            for (int j = 0; j < seq; j++)
+                ds[j] = p[j] * (ds[j] - (float)dot) * scale;
         }
+        gemm_acc(J->dv + rkv, kvd, P, 1, seq, d_o, d, seq, hd, seq);
+        gemm_acc(J->dq + ro + h * hd, d, dS, seq, 1, J->k + rkv, kvd, seq, hd, seq);
+        gemm_acc(J->dk + rkv, kvd, dS, 1, seq, q, d, seq, hd, seq);
+    }
 }
 
 /* ---- forward -------------------------------------------------------------- */
