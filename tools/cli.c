@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/pool.h"
 
@@ -125,13 +126,44 @@ bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n) 
     return true;
 }
 
+/* A model directory exists at dir/rel: it holds a config.json. */
+static bool default_model_at(char *buf, size_t size, const char *dir, const char *rel) {
+    snprintf(buf, size, "%s/%s/config.json", dir, rel);
+    if (access(buf, R_OK) != 0)
+        return false;
+    snprintf(buf, size, "%s/%s", dir, rel);
+    return true;
+}
+
+const char *cli_model_path(const char *given, char *buf, size_t size) {
+    if (given)
+        return given;
+    const char *env = getenv("UNMASK_MODEL");
+    if (env && *env)
+        return env;
+    /* the binary is build/unmask of a checkout: the checkout's models/ */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            if (default_model_at(buf, size, exe, "../" UM_DEFAULT_MODEL) || default_model_at(buf, size, exe, UM_DEFAULT_MODEL))
+                return buf;
+        }
+    }
+    return default_model_at(buf, size, ".", UM_DEFAULT_MODEL) ? buf : NULL;
+}
+
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet) {
     /* default: one thread per physical core (SMT siblings share the vector units the kernels saturate) */
     um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count()};
     um_model *m;
     um_error err;
     if (!path) {
-        cli_error(cmd, "no model given: use -m MODEL (a GGUF file or a Hugging Face directory)");
+        cli_error(cmd, "no model given and the default model (%s) was not found: use -m MODEL (a GGUF file or a "
+                       "Hugging Face directory) or set UNMASK_MODEL", UM_DEFAULT_MODEL);
         return NULL;
     }
     if (um_model_open(path, &mp, &m, &err) != UM_OK) {

@@ -48,6 +48,14 @@ void cli_generation_finish(cli_gen_flags *f, int default_gen_length);
 /* "12,7,99" -> ids (malloc'd). False with a message on bad input. */
 bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n);
 
+/* The default model, shipped in the repository: run, chat and eval use it
+ * when no -m is given. */
+#define UM_DEFAULT_MODEL "models/stories"
+/* given when not NULL; else $UNMASK_MODEL; else the default model of the
+ * checkout this binary was built in (build/../models/stories) or of the
+ * current directory, written into buf; NULL when none is found. */
+const char *cli_model_path(const char *given, char *buf, size_t size);
+
 /* Opens a model, printing a one-line summary to stderr unless quiet. */
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet);
 
@@ -62,6 +70,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_train_tokenizer(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
 #endif

@@ -16,7 +16,8 @@ static void chat_usage(void) {
          "Talk with a model. Type a message and press enter; /reset forgets the conversation,\n"
          "/exit (or end of input) leaves.\n"
          "\n"
-         "  -m, --model PATH         GGUF file or Hugging Face model directory\n"
+         "  -m, --model PATH         GGUF file or Hugging Face model directory (default:\n"
+         "                           $UNMASK_MODEL, else the shipped models/stories)\n"
          "      --system TEXT        a system message at the start of the conversation\n"
          "      --chat-template NAME override the chat format: " UM_CHAT_TEMPLATE_NAMES "\n"
          "  -n, --gen-length N       tokens per answer (default 128); --steps, --block-length, --temp,\n"
@@ -105,6 +106,8 @@ int cmd_chat(int argc, char **argv) {
     if (!a.ok)
         return 2;
     cli_generation_finish(&gf, 128);
+    char default_path[4096];
+    model = cli_model_path(model, default_path, sizeof default_path);
     um_model *m = cli_open_model("chat", model, threads, false);
     if (!m)
         return 1;

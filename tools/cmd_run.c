@@ -14,7 +14,8 @@ static void run_usage(void) {
          "Generate with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py), or faster with a KV cache\n"
          "and parallel decoders (Fast-dLLM, dInfer). A block ends when it has no mask.\n"
          "\n"
-         "  -m, --model PATH         GGUF file or Hugging Face directory (config.json + safetensors)\n"
+         "  -m, --model PATH         GGUF file or Hugging Face directory (config.json + safetensors);\n"
+         "                           default: $UNMASK_MODEL, else the shipped models/stories\n"
          "  -p, --prompt TEXT        the prompt as text (special tokens such as <|mdm_mask|> may be written in it)\n"
          "  -f, --file FILE          read the prompt from a file\n"
          "      --chat, -cnv         wrap the prompt in the model's chat template as a user turn\n"
@@ -213,6 +214,8 @@ cli_unknown(&a);
     int n_prompt = 0;
     if (prompt_text && !cli_parse_tokens("run", prompt_text, &prompt, &n_prompt))
         return 2;
+    char default_path[4096];
+    model = cli_model_path(model, default_path, sizeof default_path);
     um_model *m = cli_open_model("run", model, threads, false);
     int rc = m ? 0 : 1;
     bool text_mode = !prompt_text;
