@@ -12,6 +12,7 @@ static const struct {
     {"run", cmd_run, "generate from a text or token prompt (reference sampler, KV caches, fast decoders)"},
     {"chat", cmd_chat, "talk with a model in the terminal, with its chat template"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"train-tokenizer", cmd_train_tokenizer, "learn a byte-level BPE tokenizer.json from text files"},
     {"forward", cmd_forward, "write one forward pass's logits to a safetensors file"},
     {"bench", cmd_bench, "time forward passes: ms per forward, tokens/s, GFLOP/s, peak memory"},
     {"convert", cmd_convert, "convert a Hugging Face checkpoint to GGUF (f32, f16, bf16, q8_0, q4_k_m, ...)"},
