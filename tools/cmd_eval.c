@@ -30,10 +30,11 @@ static void eval_usage(void) {
     puts("usage: unmask eval -m MODEL (--text FILE | --tasks FILE.jsonl | --masked-batch FILE) [options]\n"
          "\n"
          "Perplexity (--text): the ELBO bound on the negative log-likelihood, estimated by Monte Carlo as\n"
-         "LLaDA does (Nie et al. 2025, eq. 3): the text is cut into rows of --seq tokens; for each row and\n"
+         "LLaDA does (Nie et al. 2025): the text is cut into rows of --seq tokens; for each row and\n"
          "sample, t ~ U(0,1), p = (1 - 1e-3) t + 1e-3, every token is masked with probability p, one forward\n"
          "pass scores the masked tokens: sum of -log p(token) / p. Samples are averaged, rows summed, and the\n"
-         "sum divided by the tokens. The bound is >= the true NLL; perplexity = exp(bound) is an upper bound.\n"
+         "sum divided by the tokens. In expectation the estimate is >= the true NLL, so perplexity = exp(it)\n"
+         "is an upper bound.\n"
          "\n"
          "  -m, --model PATH         GGUF file or Hugging Face directory (with its tokenizer)\n"
          "      --text FILE          text to score; documents split at --doc-sep, each followed by EOS\n"
@@ -273,11 +274,22 @@ static um_status elbo(um_model *m, const um_train_data *d, long n_real, const el
 }
 
 static void print_elbo(const elbo_result *r, const elbo_opts *o, bool json) {
-    if (json) {
-        printf("{\"nll_bound\":%.10g,\"perplexity\":%.10g,\"samples\":%d,\"seq\":%d,\"rows\":%d,\"tokens\":%ld,"
-               "\"forwards\":%d,\"seed\":%llu,\"seconds\":%.3f}\n",
-               r->nll, exp(r->nll), o->samples, o->seq, r->rows, r->tokens, r->forwards,
-               (unsigned long long)o->seed, r->seconds);
+    if (json) { /* through cJSON: an infinite perplexity prints as null, not as invalid JSON */
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "nll_bound", r->nll);
+        cJSON_AddNumberToObject(j, "perplexity", exp(r->nll));
+        cJSON_AddNumberToObject(j, "samples", o->samples);
+        cJSON_AddNumberToObject(j, "seq", o->seq);
+        cJSON_AddNumberToObject(j, "rows", r->rows);
+        cJSON_AddNumberToObject(j, "tokens", (double)r->tokens);
+        cJSON_AddNumberToObject(j, "forwards", r->forwards);
+        cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+        cJSON_AddNumberToObject(j, "seconds", r->seconds);
+        char *text = cJSON_PrintUnformatted(j);
+        if (text)
+            puts(text);
+        free(text);
+        cJSON_Delete(j);
         return;
     }
     printf("ELBO bound on NLL: %.6f nats/token (Monte Carlo, LLaDA's estimate)\n", r->nll);
@@ -727,6 +739,10 @@ static int parse_args(int argc, char **argv, eval_args *e, um_generate_params *p
         cli_error("eval", "%s", modes ? "give only one of --text, --tasks and --masked-batch"
                                       : "nothing to evaluate: give --text FILE (perplexity) or --tasks FILE.jsonl "
                                         "(accuracy)");
+        return 2;
+    }
+    if (e->n_settings && !e->tasks) {
+        cli_error("eval", "--setting applies to --tasks");
         return 2;
     }
     e->elbo.seed = p->seed; /* -s seeds the masks of the ELBO estimate */
