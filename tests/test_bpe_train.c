@@ -250,13 +250,13 @@ static void command_line(void **state) {
     cJSON *ref = load_json(DATA "reference.json");
     const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "encodings"), 0);
     char *dir = make_temp_dir();
-    cmd_result r = run_unmask("train-tokenizer -o %s/tokenizer.json --vocab-size 600 %s", dir, CORPUS);
+    cmd_result r = run_unmask("train-tokenizer -o %s/new/tokenizer.json --vocab-size 600 %s", dir, CORPUS);
     if (r.status != 0)
         fail_msg("train-tokenizer: %s", r.err);
     assert_non_null(strstr(r.err, "600 tokens"));
     assert_non_null(strstr(r.err, "<|mdm_mask|> = 599"));
     cmd_result_free(&r);
-    r = run_unmask("tokenize -m %s/tokenizer.json -p '%s' --ids", dir,
+    r = run_unmask("tokenize -m %s/new -p '%s' --ids", dir,
                    cJSON_GetObjectItem(first, "text")->valuestring);
     assert_int_equal(r.status, 0);
     char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(first, "ids"));
@@ -306,7 +306,7 @@ static void bad_input(void **state) {
     char empty[4200], seps[4200], sub[4200];
     snprintf(empty, sizeof empty, "%s/empty.txt", dir);
     snprintf(seps, sizeof seps, "%s/seps.txt", dir);
-    snprintf(sub, sizeof sub, "%s/no/such/dir/tokenizer.json", dir);
+    snprintf(sub, sizeof sub, "%s/empty.txt/dir/tokenizer.json", dir); /* under a file: even root fails */
     write_file(empty, "", 0);
     write_file(seps, "<|endoftext|><|endoftext|><|mdm_mask|>", 38);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/sys.h"
@@ -22,7 +23,7 @@ static void train_tokenizer_usage(void) {
          "text files, with the merges Hugging Face's BpeTrainer would learn, and write tokenizer.json\n"
          "plus tokenizer_config.json (eos/pad/mask tokens) beside it.\n"
          "\n"
-         "  -o, --output PATH     the tokenizer.json to write\n"
+         "  -o, --output PATH     the tokenizer.json to write (its directory is created)\n"
          "  --vocab-size N        tokens in all: 256 bytes + merges + special tokens\n"
          "  --special TOKEN       a special token, added at the end of the vocabulary; repeat for more\n"
          "                        (default: <|endoftext|> <|mdm_mask|>; giving any replaces the default)\n"
@@ -82,13 +83,25 @@ static bool feed_files(um_bpe_trainer *t, char **files, int n_files, bool quiet)
     return true;
 }
 
-/* The output's directory must be writable (and the file, when it exists),
- * checked before the minutes of learning rather than after. */
+/* Creates the directories leading to path, as mkdir -p would. */
+static void make_parents(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = 0;
+        mkdir(dir, 0777); /* failures show in the check that follows */
+        *p = '/';
+    }
+}
+
+/* The output's directory is created, and must be writable (and the file, when
+ * it exists): checked before learning rather than after. */
 static bool output_writable(const char *path) {
     char dir[4096];
     const char *slash = strrchr(path, '/');
+    make_parents(path);
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
-    if (access(dir, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0) || um_is_directory(path)) {
+    if (!um_is_directory(dir) || access(dir, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0) || um_is_directory(path)) {
         cli_error("train-tokenizer", "%s: cannot write there", path);
         return false;
     }
