@@ -43,7 +43,7 @@ static char *ids_csv(const cJSON *arr) {
 /* The same cases through the command, with the flags a user would pass. */
 static void fastdllm_cases_cli(void **state) {
     const char *models[] = {"tiny-llada", "tiny-llada-gqa"};
-    int checked = 0;
+    int checked = 0, credit_checked = 0;
     for (int mi = 0; mi < 2; mi++) {
         cJSON *root = load_reference(models[mi]);
         char dir[256];
@@ -73,11 +73,31 @@ static void fastdllm_cases_cli(void **state) {
             checked++;
             cJSON_Delete(out);
             cmd_result_free(&r);
+            /* credit decoding without its logit boost is threshold decoding:
+             * the same upstream output through --decoder credit --credit-alpha 0 */
+            const char *thr = strstr(flags, "--decoder threshold");
+            if (thr) {
+                char credit[600];
+                snprintf(credit, sizeof credit, "%.*s--decoder credit --credit-alpha 0%s", (int)(thr - flags), flags,
+                         thr + strlen("--decoder threshold"));
+                r = run_unmask("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(dir), prompt, credit);
+                out = cJSON_Parse(r.out);
+                assert_non_null(out);
+                got = cJSON_GetObjectItem(out, "tokens");
+                for (int i = 0; i < cJSON_GetArraySize(want); i++)
+                    if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+                        fail_msg("%s run %s: token %d differs from the threshold reference", models[mi], credit, i);
+                assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe);
+                credit_checked++;
+                cJSON_Delete(out);
+                cmd_result_free(&r);
+            }
             free(prompt);
         }
         cJSON_Delete(root);
     }
     assert_true(checked >= 12);
+    assert_true(credit_checked >= 4);
 }
 
 /* ---- the cached forward --------------------------------------------------- */
@@ -644,7 +664,8 @@ static void cli_flags(void **state) {
     assert_int_equal(r.status, 0);
     const char *flags[] = {"--cache",     "--decoder",       "--threshold",    "--factor",     "--entropy-bound",
                            "--window",    "--refresh",       "--low-threshold", "--schedule",  "--eos-rejection",
-                           "--early-stop", "--max-nfe",      "vicinity",       "hierarchical", "credit"};
+                           "--early-stop", "--max-nfe",      "vicinity",       "hierarchical", "credit",
+                           "--credit-alpha", "--credit-gamma", "--credit-decay", "--eos-gamma"};
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         if (!strstr(r.out, flags[i]))
             fail_msg("run --help does not mention %s", flags[i]);

@@ -231,7 +231,14 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     else if (cli_is(a, NULL, "--low-threshold")) p->low_threshold = cli_double(a, 0, 1);
     else if (cli_is(a, NULL, "--factor")) p->factor = cli_double(a, 1e-9, 1e6);
     else if (cli_is(a, NULL, "--entropy-bound")) p->entropy_bound = cli_double(a, 1e-9, 1e6);
+    else if (cli_is(a, NULL, "--credit-alpha")) p->credit_alpha = cli_double(a, 0, 1e6);
+    else if (cli_is(a, NULL, "--credit-gamma")) p->credit_gamma = cli_double(a, 0, 1e6);
+    else if (cli_is(a, NULL, "--credit-decay")) p->credit_decay = cli_double(a, 0, 1);
     else if (cli_is(a, NULL, "--eos-rejection")) p->eos_rejection = true;
+    else if (cli_is(a, NULL, "--eos-gamma")) {
+        p->eos_gamma = cli_double(a, 0, 1);
+        p->eos_rejection = true;
+    }
     else if (cli_is(a, NULL, "--early-stop")) p->early_stop = true;
     else if (cli_is(a, NULL, "--max-nfe")) p->max_nfe = cli_int(a, 0, 1 << 30);
     else return false;
