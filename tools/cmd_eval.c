@@ -36,7 +36,8 @@ static void eval_usage(void) {
          "sum divided by the tokens. In expectation the estimate is >= the true NLL, so perplexity = exp(it)\n"
          "is an upper bound.\n"
          "\n"
-         "  -m, --model PATH         GGUF file or Hugging Face directory (with its tokenizer)\n"
+         "  -m, --model PATH         GGUF file or Hugging Face directory (with its tokenizer);\n"
+         "                           default: $UNMASK_MODEL, else the shipped models/stories\n"
          "      --text FILE          text to score; documents split at --doc-sep, each followed by EOS\n"
          "      --doc-sep STR        document separator (default <|endoftext|>; '\\n\\n' splits at blank lines)\n"
          "      --seq N              tokens per row (default 256)\n"
@@ -788,6 +789,8 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval", "%s: cannot read the file", e.text);
         return 1;
     }
+    char default_path[4096];
+    e.model = cli_model_path(e.model, default_path, sizeof default_path);
     um_model *m = cli_open_model("eval", e.model, e.threads, false);
     if (!m)
         rc = 1;
