@@ -57,11 +57,12 @@ void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, con
  * out[n_q][n_heads*hd]. Query head h reads key/value head h / (n_heads /
  * n_kv_heads). No mask: every query sees all n_kv keys. Positions are already
  * applied (RoPE), so the queries may be any subset of the sequence (a KV-cached
- * step passes its block against the whole canvas). scores holds n_kv floats
- * per pool thread. A plain reference kernel (one query row at a time, f32);
- * the optimized kernel will replace it behind this signature. */
+ * step passes its block against the whole canvas). Tiled with an online
+ * softmax (FlashAttention's), parallel over heads and query tiles; scratch
+ * holds um_attention_scratch_floats(threads, n_kv, n_kv_heads, head_dim). */
 void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
-                  int n_heads, int n_kv_heads, int head_dim, float *scores);
+                  int n_heads, int n_kv_heads, int head_dim, float *scratch);
+size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim);
 
 /* gate[i] = silu(gate[i]) * up[i]. */
 void um_swiglu(float *gate, const float *up, int64_t n);

@@ -58,57 +58,111 @@ void um_swiglu(float *gate, const float *up, int64_t n) {
     }
 }
 
-#define Q_TILE 16
+/* Attention in the manner of FlashAttention (Dao et al. 2022), on the CPU: a
+ * task takes one head and Q_TILE queries, walks the keys K_TILE at a time and
+ * keeps a running maximum m, normalizer l and unnormalized output O per
+ * query, rescaling them by exp(m_old - m_new) whenever the maximum grows. A
+ * K tile (transposed once per call, so score rows are contiguous sums along
+ * keys) and a V tile serve all Q_TILE queries from cache, scores never
+ * exceed Q_TILE x K_TILE floats, and every inner loop runs along contiguous
+ * memory without reassociating a sum, so the compiler vectorizes it. */
+enum { Q_TILE = 16, K_TILE = 64 };
 
 typedef struct {
     const float *q, *k, *v;
     float *out;
     int n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles;
-    float *scores; /* n_kv floats per thread */
+    float *k_t;  /* [n_kv_heads][head_dim][n_kv] */
+    float *work; /* per thread: attn_thread_floats */
 } attn_job;
 
-/* One task: one head, Q_TILE queries. */
-static void attention_task(void *ctx, int task, int thread) {
+static size_t attn_thread_floats(int head_dim) {
+    return (size_t)Q_TILE * K_TILE + (size_t)Q_TILE * head_dim + 2 * Q_TILE;
+}
+
+size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim) {
+    return (size_t)n_kv * n_kv_heads * head_dim + (size_t)n_threads * attn_thread_floats(head_dim);
+}
+
+/* k_t[g][c][t] = k[t][g * hd + c] for kv head g = task. */
+static void transpose_keys_task(void *ctx, int g, int thread) {
     const attn_job *j = ctx;
-    int h = task / j->n_tiles, q0 = (task % j->n_tiles) * Q_TILE;
-    int q1 = q0 + Q_TILE < j->n_q ? q0 + Q_TILE : j->n_q;
-    int hd = j->head_dim, kvh = h / (j->n_heads / j->n_kv_heads);
-    int64_t qs = (int64_t)j->n_heads * hd, kvs = (int64_t)j->n_kv_heads * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *sc = j->scores + (int64_t)thread * j->n_kv;
-    for (int i = q0; i < q1; i++) {
-        const float *qi = j->q + i * qs + (int64_t)h * hd;
-        float mx = -INFINITY;
-        for (int t = 0; t < j->n_kv; t++) {
-            const float *kt = j->k + t * kvs + (int64_t)kvh * hd;
-            float d = 0;
-            for (int e = 0; e < hd; e++)
-                d += qi[e] * kt[e];
-            sc[t] = d * scale;
-            if (sc[t] > mx)
-                mx = sc[t];
-        }
-        float sum = 0;
-        for (int t = 0; t < j->n_kv; t++) {
-            sc[t] = expf(sc[t] - mx);
-            sum += sc[t];
-        }
-        float inv = 1.0f / sum;
-        float *oi = j->out + i * qs + (int64_t)h * hd;
-        for (int e = 0; e < hd; e++)
-            oi[e] = 0;
-        for (int t = 0; t < j->n_kv; t++) {
-            const float *vt = j->v + t * kvs + (int64_t)kvh * hd;
-            float p = sc[t] * inv;
-            for (int e = 0; e < hd; e++)
-                oi[e] += p * vt[e];
+    int hd = j->head_dim;
+    int64_t kvs = (int64_t)j->n_kv_heads * hd;
+    float *dst = j->k_t + (int64_t)g * hd * j->n_kv;
+    for (int t = 0; t < j->n_kv; t++)
+        for (int c = 0; c < hd; c++)
+            dst[(int64_t)c * j->n_kv + t] = j->k[t * kvs + (int64_t)g * hd + c];
+}
+
+/* Scores of nq queries against keys [k0, k0 + nk): S[i][x] = scale q_i . k_(k0+x). */
+static void tile_scores(const attn_job *j, const float *q, int64_t qs, int nq, const float *k_t, int k0, int nk,
+                        float scale, float *S) {
+    for (int i = 0; i < nq; i++) {
+        float *s = S + i * K_TILE;
+        for (int x = 0; x < nk; x++)
+            s[x] = 0;
+        for (int c = 0; c < j->head_dim; c++) {
+            float a = q[i * qs + c] * scale;
+            const float *b = k_t + (int64_t)c * j->n_kv + k0;
+            for (int x = 0; x < nk; x++)
+                s[x] += a * b[x];
         }
     }
 }
 
+/* One task: one head, Q_TILE queries, all keys tile by tile. */
+static void attention_task(void *ctx, int task, int thread) {
+    const attn_job *j = ctx;
+    int h = task / j->n_tiles, q0 = (task % j->n_tiles) * Q_TILE;
+    int nq = q0 + Q_TILE < j->n_q ? Q_TILE : j->n_q - q0;
+    int hd = j->head_dim, g = h / (j->n_heads / j->n_kv_heads);
+    int64_t qs = (int64_t)j->n_heads * hd, kvs = (int64_t)j->n_kv_heads * hd;
+    float *S = j->work + (int64_t)thread * attn_thread_floats(hd), *O = S + Q_TILE * K_TILE;
+    float *m = O + Q_TILE * hd, *l = m + Q_TILE;
+    const float *q = j->q + q0 * qs + (int64_t)h * hd, *k_t = j->k_t + (int64_t)g * hd * j->n_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < nq; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+        for (int c = 0; c < hd; c++)
+            O[i * hd + c] = 0;
+    }
+    for (int k0 = 0; k0 < j->n_kv; k0 += K_TILE) {
+        int nk = k0 + K_TILE < j->n_kv ? K_TILE : j->n_kv - k0;
+        tile_scores(j, q, qs, nq, k_t, k0, nk, scale, S);
+        for (int i = 0; i < nq; i++) {
+            float *s = S + i * K_TILE, *o = O + i * hd, mx = m[i];
+            for (int x = 0; x < nk; x++)
+                mx = s[x] > mx ? s[x] : mx;
+            float corr = expf(m[i] - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
+            for (int x = 0; x < nk; x++) {
+                s[x] = expf(s[x] - mx);
+                sum += s[x];
+            }
+            l[i] = l[i] * corr + sum;
+            m[i] = mx;
+            for (int c = 0; c < hd; c++)
+                o[c] *= corr;
+            for (int x = 0; x < nk; x++) {
+                const float *vt = j->v + (k0 + x) * kvs + (int64_t)g * hd;
+                for (int c = 0; c < hd; c++)
+                    o[c] += s[x] * vt[c];
+            }
+        }
+    }
+    for (int i = 0; i < nq; i++) {
+        float inv = 1.0f / l[i], *oi = j->out + (q0 + i) * qs + (int64_t)h * hd;
+        for (int c = 0; c < hd; c++)
+            oi[c] = O[i * hd + c] * inv;
+    }
+}
+
 void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
-                  int n_heads, int n_kv_heads, int head_dim, float *scores) {
+                  int n_heads, int n_kv_heads, int head_dim, float *scratch) {
     int n_tiles = (n_q + Q_TILE - 1) / Q_TILE;
-    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, scores};
+    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, scratch,
+                    scratch + (size_t)n_kv * n_kv_heads * head_dim};
+    um_pool_run(pool, n_kv_heads, transpose_keys_task, &job);
     um_pool_run(pool, n_heads * n_tiles, attention_task, &job);
 }

@@ -349,7 +349,7 @@ static um_status reserve(um_model *m, int n_tok, int seq, int n_sel, um_error *e
     size_t ff = (size_t)hp->d_ff, nt = (size_t)um_pool_threads(m->pool);
     size_t max_cols = ff > d ? ff : d;
     float **bufs[] = {&ws->x,    &ws->xn,       &ws->q,        &ws->k,      &ws->v,          &ws->att,
-                      &ws->gate, &ws->up,       &ws->rope_cos, &ws->rope_sin, &ws->scores, &ws->mm_scratch,
+                      &ws->gate, &ws->up,       &ws->rope_cos, &ws->rope_sin, &ws->att_scratch, &ws->mm_scratch,
                       &ws->head_in};
     size_t sizes[] = {t * d,
                       t * d,
@@ -361,7 +361,7 @@ static um_status reserve(um_model *m, int n_tok, int seq, int n_sel, um_error *e
                       t * ff,
                       (size_t)seq * (size_t)hp->head_dim / 2,
                       (size_t)seq * (size_t)hp->head_dim / 2,
-                      nt * (size_t)seq,
+                      um_attention_scratch_floats((int)nt, seq, hp->n_kv_heads, hp->head_dim),
                       um_matmul_scratch_floats((int)nt, (int64_t)max_cols),
                       (size_t)n_sel * d};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
@@ -415,7 +415,7 @@ static void layer_forward(um_model *m, int layer, int n_rows, const fwd_range *f
             v = c->v + base;
         }
         um_attention(m->pool, q, nq, k, v, fr->n_kv, ws->att + (size_t)r * nq * d, hp->n_heads, hp->n_kv_heads,
-                     hp->head_dim, ws->scores);
+                     hp->head_dim, ws->att_scratch);
     }
     um_matmul(m->pool, ws->att, n, &l->wo, l->bo, ws->q, scr);
     add_into(ws->x, ws->q, (size_t)n * d);

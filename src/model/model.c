@@ -10,7 +10,7 @@
 
 static void free_workspace(um_workspace *ws) {
     float *bufs[] = {ws->x,        ws->xn,       ws->q,      ws->k,          ws->v,      ws->att,    ws->gate,
-                     ws->up,       ws->rope_cos, ws->rope_sin, ws->scores, ws->mm_scratch, ws->head_in};
+                     ws->up,       ws->rope_cos, ws->rope_sin, ws->att_scratch, ws->mm_scratch, ws->head_in};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     memset(ws, 0, sizeof *ws);

@@ -33,7 +33,7 @@ typedef struct {
 typedef struct {
     int cap_tokens, cap_seq, cap_sel;
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
-    float *rope_cos, *rope_sin, *scores, *mm_scratch, *head_in;
+    float *rope_cos, *rope_sin, *att_scratch, *mm_scratch, *head_in;
 } um_workspace;
 
 struct um_model {
