@@ -357,6 +357,61 @@ static void pool_scratch(void **state) {
     assert_true(cores >= 1 && cores <= um_cpu_count());
 }
 
+/* The tiled attention against its definition evaluated in double: softmax(q
+ * k^T / sqrt(hd)) v per head, grouped-query heads reading their kv head, on
+ * shapes that cut query and key tiles anywhere (1 query, 17 against 65, 40
+ * against 200) and scores large enough that the running maximum matters. */
+static void attention_matches_definition(void **state) {
+    const int shapes[][2] = {{1, 1}, {1, 130}, {17, 65}, {40, 200}, {16, 64}};
+    const int H = 4, KVH = 2, HD = 32;
+    um_pool *pool = um_pool_create(2);
+    um_rng rng;
+    um_rng_seed(&rng, 11);
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int nq = shapes[si][0], nkv = shapes[si][1];
+        float *q = xmalloc((size_t)nq * H * HD * sizeof *q), *k = xmalloc((size_t)nkv * KVH * HD * sizeof *k);
+        float *v = xmalloc((size_t)nkv * KVH * HD * sizeof *v), *out = xmalloc((size_t)nq * H * HD * sizeof *out);
+        float *scratch = xmalloc(um_attention_scratch_floats(2, nkv, KVH, HD) * sizeof *scratch);
+        for (int i = 0; i < nq * H * HD; i++)
+            q[i] = (float)(4 * (um_rng_uniform(&rng) - 0.5));
+        for (int i = 0; i < nkv * KVH * HD; i++) {
+            k[i] = (float)(4 * (um_rng_uniform(&rng) - 0.5));
+            v[i] = (float)(um_rng_uniform(&rng) - 0.5);
+        }
+        um_attention(pool, q, nq, k, v, nkv, out, H, KVH, HD, scratch);
+        double worst = 0, *p = xmalloc((size_t)nkv * sizeof *p);
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < nq; i++) {
+                int g = h / (H / KVH);
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t < nkv; t++) {
+                    double dot = 0;
+                    for (int c = 0; c < HD; c++)
+                        dot += (double)q[(i * H + h) * HD + c] * k[(t * KVH + g) * HD + c];
+                    p[t] = dot / sqrt((double)HD);
+                    mx = fmax(mx, p[t]);
+                }
+                for (int t = 0; t < nkv; t++)
+                    sum += p[t] = exp(p[t] - mx);
+                for (int c = 0; c < HD; c++) {
+                    double o = 0;
+                    for (int t = 0; t < nkv; t++)
+                        o += p[t] / sum * v[(t * KVH + g) * HD + c];
+                    worst = fmax(worst, fabs(o - out[(i * H + h) * HD + c]));
+                }
+            }
+        print_message("    attention %d queries x %d keys: max |error| %.1e\n", nq, nkv, worst);
+        assert_true(worst < 1e-5);
+        free(p);
+        free(q);
+        free(k);
+        free(v);
+        free(out);
+        free(scratch);
+    }
+    um_pool_destroy(pool);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(each_path_matches_reference),
     cmocka_unit_test(reduced_within_rounding_bound),
@@ -365,6 +420,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(path_choice_and_override),
     cmocka_unit_test(peak_loops_run),
     cmocka_unit_test(pool_scratch),
+    cmocka_unit_test(attention_matches_definition),
 };
 
 const test_group kernels_group = {"kernels", tests, sizeof tests / sizeof *tests};
