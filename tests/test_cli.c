@@ -35,7 +35,7 @@ static void run_json_matches_reference(void **state) {
     cJSON *root = load_reference("tiny-llada-gqa");
     const cJSON *c = find_reference_case(root, 32, 8, 1.5);
     char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
-    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --cfg-scale 1.5 "
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --reference --cfg-scale 1.5 "
                               "-t 2 --json",
                               fixture("llada/tiny-llada-gqa/hf-bf16"), prompt);
     assert_int_equal(r.status, 0);
@@ -57,7 +57,7 @@ static void run_text_output(void **state) {
     cJSON *root = load_reference("tiny-llada");
     const cJSON *c = find_reference_case(root, 16, 16, 0);
     char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
-    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 16 --block-length 16",
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 16 --block-length 16 --reference",
                               fixture("llada/tiny-llada/hf-f32-sharded"), prompt);
     assert_int_equal(r.status, 0);
     const cJSON *want = cJSON_GetObjectItem(c, "output");
@@ -145,7 +145,7 @@ static void init_random_bench_and_run(void **state) {
     assert_non_null(strstr(r.out, "GFLOP/s"));
     assert_non_null(strstr(r.out, "| 32 |")); /* the canvas */
     cmd_result_free(&r);
-    r = run_unmask("run -m %s/f16 --prompt-tokens 1,2,3 -n 16 --steps 4 --block-length 8 --json", dir);
+    r = run_unmask("run -m %s/f16 --prompt-tokens 1,2,3 -n 16 --steps 4 --block-length 8 --reference --json", dir);
     assert_int_equal(r.status, 0);
     cJSON *out = cJSON_Parse(r.out);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "tokens")), 19);

@@ -43,7 +43,7 @@ static char *ids_csv(const cJSON *arr) {
 /* The same cases through the command, with the flags a user would pass. */
 static void fastdllm_cases_cli(void **state) {
     const char *models[] = {"tiny-llada", "tiny-llada-gqa"};
-    int checked = 0, credit_checked = 0;
+    int checked = 0, credit_checked = 0, defaults_checked = 0;
     for (int mi = 0; mi < 2; mi++) {
         cJSON *root = load_reference(models[mi]);
         char dir[256];
@@ -73,6 +73,24 @@ static void fastdllm_cases_cli(void **state) {
             checked++;
             cJSON_Delete(out);
             cmd_result_free(&r);
+            /* the command decodes with Fast-dLLM's dual cache and threshold
+             * decoding unless told otherwise: only the threshold is given here */
+            if (strstr(flags, "--cache dual") && strstr(flags, "--decoder threshold")) {
+                um_generate_params p = reference_case_params(c);
+                r = run_unmask("run -m %s --prompt-tokens %s -n %d --steps %d --block-length %d --threshold %.15g "
+                               "-t 2 --json",
+                               fixture(dir), prompt, p.gen_length, p.steps, p.block_length, p.threshold);
+                out = cJSON_Parse(r.out);
+                assert_non_null(out);
+                got = cJSON_GetObjectItem(out, "tokens");
+                for (int i = 0; i < cJSON_GetArraySize(want); i++)
+                    if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+                        fail_msg("%s run with default decoding: token %d differs from %s", models[mi], i, flags);
+                assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe);
+                defaults_checked++;
+                cJSON_Delete(out);
+                cmd_result_free(&r);
+            }
             /* credit decoding without its logit boost is threshold decoding:
              * the same upstream output through --decoder credit --credit-alpha 0 */
             const char *thr = strstr(flags, "--decoder threshold");
@@ -98,6 +116,7 @@ static void fastdllm_cases_cli(void **state) {
     }
     assert_true(checked >= 12);
     assert_true(credit_checked >= 4);
+    assert_int_equal(defaults_checked, 2);
 }
 
 /* ---- the cached forward --------------------------------------------------- */

@@ -282,7 +282,7 @@ static void tasks_gsm8k_number(void **state) {
     load_cases(&rc);
     int c = -1;
     for (int i = 0; i < rc.n; i++)
-        if (strcmp(rc.flags[i], "-n 32 --steps 8 --block-length 32 --cache none") == 0)
+        if (strcmp(rc.flags[i], "-n 32 --steps 8 --block-length 32 --cache none --decoder topk") == 0)
             c = i;
     assert_true(c >= 0);
     const char *d = rc.answer[c], *last = NULL;

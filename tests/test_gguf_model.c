@@ -465,7 +465,7 @@ static void cli_run_gguf(void **state) {
     cJSON *root = load_reference("tiny-llada-gqa");
     const cJSON *c = find_reference_case(root, 32, 8, 1.5);
     char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
-    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --cfg-scale 1.5 "
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s -n 32 --steps 32 --block-length 8 --reference --cfg-scale 1.5 "
                               "-t 2 --json",
                               gguf_fixture("tiny-llada-gqa-f16"), prompt);
     if (r.status != 0)

@@ -161,7 +161,7 @@ static char *read_until(int fd, const char *want, char *buf, size_t cap, size_t 
  * its prompt, the first equals `run --chat` on the same message, /exit ends. */
 static void chat_two_turns_in_a_terminal(void **state) {
     const char *model = fixture("llada/tiny-llada/hf-bf16");
-    cmd_result r = run_unmask("run -m %s -p 'What is free software?' --chat -n 16", model);
+    cmd_result r = run_unmask("run -m %s -p 'What is free software?' --chat -n 16 --reference", model);
     assert_int_equal(r.status, 0);
     char first[1024];
     snprintf(first, sizeof first, "%s", r.out);
@@ -171,7 +171,7 @@ static void chat_two_turns_in_a_terminal(void **state) {
     pid_t pid = forkpty(&master, NULL, NULL, NULL);
     assert_true(pid >= 0);
     if (pid == 0) {
-        execl(unmask_bin(), unmask_bin(), "chat", "-m", model, "-n", "16", (char *)NULL);
+        execl(unmask_bin(), unmask_bin(), "chat", "-m", model, "-n", "16", "--reference", (char *)NULL);
         _exit(127);
     }
     static char buf[1 << 16];

@@ -268,6 +268,8 @@ void reference_case_flags(const cJSON *c, char *buf, size_t n) {
         k += snprintf(buf + k, n - (size_t)k, " --confidence-eos-eot-inf");
     if (p.decoder == UM_DECODER_THRESHOLD)
         snprintf(buf + k, n - (size_t)k, " --decoder threshold --threshold %.15g", p.threshold);
+    else
+        snprintf(buf + k, n - (size_t)k, " --decoder topk");
 }
 
 static void run_case(um_model *m, const cJSON *c, const char *model, const char *label, reference_check_fn check,

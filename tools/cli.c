@@ -201,9 +201,20 @@ int cli_choice(cli_args *a, const char *const *names, int n) {
     return -1;
 }
 
+um_generate_params cli_generate_defaults(void) {
+    um_generate_params p = um_generate_default_params();
+    p.cache = UM_CACHE_DUAL;
+    p.decoder = UM_DECODER_THRESHOLD;
+    p.threshold = 0.9;
+    return p;
+}
+
 bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     um_generate_params *p = f->p;
-    if (cli_is(a, "-n", "--gen-length")) f->gen_length = cli_int(a, 0, 1 << 20);
+    if (cli_is(a, NULL, "--reference")) {
+        p->cache = UM_CACHE_NONE;
+        p->decoder = UM_DECODER_TOPK;
+    } else if (cli_is(a, "-n", "--gen-length")) f->gen_length = cli_int(a, 0, 1 << 20);
     else if (cli_is(a, NULL, "--steps")) f->steps = cli_int(a, 1, 1 << 20);
     else if (cli_is(a, NULL, "--block-length")) f->block = cli_int(a, 1, 1 << 20);
     else if (cli_is(a, NULL, "--temp")) p->temperature = cli_double(a, 0, 1e6);

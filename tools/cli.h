@@ -39,6 +39,11 @@ typedef struct {
     um_generate_params *p;
     int gen_length, steps, block; /* -1: not given */
 } cli_gen_flags;
+/* The generation defaults of run, chat and eval: Fast-dLLM's dual cache with
+ * threshold decoding at 0.9 (README, "Fast decoding": the reference sampler's
+ * accuracy at a fraction of its steps); --reference returns to the LLaDA
+ * reference sampler, which is also the C API's default. */
+um_generate_params cli_generate_defaults(void);
 /* Consumes the current argument when it is a generation flag. */
 bool cli_generation_flag(cli_args *a, cli_gen_flags *f);
 /* Lengths from the flags, defaults for the rest: block 32 when it divides the

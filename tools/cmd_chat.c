@@ -88,7 +88,7 @@ static void trim_newline(char *s) {
 
 int cmd_chat(int argc, char **argv) {
     cli_args a;
-    um_generate_params p = um_generate_default_params();
+    um_generate_params p = cli_generate_defaults();
     cli_gen_flags gf = {&p, -1, -1, -1};
     const char *model = NULL, *system = NULL, *template_name = NULL;
     int threads = 0;

@@ -11,8 +11,9 @@
 static void run_usage(void) {
     puts("usage: unmask run -m MODEL (-p TEXT | -f FILE | --infill TEMPLATE | --prompt-tokens IDS) [options]\n"
          "\n"
-         "Generate with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py), or faster with a KV cache\n"
-         "and parallel decoders (Fast-dLLM, dInfer). A block ends when it has no mask.\n"
+         "Generate with a KV cache and parallel decoding (by default Fast-dLLM's dual cache and threshold\n"
+         "decoding at 0.9), or with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py: --reference).\n"
+         "A block ends when it has no mask.\n"
          "\n"
          "  -m, --model PATH         GGUF file or Hugging Face directory (config.json + safetensors);\n"
          "                           default: $UNMASK_MODEL, else the shipped models/stories\n"
@@ -34,11 +35,13 @@ static void run_usage(void) {
          "      --remasking R        low_confidence (default) or random\n"
          "      --logits-eos-inf     never generate EOS\n"
          "      --confidence-eos-eot-inf  the reference's option: EOT logit -inf in the confidence softmax\n"
-         "      --cache MODE         what a step recomputes: none (default), prefix, dual (Fast-dLLM's caches),\n"
+         "      --reference          the reference sampler: --cache none --decoder topk (one forward pass over\n"
+         "                           the whole canvas per step, the schedule's count committed per step)\n"
+         "      --cache MODE         what a step recomputes: none, prefix, dual (default; Fast-dLLM's caches),\n"
          "                           vicinity (the block and --window W positions each side, a full pass\n"
          "                           every --refresh R steps of a block; defaults 16, 0: at its start only)\n"
-         "      --decoder D          which masks a step commits: topk (default: the schedule's count),\n"
-         "                           threshold (--threshold, 0.9), factor (--factor, 1.0), margin, entropy,\n"
+         "      --decoder D          which masks a step commits: topk (the schedule's count), threshold\n"
+         "                           (default; --threshold, 0.9), factor (--factor, 1.0), margin, entropy,\n"
          "                           med (--entropy-bound, 0.3 nats), hierarchical (--threshold,\n"
          "                           --low-threshold 0.4), credit (--threshold; --credit-alpha 0.7 logit\n"
          "                           boost, --credit-gamma 0.2 exponent, --credit-decay 0.8 per step)\n"
@@ -173,7 +176,7 @@ static int generate_and_print(um_model *m, um_generate_params *p, const int32_t 
 
 int cmd_run(int argc, char **argv) {
     cli_args a;
-    um_generate_params p = um_generate_default_params();
+    um_generate_params p = cli_generate_defaults();
     const char *model = NULL, *prompt_text = NULL;
     run_text rt = {0};
     int threads = 0;
