@@ -99,6 +99,15 @@ static void masking(void **state) {
     assert_true(fabs(sum_p / ROWS - 0.5) < 0.02);
     assert_true(fabs(sum_rate / ROWS - sum_p / ROWS) < 0.01);
     assert_true(sqrt(dev / ROWS) < 0.07); /* binomial: sqrt(p(1-p)/64) <= 0.0625 */
+    /* low discrepancy: the batch's times t = (p - eps) / (1 - eps) fall one in
+     * each of the ROWS intervals [k / ROWS, (k + 1) / ROWS) */
+    char *hit = calloc(ROWS, 1);
+    for (int r = 0; r < ROWS; r++) {
+        int k = (int)((pm[r * SEQ] - eps) / (1 - eps) * ROWS);
+        assert_true(k >= 0 && k < ROWS && !hit[k]);
+        hit[k] = 1;
+    }
+    free(hit);
     /* SFT: prompt positions are never masked; the same seed gives the same masks */
     for (int r = 0; r < ROWS; r++)
         pl[r] = r % SEQ;

@@ -46,9 +46,11 @@ void um_adamw_step(um_train_params *p, const um_train_params *g, um_train_params
 
 /* ---- masking ---- */
 
-/* For each row r: t ~ U(0, 1) from the stream (seed, step, r), p_mask = (1 -
- * eps) t + eps, and each position (past prompt_lengths[r] when not NULL)
- * becomes mask_id with probability p_mask. Writes noisy and p_mask [n_rows][seq]. */
+/* For each row r: t_r = frac(u + r / n_rows) with u ~ U(0, 1) from the
+ * stream (seed, step) (low-discrepancy times: each t_r is U(0, 1)), p_mask =
+ * (1 - eps) t + eps, and each position (past prompt_lengths[r] when not NULL)
+ * becomes mask_id with probability p_mask, drawn from the stream (seed, step,
+ * r). Writes noisy and p_mask [n_rows][seq]. */
 void um_mdm_mask(uint64_t seed, uint64_t step, int n_rows, int seq, const int32_t *x0, const int32_t *prompt_lengths,
                  int mask_id, double eps, int32_t *noisy, double *p_mask);
 

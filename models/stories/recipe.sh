@@ -1,0 +1,33 @@
+#!/bin/sh
+# Rebuilds models/stories, the default model of `unmask run`, from the
+# TinyStories text in ../shared/data (see prepare_data.py): a byte-level BPE
+# of 2048 tokens, then a 2.6M-parameter LLaDA trained from random weights with
+# the masked-diffusion objective. Deterministic: the same commands give the
+# same bytes on any machine with the same kernel path (UNMASK_KERNEL).
+#
+#   sh models/stories/recipe.sh [OUT_DIR]     (from the repository root, after make)
+#
+# The run takes about 50 minutes on two cores. Work files and the checkpoint
+# with optimizer state (for --resume) stay in $WORK.
+set -eu
+UNMASK=${UNMASK:-build/unmask}
+DATA=${DATA:-../shared/data/tinystories}
+OUT=${1:-models/stories}
+WORK=${WORK:-build/recipe-stories}
+STEPS=${STEPS:-2400}
+
+mkdir -p "$WORK/tok" "$OUT"
+python3 models/stories/prepare_data.py "$DATA" "$WORK"
+"$UNMASK" train-tokenizer -q -o "$WORK/tok/tokenizer.json" --vocab-size 2048 "$WORK/train.txt"
+# ids: 0..255 bytes, 256..2045 merges, 2046 <|endoftext|>, 2047 <|mdm_mask|>
+"$UNMASK" init-random --layers 4 --d-model 192 --heads 4 --ff 512 --vocab 2048 --eos-id 2046 --mask-id 2047 \
+    --max-seq 1024 --dtype f32 --std 0.02 --seed 1 -o "$WORK/init"
+"$UNMASK" train -m "$WORK/init" --tokenizer "$WORK/tok/tokenizer.json" --data "$WORK/train.txt" \
+    --val "$WORK/val.txt" --seq-len 256 --batch 16 --steps "$STEPS" --lr 3e-3 --warmup 100 \
+    --weight-decay 0.1 --clip 1 --seed 1 --eval-every 200 --save-every 200 -o "$WORK/checkpoint"
+for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
+    cp "$WORK/checkpoint/$f" "$OUT/$f"
+done
+cp "$WORK/val.txt" "$OUT/val.txt"
+"$UNMASK" eval -m "$OUT" --text "$OUT/val.txt" --samples 8
+echo "recipe: wrote $OUT"
