@@ -6,7 +6,7 @@
 #
 #   bench/decode_quality.sh [LIMIT] [BLOCK]     (default: all 1000 problems, one block of 6)
 #
-# The answers are 5 digits and EOS (6 tokens); BLOCK 3 splits them into two
+# The answers are 5 digits and EOS (6 tokens); BLOCK 2 splits them into three
 # semi-autoregressive blocks, where the prefix and dual caches have a prefix
 # to reuse.
 set -euo pipefail
