@@ -156,6 +156,22 @@ const char *cli_model_path(const char *given, char *buf, size_t size) {
     return default_model_at(buf, size, ".", UM_DEFAULT_MODEL) ? buf : NULL;
 }
 
+char *cli_unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *p = o;
+    if (!o)
+        return NULL;
+    for (; *s; s++) {
+        if (s[0] == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            *p++ = s[1] == 'n' ? '\n' : s[1] == 't' ? '\t' : '\\';
+            s++;
+        } else {
+            *p++ = *s;
+        }
+    }
+    *p = 0;
+    return o;
+}
+
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet) {
     /* default: one thread per physical core (SMT siblings share the vector units the kernels saturate) */
     um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count()};

@@ -53,6 +53,10 @@ void cli_generation_finish(cli_gen_flags *f, int default_gen_length);
 /* "12,7,99" -> ids (malloc'd). False with a message on bad input. */
 bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n);
 
+/* A copy of s (malloc'd; NULL when out of memory) with "\n", "\t" and "\\"
+ * as the characters they name: document separators given on the command line. */
+char *cli_unescape(const char *s);
+
 /* The default model, shipped in the repository: run, chat and eval use it
  * when no -m is given. */
 #define UM_DEFAULT_MODEL "models/stories"

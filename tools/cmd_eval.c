@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/sys.h"
 #include "cli.h"
 #include "format/safetensors.h"
 #include "text.h"
@@ -67,12 +67,6 @@ static void eval_usage(void) {
          "  -t, --threads N          worker threads (default: one per physical core)\n"
          "      --json               print the result as one JSON object\n"
          "  -h, --help               this help");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- the masked-token loss ---- */
@@ -257,7 +251,7 @@ static um_status elbo(um_model *m, const um_train_data *d, long n_real, const el
     memset(r, 0, sizeof *r);
     r->tokens = n_real;
     r->rows = (int)((n_real + o->seq - 1) / o->seq);
-    double t0 = now_s(), total = 0;
+    double t0 = um_now(), total = 0;
     for (int row = 0; row < r->rows && s == UM_OK; row++) {
         long start = (long)row * o->seq;
         int n_score = n_real - start < o->seq ? (int)(n_real - start) : o->seq;
@@ -266,7 +260,7 @@ static um_status elbo(um_model *m, const um_train_data *d, long n_real, const el
         total += mean;
         progress("eval: row", row + 1, r->rows);
     }
-    r->seconds = now_s() - t0;
+    r->seconds = um_now() - t0;
     r->nll = total / (double)n_real;
     free(noisy);
     free(p_mask);
@@ -301,19 +295,6 @@ static void print_elbo(const elbo_result *r, const elbo_opts *o, bool json) {
     printf("time:              %.2f s, %d forward passes\n", r->seconds, r->forwards);
 }
 
-/* "\n" and "\t" in a --doc-sep as the characters ('\n\n': blank lines), as train reads it. */
-static char *unescape(const char *s) {
-    char *o = malloc(strlen(s) + 1), *p = o;
-    for (; o && *s; s++) {
-        bool esc = s[0] == '\\' && (s[1] == 'n' || s[1] == 't');
-        *p++ = esc ? (s[1] == 'n' ? '\n' : '\t') : *s;
-        s += esc;
-    }
-    if (o)
-        *p = 0;
-    return o;
-}
-
 /* Tokenizes the text file into rows and prints the bound. */
 static int eval_text(um_model *m, const char *model_path, const char *path, const elbo_opts *o, bool json) {
     um_model_info info;
@@ -329,7 +310,7 @@ static int eval_text(um_model *m, const char *model_path, const char *path, cons
     cli_text t;
     if (!cli_text_open(&t, "eval", model_path, NULL))
         return 1;
-    char *text = cli_text_read_file("eval", path), *sep = o->sep ? unescape(o->sep) : NULL;
+    char *text = cli_text_read_file("eval", path), *sep = o->sep ? cli_unescape(o->sep) : NULL;
     um_train_data d = {0};
     um_error err;
     int rc = 1;
@@ -587,7 +568,7 @@ typedef struct {
 /* Generates every task's answer with one setting and scores it. */
 static bool run_setting(um_model *m, cli_text *t, const task_list *l, const setting *st, int show, task_score *sc) {
     memset(sc, 0, sizeof *sc);
-    double t0 = now_s();
+    double t0 = um_now();
     char what[600];
     snprintf(what, sizeof what, "eval: [%s] example", st->label);
     for (int i = 0; i < l->n; i++) {
@@ -614,7 +595,7 @@ static bool run_setting(um_model *m, cli_text *t, const task_list *l, const sett
             return false;
         progress(what, i + 1, l->n);
     }
-    sc->wall = now_s() - t0;
+    sc->wall = um_now() - t0;
     return true;
 }
 

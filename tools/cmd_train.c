@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
+#include "base/sys.h"
 #include "cli.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -129,30 +129,6 @@ static void copy_tokenizer(const char *tok_path, const char *dir) {
     }
 }
 
-static char *unescape(const char *s) {
-    char *o = malloc(strlen(s) + 1), *p = o;
-    for (; o && *s; s++) {
-        if (s[0] == '\\' && s[1] == 'n') {
-            *p++ = '\n';
-            s++;
-        } else if (s[0] == '\\' && s[1] == 't') {
-            *p++ = '\t';
-            s++;
-        } else {
-            *p++ = *s;
-        }
-    }
-    if (o)
-        *p = 0;
-    return o;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static bool load_data(um_tokenizer *t, const um_model *m, const char *path, bool sft, bool chat, const char *sep,
                       int seq, um_train_data *d) {
     size_t len;
@@ -247,7 +223,7 @@ int cmd_train(int argc, char **argv) {
     um_tokenizer *t = NULL;
     um_train_data d = {0}, val = {0};
     um_trainer tr = {0};
-    char *sep = sep_arg ? unescape(sep_arg) : NULL;
+    char *sep = sep_arg ? cli_unescape(sep_arg) : NULL;
     um_error err;
     int rc = 1;
     if (!m)
@@ -276,7 +252,7 @@ int cmd_train(int argc, char **argv) {
             resume_dir ? "" : "");
     if (resume_dir)
         fprintf(stderr, "train: resuming %s at step %d\n", resume_dir, tr.step);
-    double t0 = now_s();
+    double t0 = um_now();
     int start = tr.step;
     rc = 0;
     while (tr.step < c.opt.total_steps) {
@@ -286,7 +262,7 @@ int cmd_train(int argc, char **argv) {
             rc = 1;
             break;
         }
-        double el = now_s() - t0, per = el / (tr.step - start);
+        double el = um_now() - t0, per = el / (tr.step - start);
         double tok = (double)(tr.step - start) * c.batch * c.accum * seq;
         int eta = (int)(per * (c.opt.total_steps - tr.step) + 0.5);
         fprintf(stderr, "step %d/%d  loss %.4f  lr %.3g  |g| %.3g  %.0f tok/s  ETA %d:%02d:%02d\n", tr.step,

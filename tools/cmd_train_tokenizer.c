@@ -37,23 +37,6 @@ static void train_tokenizer_usage(void) {
          "tokens come last. The first special that is not <|mdm_mask|>/<|mask|> becomes the EOS token.");
 }
 
-/* "\n", "\t" and "\\" as the characters, so a separator can be a blank line. */
-static char *unescape(const char *s) {
-    char *o = malloc(strlen(s) + 1), *p = o;
-    if (!o)
-        return NULL;
-    for (; *s; s++) {
-        if (s[0] == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
-            *p++ = s[1] == 'n' ? '\n' : s[1] == 't' ? '\t' : '\\';
-            s++;
-        } else {
-            *p++ = *s;
-        }
-    }
-    *p = 0;
-    return o;
-}
-
 /* tokenizer_config.json in the directory of json_path. */
 static void config_path(const char *json_path, char *buf, size_t n) {
     const char *slash = strrchr(json_path, '/');
@@ -170,7 +153,7 @@ int cmd_train_tokenizer(int argc, char **argv) {
     if (!n_specials)
         for (; n_specials < 2; n_specials++)
             specials[n_specials] = default_specials[n_specials];
-    char *sep = unescape(sep_arg);
+    char *sep = cli_unescape(sep_arg);
     um_bpe_train_opts o = {.vocab_size = vocab, .specials = specials, .n_specials = n_specials, .separator = sep,
                            .min_frequency = min_freq, .progress = quiet ? NULL : stderr};
     um_bpe_trainer *t = NULL;
