@@ -13,7 +13,18 @@ CFLAGS  ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 BASEFLAGS = -std=c11 -D_DEFAULT_SOURCE -ffp-contract=fast -fPIC -fvisibility=hidden -pthread \
             -Iinclude -Isrc $(WARN) $(OPT) -g $(CFLAGS)
-LDLIBS   = -lcjson -lpcre2-8 -lutf8proc -lm -pthread
+BASE_LDLIBS = -lcjson -lpcre2-8 -lutf8proc -lm -pthread
+LDLIBS   = $(BASE_LDLIBS)
+
+# oneDNN, the optional matmul backend (src/kernels/matmul_onednn.c;
+# UNMASK_KERNEL=onednn): built in when its header is installed (`make deps`
+# installs it), or never with ONEDNN=0. Debian's libdnnl runs on OpenMP
+# (libgomp), whose thread count the backend sets.
+ONEDNN  ?= $(shell [ -f /usr/include/oneapi/dnnl/dnnl.h ] && echo 1 || echo 0)
+ifeq ($(ONEDNN),1)
+BASEFLAGS += -DUM_HAVE_ONEDNN
+LDLIBS    += -ldnnl -lgomp
+endif
 
 LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/model/*.c src/diffusion/*.c src/tokenizer/*.c src/train/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
@@ -24,9 +35,10 @@ TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # Debian packages: compiler, JSON (cJSON), test framework (cmocka), the
-# tokenizer's regexes (PCRE2) and Unicode normalization (utf8proc); for
+# tokenizer's regexes (PCRE2), Unicode normalization (utf8proc) and the
+# optional oneDNN matmul backend (libdnnl-dev); for
 # `make fuzz` also clang and its libFuzzer runtime.
-DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev
+DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev libdnnl-dev
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -79,7 +91,7 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 
 $(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(BASE_LDLIBS)
 
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"

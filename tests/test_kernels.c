@@ -136,7 +136,7 @@ static void each_path_matches_reference(void **state) {
     assert_non_null(pool);
     um_rng rng;
     um_rng_seed(&rng, 2024);
-    int compared = 0;
+    int compared = 0, onednn = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         um_dtype t = all_types[ti];
         int64_t cols[4];
@@ -159,12 +159,25 @@ static void each_path_matches_reference(void **state) {
                         free(y);
                         compared++;
                     }
+                    /* the oneDNN backend, where the build has it: F32, and BF16 with reduced activations */
+                    bool reduced = kind == MM_BF16;
+                    if (mm_onednn_handles(t, reduced) && (kind == MM_F32 || reduced)) {
+                        float *y = xmalloc((size_t)c.n * (size_t)c.w.rows * sizeof(float));
+                        for (int64_t i = 0; i < (int64_t)c.n * c.w.rows; i++)
+                            y[i] = NAN;
+                        assert_true(mm_onednn_run(pool, c.x, c.n, &c.w, c.bias, y, reduced));
+                        expect_close(reduced ? "onednn-bf16" : "onednn-f32", &c, y, ref, 2e-6);
+                        free(y);
+                        compared++;
+                        onednn++;
+                    }
                     free(ref);
                 }
                 free_case(&c);
             }
     }
-    print_message("    %d SIMD results compared with the reference\n", compared);
+    print_message("    %d SIMD results compared with the reference (%d of them oneDNN's)\n", compared, onednn);
+    assert_true(!um_onednn_available() || onednn > 0);
     um_pool_destroy(pool);
 }
 
@@ -289,7 +302,35 @@ static void f32_panels_are_the_expansion(void **state) {
  * reduced switch picks the kernels. */
 static void path_choice_and_override(void **state) {
     um_kernel_path saved = um_kernel_path_get();
+    um_kernel_lib saved_lib = um_kernel_lib_get();
     bool reduced = um_matmul_reduced();
+    /* the library backend: F32, and BF16 with reduced activations; the rest ours */
+    if (um_kernel_lib_set(UM_LIB_ONEDNN) == UM_LIB_ONEDNN) {
+        um_matmul_set_reduced(false);
+        assert_string_equal(um_matmul_kernel_name(UM_F32), "onednn-f32");
+        assert_string_not_equal(um_matmul_kernel_name(UM_BF16), "onednn-bf16");
+        um_matmul_set_reduced(true);
+        assert_string_equal(um_matmul_kernel_name(UM_BF16), "onednn-bf16");
+        assert_string_not_equal(um_matmul_kernel_name(UM_Q8_0), "onednn-bf16");
+        /* through the public entry point: the reduced bf16 arithmetic of the reference */
+        um_pool *p2 = um_pool_create(2);
+        um_rng r2;
+        um_rng_seed(&r2, 9);
+        mm_case b = make_case(UM_BF16, 1100, 300, 19, true, &r2);
+        float *want = run(p2, NULL, MM_BF16, &b), *got = xmalloc((size_t)b.n * (size_t)b.w.rows * sizeof(float));
+        float *s2 = xmalloc(um_matmul_scratch_floats(2, b.w.cols) * sizeof(float));
+        um_matmul(p2, b.x, b.n, &b.w, b.bias, got, s2);
+        expect_close("onednn-bf16 (um_matmul)", &b, got, want, 2e-6);
+        free(want);
+        free(got);
+        free(s2);
+        free_case(&b);
+        um_pool_destroy(p2);
+    } else {
+        assert_false(um_onednn_available());
+    }
+    um_kernel_lib_set(UM_LIB_NONE);
+    um_matmul_set_reduced(false);
     um_kernel_path best = um_kernel_path_best();
     assert_int_equal(um_kernel_path_set(UM_PATH_SCALAR), UM_PATH_SCALAR);
     assert_string_equal(um_matmul_kernel_name(UM_BF16), "scalar-f32");
@@ -325,6 +366,7 @@ static void path_choice_and_override(void **state) {
     free_case(&c);
     um_pool_destroy(pool);
     um_kernel_path_set(saved);
+    um_kernel_lib_set(saved_lib);
     um_matmul_set_reduced(reduced);
 }
 

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
+#include "kernels/matmul_impl.h"
 #include "kernels/peak.h"
 #include "kernels/quant.h"
 #include "model/model.h"
@@ -42,7 +43,7 @@ static void bench_usage(void) {
          "                      with random weights of each of --types, instead of a model\n"
          "  -h, --help          this help\n"
          "\n"
-         "UNMASK_KERNEL=scalar|avx2|avx512 forces the kernel path.");
+         "UNMASK_KERNEL=scalar|avx2|avx512|onednn forces the kernel path.");
 }
 
 typedef struct {
@@ -243,29 +244,38 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
                 snprintf(mats + strlen(mats), sizeof mats - strlen(mats), "%s%s %s", *mats ? ", " : "",
                          i == 6 ? "down" : "head", um_dtype_name(w[i].type));
         }
-        for (int c = 0; c < n_canvas && rc == 0; c++) {
-            int n = canvas[c];
-            const char *kernel = um_matmul_kernel_name(t);
-            double best[2] = {1e30, 1e30}, flops[2] = {0, 0}, now_lim = limit_now(pool, kernel);
-            for (int i = 0; i < 8; i++)
-                flops[i == 7] += 2.0 * n * (double)w[i].rows * (double)w[i].cols;
-            for (int r = 0; r <= reps; r++) {
-                for (int part = 0; part < 2; part++) {
-                    double t0 = um_now();
-                    for (int i = part ? 7 : 0; i < (part ? 8 : 7); i++)
-                        um_matmul(pool, x, n, &w[i], NULL, y, scratch);
-                    double dt = um_now() - t0;
-                    if (r > 0 && dt < best[part])
-                        best[part] = dt;
+        /* a second row per canvas with the other backend where oneDNN takes this type and mode
+           (and no instruction-set path was forced) */
+        um_kernel_lib lib_now = um_kernel_lib_get();
+        bool onednn_now = strncmp(um_matmul_kernel_name(t), "onednn", 6) == 0;
+        bool both = lib_now != UM_LIB_NONE && mm_onednn_handles(t, um_matmul_reduced());
+        for (int c = 0; c < n_canvas && rc == 0; c++)
+            for (int alt = 0; alt < (both ? 2 : 1); alt++) {
+                int n = canvas[c];
+                if (alt)
+                    um_kernel_lib_set(onednn_now ? UM_LIB_NONE : UM_LIB_ONEDNN);
+                const char *kernel = um_matmul_kernel_name(t);
+                double best[2] = {1e30, 1e30}, flops[2] = {0, 0}, now_lim = limit_now(pool, kernel);
+                for (int i = 0; i < 8; i++)
+                    flops[i == 7] += 2.0 * n * (double)w[i].rows * (double)w[i].cols;
+                for (int r = 0; r <= reps; r++) {
+                    for (int part = 0; part < 2; part++) {
+                        double t0 = um_now();
+                        for (int i = part ? 7 : 0; i < (part ? 8 : 7); i++)
+                            um_matmul(pool, x, n, &w[i], NULL, y, scratch);
+                        double dt = um_now() - t0;
+                        if (r > 0 && dt < best[part])
+                            best[part] = dt;
+                    }
                 }
+                um_kernel_lib_set(lib_now);
+                double g = flops[0] / best[0] / 1e9;
+                printf("| %s | %s | %s | %d | %d | %.1f | %.1f | %s | %.0f%% | %.0f | %.0f%% | %.1f | %.1f |\n",
+                       s->name, um_dtype_name(t), *mats ? mats : "all", um_pool_threads(pool), n, best[0] * 1e3, g,
+                       kernel, lim ? 100 * g / limit_for(lim, kernel) : 0.0, now_lim,
+                       now_lim > 0 ? 100 * g / now_lim : 0.0, best[1] * 1e3, flops[1] / best[1] / 1e9);
+                fflush(stdout);
             }
-            double g = flops[0] / best[0] / 1e9;
-            printf("| %s | %s | %s | %d | %d | %.1f | %.1f | %s | %.0f%% | %.0f | %.0f%% | %.1f | %.1f |\n", s->name,
-                   um_dtype_name(t), *mats ? mats : "all", um_pool_threads(pool), n, best[0] * 1e3, g, kernel,
-                   lim ? 100 * g / limit_for(lim, kernel) : 0.0, now_lim, now_lim > 0 ? 100 * g / now_lim : 0.0,
-                   best[1] * 1e3, flops[1] / best[1] / 1e9);
-            fflush(stdout);
-        }
         for (int i = 0; i < 8; i++)
             free((void *)w[i].data);
     }

@@ -85,25 +85,53 @@ um_kernel_path um_kernel_path_set(um_kernel_path p) {
     return p;
 }
 
+static atomic_int lib_current = -1;
+
+um_kernel_lib um_kernel_lib_set(um_kernel_lib l) {
+    if (l == UM_LIB_ONEDNN && !um_onednn_available())
+        l = UM_LIB_NONE;
+    atomic_store(&lib_current, (int)l);
+    return l;
+}
+
+um_kernel_lib um_kernel_lib_get(void) {
+    int l = atomic_load(&lib_current);
+    if (l >= 0)
+        return (um_kernel_lib)l;
+    um_kernel_path_get(); /* reads UNMASK_KERNEL, which sets both */
+    return (um_kernel_lib)atomic_load(&lib_current);
+}
+
 um_kernel_path um_kernel_path_get(void) {
     int p = atomic_load(&path_current);
     if (p >= 0)
         return (um_kernel_path)p;
     um_kernel_path want = um_kernel_path_best();
+    um_kernel_lib lib = UM_LIB_AUTO;
     const char *env = getenv("UNMASK_KERNEL");
     if (env && *env && strcmp(env, "auto") != 0) {
+        lib = UM_LIB_NONE;
         if (strcmp(env, "scalar") == 0)
             want = UM_PATH_SCALAR;
         else if (strcmp(env, "avx2") == 0)
             want = UM_PATH_AVX2;
         else if (strcmp(env, "avx512") == 0)
             want = UM_PATH_AVX512;
-        else
-            fprintf(stderr, "unmask: UNMASK_KERNEL=%s is not one of scalar, avx2, avx512, auto; using %s\n", env,
-                    um_kernel_path_name(want));
+        else if (strcmp(env, "onednn") == 0) {
+            lib = UM_LIB_ONEDNN;
+            if (!um_onednn_available())
+                fprintf(stderr, "unmask: UNMASK_KERNEL=onednn: this build has no oneDNN; using our %s kernels\n",
+                        um_kernel_path_name(want));
+        } else {
+            lib = UM_LIB_AUTO;
+            fprintf(stderr, "unmask: UNMASK_KERNEL=%s is not one of scalar, avx2, avx512, onednn, auto; using %s\n",
+                    env, um_kernel_path_name(want));
+        }
         if (want > um_kernel_path_best())
             fprintf(stderr, "unmask: UNMASK_KERNEL=%s: this CPU lacks it; using %s\n", env,
                     um_kernel_path_name(um_kernel_path_best()));
     }
+    if (atomic_load(&lib_current) < 0)
+        um_kernel_lib_set(lib);
     return um_kernel_path_set(want);
 }

@@ -5,7 +5,13 @@
  * UNMASK_KERNEL=scalar|avx2|avx512 forces a path (auto: the best the CPU
  * has). A forced path the CPU lacks falls back to the best one below it,
  * with a note on stderr, so a forced run never dies of an illegal
- * instruction. */
+ * instruction.
+ *
+ * UNMASK_KERNEL=onednn forces the library backend (kernels/matmul_onednn.c,
+ * where the build has oneDNN): F32 weights, and BF16 weights with
+ * reduced-precision activations, go to oneDNN; every other type and mode
+ * runs our kernels on the best path. A forced instruction-set path means our
+ * kernels only. */
 #ifndef UM_KERNELS_CPU_H
 #define UM_KERNELS_CPU_H
 
@@ -35,5 +41,16 @@ um_kernel_path um_kernel_path_set(um_kernel_path p);
 /* The best path this CPU supports. */
 um_kernel_path um_kernel_path_best(void);
 const char *um_kernel_path_name(um_kernel_path p);
+
+/* The matmul library backend. AUTO (no UNMASK_KERNEL, or auto) uses a
+ * library only where it was measured faster (matmul.c: um_onednn_default);
+ * NONE (a forced path) never; ONEDNN (UNMASK_KERNEL=onednn) wherever it
+ * handles the type and mode. um_kernel_lib_set() overrides it (tests, bench);
+ * ONEDNN without oneDNN in the build stays NONE (returned). */
+typedef enum { UM_LIB_AUTO, UM_LIB_NONE, UM_LIB_ONEDNN } um_kernel_lib;
+um_kernel_lib um_kernel_lib_get(void);
+um_kernel_lib um_kernel_lib_set(um_kernel_lib l);
+/* Whether this build links oneDNN (matmul_onednn.c). */
+bool um_onednn_available(void);
 
 #endif

@@ -539,9 +539,31 @@ static const mm_kernels *choose_kernels(um_kernel_path path, mm_kind kind, um_dt
     }
 }
 
+/* Whether oneDNN's bf16 matmul is the default for BF16 weights with reduced
+ * activations on AVX-512 BF16 CPUs (UNMASK_KERNEL unset or auto). Set from
+ * bench/gemm_libs.sh and `unmask bench --kernels --reduced` (README,
+ * Performance): see there for the numbers behind it. */
+#define ONEDNN_DEFAULT_BF16_REDUCED 0
+
+/* Whether um_matmul hands weights of type t to the oneDNN backend now. */
+static bool use_onednn(um_kernel_path path, um_dtype t, bool reduced) {
+    switch (um_kernel_lib_get()) {
+    case UM_LIB_ONEDNN:
+        return mm_onednn_handles(t, reduced);
+    case UM_LIB_AUTO:
+        return ONEDNN_DEFAULT_BF16_REDUCED && um_onednn_available() && t == UM_BF16 && reduced &&
+               path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16;
+    default:
+        return false;
+    }
+}
+
 const char *um_matmul_kernel_name(um_dtype t) {
     um_kernel_path path = um_kernel_path_get();
-    mm_kind kind = choose_kind(path, t, um_matmul_reduced());
+    bool reduced = um_matmul_reduced();
+    if (use_onednn(path, t, reduced))
+        return t == UM_F32 ? "onednn-f32" : "onednn-bf16";
+    mm_kind kind = choose_kind(path, t, reduced);
     const mm_kernels *ks = choose_kernels(path, kind, t);
     if (ks)
         return ks->name;
@@ -560,6 +582,9 @@ void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, i
 void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const float *bias, float *y,
                float *scratch) {
     um_kernel_path path = um_kernel_path_get();
-    mm_kind kind = choose_kind(path, w->type, um_matmul_reduced());
+    bool reduced = um_matmul_reduced();
+    if (use_onednn(path, w->type, reduced) && mm_onednn_run(pool, x, n, w, bias, y, reduced))
+        return; /* else (oneDNN failed) our kernels */
+    mm_kind kind = choose_kind(path, w->type, reduced);
     mm_run(pool, choose_kernels(path, kind, w->type), kind, x, n, w, bias, y, scratch);
 }

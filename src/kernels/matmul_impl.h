@@ -121,4 +121,14 @@ void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, i
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t);
 const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t);
 
+/* The optional oneDNN backend (matmul_onednn.c; stubs when the build lacks
+ * oneDNN). It takes F32 weights (dnnl_sgemm) and BF16 weights with reduced
+ * activations (the bf16 matmul primitive on activations rounded to bf16 as
+ * mm_pack_act_bf16 rounds them, f32 accumulation: the MM_BF16 arithmetic).
+ * mm_onednn_run returns false, with y untouched, when it does not handle the
+ * case or oneDNN fails; the caller then runs our kernels. */
+bool mm_onednn_handles(um_dtype t, bool reduced);
+bool mm_onednn_run(um_pool *pool, const float *x, int n, const um_weight *w, const float *bias, float *y,
+                   bool reduced);
+
 #endif
