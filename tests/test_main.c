@@ -19,12 +19,14 @@ extern const test_group text_cli_group;
 extern const test_group train_group;
 extern const test_group train_loop_group;
 extern const test_group eval_group;
+extern const test_group models_group;
 
 int main(int argc, char **argv) {
-    const test_group *groups[] = {&formats_group, &forward_group, &generate_group,
-                                  &sampling_group, &bad_input_group, &cli_group, &quant_group, &kernels_group,
-                                  &gguf_group, &gguf_model_group, &convert_group, &decode_group, &tokenizer_group, &bpe_train_group, &text_cli_group,
-                                  &train_group, &train_loop_group, &eval_group};
+    const test_group *groups[] = {&formats_group,    &forward_group,   &generate_group,   &sampling_group,
+                                  &bad_input_group,  &cli_group,       &quant_group,      &kernels_group,
+                                  &gguf_group,       &gguf_model_group, &convert_group,   &decode_group,
+                                  &tokenizer_group,  &bpe_train_group, &text_cli_group,   &train_group,
+                                  &train_loop_group, &eval_group,      &models_group};
     size_t total = 0, failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
         if (argc > 1 && strcmp(argv[1], groups[i]->name) != 0)

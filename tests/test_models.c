@@ -1,0 +1,139 @@
+/* The models shipped in models/: the default model loads when no -m is
+ * given, scores held-out TinyStories text within a stated bound and writes
+ * words of the stories it learned from; the task model solves held-out
+ * problems of its committed generator. The bounds are what the recipes
+ * reached (README, "Shipped models") with a margin for other kernel paths. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define STORIES "models/stories"
+/* ELBO bound on the validation stories, nats/token: the shipped model measures
+ * 4.29 here (4.19 on all 400 stories with 8 samples, README); a unigram model
+ * scores 5.97 */
+#define STORIES_MAX_NLL 4.5
+/* share of generated words that occur in the training stories */
+#define STORIES_MIN_KNOWN_WORDS 0.9
+#define TASK "models/addition"
+#define TASK_MIN_ACCURACY 0.95
+
+static double json_number(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        fail_msg("no number '%s' in the output", key);
+    return v->valuedouble;
+}
+
+static cJSON *run_json(const char *what, cmd_result *r) {
+    if (r->status != 0)
+        fail_msg("%s failed (%d): %s", what, r->status, r->err);
+    cJSON *o = cJSON_Parse(r->out);
+    if (!o)
+        fail_msg("%s: not JSON: %s", what, r->out);
+    return o;
+}
+
+/* The ELBO of the committed validation stories (made by prepare_data.py from
+ * the TinyStories validation split), 4 masks per row, fixed seed. */
+static void stories_validation_loss(void **state) {
+    cmd_result r = run_unmask("eval -m %s --text %s/val.txt --samples 4 --limit-tokens 16384 -s 1 --json", STORIES,
+                              STORIES);
+    cJSON *o = run_json("eval --text", &r);
+    double nll = json_number(o, "nll_bound");
+    print_message("    %s: ELBO %.3f nats/token (perplexity %.1f) on %d tokens of validation stories; bound %.1f\n",
+                  STORIES, nll, exp(nll), (int)json_number(o, "tokens"), STORIES_MAX_NLL);
+    assert_true(nll > 0 && nll <= STORIES_MAX_NLL);
+    cJSON_Delete(o);
+    cmd_result_free(&r);
+}
+
+/* Lower-cased words of text (letters and apostrophes) into a NUL-separated
+ * list; returns the count. */
+static int words_of(const char *text, char ***out) {
+    int n = 0, cap = 64;
+    char **w = malloc((size_t)cap * sizeof *w);
+    for (const char *p = text; *p;) {
+        while (*p && !isalpha((unsigned char)*p))
+            p++;
+        const char *s = p;
+        while (*p && (isalpha((unsigned char)*p) || *p == '\''))
+            p++;
+        if (p == s)
+            continue;
+        if (n == cap)
+            w = realloc(w, (size_t)(cap *= 2) * sizeof *w);
+        w[n] = strndup(s, (size_t)(p - s));
+        for (char *c = w[n]; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        n++;
+    }
+    *out = w;
+    return n;
+}
+
+/* `unmask run` without -m finds the default model and tells a story made of
+ * the training stories' words (not noise, not sub-word fragments). */
+static void default_model_writes_english(void **state) {
+    cmd_result r = run_unmask("run -p 'Once upon a time' -n 96 --json");
+    cJSON *o = run_json("run without -m", &r);
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(o, "text"));
+    assert_non_null(text);
+    size_t len;
+    char *corpus = read_whole_file(fixture("../data/tinystories/hf_train_head_2MiB.txt"), &len);
+    assert_non_null(corpus);
+    for (size_t i = 0; i < len; i++)
+        corpus[i] = (char)tolower((unsigned char)corpus[i]);
+    char **words;
+    int n = words_of(text, &words), known = 0;
+    for (int i = 0; i < n; i++) {
+        /* a whole word of the corpus: bounded by non-letters on both sides */
+        size_t wl = strlen(words[i]);
+        for (const char *p = corpus; (p = strstr(p, words[i])) != NULL; p++)
+            if ((p == corpus || !isalpha((unsigned char)p[-1])) && !isalpha((unsigned char)p[wl])) {
+                known++;
+                break;
+            }
+        free(words[i]);
+    }
+    free(words);
+    print_message("    story: %s\n    %d words, %d of them in the training stories\n", text, n, known);
+    assert_true(n >= 30);
+    assert_true(known >= STORIES_MIN_KNOWN_WORDS * n);
+    free(corpus);
+    cJSON_Delete(o);
+    cmd_result_free(&r);
+}
+
+/* Held-out problems of the task generator, with the reference sampler and
+ * with the default fast decoding (dual cache, threshold 0.9). */
+static void task_model_accuracy(void **state) {
+    cmd_result r = run_unmask("eval -m %s --tasks %s/test.jsonl --limit 200 -n 6 --block-length 6 "
+                              "--setting --reference --setting '' --json",
+                              TASK, TASK);
+    cJSON *o = run_json("eval --tasks", &r);
+    const cJSON *settings = cJSON_GetObjectItem(o, "settings");
+    assert_int_equal(cJSON_GetArraySize(settings), 2);
+    for (int i = 0; i < 2; i++) {
+        const cJSON *row = cJSON_GetArrayItem(settings, i);
+        double acc = json_number(row, "accuracy");
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(row, "setting"));
+        print_message("    %s [%s]: %.1f%% of 200 held-out problems, %.1f forward passes each; bound %.0f%%\n", TASK,
+                      name && *name ? name : "defaults", 100 * acc,
+                      json_number(row, "mean_nfe"), 100 * TASK_MIN_ACCURACY);
+        assert_true(acc >= TASK_MIN_ACCURACY);
+    }
+    cJSON_Delete(o);
+    cmd_result_free(&r);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(stories_validation_loss),
+    cmocka_unit_test(default_model_writes_english),
+    cmocka_unit_test(task_model_accuracy),
+};
+
+const test_group models_group = {"models", tests, sizeof tests / sizeof *tests};
