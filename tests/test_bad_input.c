@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "format/safetensors.h"
@@ -1141,9 +1142,32 @@ static void cli_bad_model_path(void **state) {
     cmd_result r = run_unmask(RUN_ARGS " -m /nonexistent/unmask-model");
     expect_cli_error(&r, false, "/nonexistent/unmask-model", "no such model directory");
     cmd_result_free(&r);
+    /* without -m: $UNMASK_MODEL, then the checkout's models/stories beside the binary */
+    setenv("UNMASK_MODEL", "/nonexistent/env-model", 1);
     r = run_unmask(RUN_ARGS);
-    expect_cli_error(&r, false, "no model given", "-m");
+    expect_cli_error(&r, false, "/nonexistent/env-model", "no such model directory");
     cmd_result_free(&r);
+    unsetenv("UNMASK_MODEL");
+    const char *bin = getenv("UNMASK_BIN") ? getenv("UNMASK_BIN") : "build/unmask";
+    char *dir = make_temp_dir(), copy[4200], *saved = strdup(bin);
+    snprintf(copy, sizeof copy, "%s/unmask", dir);
+    size_t n;
+    void *exe = read_whole_file(bin, &n);
+    assert_non_null(exe);
+    FILE *fp = fopen(copy, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(exe, 1, n, fp), n);
+    fclose(fp);
+    free(exe);
+    assert_int_equal(chmod(copy, 0755), 0);
+    setenv("UNMASK_BIN", copy, 1);
+    r = run_unmask(RUN_ARGS);
+    setenv("UNMASK_BIN", saved, 1);
+    expect_cli_error(&r, false, "no model given", "models/stories", "UNMASK_MODEL");
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+    free(saved);
 }
 
 static void cli_bad_flags(void **state) {

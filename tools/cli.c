@@ -153,7 +153,7 @@ const char *cli_model_path(const char *given, char *buf, size_t size) {
                 return buf;
         }
     }
-    return default_model_at(buf, size, ".", UM_DEFAULT_MODEL) ? buf : NULL;
+    return NULL;
 }
 
 char *cli_unescape(const char *s) {

@@ -61,8 +61,8 @@ char *cli_unescape(const char *s);
  * when no -m is given. */
 #define UM_DEFAULT_MODEL "models/stories"
 /* given when not NULL; else $UNMASK_MODEL; else the default model of the
- * checkout this binary was built in (build/../models/stories) or of the
- * current directory, written into buf; NULL when none is found. */
+ * checkout this binary was built in (build/../models/stories, or models/
+ * beside the binary), written into buf; NULL when none is found. */
 const char *cli_model_path(const char *given, char *buf, size_t size);
 
 /* Opens a model, printing a one-line summary to stderr unless quiet. */
