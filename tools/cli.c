@@ -141,17 +141,17 @@ const char *cli_model_path(const char *given, char *buf, size_t size) {
     const char *env = getenv("UNMASK_MODEL");
     if (env && *env)
         return env;
-    /* the binary is build/unmask of a checkout: the checkout's models/ */
+    /* the binary is build/unmask (or build/asan/unmask, ...) of a checkout:
+     * the checkout's models/, found from the binary's directory upwards */
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            if (default_model_at(buf, size, exe, "../" UM_DEFAULT_MODEL) || default_model_at(buf, size, exe, UM_DEFAULT_MODEL))
+    char *slash = n > 0 ? (exe[n] = 0, strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = 0;
+        static const char *const up[] = {UM_DEFAULT_MODEL, "../" UM_DEFAULT_MODEL, "../../" UM_DEFAULT_MODEL};
+        for (size_t i = 0; i < sizeof up / sizeof *up; i++)
+            if (default_model_at(buf, size, exe, up[i]))
                 return buf;
-        }
     }
     return NULL;
 }

@@ -61,8 +61,9 @@ char *cli_unescape(const char *s);
  * when no -m is given. */
 #define UM_DEFAULT_MODEL "models/stories"
 /* given when not NULL; else $UNMASK_MODEL; else the default model of the
- * checkout this binary was built in (build/../models/stories, or models/
- * beside the binary), written into buf; NULL when none is found. */
+ * checkout this binary was built in (models/stories in the binary's
+ * directory or up to two levels above: build/unmask, build/asan/unmask),
+ * written into buf; NULL when none is found. */
 const char *cli_model_path(const char *given, char *buf, size_t size);
 
 /* Opens a model, printing a one-line summary to stderr unless quiet. */
