@@ -243,7 +243,9 @@ int cmd_train(int argc, char **argv) {
     if (!load_data(t, m, data_path ? data_path : sft_path, !data_path, chat, sep, seq, &d) ||
         (val_path && !load_data(t, m, val_path, !data_path, chat, sep, seq, &val)))
         goto done;
-    if (um_trainer_init(&tr, m, threads > 0 ? threads : um_physical_core_count(), &err) != UM_OK || (resume_dir && um_trainer_resume(&tr, resume_dir, &err) != UM_OK)) {
+    int n_threads = threads > 0 ? threads : um_physical_core_count();
+    if (um_trainer_init(&tr, m, n_threads, &err) != UM_OK ||
+        (resume_dir && um_trainer_resume(&tr, resume_dir, &err) != UM_OK)) {
         cli_error("train", "%s", err.msg);
         goto done;
     }

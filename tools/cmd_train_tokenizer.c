@@ -84,7 +84,8 @@ static bool output_writable(const char *path) {
     const char *slash = strrchr(path, '/');
     make_parents(path);
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
-    if (!um_is_directory(dir) || access(dir, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0) || um_is_directory(path)) {
+    if (!um_is_directory(dir) || access(dir, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0) ||
+        um_is_directory(path)) {
         cli_error("train-tokenizer", "%s: cannot write there", path);
         return false;
     }

@@ -80,7 +80,7 @@ um_status um_mdm_loss_weights(const um_mdm_batch *b, int mask_id, int n_vocab, d
  * is not NULL, adds the loss's gradient with respect to every parameter into
  * grad (initialize it with um_train_params_init, which zeroes it;
  * um_train_params_zero between steps). */
-um_status um_llada_loss_grad(um_pool *pool, const um_train_params *p, const um_mdm_batch *b, double *loss, um_train_params *grad,
-                             um_error *err);
+um_status um_llada_loss_grad(um_pool *pool, const um_train_params *p, const um_mdm_batch *b, double *loss,
+                             um_train_params *grad, um_error *err);
 
 #endif

@@ -110,8 +110,8 @@ um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_tra
 
 /* The loss of p on (up to max_rows, 0: all) rows of d, masked with a fixed
  * stream of seed (the same masks every call): validation. */
-um_status um_train_eval(um_pool *pool, const um_train_params *p, const um_train_data *d, uint64_t seed, double mask_eps, int max_rows,
-                        double *loss, um_error *err);
+um_status um_train_eval(um_pool *pool, const um_train_params *p, const um_train_data *d, uint64_t seed,
+                        double mask_eps, int max_rows, double *loss, um_error *err);
 
 /* Writes dir/config.json (a copy of config_json, the model's), dir/model.safetensors
  * (F32 weights: `unmask run -m dir` loads it) and dir/optimizer.safetensors

@@ -127,8 +127,8 @@ um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_tra
     return UM_OK;
 }
 
-um_status um_train_eval(um_pool *pool, const um_train_params *p, const um_train_data *d, uint64_t seed, double mask_eps, int max_rows,
-                        double *loss, um_error *err) {
+um_status um_train_eval(um_pool *pool, const um_train_params *p, const um_train_data *d, uint64_t seed,
+                        double mask_eps, int max_rows, double *loss, um_error *err) {
     int n = max_rows > 0 && max_rows < d->n_rows ? max_rows : d->n_rows, chunk = 8;
     int32_t rows[8];
     double sum = 0;
