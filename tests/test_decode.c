@@ -40,6 +40,28 @@ static char *ids_csv(const cJSON *arr) {
     return s;
 }
 
+/* `unmask run -m dir --prompt-tokens prompt flags --json` gives the case's
+ * upstream output and NFE exactly. */
+static void expect_run_matches(const char *model, const char *dir, const char *prompt, const char *flags,
+                               const cJSON *c) {
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(dir), prompt, flags);
+    if (r.status != 0)
+        fail_msg("run %s: exit %d: %s", flags, r.status, r.err);
+    cJSON *out = cJSON_Parse(r.out);
+    assert_non_null(out);
+    const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
+    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+    for (int i = 0; i < cJSON_GetArraySize(want); i++)
+        if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+            fail_msg("%s run %s: token %d differs", model, flags, i);
+    int nfe = cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe = cJSON_GetObjectItem(c, "nfe")->valueint;
+    if (nfe != want_nfe)
+        fail_msg("%s run %s: nfe %d, reference %d", model, flags, nfe, want_nfe);
+    print_message("    %s run %s: output and nfe %d match\n", model, flags, nfe);
+    cJSON_Delete(out);
+    cmd_result_free(&r);
+}
+
 /* The same cases through the command, with the flags a user would pass. */
 static void fastdllm_cases_cli(void **state) {
     const char *models[] = {"tiny-llada", "tiny-llada-gqa"};
@@ -53,62 +75,28 @@ static void fastdllm_cases_cli(void **state) {
             const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
             if (!ref || strncmp(ref, FASTDLLM_REFERENCE, strlen(FASTDLLM_REFERENCE)) != 0)
                 continue;
-            char flags[512];
+            char flags[512], other[600];
             reference_case_flags(c, flags, sizeof flags);
             char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
-            cmd_result r = run_unmask("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(dir), prompt, flags);
-            if (r.status != 0)
-                fail_msg("run %s: exit %d: %s", flags, r.status, r.err);
-            cJSON *out = cJSON_Parse(r.out);
-            assert_non_null(out);
-            const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
-            assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
-            for (int i = 0; i < cJSON_GetArraySize(want); i++)
-                if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
-                    fail_msg("%s run %s: token %d differs", models[mi], flags, i);
-            int nfe = cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe = cJSON_GetObjectItem(c, "nfe")->valueint;
-            if (nfe != want_nfe)
-                fail_msg("%s run %s: nfe %d, reference %d", models[mi], flags, nfe, want_nfe);
-            print_message("    %s run %s: output and nfe %d match\n", models[mi], flags, nfe);
+            expect_run_matches(models[mi], dir, prompt, flags, c);
             checked++;
-            cJSON_Delete(out);
-            cmd_result_free(&r);
             /* the command decodes with Fast-dLLM's dual cache and threshold
              * decoding unless told otherwise: only the threshold is given here */
             if (strstr(flags, "--cache dual") && strstr(flags, "--decoder threshold")) {
                 um_generate_params p = reference_case_params(c);
-                r = run_unmask("run -m %s --prompt-tokens %s -n %d --steps %d --block-length %d --threshold %.15g "
-                               "-t 2 --json",
-                               fixture(dir), prompt, p.gen_length, p.steps, p.block_length, p.threshold);
-                out = cJSON_Parse(r.out);
-                assert_non_null(out);
-                got = cJSON_GetObjectItem(out, "tokens");
-                for (int i = 0; i < cJSON_GetArraySize(want); i++)
-                    if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
-                        fail_msg("%s run with default decoding: token %d differs from %s", models[mi], i, flags);
-                assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe);
+                snprintf(other, sizeof other, "-n %d --steps %d --block-length %d --threshold %.15g", p.gen_length,
+                         p.steps, p.block_length, p.threshold);
+                expect_run_matches(models[mi], dir, prompt, other, c);
                 defaults_checked++;
-                cJSON_Delete(out);
-                cmd_result_free(&r);
             }
             /* credit decoding without its logit boost is threshold decoding:
              * the same upstream output through --decoder credit --credit-alpha 0 */
             const char *thr = strstr(flags, "--decoder threshold");
             if (thr) {
-                char credit[600];
-                snprintf(credit, sizeof credit, "%.*s--decoder credit --credit-alpha 0%s", (int)(thr - flags), flags,
+                snprintf(other, sizeof other, "%.*s--decoder credit --credit-alpha 0%s", (int)(thr - flags), flags,
                          thr + strlen("--decoder threshold"));
-                r = run_unmask("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(dir), prompt, credit);
-                out = cJSON_Parse(r.out);
-                assert_non_null(out);
-                got = cJSON_GetObjectItem(out, "tokens");
-                for (int i = 0; i < cJSON_GetArraySize(want); i++)
-                    if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
-                        fail_msg("%s run %s: token %d differs from the threshold reference", models[mi], credit, i);
-                assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe);
+                expect_run_matches(models[mi], dir, prompt, other, c);
                 credit_checked++;
-                cJSON_Delete(out);
-                cmd_result_free(&r);
             }
             free(prompt);
         }

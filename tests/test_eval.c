@@ -16,16 +16,7 @@
 #define MODEL_DIR "llada/tiny-llada/hf-bf16"
 
 /* Runs `unmask eval ...` that must succeed and print one JSON object. */
-static cJSON *eval_json(const char *args) {
-    cmd_result r = run_unmask("eval %s --json", args);
-    if (r.status != 0)
-        fail_msg("unmask eval %s failed (%d): %s", args, r.status, r.err);
-    cJSON *o = cJSON_Parse(r.out);
-    if (!o)
-        fail_msg("unmask eval %s: not JSON: %s", args, r.out);
-    cmd_result_free(&r);
-    return o;
-}
+static cJSON *eval_json(const char *args) { return run_unmask_json("eval %s --json", args); }
 
 static double json_num(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);

@@ -28,27 +28,16 @@ static double json_number(const cJSON *o, const char *key) {
     return v->valuedouble;
 }
 
-static cJSON *run_json(const char *what, cmd_result *r) {
-    if (r->status != 0)
-        fail_msg("%s failed (%d): %s", what, r->status, r->err);
-    cJSON *o = cJSON_Parse(r->out);
-    if (!o)
-        fail_msg("%s: not JSON: %s", what, r->out);
-    return o;
-}
-
 /* The ELBO of the committed validation stories (made by prepare_data.py from
  * the TinyStories validation split), 4 masks per row, fixed seed. */
 static void stories_validation_loss(void **state) {
-    cmd_result r = run_unmask("eval -m %s --text %s/val.txt --samples 4 --limit-tokens 16384 -s 1 --json", STORIES,
-                              STORIES);
-    cJSON *o = run_json("eval --text", &r);
+    cJSON *o = run_unmask_json("eval -m %s --text %s/val.txt --samples 4 --limit-tokens 16384 -s 1 --json", STORIES,
+                               STORIES);
     double nll = json_number(o, "nll_bound");
     print_message("    %s: ELBO %.3f nats/token (perplexity %.1f) on %d tokens of validation stories; bound %.1f\n",
                   STORIES, nll, exp(nll), (int)json_number(o, "tokens"), STORIES_MAX_NLL);
     assert_true(nll > 0 && nll <= STORIES_MAX_NLL);
     cJSON_Delete(o);
-    cmd_result_free(&r);
 }
 
 /* Lower-cased words of text (letters and apostrophes) into a NUL-separated
@@ -78,8 +67,7 @@ static int words_of(const char *text, char ***out) {
 /* `unmask run` without -m finds the default model and tells a story made of
  * the training stories' words (not noise, not sub-word fragments). */
 static void default_model_writes_english(void **state) {
-    cmd_result r = run_unmask("run -p 'Once upon a time' -n 96 --json");
-    cJSON *o = run_json("run without -m", &r);
+    cJSON *o = run_unmask_json("run -p 'Once upon a time' -n 96 --json");
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(o, "text"));
     assert_non_null(text);
     size_t len;
@@ -105,16 +93,14 @@ static void default_model_writes_english(void **state) {
     assert_true(known >= STORIES_MIN_KNOWN_WORDS * n);
     free(corpus);
     cJSON_Delete(o);
-    cmd_result_free(&r);
 }
 
 /* Held-out problems of the task generator, with the reference sampler and
  * with the default fast decoding (dual cache, threshold 0.9). */
 static void task_model_accuracy(void **state) {
-    cmd_result r = run_unmask("eval -m %s --tasks %s/test.jsonl --limit 200 -n 6 --block-length 6 "
-                              "--setting --reference --setting '' --json",
-                              TASK, TASK);
-    cJSON *o = run_json("eval --tasks", &r);
+    cJSON *o = run_unmask_json("eval -m %s --tasks %s/test.jsonl --limit 200 -n 6 --block-length 6 "
+                               "--setting --reference --setting '' --json",
+                               TASK, TASK);
     const cJSON *settings = cJSON_GetObjectItem(o, "settings");
     assert_int_equal(cJSON_GetArraySize(settings), 2);
     for (int i = 0; i < 2; i++) {
@@ -127,7 +113,6 @@ static void task_model_accuracy(void **state) {
         assert_true(acc >= TASK_MIN_ACCURACY);
     }
     cJSON_Delete(o);
-    cmd_result_free(&r);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -24,18 +24,8 @@ static const char *unmask_bin(void) {
 static const int32_t LLAMA_CPP_CHAT_PROMPT[] = {503, 504, 84, 82, 260, 505, 198, 198, 54,  71,  282, 330, 286,
                                                 415, 492, 30, 502, 504, 449, 82, 268, 83, 402, 505, 377};
 
-static cJSON *run_json(const char *args_fmt, const char *model) {
-    cmd_result r = run_unmask(args_fmt, model);
-    if (r.status != 0)
-        fail_msg("unmask %s failed: %s", args_fmt, r.err);
-    cJSON *o = cJSON_Parse(r.out);
-    assert_non_null(o);
-    cmd_result_free(&r);
-    return o;
-}
-
 static void chat_prompt_matches_llama_cpp(void **state) {
-    cJSON *o = run_json("run -m %s -p 'What is free software?' --chat -n 8 --steps 8 --block-length 8 --json",
+    cJSON *o = run_unmask_json("run -m %s -p 'What is free software?' --chat -n 8 --steps 8 --block-length 8 --json",
                         fixture("llada/gguf/tiny-llada-f32.gguf"));
     const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
     int n = (int)(sizeof LLAMA_CPP_CHAT_PROMPT / sizeof *LLAMA_CPP_CHAT_PROMPT);
@@ -65,7 +55,7 @@ static void raw_prompt_and_answer(void **state) {
     write_file(file, text, strlen(text));
     char args[1024];
     snprintf(args, sizeof args, "run -m %%s -f %s -n 16 --steps 16 --block-length 8 --json", file);
-    cJSON *o = run_json(args, fixture("llada/tiny-llada/hf-bf16"));
+    cJSON *o = run_unmask_json(args, fixture("llada/tiny-llada/hf-bf16"));
     const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
     int n_ids = cJSON_GetArraySize(ids);
     assert_int_equal(cJSON_GetObjectItem(o, "prompt_length")->valueint, n_ids); /* no BOS: add_bos_token false */
@@ -96,7 +86,7 @@ static void raw_prompt_and_answer(void **state) {
 
 /* {mask:N} placeholders become masks; all are filled, the text around them kept. */
 static void infill_template(void **state) {
-    cJSON *o = run_json("run -m %s --infill 'The capital of France is {mask:4}, of Spain {mask:3}.' --json",
+    cJSON *o = run_unmask_json("run -m %s --infill 'The capital of France is {mask:4}, of Spain {mask:3}.' --json",
                         fixture("llada/tiny-llada/hf-bf16"));
     const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
     int n = cJSON_GetArraySize(tokens);

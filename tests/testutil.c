@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,22 @@ cmd_result run_unmask(const char *args_fmt, ...) {
     fclose(ef);
     unlink(errpath);
     return r;
+}
+
+cJSON *run_unmask_json(const char *args_fmt, ...) {
+    char args[8192];
+    va_list ap;
+    va_start(ap, args_fmt);
+    vsnprintf(args, sizeof args, args_fmt, ap);
+    va_end(ap);
+    cmd_result r = run_unmask("%s", args);
+    if (r.status != 0)
+        fail_msg("unmask %s failed (%d): %s", args, r.status, r.err);
+    cJSON *o = cJSON_Parse(r.out);
+    if (!o)
+        fail_msg("unmask %s: not JSON: %s", args, r.out);
+    cmd_result_free(&r);
+    return o;
 }
 
 void cmd_result_free(cmd_result *r) {

@@ -33,6 +33,8 @@ typedef struct {
 } cmd_result;
 cmd_result run_unmask(const char *args_fmt, ...) __attribute__((format(printf, 1, 2)));
 void cmd_result_free(cmd_result *r);
+/* run_unmask that must exit 0 and print one JSON object: the parsed object. */
+cJSON *run_unmask_json(const char *args_fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A fresh temporary directory (removed by remove_tree). */
 char *make_temp_dir(void);

@@ -156,6 +156,14 @@ const char *cli_model_path(const char *given, char *buf, size_t size) {
     return NULL;
 }
 
+void cli_print_json(cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    if (s)
+        puts(s);
+    free(s);
+    cJSON_Delete(o);
+}
+
 char *cli_unescape(const char *s) {
     char *o = malloc(strlen(s) + 1), *p = o;
     if (!o)

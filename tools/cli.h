@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "unmask.h"
 
 /* Walks argv; every accessor reports a bad value and makes cli_ok false. */
@@ -44,6 +46,9 @@ typedef struct {
  * accuracy at a fraction of its steps); --reference returns to the LLaDA
  * reference sampler, which is also the C API's default. */
 um_generate_params cli_generate_defaults(void);
+/* Prints o on stdout as one line of JSON, then frees it. */
+void cli_print_json(cJSON *o);
+
 /* Consumes the current argument when it is a generation flag. */
 bool cli_generation_flag(cli_args *a, cli_gen_flags *f);
 /* Lengths from the flags, defaults for the rest: block 32 when it divides the

@@ -64,11 +64,7 @@ static void print_stats(const um_logit_stats *st, bool json) {
     cJSON_AddNumberToObject(o, "max_kl", st->max_kl);
     cJSON_AddNumberToObject(o, "top1_agreement", st->top1);
     cJSON_AddNumberToObject(o, "rms_logit_error", st->rms_error);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s)
-        puts(s);
-    free(s);
-    cJSON_Delete(o);
+    cli_print_json(o);
 }
 
 int cmd_compare(int argc, char **argv) {

@@ -280,11 +280,7 @@ static void print_elbo(const elbo_result *r, const elbo_opts *o, bool json) {
         cJSON_AddNumberToObject(j, "forwards", r->forwards);
         cJSON_AddNumberToObject(j, "seed", (double)o->seed);
         cJSON_AddNumberToObject(j, "seconds", r->seconds);
-        char *text = cJSON_PrintUnformatted(j);
-        if (text)
-            puts(text);
-        free(text);
-        cJSON_Delete(j);
+        cli_print_json(j);
         return;
     }
     printf("ELBO bound on NLL: %.6f nats/token (Monte Carlo, LLaDA's estimate)\n", r->nll);
@@ -617,11 +613,7 @@ static void print_table(const setting *st, const task_score *sc, int n, const ch
             cJSON_AddNumberToObject(r, "seconds", sc[i].wall);
             cJSON_AddItemToArray(rows, r);
         }
-        char *s = cJSON_PrintUnformatted(o);
-        if (s)
-            puts(s);
-        free(s);
-        cJSON_Delete(o);
+        cli_print_json(o);
         return;
     }
     int w = 7;

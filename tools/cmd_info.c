@@ -365,14 +365,11 @@ int cmd_info(int argc, char **argv) {
         return 1;
     cJSON *o = describe(m, model);
     if (json) {
-        char *s = cJSON_PrintUnformatted(o);
-        if (s)
-            puts(s);
-        free(s);
+        cli_print_json(o);
     } else {
         print_text(o);
+        cJSON_Delete(o);
     }
-    cJSON_Delete(o);
     um_model_close(m);
     return 0;
 }

@@ -73,11 +73,7 @@ static void print_json(const um_generation *g, const char *text) {
     cJSON_AddNumberToObject(o, "seconds", g->seconds);
     cJSON_AddNumberToObject(o, "ms_per_forward", g->nfe ? 1e3 * g->forward_seconds / g->nfe : 0);
     cJSON_AddNumberToObject(o, "tokens_per_second", g->seconds > 0 ? (g->n_tokens - g->prompt_len) / g->seconds : 0);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s)
-        puts(s);
-    free(s);
-    cJSON_Delete(o);
+    cli_print_json(o);
 }
 
 static void print_text(const um_generation *g, const char *text) {

@@ -54,37 +54,15 @@ static void train_usage(void) {
          "tokens/s and ETA.");
 }
 
+/* A whole file (training text can be large: up to 4 GiB), or NULL after an error message. */
 static char *read_all(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        cli_error("train", "%s: cannot open: %s", path, strerror(errno));
+    char *text;
+    um_error err;
+    if (um_read_file(path, (size_t)4 << 30, &text, len, &err) != UM_OK) {
+        cli_error("train", "%s", err.msg);
         return NULL;
     }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *p = realloc(buf, 2 * cap + 1);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (!buf || bad) {
-        free(buf);
-        cli_error("train", "%s: cannot read", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    return text;
 }
 
 /* Copies from to to; false when from cannot be read (quietly). */
