@@ -64,6 +64,11 @@ void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const 
                   int n_heads, int n_kv_heads, int head_dim, float *scratch);
 size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim);
 
+/* C[i][x] += sum_k A[i * a_i + k * a_k] B[k][x] for i < m, x < n, k < kk;
+ * B and C row-major with row strides ldb and ldc. One thread: for small
+ * products inside a pool task (training's attention, kernels/gemm_acc.c). */
+void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk);
+
 /* gate[i] = silu(gate[i]) * up[i]. */
 void um_swiglu(float *gate, const float *up, int64_t n);
 

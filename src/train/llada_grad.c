@@ -190,13 +190,24 @@ typedef struct {
 
 static int n_bands(int rows) { return (rows + BAND - 1) / BAND; }
 
-/* out[c][r] = in[r][c] for the rows of one band of a [rows][cols] matrix. */
+/* out[c][r] = in[r][c] for the rows of one band of a [rows][cols] matrix,
+ * through 16 x 16 tiles: each tile writes whole cache lines of out once.
+ * Writing out column by column instead puts every store of a tile in the
+ * same L1 set when rows is a multiple of 1024, and thrashed it. */
+enum { TILE = 16 };
 static void transpose_task(void *ctx, int task, int thread) {
     const band_job *J = ctx;
-    for (int c0 = 0; c0 < J->cols; c0 += BAND)
-        for (int r = task * BAND; r < J->rows && r < (task + 1) * BAND; r++)
-            for (int c = c0; c < J->cols && c < c0 + BAND; c++)
-                J->out[(size_t)c * J->rows + r] = J->in[(size_t)r * J->cols + c];
+    int r_end = (task + 1) * BAND < J->rows ? (task + 1) * BAND : J->rows;
+    float t[TILE][TILE];
+    for (int r0 = task * BAND; r0 < r_end; r0 += TILE)
+        for (int c0 = 0; c0 < J->cols; c0 += TILE) {
+            int nr = r_end - r0 < TILE ? r_end - r0 : TILE, nc = J->cols - c0 < TILE ? J->cols - c0 : TILE;
+            for (int r = 0; r < nr; r++)
+                for (int c = 0; c < nc; c++)
+                    t[c][r] = J->in[(size_t)(r0 + r) * J->cols + c0 + c];
+            for (int c = 0; c < nc; c++)
+                memcpy(J->out + (size_t)(c0 + c) * J->rows + r0, t[c], (size_t)nr * sizeof(float));
+        }
 }
 
 static void transpose(const gemm_ctx *G, float *out, const float *in, int rows, int cols) {
@@ -381,23 +392,6 @@ static bool acts_init(acts *A, const um_hparams *hp, int n_rows, int seq, int n_
 
 /* ---- attention ------------------------------------------------------------ */
 
-/* C[i][x] += sum_k A(i, k) B[k][x] for i < m, x < n, k < kk, where A(i, k) =
- * A[i * a_i + k * a_k] (so a transposed A costs nothing) and B, C are
- * row-major with row strides ldb, ldc. The inner loop runs along rows of C
- * and B, which the compiler vectorizes without reassociating any sum. */
-static void gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n,
-                     int kk) {
-    for (int i = 0; i < m; i++) {
-        float *c = C + (size_t)i * ldc;
-        for (int k = 0; k < kk; k++) {
-            float a = A[(size_t)i * a_i + (size_t)k * a_k];
-            const float *b = B + (size_t)k * ldb;
-            for (int x = 0; x < n; x++)
-                c[x] += a * b[x];
-        }
-    }
-}
-
 /* One attention job: the tensors of a layer for a batch of rows, split into
  * tasks of (row, kv head); each task handles the query heads of its group so
  * that the backward pass's dk/dv sums have one writer. Per-thread scratch:
@@ -436,7 +430,7 @@ static void attn_forward_task(void *ctx, int task, int thread) {
     for (int h = g * group; h < (g + 1) * group; h++) {
         float *P = J->prob + ((size_t)r * hp->n_heads + h) * seq * seq, *o = J->o + (size_t)r * seq * d + h * hd;
         memset(P, 0, (size_t)seq * seq * sizeof *P);
-        gemm_acc(P, seq, q + h * hd, d, 1, kT, seq, seq, seq, hd);
+        um_gemm_acc(P, seq, q + h * hd, d, 1, kT, seq, seq, seq, hd);
         for (int i = 0; i < seq; i++) {
             float *p = P + (size_t)i * seq, mx = -INFINITY;
             for (int j = 0; j < seq; j++)
@@ -449,7 +443,7 @@ static void attn_forward_task(void *ctx, int task, int thread) {
                 p[j] *= inv;
             memset(o + (size_t)i * d, 0, (size_t)hd * sizeof *o);
         }
-        gemm_acc(o, d, P, seq, 1, v, kvd, seq, hd, seq);
+        um_gemm_acc(o, d, P, seq, 1, v, kvd, seq, hd, seq);
     }
 }
 
@@ -470,7 +464,7 @@ static void attn_backward_task(void *ctx, int task, int thread) {
         const float *P = J->prob + ((size_t)r * hp->n_heads + h) * seq * seq;
         const float *d_o = J->d_o + ro + h * hd, *q = J->q + ro + h * hd;
         memset(dS, 0, (size_t)seq * seq * sizeof *dS);
-        gemm_acc(dS, seq, d_o, d, 1, vT, seq, seq, seq, hd);
+        um_gemm_acc(dS, seq, d_o, d, 1, vT, seq, seq, seq, hd);
         for (int i = 0; i < seq; i++) {
             const float *p = P + (size_t)i * seq;
             float *ds = dS + (size_t)i * seq;
@@ -480,9 +474,9 @@ static void attn_backward_task(void *ctx, int task, int thread) {
             for (int j = 0; j < seq; j++)
                 ds[j] = p[j] * (ds[j] - (float)dot) * scale;
         }
-        gemm_acc(J->dv + rkv, kvd, P, 1, seq, d_o, d, seq, hd, seq);
-        gemm_acc(J->dq + ro + h * hd, d, dS, seq, 1, J->k + rkv, kvd, seq, hd, seq);
-        gemm_acc(J->dk + rkv, kvd, dS, 1, seq, q, d, seq, hd, seq);
+        um_gemm_acc(J->dv + rkv, kvd, P, 1, seq, d_o, d, seq, hd, seq);
+        um_gemm_acc(J->dq + ro + h * hd, d, dS, seq, 1, J->k + rkv, kvd, seq, hd, seq);
+        um_gemm_acc(J->dk + rkv, kvd, dS, 1, seq, q, d, seq, hd, seq);
     }
 }
 
