@@ -454,6 +454,59 @@ static void attention_matches_definition(void **state) {
     um_pool_destroy(pool);
 }
 
+/* um_gemm_acc on every path this CPU has against its definition in double:
+ * C += A B with A read row-major and transposed (strides either way), sizes
+ * that leave partial register tiles in both directions, and C starting
+ * non-zero (the product adds into it). */
+static void gemm_acc_matches_definition(void **state) {
+    const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {24, 48, 64}, {65, 33, 17}, {6, 16, 256}};
+    um_kernel_path saved = um_kernel_path_get();
+    um_rng rng;
+    um_rng_seed(&rng, 5);
+    for (int path = UM_PATH_SCALAR; path <= (int)um_kernel_path_best(); path++) {
+        um_kernel_path_set((um_kernel_path)path);
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (int transposed = 0; transposed < 2; transposed++) {
+                int m = shapes[si][0], n = shapes[si][1], kk = shapes[si][2], ldc = n + 3, ldb = n + 1;
+                /* A(i, k) at i * a_i + k * a_k inside a buffer with spare columns */
+                int a_i = transposed ? 1 : kk + 2, a_k = transposed ? m + 2 : 1;
+                size_t a_len = transposed ? (size_t)kk * (m + 2) : (size_t)m * (kk + 2);
+                float *A = xmalloc(a_len * sizeof *A), *B = xmalloc((size_t)kk * ldb * sizeof *B);
+                float *C = xmalloc((size_t)m * ldc * sizeof *C), *C0 = xmalloc((size_t)m * ldc * sizeof *C0);
+                for (size_t i = 0; i < a_len; i++)
+                    A[i] = (float)(um_rng_uniform(&rng) - 0.5);
+                for (int i = 0; i < kk * ldb; i++)
+                    B[i] = (float)(um_rng_uniform(&rng) - 0.5);
+                for (int i = 0; i < m * ldc; i++)
+                    C0[i] = C[i] = (float)(um_rng_uniform(&rng) - 0.5);
+                um_gemm_acc(C, ldc, A, a_i, a_k, B, ldb, m, n, kk);
+                double worst = 0;
+                for (int i = 0; i < m; i++)
+                    for (int x = 0; x < ldc; x++) {
+                        if (x >= n) { /* padding columns untouched */
+                            assert_true(C[i * ldc + x] == C0[i * ldc + x]);
+                            continue;
+                        }
+                        double want = C0[i * ldc + x], mag = fabs(want);
+                        for (int k = 0; k < kk; k++) {
+                            double t = (double)A[(size_t)i * a_i + (size_t)k * a_k] * B[k * ldb + x];
+                            want += t;
+                            mag += fabs(t);
+                        }
+                        worst = fmax(worst, fabs(C[i * ldc + x] - want) / mag);
+                    }
+                if (worst > 1e-6)
+                    fail_msg("%s gemm_acc %dx%dx%d%s: relative error %.2g", um_kernel_path_name((um_kernel_path)path),
+                             m, n, kk, transposed ? " (A transposed)" : "", worst);
+                free(A);
+                free(B);
+                free(C);
+                free(C0);
+            }
+    }
+    um_kernel_path_set(saved);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(each_path_matches_reference),
     cmocka_unit_test(reduced_within_rounding_bound),
@@ -463,6 +516,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(peak_loops_run),
     cmocka_unit_test(pool_scratch),
     cmocka_unit_test(attention_matches_definition),
+    cmocka_unit_test(gemm_acc_matches_definition),
 };
 
 const test_group kernels_group = {"kernels", tests, sizeof tests / sizeof *tests};
