@@ -7,7 +7,7 @@
 #
 #   sh models/stories/recipe.sh [OUT_DIR]     (from the repository root, after make)
 #
-# The run takes about 90 minutes on two cores. Work files and the checkpoint
+# The run takes about two hours on two cores. Work files and the checkpoint
 # with optimizer state (for --resume) stay in $WORK.
 set -eu
 UNMASK=${UNMASK:-build/unmask}
@@ -15,7 +15,7 @@ DATA=${DATA:-../shared/data/tinystories}
 OUT=${1:-models/stories}
 WORK=${WORK:-build/recipe-stories}
 STEPS1=${STEPS1:-1500}
-STEPS2=${STEPS2:-5000}
+STEPS2=${STEPS2:-7000}
 
 mkdir -p "$WORK/tok" "$OUT"
 python3 models/stories/prepare_data.py "$DATA" "$WORK"
