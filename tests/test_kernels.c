@@ -7,6 +7,7 @@
  * against the portable ones; the path choice and its override. */
 #include <math.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,88 @@ static void reduced_within_rounding_bound(void **state) {
     um_pool_destroy(pool);
 }
 
+/* Activation j of row i of the extreme cases: all +1, all -1, alternating,
+ * random signs; each quantizes to +-127 (its block's max |x|). */
+static float extreme_activation(int i, int64_t j, um_rng *rng) {
+    switch (i % 4) {
+    case 0:
+        return 1.0f;
+    case 1:
+        return -1.0f;
+    case 2:
+        return j % 2 ? 1.0f : -1.0f;
+    default:
+        return um_rng_next(rng) % 2 ? 1.0f : -1.0f;
+    }
+}
+
+/* A weight of type t whose integer levels sit at their extremes: rows of
+ * all-highest levels (every quantized byte 0xff, Q8_0's 0x7f = +127), of
+ * all-lowest (0x00, Q8_0's 0x80 = -128), and rows mixing the two at
+ * random; every f16 scale field (d, and m / dmin) 2^-6. */
+static mm_case extreme_case(um_dtype t, int64_t rows, int64_t cols, int n, um_rng *rng) {
+    mm_case c = {{t, rows, cols, NULL}, NULL, NULL, NULL, n};
+    size_t rb = um_row_bytes(t, cols), bb = um_dtype_block_bytes(t);
+    uint8_t *data = xmalloc(rb * (size_t)rows);
+    uint8_t hi = t == UM_Q8_0 ? 0x7f : 0xff, lo = t == UM_Q8_0 ? 0x80 : 0x00;
+    for (int64_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < rb; i++)
+            data[(size_t)r * rb + i] = r % 3 == 0 ? hi : r % 3 == 1 ? lo : um_rng_next(rng) % 2 ? hi : lo;
+    const uint16_t scale = 0x2400; /* f16 2^-6 */
+    size_t d_at = t == UM_Q6_K ? offsetof(um_block_q6_K, d) : 0;
+    bool second = t == UM_Q4_1 || t == UM_Q4_K || t == UM_Q5_K; /* m or dmin after d */
+    for (size_t b = 0; b < rb * (size_t)rows / bb; b++) {
+        memcpy(data + b * bb + d_at, &scale, 2);
+        if (second)
+            memcpy(data + b * bb + 2, &scale, 2);
+    }
+    c.w.data = data;
+    c.wf = xmalloc((size_t)(rows * cols) * sizeof(float));
+    for (int64_t r = 0; r < rows; r++)
+        um_dequantize_row(t, data + (size_t)r * rb, c.wf + r * cols, cols);
+    c.x = xmalloc((size_t)n * (size_t)cols * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int64_t j = 0; j < cols; j++)
+            c.x[(int64_t)i * cols + j] = extreme_activation(i, j, rng);
+    return c;
+}
+
+/* The I8 kernels' integer sums are exact at the extremes of both operands.
+ * vpmaddubsw adds pairs of u8 x s8 products into int16 with saturation:
+ * Q8_0's stored level 255 (q = +127) against activations of +127 makes a
+ * pair of 64770, which a plain vpmaddubsw on the stored levels would clip
+ * to 32767; 4-bit levels of 15 summed over a whole sub-block in int16 reach
+ * 30480, 5-bit ones 31496 over 4 groups, 6-bit ones 32004 over 2 (the AVX2
+ * kernel's bounds, matmul_avx2.c). */
+static void i8_extremes_exact(void **state) {
+    um_pool *pool = um_pool_create(2);
+    assert_non_null(pool);
+    um_rng rng;
+    um_rng_seed(&rng, 31);
+    int compared = 0;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        um_dtype t = all_types[ti];
+        if (mm_i8_bk(t) == 0)
+            continue;
+        mm_case c = extreme_case(t, 37, 512, 7, &rng);
+        float *ref = run(pool, NULL, MM_I8, &c);
+        for (int which = 0; which < 2; which++) {
+            const mm_kernels *ks = simd_kernels(which, MM_I8, t);
+            if (!ks)
+                continue;
+            float *y = run(pool, ks, MM_I8, &c);
+            expect_close(ks->name, &c, y, ref, 2e-6);
+            free(y);
+            compared++;
+        }
+        free(ref);
+        free_case(&c);
+    }
+    print_message("    %d SIMD I8 results at the extremes compared with the reference\n", compared);
+    assert_true(!um_cpu_features_get()->avx2 || compared > 0);
+    um_pool_destroy(pool);
+}
+
 /* The SIMD activation packers give the portable ones' bits (so every path
  * sees the same rounded activations), including NaN, infinities, zeros and
  * rows past n. */
@@ -345,23 +428,37 @@ static void path_choice_and_override(void **state) {
     if (best >= UM_PATH_AVX2) {
         assert_int_equal(um_kernel_path_set(UM_PATH_AVX2), UM_PATH_AVX2);
         assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "avx2-f32");
+        um_matmul_set_reduced(true); /* integer levels take the i8 kernel; the rest stays f32 */
+        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "avx2-i8");
+        assert_string_equal(um_matmul_kernel_name(UM_Q4_K), "avx2-i8");
+        assert_string_equal(um_matmul_kernel_name(UM_Q6_K), "avx2-i8");
+        assert_string_equal(um_matmul_kernel_name(UM_BF16), "avx2-f32");
+        assert_string_equal(um_matmul_kernel_name(UM_F16), "avx2-f32");
+        um_matmul_set_reduced(false);
     }
-    /* the same product on every path through the public entry point */
+    /* the same product on every path through the public entry point: f32
+     * activations, then int8 ones on the paths that have an i8 kernel */
     um_pool *pool = um_pool_create(2);
     um_rng rng;
     um_rng_seed(&rng, 8);
     mm_case c = make_case(UM_Q4_K, 70, 512, 5, true, &rng);
-    float *y[3] = {NULL, NULL, NULL};
     float *scratch = xmalloc(um_matmul_scratch_floats(2, c.w.cols) * sizeof(float));
-    for (int p = UM_PATH_SCALAR; p <= (int)best; p++) {
-        um_kernel_path_set((um_kernel_path)p);
-        y[p] = xmalloc((size_t)c.n * (size_t)c.w.rows * sizeof(float));
-        um_matmul(pool, c.x, c.n, &c.w, c.bias, y[p], scratch);
-        if (p > 0)
-            expect_close(um_kernel_path_name((um_kernel_path)p), &c, y[p], y[0], 2e-6);
+    for (int red = 0; red < 2; red++) {
+        um_matmul_set_reduced(red);
+        float *y[3] = {NULL, NULL, NULL};
+        for (int p = UM_PATH_SCALAR; p <= (int)best; p++) {
+            um_kernel_path_set((um_kernel_path)p);
+            if (red && !strstr(um_matmul_kernel_name(c.w.type), "i8") &&
+                !strstr(um_matmul_kernel_name(c.w.type), "vnni"))
+                continue;
+            y[p] = xmalloc((size_t)c.n * (size_t)c.w.rows * sizeof(float));
+            um_matmul(pool, c.x, c.n, &c.w, c.bias, y[p], scratch);
+            if (p > 0)
+                expect_close(um_matmul_kernel_name(c.w.type), &c, y[p], y[0], 2e-6);
+        }
+        for (int p = 0; p < 3; p++)
+            free(y[p]);
     }
-    for (int p = 0; p < 3; p++)
-        free(y[p]);
     free(scratch);
     free_case(&c);
     um_pool_destroy(pool);
@@ -510,6 +607,7 @@ static void gemm_acc_matches_definition(void **state) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(each_path_matches_reference),
     cmocka_unit_test(reduced_within_rounding_bound),
+    cmocka_unit_test(i8_extremes_exact),
     cmocka_unit_test(activation_packing_bit_exact),
     cmocka_unit_test(f32_panels_are_the_expansion),
     cmocka_unit_test(path_choice_and_override),

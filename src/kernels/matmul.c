@@ -523,7 +523,7 @@ static mm_kind choose_kind(um_kernel_path path, um_dtype t, bool reduced) {
     bool scalar = path == UM_PATH_SCALAR;
     if (t == UM_BF16 && (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16)))
         return MM_BF16;
-    if (mm_i8_bk(t) > 0 && (scalar || (path == UM_PATH_AVX512 && f->avx512_vnni)))
+    if (mm_i8_bk(t) > 0 && (scalar || path == UM_PATH_AVX2 || (path == UM_PATH_AVX512 && f->avx512_vnni)))
         return MM_I8;
     return MM_F32;
 }

@@ -1,8 +1,9 @@
-/* AVX2 + FMA micro-kernel and packer for the blocked matmul: the f32 path
- * for x86-64 CPUs without AVX-512 (matmul_impl.h has the layouts). 16 ymm
- * registers: a 6 x 16 tile in 12 accumulators, two panel vectors and a
- * broadcast. Reduced-precision activations have no AVX2 kernel: on this
- * path every weight type takes the f32 kernel. */
+/* AVX2 + FMA micro-kernels and packers for the blocked matmul: the path for
+ * x86-64 CPUs without AVX-512 (matmul_impl.h has the layouts). 16 ymm
+ * registers: the f32 kernel keeps a 6 x 16 tile in 12 accumulators, two
+ * panel vectors and a broadcast. The I8 kernel (reduced-precision
+ * activations on quantized weights) emulates vpdpbusd with vpmaddubsw +
+ * vpmaddwd; see i8_tile for why its integer sums are exact. */
 #include "kernels/matmul_impl.h"
 
 #if defined(__x86_64__)
@@ -10,10 +11,29 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/quant.h"
+
 #define TGT __attribute__((target("avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
 
 #define NR 16
 #define MR 6
+#define I8_MR 4
+
+/* Adds the tile's rows (c0: features 0..7, c1: 8..15) to c, or stores them
+ * plus the bias. */
+TGT INLINE void store_tile(const mm_tile *t, const __m256 *c0, const __m256 *c1) {
+    for (int i = 0; i < t->mr; i++) {
+        float row[NR] __attribute__((aligned(32)));
+        _mm256_store_ps(row, c0[i]);
+        _mm256_store_ps(row + 8, c1[i]);
+        float *c = t->c + i * t->ldc;
+        for (int j = 0; j < t->nr; j++)
+            c[j] = t->accumulate ? c[j] + row[j] : row[j] + (t->bias ? t->bias[j] : 0.0f);
+    }
+}
+
+/* ---- F32: FMA ------------------------------------------------------------------- */
 
 TGT static void kernel_f32(const mm_tile *t) {
     __m256 c0[MR], c1[MR];
@@ -31,14 +51,7 @@ TGT static void kernel_f32(const mm_tile *t) {
             c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
         }
     }
-    for (int i = 0; i < t->mr; i++) {
-        float row[NR] __attribute__((aligned(32)));
-        _mm256_store_ps(row, c0[i]);
-        _mm256_store_ps(row + 8, c1[i]);
-        float *c = t->c + i * t->ldc;
-        for (int j = 0; j < t->nr; j++)
-            c[j] = t->accumulate ? c[j] + row[j] : row[j] + (t->bias ? t->bias[j] : 0.0f);
-    }
+    store_tile(t, c0, c1);
 }
 
 /* Each row's segment converted to f32 (F16C for f16), then transposed. */
@@ -72,7 +85,160 @@ TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
 
 static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32, pack_f32, NULL, "avx2-f32"};
 
-const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t) { return kind == MM_F32 ? &f32_kernels : NULL; }
+/* ---- I8: vpmaddubsw + vpmaddwd -------------------------------------------------- */
+
+/* How a sub-block's integer sum becomes values (matmul_impl.h, I8):
+ *   MINS      value = scale * q + mn: a second FMA with dx * sum xq (Q4_1, Q4_K, Q5_K);
+ *   ZP        value = scale * (q - zp): zp * sum xq off the integer sum (Q4_0, Q6_K);
+ *   CENTERED  Q8_0: the kernel turns the stored q + 128 back into the signed
+ *             q and sums q * xq itself, so there is no offset to remove. */
+typedef enum { I8_MINS, I8_ZP, I8_CENTERED } i8_offset;
+
+/* vpmaddubsw multiplies u8 by s8 and adds adjacent pairs into int16 with
+ * saturation, so every sum it forms, and every int16 sum of its results
+ * taken before vpmaddwd widens them, must stay within 32767 in magnitude.
+ * Activations are in [-127, 127] (quantize_act32: |x| <= max|x|, scaled to
+ * 127, never -128). With levels in [0, L], a pair is at most 2 * 127 * L =
+ * 254 L, and `chunk` groups of 4 k added in int16 at most 254 L chunk:
+ *   Q4_0, Q4_1, Q4_K   L = 15:  chunk 8 (a whole sub-block): 30480;
+ *   Q5_K               L = 31:  chunk 4: 31496;
+ *   Q6_K               L = 63:  chunk 2: 32004.
+ * Q8_0's stored levels q + 128 reach 255: 254 * 255 = 64770 would saturate.
+ * Its kernel multiplies |q| (q = level ^ 0x80 as s8, |q| <= 128) by xq
+ * carrying q's sign (vpsignb: xq negated where q < 0, zero where q = 0;
+ * -xq never overflows since xq > -128): the same products q * xq, each pair
+ * at most 2 * 128 * 127 = 32512, with chunk 1.
+ *
+ * Per sub-block of bk, for I8_MR x 16 outputs: int16 sums of `chunk` groups,
+ * widened and added in int32, then scaled into the f32 accumulators as the
+ * AVX-512 VNNI kernel does. */
+TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off) {
+    __m256 c0[I8_MR], c1[I8_MR];
+    for (int i = 0; i < I8_MR; i++)
+        c0[i] = c1[i] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+    const uint32_t *a = t->a;
+    const float *sc = t->a_sc;
+    const uint8_t *b = t->b;
+    for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * I8_MR) {
+        __m256i i0[I8_MR], i1[I8_MR];
+        for (int i = 0; i < I8_MR; i++)
+            i0[i] = i1[i] = _mm256_setzero_si256();
+        for (int g = 0; g < bk / 4; g += chunk) {
+            __m256i h0[I8_MR], h1[I8_MR];
+            for (int i = 0; i < I8_MR; i++)
+                h0[i] = h1[i] = _mm256_setzero_si256();
+            for (int q = 0; q < chunk; q++, a += I8_MR, b += 4 * NR) {
+                __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
+                __m256i u0 = b0, u1 = b1;
+                if (off == I8_CENTERED) {
+                    b0 = _mm256_xor_si256(b0, flip); /* the signed q */
+                    b1 = _mm256_xor_si256(b1, flip);
+                    u0 = _mm256_abs_epi8(b0);
+                    u1 = _mm256_abs_epi8(b1);
+                }
+                for (int i = 0; i < I8_MR; i++) {
+                    __m256i av = _mm256_set1_epi32((int)a[i]);
+                    __m256i x0 = off == I8_CENTERED ? _mm256_sign_epi8(av, b0) : av;
+                    __m256i x1 = off == I8_CENTERED ? _mm256_sign_epi8(av, b1) : av;
+                    h0[i] = _mm256_add_epi16(h0[i], _mm256_maddubs_epi16(u0, x0));
+                    h1[i] = _mm256_add_epi16(h1[i], _mm256_maddubs_epi16(u1, x1));
+                }
+            }
+            for (int i = 0; i < I8_MR; i++) {
+                i0[i] = _mm256_add_epi32(i0[i], _mm256_madd_epi16(h0[i], ones));
+                i1[i] = _mm256_add_epi32(i1[i], _mm256_madd_epi16(h1[i], ones));
+            }
+        }
+        const float *ws = (const float *)b;
+        __m256 s0 = _mm256_load_ps(ws), s1 = _mm256_load_ps(ws + 8);
+        b += 2 * NR * sizeof(float);
+        const int32_t *zb = (const int32_t *)(sc + 2 * I8_MR);
+        for (int i = 0; i < I8_MR; i++) {
+            __m256 dx = _mm256_set1_ps(sc[i]);
+            if (off == I8_ZP) {
+                __m256i z = _mm256_set1_epi32(zb[i]);
+                i0[i] = _mm256_sub_epi32(i0[i], z);
+                i1[i] = _mm256_sub_epi32(i1[i], z);
+            }
+            c0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[i]), _mm256_mul_ps(s0, dx), c0[i]);
+            c1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[i]), _mm256_mul_ps(s1, dx), c1[i]);
+            if (off == I8_MINS) {
+                __m256 fb = _mm256_set1_ps(sc[I8_MR + i]);
+                c0[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR), fb, c0[i]);
+                c1[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR + 8), fb, c1[i]);
+            }
+        }
+    }
+    store_tile(t, c0, c1);
+}
+
+TGT static void kernel_i8_q8_0(const mm_tile *t) { i8_tile(t, 32, 1, I8_CENTERED); }
+TGT static void kernel_i8_q4_0(const mm_tile *t) { i8_tile(t, 32, 8, I8_ZP); }
+TGT static void kernel_i8_q4_mins(const mm_tile *t) { i8_tile(t, 32, 8, I8_MINS); }
+TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS); }
+TGT static void kernel_i8_q6_k(const mm_tile *t) { i8_tile(t, 16, 2, I8_ZP); }
+
+/* I8 panel: each row's levels and scales from the portable unpacker, its
+ * 4-byte groups stored into their columns. */
+static void pack_i8(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    int bk = mm_i8_bk(w->type);
+    size_t rb = um_row_bytes(w->type, w->cols);
+    uint8_t *out = dst;
+    for (int64_t s = kb / bk; s < (kb + kc) / bk; s++, out += mm_i8_block_bytes(bk, NR)) {
+        uint32_t *levels = (uint32_t *)out;
+        float *ws = (float *)(out + bk * NR);
+        for (int r = 0; r < NR; r++) {
+            uint8_t q[32] = {0};
+            float scale = 0, mn = 0;
+            if (f0 + r < w->rows)
+                mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f0 + r) * rb, bk, s, q, &scale, &mn);
+            for (int g = 0; g < bk / 4; g++)
+                memcpy(&levels[g * NR + r], q + 4 * g, 4);
+            ws[r] = scale;
+            ws[NR + r] = mn;
+        }
+    }
+}
+
+/* The activations take the portable packer: quantizing n x k values is
+ * small next to the n x k x m products (about 1% of the matmul time in a
+ * perf profile of Q8_0 at canvas 256). */
+#define I8_SET(bk, zp, kernel) {MM_I8, I8_MR, NR, 1024, 64, bk, zp, kernel, pack_i8, mm_pack_act_i8, "avx2-i8"}
+static const mm_kernels i8_q8_0 = I8_SET(32, 128, kernel_i8_q8_0);
+static const mm_kernels i8_q4_0 = I8_SET(32, 8, kernel_i8_q4_0);
+static const mm_kernels i8_q4_mins = I8_SET(32, 0, kernel_i8_q4_mins);
+static const mm_kernels i8_q5_k = I8_SET(32, 0, kernel_i8_q5_k);
+static const mm_kernels i8_q6_k = I8_SET(16, 32, kernel_i8_q6_k);
+
+static const mm_kernels *i8_kernels(um_dtype t) {
+    switch (t) {
+    case UM_Q8_0:
+        return &i8_q8_0;
+    case UM_Q4_0:
+        return &i8_q4_0;
+    case UM_Q4_1:
+    case UM_Q4_K:
+        return &i8_q4_mins;
+    case UM_Q5_K:
+        return &i8_q5_k;
+    case UM_Q6_K:
+        return &i8_q6_k;
+    default:
+        return NULL;
+    }
+}
+
+const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t) {
+    switch (kind) {
+    case MM_F32:
+        return &f32_kernels;
+    case MM_I8:
+        return i8_kernels(t);
+    default:
+        return NULL;
+    }
+}
 
 #else
 

@@ -20,8 +20,9 @@
  *         sums in f32.
  *   I8    activations quantized to int8 per block of 32 (scale max|x|/127,
  *         as llama.cpp's Q8_0 activations), times the weights' integer
- *         levels unpacked to u8, vpdpbusd; each block's integer sum is
- *         scaled in f32: value = scale * q + mn per weight sub-block, so
+ *         levels unpacked to u8, vpdpbusd (AVX-512 VNNI) or vpmaddubsw +
+ *         vpmaddwd (AVX2); each block's integer sum is scaled in f32:
+ *         value = scale * q + mn per weight sub-block, so
  *         sum_k w x = dx * (scale * sum q*xq + mn * sum xq).
  *
  * BF16 and I8 round the activations (reduced precision): they are used only
