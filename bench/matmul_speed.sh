@@ -2,7 +2,7 @@
 # The README's Performance tables: this machine's limits, the matmuls alone
 # on llada-1b's shapes (every weight type), and whole forward passes of
 # llada-1b in BF16, Q8_0, Q4_0 and Q4_K_M at canvases 32, 256 and 1024, each
-# with f32 activations (the default) and with reduced-precision ones.
+# with f32 activations (--f32) and with reduced-precision ones (the default).
 #
 #   bench/matmul_speed.sh [WORK_DIR] [REPS]    (default /tmp/unmask-speed, 2)
 #
@@ -22,13 +22,13 @@ for t in q8_0 q4_0 q4_k_m; do
 done
 
 echo "## matmuls of one llada-1b layer and its output head, random weights"
-"$U" bench --kernels --types f32,f16,bf16,q8_0,q4_0,q4_k,q6_k --canvas 32,256,1024 -r "$R" 2>/dev/null
-"$U" bench --kernels --reduced --no-limits --types bf16,q8_0,q4_0,q4_k,q6_k --canvas 32,256,1024 -r "$R" 2>/dev/null |
+"$U" bench --kernels --f32 --types f32,f16,bf16,q8_0,q4_0,q4_k,q6_k --canvas 32,256,1024 -r "$R" 2>/dev/null
+"$U" bench --kernels --no-limits --types bf16,q8_0,q4_0,q4_k,q6_k --canvas 32,256,1024 -r "$R" 2>/dev/null |
     tail -n +3
 for act in f32 reduced; do
     echo
     echo "## llada-1b forward passes, $act activations"
-    flag=$([ "$act" = reduced ] && echo --reduced || true)
+    flag=$([ "$act" = f32 ] && echo --f32 || true)
     first=1
     for m in "$W/bf16" "$W/q8_0.gguf" "$W/q4_0.gguf" "$W/q4_k_m.gguf"; do
         out=$("$U" bench -m "$m" --canvas 32,256,1024 -r "$R" $flag 2>/dev/null)

@@ -76,6 +76,7 @@ static void run_text_output(void **state) {
 }
 
 static void forward_writes_reference_logits(void **state) {
+    f32_activations_for_commands(true); /* the reference's arithmetic */
     um_st_file ref, got;
     um_error err;
     assert_int_equal(um_st_open(fixture("llada/tiny-llada/forward.safetensors"), &ref, &err), UM_OK);
@@ -113,6 +114,7 @@ static void forward_writes_reference_logits(void **state) {
     cmd_result_free(&r);
     remove_tree(dir);
     free(dir);
+    f32_activations_for_commands(false);
 }
 
 /* init-random writes a loadable model of the preset's shape; bench and run use it. */

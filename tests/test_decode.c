@@ -64,6 +64,7 @@ static void expect_run_matches(const char *model, const char *dir, const char *p
 
 /* The same cases through the command, with the flags a user would pass. */
 static void fastdllm_cases_cli(void **state) {
+    f32_activations_for_commands(true); /* the reference's arithmetic */
     const char *models[] = {"tiny-llada", "tiny-llada-gqa"};
     int checked = 0, credit_checked = 0, defaults_checked = 0;
     for (int mi = 0; mi < 2; mi++) {
@@ -105,6 +106,7 @@ static void fastdllm_cases_cli(void **state) {
     assert_true(checked >= 12);
     assert_true(credit_checked >= 4);
     assert_int_equal(defaults_checked, 2);
+    f32_activations_for_commands(false);
 }
 
 /* ---- the cached forward --------------------------------------------------- */

@@ -43,6 +43,7 @@ static double reference_loss(const char *rel) {
  * pre-training loss: sum over masked positions of CE / p_mask, over rows *
  * seq. The HF checkpoint and llama.cpp's GGUF (permuted q/k) agree. */
 static void masked_batch_matches_pytorch_loss(void **state) {
+    f32_activations_for_commands(true); /* the reference's arithmetic */
     double want = reference_loss("llada/tiny-llada/pretrain_step.safetensors");
     const char *models[] = {"llada/tiny-llada/hf-f32-sharded", MODEL_DIR, "llada/gguf/tiny-llada-f32.gguf"};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
@@ -57,6 +58,7 @@ static void masked_batch_matches_pytorch_loss(void **state) {
         assert_int_equal((int)json_num(o, "seq"), 20);
         cJSON_Delete(o);
     }
+    f32_activations_for_commands(false);
 }
 
 /* The first two Hugging Face tokenizer vectors (text and ids). */
@@ -225,6 +227,7 @@ static void write_tasks(const char *path, const char *key_prompt, const char *pr
  * and one --setting per case's sampler: each row scores exactly the lines
  * whose answer is its case's output (its own at least) with the case's NFE. */
 static void tasks_score_reference_outputs(void **state) {
+    f32_activations_for_commands(true); /* the reference's arithmetic */
     ref_cases rc;
     load_cases(&rc);
     char *dir = make_temp_dir(), path[512], args[8192];
@@ -263,6 +266,7 @@ static void tasks_score_reference_outputs(void **state) {
     free_cases(&rc);
     remove_tree(dir);
     free(dir);
+    f32_activations_for_commands(false);
 }
 
 /* GSM8K lines: the number after #### against the last number generated. The

@@ -542,6 +542,8 @@ static void matmul_quantized_weights(void **state) {
     for (int i = 0; i < ROWS; i++)
         bias[i] = (float)(0.1 * um_rng_normal(&rng));
     float *scratch = xmalloc(um_matmul_scratch_floats(um_pool_threads(pool), COLS) * sizeof(float));
+    bool reduced = um_matmul_reduced();
+    um_matmul_set_reduced(false); /* f32 activations: the weights' expansion is all that differs */
     for (size_t t = 0; t < N_QTYPES; t++) {
         size_t rb = um_row_bytes(qtypes[t], COLS);
         uint8_t *wq = xmalloc(rb * ROWS);
@@ -569,6 +571,7 @@ static void matmul_quantized_weights(void **state) {
             }
         free(wq);
     }
+    um_matmul_set_reduced(reduced);
     free(scratch);
     free(w);
     free(wd);

@@ -65,6 +65,22 @@ cmd_result run_unmask(const char *args_fmt, ...) {
     return r;
 }
 
+void f32_activations_for_commands(bool on) {
+    static char *saved; /* the value before, or NULL when it was unset */
+    if (on) {
+        const char *now = getenv("UNMASK_ACTIVATIONS");
+        saved = now ? strdup(now) : NULL;
+        setenv("UNMASK_ACTIVATIONS", "f32", 1);
+    } else {
+        if (saved)
+            setenv("UNMASK_ACTIVATIONS", saved, 1);
+        else
+            unsetenv("UNMASK_ACTIVATIONS");
+        free(saved);
+        saved = NULL;
+    }
+}
+
 cJSON *run_unmask_json(const char *args_fmt, ...) {
     char args[8192];
     va_list ap;

@@ -5,6 +5,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -35,6 +36,11 @@ cmd_result run_unmask(const char *args_fmt, ...) __attribute__((format(printf, 1
 void cmd_result_free(cmd_result *r);
 /* run_unmask that must exit 0 and print one JSON object: the parsed object. */
 cJSON *run_unmask_json(const char *args_fmt, ...) __attribute__((format(printf, 1, 2)));
+/* While on, the unmask commands the tests start compute every product in f32
+ * (UNMASK_ACTIVATIONS=f32), the arithmetic of the PyTorch references, rather
+ * than the default bf16 activations for BF16 weights; off restores the
+ * environment. For tests that hold a command's output to those references. */
+void f32_activations_for_commands(bool on);
 
 /* A fresh temporary directory (removed by remove_tree). */
 char *make_temp_dir(void);

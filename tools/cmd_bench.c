@@ -36,7 +36,8 @@ static void bench_usage(void) {
          "  --gen-len G         masked positions (default 224: a 256-token canvas)\n"
          "  -r, --reps N        timed forward passes after one warm-up (default 3)\n"
          "  -t, --threads N     worker threads (default: the physical cores)\n"
-         "  --reduced           reduced-precision activations (bf16 / int8, as UNMASK_ACTIVATIONS=reduced)\n"
+         "  --f32               f32 activations for every weight type (as UNMASK_ACTIVATIONS=f32); by\n"
+         "                      default BF16 weights meet bf16 and quantized ones int8 activations\n"
          "  --limits            only measure the limits\n"
          "  --no-limits         skip the limits line (each row still measures its own limit)\n"
          "  --kernels           time the matmuls of one layer (and the output head) of --shape\n"
@@ -289,7 +290,7 @@ int cmd_bench(int argc, char **argv) {
     cli_args a;
     const char *model = NULL, *shape_name = "llada-1b", *types = "bf16,q8_0,q4_0,q4_k";
     int prompt_len = -1, gen_len = -1, reps = 3, threads = 0, canvas[MAX_CANVAS], n_canvas = 0;
-    bool only_limits = false, no_limits = false, kernels = false, reduced = false;
+    bool only_limits = false, no_limits = false, kernels = false, f32 = false;
     cli_init(&a, "bench", argc, argv);
     while (cli_next(&a)) {
         if (cli_is(&a, "-h", "--help")) {
@@ -309,15 +310,15 @@ int cmd_bench(int argc, char **argv) {
         } else if (cli_is(&a, NULL, "--limits")) only_limits = true;
         else if (cli_is(&a, NULL, "--no-limits")) no_limits = true;
         else if (cli_is(&a, NULL, "--kernels")) kernels = true;
-        else if (cli_is(&a, NULL, "--reduced")) reduced = true;
+        else if (cli_is(&a, NULL, "--f32")) f32 = true;
         else if (cli_is(&a, NULL, "--shape")) shape_name = cli_value(&a);
         else if (cli_is(&a, NULL, "--types")) types = cli_value(&a);
         else cli_unknown(&a);
     }
     if (!a.ok)
         return 2;
-    if (reduced)
-        um_matmul_set_reduced(true);
+    if (f32)
+        um_matmul_set_reduced(false);
     int prompt[MAX_CANVAS], gen[MAX_CANVAS];
     if (n_canvas > 0 && (prompt_len >= 0 || gen_len >= 0)) {
         cli_error("bench", "give either --canvas or --prompt-len/--gen-len");

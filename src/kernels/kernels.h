@@ -30,10 +30,13 @@ size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
 
 /* Reduced-precision activations: when on, BF16 weights meet activations
  * rounded to bf16 (vdpbf16ps) and quantized weights meet activations
- * quantized to int8 per 32 values (vpdpbusd), where the CPU has those
- * instructions: 2-4x the f32 speed, with llama.cpp's rounding error instead
- * of the reference's f32 results. Off by default; UNMASK_ACTIVATIONS=reduced
- * turns it on. The instruction-set path is UNMASK_KERNEL (kernels/cpu.h). */
+ * quantized to int8 per 32 values (vpdpbusd, or vpmaddubsw on AVX2), where
+ * the CPU has those instructions: 2-4x the f32 speed, with the rounding of
+ * llama.cpp (int8) and of PyTorch's bf16 inference instead of f32 results.
+ * On by default, as in those engines: the weights' own rounding is larger.
+ * UNMASK_ACTIVATIONS=f32 turns it off (every product in f32, the reference's
+ * arithmetic). F32 and F16 weights always meet f32 activations. The
+ * instruction-set path is UNMASK_KERNEL (kernels/cpu.h). */
 bool um_matmul_reduced(void);
 void um_matmul_set_reduced(bool on);
 /* The kernel um_matmul uses for weights of type t now ("avx512-f32", ...). */

@@ -505,9 +505,9 @@ bool um_matmul_reduced(void) {
     int r = atomic_load(&reduced_mode);
     if (r < 0) {
         const char *env = getenv("UNMASK_ACTIVATIONS");
-        r = env && strcmp(env, "reduced") == 0;
+        r = !(env && strcmp(env, "f32") == 0);
         if (env && *env && strcmp(env, "reduced") != 0 && strcmp(env, "f32") != 0)
-            fprintf(stderr, "unmask: UNMASK_ACTIVATIONS=%s is not f32 or reduced; using f32\n", env);
+            fprintf(stderr, "unmask: UNMASK_ACTIVATIONS=%s is not f32 or reduced; using reduced\n", env);
         atomic_store(&reduced_mode, r);
     }
     return r;
