@@ -103,11 +103,17 @@ static void expect_close(const char *what, const mm_case *c, const float *got, c
         }
 }
 
-/* The kernel sets this CPU can run, per kind: index 0 AVX2, 1 AVX-512. */
+/* The kernel sets this CPU can run, per kind: index 0 the AVX2 path's
+ * (for I8 the VEX vnni_tile where the CPU has AVX-VNNI, else avx2-i8), 1
+ * AVX-512, 2 the same vnni_tile source in the EVEX encoding (I8 only),
+ * which AVX-512 VNNI CPUs run where they lack the VEX instruction. */
+#define N_SIMD 3
 static const mm_kernels *simd_kernels(int which, mm_kind kind, um_dtype t) {
     const um_cpu_features *f = um_cpu_features_get();
     if (which == 0)
         return f->avx2 ? mm_avx2_kernels(kind, t) : NULL;
+    if (which == 2)
+        return kind == MM_I8 && f->avx512_vnni ? mm_avx2_vnni_kernels(t, true) : NULL;
     if (!f->avx512 || (kind == MM_BF16 && !f->avx512_bf16) || (kind == MM_I8 && !f->avx512_vnni))
         return NULL;
     return mm_avx512_kernels(kind, t);
@@ -137,7 +143,7 @@ static void each_path_matches_reference(void **state) {
     assert_non_null(pool);
     um_rng rng;
     um_rng_seed(&rng, 2024);
-    int compared = 0, onednn = 0;
+    int compared = 0, onednn = 0, vnni256 = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         um_dtype t = all_types[ti];
         int64_t cols[4];
@@ -150,7 +156,7 @@ static void each_path_matches_reference(void **state) {
                     if ((kind == MM_BF16 && t != UM_BF16) || (kind == MM_I8 && mm_i8_bk(t) == 0))
                         continue;
                     float *ref = run(pool, NULL, (mm_kind)kind, &c);
-                    for (int which = 0; which < 2; which++) {
+                    for (int which = 0; which < N_SIMD; which++) {
                         const mm_kernels *ks = simd_kernels(which, (mm_kind)kind, t);
                         if (!ks)
                             continue;
@@ -159,6 +165,7 @@ static void each_path_matches_reference(void **state) {
                         expect_close(ks->name, &c, y, ref, 2e-6);
                         free(y);
                         compared++;
+                        vnni256 += which == 2;
                     }
                     /* the oneDNN backend, where the build has it: F32, and BF16 with reduced activations */
                     bool reduced = kind == MM_BF16;
@@ -177,8 +184,10 @@ static void each_path_matches_reference(void **state) {
                 free_case(&c);
             }
     }
-    print_message("    %d SIMD results compared with the reference (%d of them oneDNN's)\n", compared, onednn);
+    print_message("    %d SIMD results compared with the reference (%d of them oneDNN's, %d avx2-vnni256-evex's)\n",
+                  compared, onednn, vnni256);
     assert_true(!um_onednn_available() || onednn > 0);
+    assert_true(!um_cpu_features_get()->avx512_vnni || vnni256 > 0);
     um_pool_destroy(pool);
 }
 
@@ -279,20 +288,21 @@ static mm_case extreme_case(um_dtype t, int64_t rows, int64_t cols, int n, um_rn
  * pair of 64770, which a plain vpmaddubsw on the stored levels would clip
  * to 32767; 4-bit levels of 15 summed over a whole sub-block in int16 reach
  * 30480, 5-bit ones 31496 over 4 groups, 6-bit ones 32004 over 2 (the AVX2
- * kernel's bounds, matmul_avx2.c). */
+ * kernel's bounds, matmul_avx2.c). The vpdpbusd kernels (AVX-512 and the
+ * 256-bit VNNI ones) sum in int32 without saturation and must be exact too. */
 static void i8_extremes_exact(void **state) {
     um_pool *pool = um_pool_create(2);
     assert_non_null(pool);
     um_rng rng;
     um_rng_seed(&rng, 31);
-    int compared = 0;
+    int compared = 0, vnni256 = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         um_dtype t = all_types[ti];
         if (mm_i8_bk(t) == 0)
             continue;
         mm_case c = extreme_case(t, 37, 512, 7, &rng);
         float *ref = run(pool, NULL, MM_I8, &c);
-        for (int which = 0; which < 2; which++) {
+        for (int which = 0; which < N_SIMD; which++) {
             const mm_kernels *ks = simd_kernels(which, MM_I8, t);
             if (!ks)
                 continue;
@@ -300,12 +310,15 @@ static void i8_extremes_exact(void **state) {
             expect_close(ks->name, &c, y, ref, 2e-6);
             free(y);
             compared++;
+            vnni256 += which == 2;
         }
         free(ref);
         free_case(&c);
     }
-    print_message("    %d SIMD I8 results at the extremes compared with the reference\n", compared);
+    print_message("    %d SIMD I8 results at the extremes compared with the reference (%d avx2-vnni256-evex's)\n",
+                  compared, vnni256);
     assert_true(!um_cpu_features_get()->avx2 || compared > 0);
+    assert_true(!um_cpu_features_get()->avx512_vnni || vnni256 > 0);
     um_pool_destroy(pool);
 }
 
@@ -356,7 +369,7 @@ static void f32_panels_are_the_expansion(void **state) {
     um_rng_seed(&rng, 12);
     const um_dtype types[] = {UM_F32, UM_F16, UM_BF16, UM_Q8_0, UM_Q4_0, UM_Q4_1, UM_Q4_K, UM_Q5_K, UM_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
-        for (int which = 0; which < 2; which++) {
+        for (int which = 0; which < N_SIMD; which++) {
             const mm_kernels *ks = simd_kernels(which, MM_F32, types[ti]);
             if (!ks)
                 continue;
@@ -428,10 +441,11 @@ static void path_choice_and_override(void **state) {
     if (best >= UM_PATH_AVX2) {
         assert_int_equal(um_kernel_path_set(UM_PATH_AVX2), UM_PATH_AVX2);
         assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "avx2-f32");
-        um_matmul_set_reduced(true); /* integer levels take the i8 kernel; the rest stays f32 */
-        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "avx2-i8");
-        assert_string_equal(um_matmul_kernel_name(UM_Q4_K), "avx2-i8");
-        assert_string_equal(um_matmul_kernel_name(UM_Q6_K), "avx2-i8");
+        um_matmul_set_reduced(true); /* integer levels take an i8 kernel (vpdpbusd with AVX-VNNI); the rest f32 */
+        const char *i8 = um_cpu_features_get()->avx_vnni ? "avxvnni-i8" : "avx2-i8";
+        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), i8);
+        assert_string_equal(um_matmul_kernel_name(UM_Q4_K), i8);
+        assert_string_equal(um_matmul_kernel_name(UM_Q6_K), i8);
         assert_string_equal(um_matmul_kernel_name(UM_BF16), "avx2-f32");
         assert_string_equal(um_matmul_kernel_name(UM_F16), "avx2-f32");
         um_matmul_set_reduced(false);

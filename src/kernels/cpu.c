@@ -32,15 +32,17 @@ static void detect(um_cpu_features *f) {
     bool avx2 = b & (1u << 5), avx512f = b & (1u << 16), avx512dq = b & (1u << 17);
     bool avx512bw = b & (1u << 30), avx512vl = b & (1u << 31), vnni = c & (1u << 11);
     unsigned max_sub = a;
-    bool bf16 = false;
+    bool bf16 = false, avx_vnni = false;
     if (max_sub >= 1) {
         __cpuid_count(7, 1, a, b, c, d);
+        avx_vnni = a & (1u << 4);
         bf16 = a & (1u << 5);
     }
     f->avx2 = ymm_state && avx2 && fma && f16c;
     f->avx512 = f->avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
     f->avx512_bf16 = f->avx512 && bf16;
     f->avx512_vnni = f->avx512 && vnni;
+    f->avx_vnni = f->avx2 && avx_vnni; /* ymm state only: no AVX-512 needed */
 }
 #else
 static void detect(um_cpu_features *f) { memset(f, 0, sizeof *f); }

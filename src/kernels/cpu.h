@@ -28,6 +28,7 @@ typedef struct {
     bool avx512;      /* AVX-512 F, BW, VL and DQ, with OS support for zmm state */
     bool avx512_bf16; /* vdpbf16ps */
     bool avx512_vnni; /* vpdpbusd */
+    bool avx_vnni;    /* vpdpbusd on ymm in the VEX encoding (AVX-VNNI: Alder Lake and later without AVX-512) */
 } um_cpu_features;
 
 /* What this CPU supports (cached). */

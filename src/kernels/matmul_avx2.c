@@ -3,7 +3,9 @@
  * registers: the f32 kernel keeps a 6 x 16 tile in 12 accumulators, two
  * panel vectors and a broadcast. The I8 kernel (reduced-precision
  * activations on quantized weights) emulates vpdpbusd with vpmaddubsw +
- * vpmaddwd; see i8_tile for why its integer sums are exact. */
+ * vpmaddwd; see i8_tile for why its integer sums are exact. CPUs with
+ * AVX-VNNI (vpdpbusd on ymm, VEX-encoded: Intel's Alder Lake and later
+ * without AVX-512) take vnni_tile instead, on the same panels. */
 #include "kernels/matmul_impl.h"
 
 #if defined(__x86_64__)
@@ -11,6 +13,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/quant.h"
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
@@ -211,6 +214,124 @@ static const mm_kernels i8_q4_mins = I8_SET(32, 0, kernel_i8_q4_mins);
 static const mm_kernels i8_q5_k = I8_SET(32, 0, kernel_i8_q5_k);
 static const mm_kernels i8_q6_k = I8_SET(16, 32, kernel_i8_q6_k);
 
+/* ---- I8: vpdpbusd on ymm (AVX-VNNI) ---------------------------------------------- */
+
+/* vpdpbusd adds four u8 x s8 products to an int32 lane without saturation,
+ * so none of i8_tile's care is needed: the stored levels (Q8_0's q + 128
+ * included) meet the activations directly, a sub-block's sum (at most
+ * 32 * 255 * 127) is exact in int32, and the levels' offset is handled as
+ * the AVX-512 VNNI kernel does: with a zero point (sym) zp * sum xq comes
+ * off the integer sum, else the mins add a second FMA.
+ *
+ * The instruction exists in two encodings: VEX (AVX-VNNI) and EVEX
+ * (AVX-512 VNNI + VL, on ymm). vnni_tile is written once and takes the
+ * instruction as a parameter; each caller passes an always-inline wrapper
+ * compiled for its own target, and both GCC and clang inline the wrapper
+ * through the pointer (no call is left in the loop). The VEX copy
+ * ("avxvnni-i8") is what the AVX2 path runs on an AVX-VNNI CPU. The EVEX
+ * copy ("avx2-vnni256-evex") exists for the tests: it is the same source,
+ * so running it on AVX-512 VNNI CPUs checks vnni_tile's arithmetic where
+ * the VEX instruction cannot run. The VEX copy itself was not executed on
+ * the machine this was developed on (an AVX-512 CPU without AVX-VNNI); the
+ * tests run it wherever the CPU has AVX-VNNI (the AVX2 path's I8 kernels
+ * there). Note that the EVEX copy may use ymm16-31 and embedded broadcasts,
+ * so its speed says little about the VEX copy's with 16 registers.
+ *
+ * VNNI_MR 6: the inner loop holds 2 x 6 int32 accumulators, two panel
+ * vectors and a broadcast, 15 of the 16 ymm registers; the f32 accumulators
+ * are touched once per sub-block. */
+#define TGT_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define TGT_VNNI256_EVEX __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define VNNI_MR 6
+
+/* acc + the four products of u8 lanes of u and s8 lanes of s, per int32 lane */
+typedef __m256i (*dpbusd_fn)(__m256i acc, __m256i u, __m256i s);
+
+TGT_AVXVNNI INLINE __m256i dpbusd_vex(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+}
+TGT_VNNI256_EVEX INLINE __m256i dpbusd_evex(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_dpbusd_epi32(acc, u, s);
+}
+
+/* Sub-blocks of bk values for VNNI_MR x 16 outputs: integer sums, then scaled. */
+TGT INLINE void vnni_tile(const mm_tile *t, int bk, bool sym, dpbusd_fn dpbusd) {
+    __m256 c0[VNNI_MR], c1[VNNI_MR];
+    for (int i = 0; i < VNNI_MR; i++)
+        c0[i] = c1[i] = _mm256_setzero_ps();
+    const uint32_t *a = t->a;
+    const float *sc = t->a_sc;
+    const uint8_t *b = t->b;
+    for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * VNNI_MR) {
+        __m256i i0[VNNI_MR], i1[VNNI_MR];
+        for (int i = 0; i < VNNI_MR; i++)
+            i0[i] = i1[i] = _mm256_setzero_si256();
+        for (int q = 0; q < bk / 4; q++, a += VNNI_MR, b += 4 * NR) {
+            __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
+            for (int i = 0; i < VNNI_MR; i++) {
+                __m256i av = _mm256_set1_epi32((int)a[i]);
+                i0[i] = dpbusd(i0[i], b0, av);
+                i1[i] = dpbusd(i1[i], b1, av);
+            }
+        }
+        const float *ws = (const float *)b;
+        __m256 s0 = _mm256_load_ps(ws), s1 = _mm256_load_ps(ws + 8);
+        b += 2 * NR * sizeof(float);
+        const int32_t *zb = (const int32_t *)(sc + 2 * VNNI_MR);
+        for (int i = 0; i < VNNI_MR; i++) {
+            __m256 dx = _mm256_set1_ps(sc[i]);
+            if (sym) {
+                __m256i z = _mm256_set1_epi32(zb[i]);
+                i0[i] = _mm256_sub_epi32(i0[i], z);
+                i1[i] = _mm256_sub_epi32(i1[i], z);
+            }
+            c0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[i]), _mm256_mul_ps(s0, dx), c0[i]);
+            c1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[i]), _mm256_mul_ps(s1, dx), c1[i]);
+            if (!sym) {
+                __m256 fb = _mm256_set1_ps(sc[VNNI_MR + i]);
+                c0[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR), fb, c0[i]);
+                c1[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR + 8), fb, c1[i]);
+            }
+        }
+    }
+    store_tile(t, c0, c1);
+}
+
+TGT_AVXVNNI static void kernel_vex_32(const mm_tile *t) { vnni_tile(t, 32, false, dpbusd_vex); }
+TGT_AVXVNNI static void kernel_vex_32_sym(const mm_tile *t) { vnni_tile(t, 32, true, dpbusd_vex); }
+TGT_AVXVNNI static void kernel_vex_16_sym(const mm_tile *t) { vnni_tile(t, 16, true, dpbusd_vex); }
+TGT_VNNI256_EVEX static void kernel_evex_32(const mm_tile *t) { vnni_tile(t, 32, false, dpbusd_evex); }
+TGT_VNNI256_EVEX static void kernel_evex_32_sym(const mm_tile *t) { vnni_tile(t, 32, true, dpbusd_evex); }
+TGT_VNNI256_EVEX static void kernel_evex_16_sym(const mm_tile *t) { vnni_tile(t, 16, true, dpbusd_evex); }
+
+#define VNNI_SET(bk, zp, kernel, name) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack_i8, mm_pack_act_i8, name}
+/* Per encoding (VEX, EVEX): Q8_0, Q4_0, the types with mins (Q4_1, Q4_K, Q5_K), Q6_K. */
+static const mm_kernels vnni_sets[2][4] = {
+    {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8"), VNNI_SET(32, 8, kernel_vex_32_sym, "avxvnni-i8"),
+     VNNI_SET(32, 0, kernel_vex_32, "avxvnni-i8"), VNNI_SET(16, 32, kernel_vex_16_sym, "avxvnni-i8")},
+    {VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex"),
+     VNNI_SET(32, 8, kernel_evex_32_sym, "avx2-vnni256-evex"), VNNI_SET(32, 0, kernel_evex_32, "avx2-vnni256-evex"),
+     VNNI_SET(16, 32, kernel_evex_16_sym, "avx2-vnni256-evex")},
+};
+
+const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) {
+    const mm_kernels *sets = vnni_sets[evex];
+    switch (t) {
+    case UM_Q8_0:
+        return &sets[0];
+    case UM_Q4_0:
+        return &sets[1];
+    case UM_Q4_1:
+    case UM_Q4_K:
+    case UM_Q5_K:
+        return &sets[2];
+    case UM_Q6_K:
+        return &sets[3];
+    default:
+        return NULL;
+    }
+}
+
 static const mm_kernels *i8_kernels(um_dtype t) {
     switch (t) {
     case UM_Q8_0:
@@ -234,7 +355,7 @@ const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t) {
     case MM_F32:
         return &f32_kernels;
     case MM_I8:
-        return i8_kernels(t);
+        return um_cpu_features_get()->avx_vnni ? mm_avx2_vnni_kernels(t, false) : i8_kernels(t);
     default:
         return NULL;
     }
@@ -243,5 +364,6 @@ const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t) {
 #else
 
 const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t) { return NULL; }
+const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) { return NULL; }
 
 #endif

@@ -20,8 +20,8 @@
  *         sums in f32.
  *   I8    activations quantized to int8 per block of 32 (scale max|x|/127,
  *         as llama.cpp's Q8_0 activations), times the weights' integer
- *         levels unpacked to u8, vpdpbusd (AVX-512 VNNI) or vpmaddubsw +
- *         vpmaddwd (AVX2); each block's integer sum is scaled in f32:
+ *         levels unpacked to u8, vpdpbusd (AVX-512 VNNI, AVX-VNNI) or
+ *         vpmaddubsw + vpmaddwd (AVX2); each block's integer sum is scaled in f32:
  *         value = scale * q + mn per weight sub-block, so
  *         sum_k w x = dx * (scale * sum q*xq + mn * sum xq).
  *
@@ -120,7 +120,14 @@ void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, i
 
 /* Kernel sets per instruction set; NULL where the CPU or the build lacks one. */
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t);
+/* On the AVX2 path I8 is "avxvnni-i8" where the CPU has AVX-VNNI, else "avx2-i8". */
 const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t);
+/* The I8 kernels with vpdpbusd on ymm, in the VEX encoding (AVX-VNNI: what
+ * mm_avx2_kernels gives where the CPU has it) or, with evex, the same
+ * source in the EVEX encoding (AVX-512 VNNI + VL), which exists so that
+ * the tests run that source on AVX-512 CPUs; NULL for types without
+ * integer levels or where the build lacks x86-64. The caller checks the CPU. */
+const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex);
 
 /* The optional oneDNN backend (matmul_onednn.c; stubs when the build lacks
  * oneDNN). It takes F32 weights (dnnl_sgemm) and BF16 weights with reduced
