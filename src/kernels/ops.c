@@ -3,6 +3,7 @@
  * storage, f32 or wider accumulation). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
 
@@ -63,9 +64,10 @@ void um_swiglu(float *gate, const float *up, int64_t n) {
  * keeps a running maximum m, normalizer l and unnormalized output O per
  * query, rescaling them by exp(m_old - m_new) whenever the maximum grows. A
  * K tile (transposed once per call, so score rows are contiguous sums along
- * keys) and a V tile serve all Q_TILE queries from cache, scores never
- * exceed Q_TILE x K_TILE floats, and every inner loop runs along contiguous
- * memory without reassociating a sum, so the compiler vectorizes it. */
+ * keys) and a V tile serve all Q_TILE queries from cache, and scores never
+ * exceed Q_TILE x K_TILE floats. Both products, scores = (scale q) K^T and
+ * O += P V, run on um_gemm_acc, the register-tiled kernel of the path in use;
+ * each sum runs over its terms in order. */
 enum { Q_TILE = 16, K_TILE = 64 };
 
 typedef struct {
@@ -76,8 +78,9 @@ typedef struct {
     float *work; /* per thread: attn_thread_floats */
 } attn_job;
 
+/* Per thread: scores S, output O and the scaled queries [Q_TILE][hd], m, l. */
 static size_t attn_thread_floats(int head_dim) {
-    return (size_t)Q_TILE * K_TILE + (size_t)Q_TILE * head_dim + 2 * Q_TILE;
+    return (size_t)Q_TILE * K_TILE + 2 * (size_t)Q_TILE * head_dim + 2 * Q_TILE;
 }
 
 size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim) {
@@ -95,20 +98,21 @@ static void transpose_keys_task(void *ctx, int g, int thread) {
             dst[(int64_t)c * j->n_kv + t] = j->k[t * kvs + (int64_t)g * hd + c];
 }
 
-/* Scores of nq queries against keys [k0, k0 + nk): S[i][x] = scale q_i . k_(k0+x). */
-static void tile_scores(const attn_job *j, const float *q, int64_t qs, int nq, const float *k_t, int k0, int nk,
-                        float scale, float *S) {
-    for (int i = 0; i < nq; i++) {
-        float *s = S + i * K_TILE;
-        for (int x = 0; x < nk; x++)
-            s[x] = 0;
-        for (int c = 0; c < j->head_dim; c++) {
-            float a = q[i * qs + c] * scale;
-            const float *b = k_t + (int64_t)c * j->n_kv + k0;
-            for (int x = 0; x < nk; x++)
-                s[x] += a * b[x];
-        }
+/* Row i of S: exp(s - new max) in place; the running m, l and output row
+ * rescaled by exp(old max - new max). */
+static void softmax_update(float *s, int nk, float *m, float *l, float *o, int hd) {
+    float mx = *m;
+    for (int x = 0; x < nk; x++)
+        mx = s[x] > mx ? s[x] : mx;
+    float corr = expf(*m - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
+    for (int x = 0; x < nk; x++) {
+        s[x] = expf(s[x] - mx);
+        sum += s[x];
     }
+    *l = *l * corr + sum;
+    *m = mx;
+    for (int c = 0; c < hd; c++)
+        o[c] *= corr;
 }
 
 /* One task: one head, Q_TILE queries, all keys tile by tile. */
@@ -119,37 +123,25 @@ static void attention_task(void *ctx, int task, int thread) {
     int hd = j->head_dim, g = h / (j->n_heads / j->n_kv_heads);
     int64_t qs = (int64_t)j->n_heads * hd, kvs = (int64_t)j->n_kv_heads * hd;
     float *S = j->work + (int64_t)thread * attn_thread_floats(hd), *O = S + Q_TILE * K_TILE;
-    float *m = O + Q_TILE * hd, *l = m + Q_TILE;
+    float *qt = O + Q_TILE * hd, *m = qt + Q_TILE * hd, *l = m + Q_TILE;
     const float *q = j->q + q0 * qs + (int64_t)h * hd, *k_t = j->k_t + (int64_t)g * hd * j->n_kv;
+    const float *v = j->v + (int64_t)g * hd;
     float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < nq; i++) {
         m[i] = -INFINITY;
         l[i] = 0;
-        for (int c = 0; c < hd; c++)
+        for (int c = 0; c < hd; c++) {
+            qt[i * hd + c] = q[i * qs + c] * scale;
             O[i * hd + c] = 0;
+        }
     }
     for (int k0 = 0; k0 < j->n_kv; k0 += K_TILE) {
         int nk = k0 + K_TILE < j->n_kv ? K_TILE : j->n_kv - k0;
-        tile_scores(j, q, qs, nq, k_t, k0, nk, scale, S);
-        for (int i = 0; i < nq; i++) {
-            float *s = S + i * K_TILE, *o = O + i * hd, mx = m[i];
-            for (int x = 0; x < nk; x++)
-                mx = s[x] > mx ? s[x] : mx;
-            float corr = expf(m[i] - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
-            for (int x = 0; x < nk; x++) {
-                s[x] = expf(s[x] - mx);
-                sum += s[x];
-            }
-            l[i] = l[i] * corr + sum;
-            m[i] = mx;
-            for (int c = 0; c < hd; c++)
-                o[c] *= corr;
-            for (int x = 0; x < nk; x++) {
-                const float *vt = j->v + (k0 + x) * kvs + (int64_t)g * hd;
-                for (int c = 0; c < hd; c++)
-                    o[c] += s[x] * vt[c];
-            }
-        }
+        memset(S, 0, sizeof(float) * Q_TILE * K_TILE);
+        um_gemm_acc(S, K_TILE, qt, hd, 1, k_t + k0, j->n_kv, nq, nk, hd);
+        for (int i = 0; i < nq; i++)
+            softmax_update(S + i * K_TILE, nk, &m[i], &l[i], O + i * hd, hd);
+        um_gemm_acc(O, hd, S, K_TILE, 1, v + k0 * kvs, (int)kvs, nq, hd, nk);
     }
     for (int i = 0; i < nq; i++) {
         float inv = 1.0f / l[i], *oi = j->out + (q0 + i) * qs + (int64_t)h * hd;
