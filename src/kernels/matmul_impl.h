@@ -25,8 +25,9 @@
  *         value = scale * q + mn per weight sub-block, so
  *         sum_k w x = dx * (scale * sum q*xq + mn * sum xq).
  *
- * BF16 and I8 round the activations (reduced precision): they are used only
- * when asked for (um_matmul_set_reduced / UNMASK_ACTIVATIONS=reduced). */
+ * BF16 and I8 round the activations (reduced precision): the default for
+ * BF16 and quantized weights, off with um_matmul_set_reduced(false) or
+ * UNMASK_ACTIVATIONS=f32 (kernels.h). */
 #ifndef UM_KERNELS_MATMUL_IMPL_H
 #define UM_KERNELS_MATMUL_IMPL_H
 
