@@ -286,3 +286,18 @@ void cli_generation_finish(cli_gen_flags *f, int default_gen_length) {
     p->block_length = f->block > 0 ? f->block : (p->gen_length > 0 && p->gen_length % 32 == 0 ? 32 : p->gen_length);
     p->steps = f->steps > 0 ? f->steps : p->gen_length;
 }
+
+void cli_progress(int i, int n, const char *fmt, ...) {
+    static int tty = -1;
+    if (tty < 0)
+        tty = isatty(STDERR_FILENO);
+    if (!tty && i != n && i % (n / 10 > 0 ? n / 10 : 1) != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(tty ? "\r" : "", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(!tty || i == n ? "\n" : "", stderr);
+    fflush(stderr);
+}

@@ -62,6 +62,11 @@ bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n);
  * as the characters they name: document separators given on the command line. */
 char *cli_unescape(const char *s);
 
+/* Progress of step i of n (1-based) on stderr, as printf(fmt, ...): redrawn
+ * in place on a terminal (a newline after the last step), else about ten
+ * lines per run so that logs stay short. */
+void cli_progress(int i, int n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The default model, shipped in the repository: run, chat and eval use it
  * when no -m is given. */
 #define UM_DEFAULT_MODEL "models/stories"

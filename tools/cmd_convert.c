@@ -37,10 +37,8 @@ static void quantize_usage(void) {
 
 static void progress(void *user, int index, int count, const char *name, um_dtype type) {
     double *t0 = user;
-    fprintf(stderr, "\r[%3d/%3d] %-32.32s -> %-5s %6.1f s", index + 1, count, name, um_dtype_name(type),
-            um_now() - *t0);
-    if (index + 1 == count)
-        fputc('\n', stderr);
+    cli_progress(index + 1, count, "[%3d/%3d] %-32.32s -> %-5s %6.1f s", index + 1, count, name,
+                 um_dtype_name(type), um_now() - *t0);
 }
 
 static int finish(const char *cmd, um_status s, const um_error *err, const char *out, double t0) {

@@ -174,22 +174,6 @@ static int eval_masked_batch(um_model *m, const char *path, bool json) {
     return rc;
 }
 
-/* ---- progress ---- */
-
-/* "what i/n" on stderr: redrawn in place on a terminal, else about ten lines
- * per run so that logs stay short. */
-static void progress(const char *what, int i, int n) {
-    static int tty = -1;
-    if (tty < 0)
-        tty = isatty(STDERR_FILENO);
-    if (tty) {
-        fprintf(stderr, "\r%s %d/%d%s", what, i, n, i == n ? "\n" : "");
-    } else if (i == n || i % (n / 10 > 0 ? n / 10 : 1) == 0) {
-        fprintf(stderr, "%s %d/%d\n", what, i, n);
-    }
-    fflush(stderr);
-}
-
 /* ---- ELBO perplexity of a text ---- */
 
 typedef struct {
@@ -258,7 +242,7 @@ static um_status elbo(um_model *m, const um_train_data *d, long n_real, const el
         double mean = 0;
         s = elbo_row(m, o, d->tokens + start, row, n_score, noisy, p_mask, logits, &mean, &r->forwards, err);
         total += mean;
-        progress("eval: row", row + 1, r->rows);
+        cli_progress(row + 1, r->rows, "eval: row %d/%d", row + 1, r->rows);
     }
     r->seconds = um_now() - t0;
     r->nll = total / (double)n_real;
@@ -589,7 +573,7 @@ static bool run_setting(um_model *m, cli_text *t, const task_list *l, const sett
         free(out);
         if (!out)
             return false;
-        progress(what, i + 1, l->n);
+        cli_progress(i + 1, l->n, "%s %d/%d", what, i + 1, l->n);
     }
     sc->wall = um_now() - t0;
     return true;

@@ -262,10 +262,9 @@ int cmd_init_random(int argc, char **argv) {
     for (int i = 0; ok && i < n; i++) {
         ok = write_tensor(fp, &descs[i], &rng, std, buf, chunk);
         done += (double)um_st_desc_nbytes(&descs[i]);
-        fprintf(stderr, "\rinit-random: %s %3d/%d tensors, %.2f / %.2f GB", p->name, i + 1, n, done / 1e9,
-                total / 1e9);
+        cli_progress(i + 1, n, "init-random: %s %3d/%d tensors, %.2f / %.2f GB", p->name, i + 1, n, done / 1e9,
+                     total / 1e9);
     }
-    fputc('\n', stderr);
     if (fp && fclose(fp) != 0)
         ok = 0;
     if (!ok)
