@@ -97,6 +97,32 @@ static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32
  *             q and sums q * xq itself, so there is no offset to remove. */
 typedef enum { I8_MINS, I8_ZP, I8_CENTERED } i8_offset;
 
+/* One sub-block's integer sums i0/i1 of mr tokens x 16 features into the f32
+ * accumulators c0/c1: the zero point off the sums (ZP), times the weights'
+ * scales ws[0..15] and each token's activation scale sc[i], plus the mins
+ * ws[NR..] times sc[mr + i] (MINS). sc is the sub-block's MM_SC_ROWS x mr
+ * activation scales (matmul_impl.h). */
+TGT INLINE void scale_sub_block(__m256 *c0, __m256 *c1, __m256i *i0, __m256i *i1, int mr, const float *sc,
+                                const float *ws, i8_offset off) {
+    __m256 s0 = _mm256_load_ps(ws), s1 = _mm256_load_ps(ws + 8);
+    const int32_t *zb = (const int32_t *)(sc + 2 * mr);
+    for (int i = 0; i < mr; i++) {
+        __m256 dx = _mm256_set1_ps(sc[i]);
+        if (off == I8_ZP) {
+            __m256i z = _mm256_set1_epi32(zb[i]);
+            i0[i] = _mm256_sub_epi32(i0[i], z);
+            i1[i] = _mm256_sub_epi32(i1[i], z);
+        }
+        c0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[i]), _mm256_mul_ps(s0, dx), c0[i]);
+        c1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[i]), _mm256_mul_ps(s1, dx), c1[i]);
+        if (off == I8_MINS) {
+            __m256 fb = _mm256_set1_ps(sc[mr + i]);
+            c0[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR), fb, c0[i]);
+            c1[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR + 8), fb, c1[i]);
+        }
+    }
+}
+
 /* vpmaddubsw multiplies u8 by s8 and adds adjacent pairs into int16 with
  * saturation, so every sum it forms, and every int16 sum of its results
  * taken before vpmaddwd widens them, must stay within 32767 in magnitude.
@@ -153,25 +179,8 @@ TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off) {
                 i1[i] = _mm256_add_epi32(i1[i], _mm256_madd_epi16(h1[i], ones));
             }
         }
-        const float *ws = (const float *)b;
-        __m256 s0 = _mm256_load_ps(ws), s1 = _mm256_load_ps(ws + 8);
+        scale_sub_block(c0, c1, i0, i1, I8_MR, sc, (const float *)b, off);
         b += 2 * NR * sizeof(float);
-        const int32_t *zb = (const int32_t *)(sc + 2 * I8_MR);
-        for (int i = 0; i < I8_MR; i++) {
-            __m256 dx = _mm256_set1_ps(sc[i]);
-            if (off == I8_ZP) {
-                __m256i z = _mm256_set1_epi32(zb[i]);
-                i0[i] = _mm256_sub_epi32(i0[i], z);
-                i1[i] = _mm256_sub_epi32(i1[i], z);
-            }
-            c0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[i]), _mm256_mul_ps(s0, dx), c0[i]);
-            c1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[i]), _mm256_mul_ps(s1, dx), c1[i]);
-            if (off == I8_MINS) {
-                __m256 fb = _mm256_set1_ps(sc[I8_MR + i]);
-                c0[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR), fb, c0[i]);
-                c1[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR + 8), fb, c1[i]);
-            }
-        }
     }
     store_tile(t, c0, c1);
 }
@@ -274,25 +283,8 @@ TGT INLINE void vnni_tile(const mm_tile *t, int bk, bool sym, dpbusd_fn dpbusd) 
                 i1[i] = dpbusd(i1[i], b1, av);
             }
         }
-        const float *ws = (const float *)b;
-        __m256 s0 = _mm256_load_ps(ws), s1 = _mm256_load_ps(ws + 8);
+        scale_sub_block(c0, c1, i0, i1, VNNI_MR, sc, (const float *)b, sym ? I8_ZP : I8_MINS);
         b += 2 * NR * sizeof(float);
-        const int32_t *zb = (const int32_t *)(sc + 2 * VNNI_MR);
-        for (int i = 0; i < VNNI_MR; i++) {
-            __m256 dx = _mm256_set1_ps(sc[i]);
-            if (sym) {
-                __m256i z = _mm256_set1_epi32(zb[i]);
-                i0[i] = _mm256_sub_epi32(i0[i], z);
-                i1[i] = _mm256_sub_epi32(i1[i], z);
-            }
-            c0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[i]), _mm256_mul_ps(s0, dx), c0[i]);
-            c1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[i]), _mm256_mul_ps(s1, dx), c1[i]);
-            if (!sym) {
-                __m256 fb = _mm256_set1_ps(sc[VNNI_MR + i]);
-                c0[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR), fb, c0[i]);
-                c1[i] = _mm256_fmadd_ps(_mm256_load_ps(ws + NR + 8), fb, c1[i]);
-            }
-        }
     }
     store_tile(t, c0, c1);
 }
