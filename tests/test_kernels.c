@@ -618,6 +618,51 @@ static void gemm_acc_matches_definition(void **state) {
     um_kernel_path_set(saved);
 }
 
+/* um_exp_row and um_swiglu on every path against libm's exp in double:
+ * within 3 ulp (relative 3.6e-7) wherever exp(x) is a normal float, the
+ * clamps below and above it (no zeros, no infinities, as documented), NaN
+ * kept; the row's sum against the sum of the exact values. */
+static void exp_row_matches_libm(void **state) {
+    enum { N = 1000 };
+    um_kernel_path saved = um_kernel_path_get();
+    for (int path = UM_PATH_SCALAR; path <= (int)um_kernel_path_best(); path++) {
+        um_kernel_path_set((um_kernel_path)path);
+        const char *name = um_kernel_path_name((um_kernel_path)path);
+        float s[N], g[N], up[N];
+        for (int i = 0; i < N; i++) /* -95 .. 95 in uneven steps, and every residue mod 16 for the tails */
+            s[i] = g[i] = -95.0f + 190.0f * (float)i / (N - 1) + 1e-3f * (float)(i % 7), up[i] = 1.0f + (float)(i % 3);
+        float shift = 0.25f, in[N];
+        double lo = -87.3f, hi = 88.3f; /* the clamps, as floats */
+        memcpy(in, s, sizeof in);
+        for (int n = 1; n <= N; n = n < 40 ? n + 1 : n * 2 + 7) {
+            memcpy(s, in, sizeof s);
+            double exact_sum = 0, sum = um_exp_row(s, n, shift);
+            for (int i = 0; i < n; i++) {
+                double x = (float)(in[i] - shift), want = exp(x); /* the row subtracts in float */
+                exact_sum += exp(x < lo ? lo : x > hi ? hi : x);
+                if (x < lo)
+                    assert_true(s[i] > 0 && s[i] < 1.3e-38f);
+                else if (x > hi)
+                    assert_true(s[i] > 2e38f && isfinite(s[i]));
+                else if (fabs(s[i] - want) > 3.6e-7 * want)
+                    fail_msg("%s exp(%.9g) = %.9g, libm %.9g", name, x, s[i], want);
+            }
+            if (fabs(sum - exact_sum) > 1e-6 * exact_sum)
+                fail_msg("%s exp row of %d: sum %.9g, exact %.9g", name, n, sum, exact_sum);
+        }
+        float nan_row[3] = {0, NAN, 1};
+        um_exp_row(nan_row, 3, 0);
+        assert_true(isnan(nan_row[1]) && nan_row[0] == 1.0f);
+        um_swiglu(g, up, N);
+        for (int i = 0; i < N; i++) {
+            double x = in[i], want = x / (1 + exp(-x)) * up[i];
+            if (fabs(g[i] - want) > 6e-7 * fabs(want) + 1e-35) /* below -88.3: x up / 2.1e38 */
+                fail_msg("%s swiglu(%.9g) = %.9g, libm %.9g", name, x, g[i], want);
+        }
+    }
+    um_kernel_path_set(saved);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(each_path_matches_reference),
     cmocka_unit_test(reduced_within_rounding_bound),
@@ -629,6 +674,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(pool_scratch),
     cmocka_unit_test(attention_matches_definition),
     cmocka_unit_test(gemm_acc_matches_definition),
+    cmocka_unit_test(exp_row_matches_libm),
 };
 
 const test_group kernels_group = {"kernels", tests, sizeof tests / sizeof *tests};

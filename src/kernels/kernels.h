@@ -72,7 +72,11 @@ size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int 
  * products inside a pool task (training's attention, kernels/gemm_acc.c). */
 void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk);
 
-/* gate[i] = silu(gate[i]) * up[i]. */
+/* s[x] = exp(s[x] - shift) for x < n, returning their sum (kernels/exp_row.c:
+ * vectorized, within 2 ulp of expf; results below 1.2e-38 stay there). */
+float um_exp_row(float *s, int n, float shift);
+
+/* gate[i] = silu(gate[i]) * up[i], with um_exp_row's exp. */
 void um_swiglu(float *gate, const float *up, int64_t n);
 
 #endif

@@ -52,29 +52,29 @@ void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, con
     }
 }
 
-void um_swiglu(float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
-    }
-}
-
 /* Attention in the manner of FlashAttention (Dao et al. 2022), on the CPU: a
  * task takes one head and Q_TILE queries, walks the keys K_TILE at a time and
  * keeps a running maximum m, normalizer l and unnormalized output O per
  * query, rescaling them by exp(m_old - m_new) whenever the maximum grows. A
- * K tile (transposed once per call, so score rows are contiguous sums along
- * keys) and a V tile serve all Q_TILE queries from cache, and scores never
+ * K tile and a V tile serve all Q_TILE queries from cache, and scores never
  * exceed Q_TILE x K_TILE floats. Both products, scores = (scale q) K^T and
  * O += P V, run on um_gemm_acc, the register-tiled kernel of the path in use;
- * each sum runs over its terms in order. */
-enum { Q_TILE = 16, K_TILE = 64 };
+ * each sum runs over its terms in order.
+ *
+ * Once per call each kv head's keys are copied into tiles of [head_dim][K_TILE]
+ * (transposed, so score rows are contiguous sums along keys) and its values
+ * into [n_kv][head_dim], both contiguous: read in place, the rows of a tile lie
+ * n_kv or n_kv_heads * head_dim floats apart, often a power of two, and all
+ * fall into the same few L1 sets. Q_TILE is a multiple of every path's
+ * register tile (4 or 6 rows), so no query row takes the untiled loop. */
+enum { Q_TILE = 24, K_TILE = 64 };
 
 typedef struct {
     const float *q, *k, *v;
     float *out;
     int n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles;
-    float *k_t;  /* [n_kv_heads][head_dim][n_kv] */
+    float *k_t;  /* [n_kv_heads][key tiles][head_dim][K_TILE] */
+    float *v_c;  /* [n_kv_heads][n_kv][head_dim] */
     float *work; /* per thread: attn_thread_floats */
 } attn_job;
 
@@ -83,19 +83,29 @@ static size_t attn_thread_floats(int head_dim) {
     return (size_t)Q_TILE * K_TILE + 2 * (size_t)Q_TILE * head_dim + 2 * Q_TILE;
 }
 
-size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim) {
-    return (size_t)n_kv * n_kv_heads * head_dim + (size_t)n_threads * attn_thread_floats(head_dim);
+static size_t key_tiles_floats(int n_kv, int head_dim) {
+    return (size_t)(n_kv + K_TILE - 1) / K_TILE * K_TILE * head_dim;
 }
 
-/* k_t[g][c][t] = k[t][g * hd + c] for kv head g = task. */
-static void transpose_keys_task(void *ctx, int g, int thread) {
+size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim) {
+    return (key_tiles_floats(n_kv, head_dim) + (size_t)n_kv * head_dim) * n_kv_heads +
+           (size_t)n_threads * attn_thread_floats(head_dim);
+}
+
+/* For kv head g = task: its key tiles, k_t[g][t / K_TILE][c][t % K_TILE] =
+ * k[t][g hd + c], and its values, v_c[g][t][c] = v[t][g hd + c]. */
+static void copy_kv_task(void *ctx, int g, int thread) {
     const attn_job *j = ctx;
     int hd = j->head_dim;
     int64_t kvs = (int64_t)j->n_kv_heads * hd;
-    float *dst = j->k_t + (int64_t)g * hd * j->n_kv;
-    for (int t = 0; t < j->n_kv; t++)
+    float *kt = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd), *vc = j->v_c + (int64_t)g * j->n_kv * hd;
+    for (int t = 0; t < j->n_kv; t++) {
+        const float *kr = j->k + t * kvs + (int64_t)g * hd;
+        float *tile = kt + (int64_t)(t / K_TILE) * hd * K_TILE + t % K_TILE;
         for (int c = 0; c < hd; c++)
-            dst[(int64_t)c * j->n_kv + t] = j->k[t * kvs + (int64_t)g * hd + c];
+            tile[c * K_TILE] = kr[c];
+        memcpy(vc + (int64_t)t * hd, j->v + t * kvs + (int64_t)g * hd, (size_t)hd * sizeof(float));
+    }
 }
 
 /* Row i of S: exp(s - new max) in place; the running m, l and output row
@@ -104,15 +114,12 @@ static void softmax_update(float *s, int nk, float *m, float *l, float *o, int h
     float mx = *m;
     for (int x = 0; x < nk; x++)
         mx = s[x] > mx ? s[x] : mx;
-    float corr = expf(*m - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
-    for (int x = 0; x < nk; x++) {
-        s[x] = expf(s[x] - mx);
-        sum += s[x];
-    }
-    *l = *l * corr + sum;
+    float corr = expf(*m - mx); /* exp(-inf) = 0 on the first tile */
+    *l = *l * corr + um_exp_row(s, nk, mx);
     *m = mx;
-    for (int c = 0; c < hd; c++)
-        o[c] *= corr;
+    if (corr != 1.0f)
+        for (int c = 0; c < hd; c++)
+            o[c] *= corr;
 }
 
 /* One task: one head, Q_TILE queries, all keys tile by tile. */
@@ -121,11 +128,11 @@ static void attention_task(void *ctx, int task, int thread) {
     int h = task / j->n_tiles, q0 = (task % j->n_tiles) * Q_TILE;
     int nq = q0 + Q_TILE < j->n_q ? Q_TILE : j->n_q - q0;
     int hd = j->head_dim, g = h / (j->n_heads / j->n_kv_heads);
-    int64_t qs = (int64_t)j->n_heads * hd, kvs = (int64_t)j->n_kv_heads * hd;
+    int64_t qs = (int64_t)j->n_heads * hd;
     float *S = j->work + (int64_t)thread * attn_thread_floats(hd), *O = S + Q_TILE * K_TILE;
     float *qt = O + Q_TILE * hd, *m = qt + Q_TILE * hd, *l = m + Q_TILE;
-    const float *q = j->q + q0 * qs + (int64_t)h * hd, *k_t = j->k_t + (int64_t)g * hd * j->n_kv;
-    const float *v = j->v + (int64_t)g * hd;
+    const float *q = j->q + q0 * qs + (int64_t)h * hd;
+    const float *k_t = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd), *v = j->v_c + (int64_t)g * j->n_kv * hd;
     float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < nq; i++) {
         m[i] = -INFINITY;
@@ -138,10 +145,10 @@ static void attention_task(void *ctx, int task, int thread) {
     for (int k0 = 0; k0 < j->n_kv; k0 += K_TILE) {
         int nk = k0 + K_TILE < j->n_kv ? K_TILE : j->n_kv - k0;
         memset(S, 0, sizeof(float) * Q_TILE * K_TILE);
-        um_gemm_acc(S, K_TILE, qt, hd, 1, k_t + k0, j->n_kv, nq, nk, hd);
+        um_gemm_acc(S, K_TILE, qt, hd, 1, k_t + (int64_t)k0 * hd, K_TILE, nq, nk, hd);
         for (int i = 0; i < nq; i++)
             softmax_update(S + i * K_TILE, nk, &m[i], &l[i], O + i * hd, hd);
-        um_gemm_acc(O, hd, S, K_TILE, 1, v + k0 * kvs, (int)kvs, nq, hd, nk);
+        um_gemm_acc(O, hd, S, K_TILE, 1, v + (int64_t)k0 * hd, hd, nq, hd, nk);
     }
     for (int i = 0; i < nq; i++) {
         float inv = 1.0f / l[i], *oi = j->out + (q0 + i) * qs + (int64_t)h * hd;
@@ -153,8 +160,9 @@ static void attention_task(void *ctx, int task, int thread) {
 void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
                   int n_heads, int n_kv_heads, int head_dim, float *scratch) {
     int n_tiles = (n_q + Q_TILE - 1) / Q_TILE;
-    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, scratch,
-                    scratch + (size_t)n_kv * n_kv_heads * head_dim};
-    um_pool_run(pool, n_kv_heads, transpose_keys_task, &job);
+    float *v_c = scratch + key_tiles_floats(n_kv, head_dim) * n_kv_heads;
+    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, scratch, v_c,
+                    v_c + (size_t)n_kv * head_dim * n_kv_heads};
+    um_pool_run(pool, n_kv_heads, copy_kv_task, &job);
     um_pool_run(pool, n_heads * n_tiles, attention_task, &job);
 }

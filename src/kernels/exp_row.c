@@ -1,0 +1,110 @@
+/* exp over a row of floats, vectorized: the softmax of inference attention
+ * and SwiGLU's sigmoid. glibc's expf is one call per element, and at canvas
+ * 1024 it took as long as attention's two matrix products together.
+ *
+ * exp_poly is Cephes' expf (S. Moshier): x = n ln 2 + r with |r| <= ln 2 / 2,
+ * exp(r) by a degree-7 polynomial, 2^n put into the exponent bits; within
+ * 2 ulp of expf over its range. Each instruction-set path has its copy, on
+ * vectors of its width. */
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
+
+typedef float vec4 __attribute__((vector_size(16)));
+typedef int32_t ivec4 __attribute__((vector_size(16)));
+typedef float vec8 __attribute__((vector_size(32)));
+typedef int32_t ivec8 __attribute__((vector_size(32)));
+typedef float vec16 __attribute__((vector_size(64)));
+typedef int32_t ivec16 __attribute__((vector_size(64)));
+
+/* The loops are written on GCC/clang vectors: GCC does not if-convert the
+ * range clamp of a scalar version (a float comparison may trap), so it
+ * would not vectorize it. */
+#define EXP_ROW(SUFFIX, TGT, V, VI)                                                                            \
+    /* lanes of m from a, the others from b */                                                                 \
+    TGT static inline V select_##SUFFIX(VI m, V a, V b) { return (V)((m & (VI)a) | (~m & (VI)b)); }            \
+                                                                                                               \
+    /* x clamped so that 2^n stays a normal float: exp(-87.3) ~ 1.2e-38 stands for every smaller result (0 in  \
+       expf), exp(88.3) ~ 2.1e38 for larger ones (inf); NaN stays NaN (through the polynomial). */             \
+    TGT static inline V exp_##SUFFIX(V x) {                                                                    \
+        V zero = {0};                                                                                          \
+        x = select_##SUFFIX(x < -87.3f, zero - 87.3f, x);                                                      \
+        x = select_##SUFFIX(x > 88.3f, zero + 88.3f, x);                                                       \
+        V t = x * 1.44269504088896341f;                                                                        \
+        V half = (V)(((VI)t & (int32_t)0x80000000) | (VI)(zero + 0.5f)); /* 0.5 with t's sign */             \
+        VI n = __builtin_convertvector(t + half, VI);                    /* t rounded to nearest */            \
+        V fn = __builtin_convertvector(n, V);                                                                  \
+        V r = x - fn * 0.693359375f - fn * -2.12194440e-4f; /* ln 2 in two parts: fn * C1 is exact */          \
+        V p = zero + 1.9875691500e-4f;                                                                         \
+        p = p * r + 1.3981999507e-3f;                                                                          \
+        p = p * r + 8.3334519073e-3f;                                                                          \
+        p = p * r + 4.1665795894e-2f;                                                                          \
+        p = p * r + 1.6666665459e-1f;                                                                          \
+        p = p * r + 5.0000001201e-1f;                                                                          \
+        p = p * r * r + r + 1.0f;                                                                              \
+        return p * (V)((n + 127) << 23);                                                                       \
+    }                                                                                                          \
+                                                                                                               \
+    /* s[x] = exp(s[x] - shift) and their sum: per lane, then across lanes */                                  \
+    TGT static float exp_row_##SUFFIX(float *s, int n, float shift) {                                          \
+        V acc = {0}, v;                                                                                        \
+        int x = 0, w = (int)(sizeof(V) / sizeof(float));                                                       \
+        for (; x + w <= n; x += w) {                                                                           \
+            memcpy(&v, s + x, sizeof v);                                                                       \
+            v = exp_##SUFFIX(v - shift);                                                                       \
+            memcpy(s + x, &v, sizeof v);                                                                       \
+            acc += v;                                                                                          \
+        }                                                                                                      \
+        float sum = 0;                                                                                         \
+        for (int i = 0; i < w; i++)                                                                            \
+            sum += acc[i];                                                                                     \
+        for (; x < n; x++) {                                                                                   \
+            v = exp_##SUFFIX(acc * 0 + (s[x] - shift));                                                        \
+            s[x] = v[0];                                                                                       \
+            sum += v[0];                                                                                       \
+        }                                                                                                      \
+        return sum;                                                                                            \
+    }                                                                                                          \
+                                                                                                               \
+    /* gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] */                                                      \
+    TGT static void swiglu_##SUFFIX(float *gate, const float *up, int64_t n) {                                 \
+        V g, u, one = {0};                                                                                     \
+        one += 1.0f;                                                                                           \
+        int64_t i = 0, w = (int64_t)(sizeof(V) / sizeof(float));                                               \
+        for (; i + w <= n; i += w) {                                                                           \
+            memcpy(&g, gate + i, sizeof g);                                                                    \
+            memcpy(&u, up + i, sizeof u);                                                                      \
+            g = g / (one + exp_##SUFFIX(-g)) * u;                                                              \
+            memcpy(gate + i, &g, sizeof g);                                                                    \
+        }                                                                                                      \
+        for (; i < n; i++) {                                                                                   \
+            g = one * gate[i];                                                                                 \
+            gate[i] = (g / (one + exp_##SUFFIX(-g)))[0] * up[i];                                               \
+        }                                                                                                      \
+    }
+
+#define TGT_PORTABLE
+#define TGT_AVX2 __attribute__((target("avx2,fma")))
+#define TGT_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
+
+EXP_ROW(portable, TGT_PORTABLE, vec4, ivec4) /* SSE2 or NEON width */
+EXP_ROW(avx2, TGT_AVX2, vec8, ivec8)
+EXP_ROW(avx512, TGT_AVX512, vec16, ivec16)
+
+float um_exp_row(float *s, int n, float shift) {
+    switch (um_kernel_path_get()) {
+    case UM_PATH_AVX512: return exp_row_avx512(s, n, shift);
+    case UM_PATH_AVX2: return exp_row_avx2(s, n, shift);
+    default: return exp_row_portable(s, n, shift);
+    }
+}
+
+void um_swiglu(float *gate, const float *up, int64_t n) {
+    switch (um_kernel_path_get()) {
+    case UM_PATH_AVX512: swiglu_avx512(gate, up, n); break;
+    case UM_PATH_AVX2: swiglu_avx2(gate, up, n); break;
+    default: swiglu_portable(gate, up, n);
+    }
+}
