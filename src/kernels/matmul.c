@@ -264,6 +264,31 @@ typedef struct {
     size_t panels_bytes; /* per thread */
 } mm_job;
 
+/* The weight bytes a task's next k block will pack: rows [r0, r0 + nr),
+ * bytes [off, off + len) of each. The pack starts on 16 rows at once, each
+ * row's block in a line of its own that nothing has asked for, and waited
+ * on memory there: a pattern the hardware prefetcher does not follow. So
+ * the task asks for those lines, a few at a time, while it runs the
+ * micro-kernels of the current block, and the pack finds them in L2. */
+typedef struct {
+    const uint8_t *base;
+    size_t row_bytes, lines_per_row;
+    size_t next, total; /* lines asked for, lines in all */
+} next_block;
+
+static next_block next_block_at(const um_weight *w, int64_t r0, int64_t nr, int64_t kb, int64_t kc) {
+    size_t rb = um_row_bytes(w->type, w->cols), off = um_row_bytes(w->type, kb), len = um_row_bytes(w->type, kc);
+    size_t first = off & ~(size_t)63, lines = (off + len - first + 63) / 64;
+    return (next_block){(const uint8_t *)w->data + (size_t)r0 * rb + first, rb, lines, 0, lines * (size_t)nr};
+}
+
+static void prefetch_lines(next_block *nb, size_t count) {
+    for (size_t end = nb->next + count < nb->total ? nb->next + count : nb->total; nb->next < end; nb->next++) {
+        size_t row = nb->next / nb->lines_per_row, line = nb->next % nb->lines_per_row;
+        __builtin_prefetch(nb->base + row * nb->row_bytes + 64 * line, 0, 2);
+    }
+}
+
 static void mm_task(void *ctx, int task, int thread) {
     const mm_job *j = ctx;
     const mm_kernels *ks = j->ks;
@@ -280,8 +305,14 @@ static void mm_task(void *ctx, int task, int thread) {
             ks->pack(w, f0 + (int64_t)p * ks->nr, kb, kc, buf + p * pb);
         tile.kc = kc;
         tile.accumulate = kb > 0;
+        next_block nb = {0};
+        if (kb + kc < k)
+            nb = next_block_at(w, f0, nf, kb + kc, k - (kb + kc) < ks->kc ? k - (kb + kc) : ks->kc);
+        int n_tb = (j->n + ks->mr - 1) / ks->mr;
+        size_t per_tb = (nb.total + n_tb - 1) / n_tb;
         for (int t0 = 0; t0 < j->n; t0 += ks->mr) {
             int tb = t0 / ks->mr;
+            prefetch_lines(&nb, per_tb);
             tile.mr = j->n - t0 < ks->mr ? j->n - t0 : ks->mr;
             if (!j->a) { /* F32 activations read in place */
                 tile.a = j->x + (int64_t)t0 * k + kb;
