@@ -743,8 +743,10 @@ static void config_bad_values(void **state) {
     CONFIG_CASE("vocab_size", "1e30", UM_ERR_FORMAT, "'vocab_size' must be an integer");
     CONFIG_CASE("rms_norm_eps", "0", UM_ERR_FORMAT, "'rms_norm_eps' must be in");
     CONFIG_CASE("rms_norm_eps", "1e-85", UM_ERR_FORMAT, "'rms_norm_eps' must be in"); /* 0 as f32 */
-    CONFIG_CASE("rope_theta", "1e39", UM_ERR_FORMAT, "'rope_theta' must be positive and at most"); /* inf as f32 */
-    CONFIG_CASE("rope_theta", "-10000", UM_ERR_FORMAT, "'rope_theta' must be positive");
+    CONFIG_CASE("rope_theta", "1e39", UM_ERR_FORMAT, "'rope_theta' must be greater than 1 and at most"); /* inf as f32 */
+    CONFIG_CASE("rope_theta", "-10000", UM_ERR_FORMAT, "'rope_theta' must be greater than 1");
+    CONFIG_CASE("rope_theta", "500000.01e-300", UM_ERR_FORMAT, "'rope_theta' must be greater than 1"); /* 0 as f32: the config fuzzer's find */
+    CONFIG_CASE("rope_theta", "1", UM_ERR_FORMAT, "'rope_theta' must be greater than 1");
     CONFIG_CASE("rope_theta", "\"big\"", UM_ERR_FORMAT, "'rope_theta' must be a finite number");
     CONFIG_CASE("weight_tying", "\"no\"", UM_ERR_FORMAT, "'weight_tying' must be true or false");
     CONFIG_CASE("mask_token_id", "512", UM_ERR_FORMAT, "mask_token_id 512 is outside the vocabulary");

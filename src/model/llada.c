@@ -111,11 +111,13 @@ um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams 
     if (emb < vocab)
         return um_fail(err, UM_ERR_FORMAT, "%s: embedding_size %lld is smaller than vocab_size %lld", file,
                        (long long)emb, (long long)vocab);
-    /* both are used as f32: 1e-85 would round to 0 and 1e39 to infinity */
+    /* both are used as f32: 1e-85 would round to 0 and 1e39 to infinity. RoPE's
+       frequencies are theta^(-2i/d): a theta of 1 or less makes them grow instead of
+       fall, and a tiny one (5e-295 rounds to 0 in f32) overflows the angles to NaN. */
     if (!(eps >= FLT_MIN && eps < 1))
         return um_fail(err, UM_ERR_FORMAT, "%s: 'rms_norm_eps' must be in [%g, 1), got %g", file, (double)FLT_MIN, eps);
-    if (!(theta > 0 && theta <= FLT_MAX))
-        return um_fail(err, UM_ERR_FORMAT, "%s: 'rope_theta' must be positive and at most %g, got %g", file,
+    if (!(theta > 1 && theta <= FLT_MAX))
+        return um_fail(err, UM_ERR_FORMAT, "%s: 'rope_theta' must be greater than 1 and at most %g, got %g", file,
                        (double)FLT_MAX, theta);
     if (mask_id >= emb)
         return um_fail(err, UM_ERR_FORMAT, "%s: mask_token_id %lld is outside the vocabulary (%lld)", file,
