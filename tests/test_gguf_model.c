@@ -300,6 +300,8 @@ typedef struct {
     const char *extra_tensor;  /* a copy of blk.0.attn_norm.weight under this name */
     const char *halve_tensor;  /* written with its outer dimension halved */
     const char *quant_tensor;  /* an F32 tensor written as Q8_0 */
+    const char *f32_kv;        /* this F32 key becomes f32_value */
+    float f32_value;
 } variant;
 
 static void add_kv(um_gguf_writer *w, const um_gguf_kv *kv, const variant *v) {
@@ -311,6 +313,8 @@ static void add_kv(um_gguf_writer *w, const um_gguf_kv *kv, const variant *v) {
         s = um_gguf_writer_add_str(w, kv->key, v->arch, &err);
     else if (v->true_kv && strcmp(kv->key, v->true_kv) == 0)
         s = um_gguf_writer_add_bool(w, kv->key, true, &err);
+    else if (v->f32_kv && strcmp(kv->key, v->f32_kv) == 0)
+        s = um_gguf_writer_add_f32(w, kv->key, v->f32_value, &err);
     else
         s = um_gguf_writer_add_kv(w, kv, &err);
     if (s != UM_OK)
@@ -442,6 +446,17 @@ static void hostile_missing_key(void **state) {
     check_variant(&(variant){.drop_kv = "llada.block_count"}, UM_ERR_FORMAT, "llada.block_count", "missing");
     check_variant(&(variant){.drop_kv = "llada.embedding_length"}, UM_ERR_FORMAT, "llada.embedding_length",
                   "missing");
+}
+
+/* RoPE's frequencies freq_base^(-2i/d) must fall: at or below 1 they do not,
+ * and a tiny base overflows the angles to NaN (the config loader's rule). */
+static void hostile_rope_base(void **state) {
+    check_variant(&(variant){.f32_kv = "llada.rope.freq_base", .f32_value = 1e-38f}, UM_ERR_FORMAT,
+                  "llada.rope.freq_base must be greater than 1", "got 1e-38");
+    check_variant(&(variant){.f32_kv = "llada.rope.freq_base", .f32_value = 1.0f}, UM_ERR_FORMAT,
+                  "llada.rope.freq_base must be greater than 1", "got 1");
+    check_variant(&(variant){.f32_kv = "llada.attention.layer_norm_rms_epsilon", .f32_value = 0.0f},
+                  UM_ERR_FORMAT, "llada.attention.layer_norm_rms_epsilon must be in (0, 1)", "got 0");
 }
 
 static void hostile_quantized_norm(void **state) {
@@ -723,6 +738,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(hostile_shape),
     cmocka_unit_test(hostile_causal),
     cmocka_unit_test(hostile_missing_key),
+    cmocka_unit_test(hostile_rope_base),
     cmocka_unit_test(hostile_quantized_norm),
     cmocka_unit_test(hostile_not_gguf),
     cmocka_unit_test(cli_run_gguf),

@@ -114,8 +114,12 @@ um_status um_llada_hparams_from_gguf(const um_gguf_file *f, um_hparams *hp, um_e
     if (rope_dim != d_model / n_heads)
         return um_fail(err, UM_ERR_UNSUPPORTED, "%s: partial RoPE (rope.dimension_count %u of head size %u)", p,
                        rope_dim, d_model / n_heads);
-    if (!(eps > 0 && eps < 1) || !(theta > 1)) /* theta: as rope_theta in llada.c */
-        return um_fail(err, UM_ERR_FORMAT, "%s: layer_norm_rms_epsilon must be in (0, 1), rope.freq_base > 1", p);
+    if (!(eps > 0 && eps < 1))
+        return um_fail(err, UM_ERR_FORMAT, "%s: llada.attention.layer_norm_rms_epsilon must be in (0, 1), got %g", p,
+                       (double)eps);
+    if (!(theta > 1)) /* as rope_theta in llada.c */
+        return um_fail(err, UM_ERR_FORMAT, "%s: llada.rope.freq_base must be greater than 1, got %g", p,
+                       (double)theta);
 
     /* the embedding's row count is the vocabulary the head produces */
     const um_gguf_tensor *emb = um_gguf_find_tensor(f, "token_embd.weight");
