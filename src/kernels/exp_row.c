@@ -11,13 +11,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
-
-typedef float vec4 __attribute__((vector_size(16)));
-typedef int32_t ivec4 __attribute__((vector_size(16)));
-typedef float vec8 __attribute__((vector_size(32)));
-typedef int32_t ivec8 __attribute__((vector_size(32)));
-typedef float vec16 __attribute__((vector_size(64)));
-typedef int32_t ivec16 __attribute__((vector_size(64)));
+#include "kernels/vec.h"
 
 /* The loops are written on GCC/clang vectors: GCC does not if-convert the
  * range clamp of a scalar version (a float comparison may trap), so it
@@ -61,7 +55,8 @@ typedef int32_t ivec16 __attribute__((vector_size(64)));
         for (int i = 0; i < w; i++)                                                                            \
             sum += acc[i];                                                                                     \
         for (; x < n; x++) {                                                                                   \
-            v = exp_##SUFFIX(acc * 0 + (s[x] - shift));                                                        \
+            v = (V){0} + (s[x] - shift);                                                                       \
+            v = exp_##SUFFIX(v);                                                                               \
             s[x] = v[0];                                                                                       \
             sum += v[0];                                                                                       \
         }                                                                                                      \
@@ -80,14 +75,10 @@ typedef int32_t ivec16 __attribute__((vector_size(64)));
             memcpy(gate + i, &g, sizeof g);                                                                    \
         }                                                                                                      \
         for (; i < n; i++) {                                                                                   \
-            g = one * gate[i];                                                                                 \
+            g = (V){0} + gate[i];                                                                              \
             gate[i] = (g / (one + exp_##SUFFIX(-g)))[0] * up[i];                                               \
         }                                                                                                      \
     }
-
-#define TGT_PORTABLE
-#define TGT_AVX2 __attribute__((target("avx2,fma")))
-#define TGT_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
 
 EXP_ROW(portable, TGT_PORTABLE, vec4, ivec4) /* SSE2 or NEON width */
 EXP_ROW(avx2, TGT_AVX2, vec8, ivec8)

@@ -10,6 +10,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
+#include "kernels/vec.h"
 
 /* Rows of C that a tile cannot cover, or all of them: one row of C and one
  * row of B at a time, vectorized along x by the compiler. */
@@ -53,12 +54,6 @@
         ROWS(C + (size_t)i * ldc, ldc, A + (size_t)i * a_i, a_i, a_k, B, ldb, m - i, 0, n, kk);                \
     }
 
-typedef float vec8 __attribute__((vector_size(32)));
-typedef float vec16 __attribute__((vector_size(64)));
-
-#define TGT_PORTABLE
-#define TGT_AVX2 __attribute__((target("avx2,fma")))
-#define TGT_AVX512 __attribute__((target("avx512f,fma")))
 
 GEMM_ACC_ROWS(rows_portable, TGT_PORTABLE)
 GEMM_ACC(gemm_acc_portable, rows_portable, TGT_PORTABLE, vec8, 4, 8)
