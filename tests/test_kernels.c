@@ -153,7 +153,7 @@ static void each_path_matches_reference(void **state) {
                 int n = ns[(ci + ri) % 4];
                 mm_case c = make_case(t, rows[ri], cols[ci], n, (ci + ri) % 2 == 0, &rng);
                 for (int kind = MM_F32; kind <= MM_I8; kind++) {
-                    if ((kind == MM_BF16 && t != UM_BF16) || (kind == MM_I8 && mm_i8_bk(t) == 0))
+                    if ((kind == MM_BF16 && t != UM_BF16 && t != UM_F16) || (kind == MM_I8 && mm_i8_bk(t) == 0))
                         continue;
                     float *ref = run(pool, NULL, (mm_kind)kind, &c);
                     for (int which = 0; which < N_SIMD; which++) {
@@ -194,7 +194,9 @@ static void each_path_matches_reference(void **state) {
 /* Reduced-precision activations against f32 ones, per output, within what
  * the rounding of x allows: |sum w (x - x')| <= sum |w| |x - x'|, where
  * |x - x'| <= 2^-9 |x| for bf16 and <= max|x of its block of 32| / 254 for
- * int8 (half a quantization step); plus f32 rounding. */
+ * int8 (half a quantization step); plus f32 rounding. F16 weights are
+ * rounded to bf16 as well: |w x - w' x'| <= |w - w'| |x'| + |w| |x - x'|
+ * <= (2^-9 (1 + 2^-9) + 2^-9) |w| |x|. */
 static void reduced_within_rounding_bound(void **state) {
     um_pool *pool = um_pool_create(2);
     assert_non_null(pool);
@@ -202,9 +204,10 @@ static void reduced_within_rounding_bound(void **state) {
     um_rng_seed(&rng, 77);
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         um_dtype t = all_types[ti];
-        mm_kind kind = t == UM_BF16 ? MM_BF16 : mm_i8_bk(t) ? MM_I8 : MM_F32;
+        mm_kind kind = t == UM_BF16 || t == UM_F16 ? MM_BF16 : mm_i8_bk(t) ? MM_I8 : MM_F32;
         if (kind == MM_F32)
             continue;
+        double bf16_rel = t == UM_F16 ? ldexp(2 + ldexp(1, -9), -9) : ldexp(1, -9);
         int64_t cols = um_dtype_block_elems(t) == 256 ? 512 : 320;
         mm_case c = make_case(t, 45, cols, 9, true, &rng);
         float *exact = run(pool, NULL, MM_F32, &c), *reduced = run(pool, NULL, kind, &c);
@@ -218,7 +221,7 @@ static void reduced_within_rounding_bound(void **state) {
                     for (int j = 0; j < 32; j++)
                         amax = fmax(amax, fabs(x[b + j]));
                     for (int j = 0; j < 32; j++)
-                        bound += fabs(w[b + j]) * (kind == MM_BF16 ? ldexp(fabs(x[b + j]), -9) : amax / 254);
+                        bound += fabs(w[b + j]) * (kind == MM_BF16 ? bf16_rel * fabs(x[b + j]) : amax / 254);
                 }
                 bound += 1e-5 * abs_scale(&c, i, r);
                 double d = fabs((double)reduced[i * c.w.rows + r] - exact[i * c.w.rows + r]);
@@ -433,11 +436,18 @@ static void path_choice_and_override(void **state) {
     um_matmul_set_reduced(true);
     assert_string_equal(um_matmul_kernel_name(UM_BF16), "scalar-bf16");
     assert_string_equal(um_matmul_kernel_name(UM_Q4_K), "scalar-i8");
-    assert_string_equal(um_matmul_kernel_name(UM_F16), "scalar-f32");
+    assert_string_equal(um_matmul_kernel_name(UM_F16), "scalar-bf16");
+    assert_string_equal(um_matmul_kernel_name(UM_F32), "scalar-f32");
     um_matmul_set_reduced(false);
     assert_int_equal(um_kernel_path_set(UM_PATH_AVX512), best);
-    if (best == UM_PATH_AVX512)
+    if (best == UM_PATH_AVX512) {
         assert_string_equal(um_matmul_kernel_name(UM_F32), "avx512-f32");
+        um_matmul_set_reduced(true);
+        bool bf16 = um_cpu_features_get()->avx512_bf16;
+        assert_string_equal(um_matmul_kernel_name(UM_F16), bf16 ? "avx512-bf16" : "avx512-f32");
+        assert_string_equal(um_matmul_kernel_name(UM_F32), "avx512-f32");
+        um_matmul_set_reduced(false);
+    }
     if (best >= UM_PATH_AVX2) {
         assert_int_equal(um_kernel_path_set(UM_PATH_AVX2), UM_PATH_AVX2);
         assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "avx2-f32");

@@ -35,7 +35,12 @@ size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
  * llama.cpp (int8) and of PyTorch's bf16 inference instead of f32 results.
  * On by default, as in those engines: the weights' own rounding is larger.
  * UNMASK_ACTIVATIONS=f32 turns it off (every product in f32, the reference's
- * arithmetic). F32 and F16 weights always meet f32 activations. The
+ * arithmetic). F16 weights take the bf16 arithmetic too, rounded to bf16
+ * themselves: exact for weights that came from bf16 checkpoints (LLaDA's and
+ * Dream's all did), 3 bits short of f16 otherwise; llama.cpp's quantizer
+ * leaves F16 the matrices whose rows are not whole blocks, such as
+ * llada-1b's ffn_down (5634 inputs), which would otherwise hold a quantized
+ * forward to the f32 speed. F32 weights always meet f32 activations. The
  * instruction-set path is UNMASK_KERNEL (kernels/cpu.h). */
 bool um_matmul_reduced(void);
 void um_matmul_set_reduced(bool on);

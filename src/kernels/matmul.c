@@ -435,6 +435,9 @@ static void ref_task(void *ctx, int task, int thread) {
         float b = j->bias ? j->bias[r] : 0.0f;
         if (j->kind != MM_I8) {
             um_weight_row_f32(w, r, buf);
+            if (j->kind == MM_BF16 && w->type != UM_BF16) /* f16 weights meet bf16 ones */
+                for (int64_t i = 0; i < k; i++)
+                    buf[i] = um_bf16_to_f32(um_f32_to_bf16(buf[i]));
             for (int t = 0; t < j->n; t += 4) {
                 /* past the last token, repeat it: the extra results are dropped */
                 const float *x0 = j->x + (int64_t)t * k;
@@ -552,7 +555,7 @@ static mm_kind choose_kind(um_kernel_path path, um_dtype t, bool reduced) {
         return MM_F32;
     const um_cpu_features *f = um_cpu_features_get();
     bool scalar = path == UM_PATH_SCALAR;
-    if (t == UM_BF16 && (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16)))
+    if ((t == UM_BF16 || t == UM_F16) && (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16)))
         return MM_BF16;
     if (mm_i8_bk(t) > 0 && (scalar || path == UM_PATH_AVX2 || (path == UM_PATH_AVX512 && f->avx512_vnni)))
         return MM_I8;

@@ -252,8 +252,25 @@ TGT_BF16 static void kernel_bf16(const mm_tile *t) {
     store_tile(t, c0, c1, BF16_MR);
 }
 
-/* Pairs of bf16 weights, as stored: 16 pairs (64 bytes) of 16 rows per
- * 16 x 16 transpose. */
+/* 16 pairs of row values (32 bf16 or f16 values from p, fewer: zeros past
+ * `pairs`) as bf16 pairs; f16 values rounded to bf16 as um_f32_to_bf16
+ * rounds them (exactly where they came from bf16, as LLaDA's and Dream's
+ * weights did). */
+TGT INLINE __m512i load_bf16_pairs(um_dtype t, const uint16_t *p, int pairs) {
+    __mmask16 m = pairs >= 16 ? 0xffff : (__mmask16)((1u << pairs) - 1);
+    __m512i v = _mm512_maskz_loadu_epi32(m, p);
+    if (t == UM_BF16)
+        return v;
+    __m256i lo = to_bf16(_mm512_cvtph_ps(_mm512_castsi512_si256(v)));
+    __m256i hi = to_bf16(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* One bf16 weight value (f16 rounded), for an odd kc's last value. */
+static inline uint32_t bf16_bits(um_dtype t, uint16_t v) { return t == UM_BF16 ? v : um_f32_to_bf16(um_f16_to_f32(v)); }
+
+/* Pairs of bf16 weights, as stored (f16 weights rounded to bf16): 16 pairs
+ * (64 bytes) of 16 rows per 16 x 16 transpose. */
 TGT static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
     uint32_t *out = dst;
     int64_t k = w->cols;
@@ -264,17 +281,16 @@ TGT static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int 
         const uint16_t *base = (const uint16_t *)w->data + f * k + kb;
         for (int p = 0; p < full; p += 16) {
             int count = full - p < 16 ? full - p : 16;
-            __mmask16 m = count >= 16 ? 0xffff : (__mmask16)((1u << count) - 1);
             __m512i r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = i < nrows ? _mm512_maskz_loadu_epi32(m, base + i * k + 2 * p) : _mm512_setzero_si512();
+                r[i] = i < nrows ? load_bf16_pairs(w->type, base + i * k + 2 * p, count) : _mm512_setzero_si512();
             transpose16(r);
             for (int i = 0; i < count; i++)
                 _mm512_store_si512(out + (p + i) * NR + 16 * h, r[i]);
         }
         if (kp > full) /* odd kc: the last value alone, its pair zero */
             for (int i = 0; i < 16; i++)
-                out[full * NR + 16 * h + i] = i < nrows ? base[i * k + 2 * full] : 0;
+                out[full * NR + 16 * h + i] = i < nrows ? bf16_bits(w->type, base[i * k + 2 * full]) : 0;
     }
 }
 
@@ -602,7 +618,7 @@ const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
     case MM_F32:
         return t == UM_F32 || t == UM_BF16 || t == UM_F16 ? &f32_float : &f32_quant;
     case MM_BF16:
-        return t == UM_BF16 ? &bf16_dot : NULL;
+        return t == UM_BF16 || t == UM_F16 ? &bf16_dot : NULL;
     case MM_I8:
         switch (t) {
         case UM_Q8_0:

@@ -16,8 +16,8 @@
  *         weight type can be expanded to f32 panels, and this is the path
  *         that reproduces the reference model: the default.
  *   BF16  activations rounded to bf16 once per matmul, times bf16 weights
- *         taken as they are (pairs interleaved), vdpbf16ps: products exact,
- *         sums in f32.
+ *         taken as they are (pairs interleaved; f16 weights rounded to
+ *         bf16 in the pack), vdpbf16ps: products exact, sums in f32.
  *   I8    activations quantized to int8 per block of 32 (scale max|x|/127,
  *         as llama.cpp's Q8_0 activations), times the weights' integer
  *         levels unpacked to u8, vpdpbusd (AVX-512 VNNI, AVX-VNNI) or
@@ -26,7 +26,7 @@
  *         sum_k w x = dx * (scale * sum q*xq + mn * sum xq).
  *
  * BF16 and I8 round the activations (reduced precision): the default for
- * BF16 and quantized weights, off with um_matmul_set_reduced(false) or
+ * BF16, F16 and quantized weights, off with um_matmul_set_reduced(false) or
  * UNMASK_ACTIVATIONS=f32 (kernels.h). */
 #ifndef UM_KERNELS_MATMUL_IMPL_H
 #define UM_KERNELS_MATMUL_IMPL_H
