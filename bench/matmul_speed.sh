@@ -48,7 +48,7 @@ for shape in $SHAPES; do
         make_models llada-1b "$W"
         echo "## matmuls of one llada-1b layer and its output head, random weights"
         "$U" bench --kernels --f32 --types f32,f16,bf16,q8_0,q4_0,q4_k,q6_k --canvas 32,256,1024 -r "$R" 2>/dev/null
-        "$U" bench --kernels --no-limits --types bf16,q8_0,q4_0,q4_k,q6_k --canvas 32,256,1024 -r "$R" 2>/dev/null |
+        "$U" bench --kernels --no-limits --types f16,bf16,q8_0,q4_0,q4_k,q6_k --canvas 32,256,1024 -r "$R" 2>/dev/null |
             tail -n +3
         echo
         echo "## llada-1b forward passes, f32 activations"
