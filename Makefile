@@ -69,6 +69,10 @@ $(BUILD)/unmask-tests: $(TEST_OBJ) $(BUILD)/libunmask.a
 test: $(BUILD)/unmask-tests $(BUILD)/unmask $(BUILD)/example-generate
 	UNMASK_BIN=$(BUILD)/unmask UNMASK_EXAMPLE=$(BUILD)/example-generate $(BUILD)/unmask-tests
 
+# The libraries a program linking build/libunmask.a needs (bench/*.sh).
+print-ldlibs:
+	@echo $(LDLIBS)
+
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1" CFLAGS="$(SAN) -DUM_NO_CLONES" test
@@ -109,5 +113,5 @@ install-packages:
 clean:
 	rm -rf build
 
-.PHONY: all test test-asan fuzz deps fuzz-deps install-packages clean
+.PHONY: all test test-asan fuzz deps fuzz-deps install-packages print-ldlibs clean
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
