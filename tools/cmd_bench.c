@@ -37,7 +37,7 @@ static void bench_usage(void) {
          "  -r, --reps N        timed forward passes after one warm-up (default 3)\n"
          "  -t, --threads N     worker threads (default: the physical cores)\n"
          "  --f32               f32 activations for every weight type (as UNMASK_ACTIVATIONS=f32); by\n"
-         "                      default BF16 weights meet bf16 and quantized ones int8 activations\n"
+         "                      default BF16 and F16 weights meet bf16 and quantized ones int8 activations\n"
          "  --limits            only measure the limits\n"
          "  --no-limits         skip the limits line (each row still measures its own limit)\n"
          "  --kernels           time the matmuls of one layer (and the output head) of --shape\n"
