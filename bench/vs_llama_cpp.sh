@@ -15,7 +15,7 @@
 # One step is one forward pass over the whole canvas (prompt + masks) and
 # the choice of what to commit: llama.cpp's "time per step" with its
 # confidence-based block schedule, and `unmask run --reference` (LLaDA's
-# low-confidence top-k, no cache) ms_per_forward over S steps. llama.cpp
+# low-confidence top-k, no cache) ms_per_forward over 3 steps. llama.cpp
 # computes the logits of every canvas position, unmask those of the masked
 # ones (what a step needs); both count as the engine's work. The two
 # programs alternate, REPS times each, and the best time of each is kept.
@@ -77,7 +77,10 @@ for shape in $SHAPES; do
             for _ in $(seq "$R"); do
                 l=$(llama_step_ms "$m" "$n")
                 u=$(unmask_step_ms "$m" "$n")
-                [ -n "$l" ] && [ -n "$u" ] || { echo "error: no time from a run on $m (canvas $n)" >&2; exit 1; }
+                if [ -z "$l" ] || [ -z "$u" ]; then
+                    echo "error: no time from a run on $m (canvas $n)" >&2
+                    exit 1
+                fi
                 best_l=$(min "$best_l" "$l")
                 best_u=$(min "$best_u" "$u")
             done
