@@ -210,6 +210,7 @@ static void forward_q8_0_is_its_expansion(void **state) {
 static void forward_f16_reduced_is_bf16(void **state) {
     const char *const models[][2] = {{"tiny-llada", "tiny-llada-f16"}, {"tiny-llada-gqa", "tiny-llada-gqa-f16"}};
     char *dir = make_temp_dir(), path[512];
+    bool reduced = um_matmul_reduced();
     snprintf(path, sizeof path, "%s/bf16.gguf", dir);
     for (size_t i = 0; i < 2; i++) {
         um_st_file ref;
@@ -218,7 +219,7 @@ static void forward_f16_reduced_is_bf16(void **state) {
         write_retyped(gguf_fixture(models[i][1]), path, UM_F16);
         um_matmul_set_reduced(true);
         float *f16 = forward_logits(gguf_fixture(models[i][1]), ids), *bf16 = forward_logits(path, ids);
-        um_matmul_set_reduced(false);
+        um_matmul_set_reduced(reduced);
         size_t n = (size_t)um_st_numel(want);
         double e = max_rel_error(f16, bf16, n), e_ref = max_rel_error(f16, (const float *)want->data, n);
         print_message("    %s.gguf, reduced: %.2e from its BF16 copy, %.2e from PyTorch\n", models[i][1], e, e_ref);
