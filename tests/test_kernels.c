@@ -193,8 +193,9 @@ static void each_path_matches_reference(void **state) {
 
 /* Reduced-precision activations against f32 ones, per output, within what
  * the rounding of x allows: |sum w (x - x')| <= sum |w| |x - x'|, where
- * |x - x'| <= 2^-9 |x| for bf16 and <= max|x of its block of 32| / 254 for
- * int8 (half a quantization step); plus f32 rounding. F16 weights are
+ * |x - x'| <= 2^-9 |x| for bf16 and <= max|x of its activation block| / 254
+ * for int8 (half a quantization step; blocks of 32 values, 256 for the
+ * K-quants); plus f32 rounding. F16 weights are
  * rounded to bf16 as well: |w x - w' x'| <= |w - w'| |x'| + |w| |x - x'|
  * <= (2^-9 (1 + 2^-9) + 2^-9) |w| |x|. */
 static void reduced_within_rounding_bound(void **state) {
@@ -216,11 +217,12 @@ static void reduced_within_rounding_bound(void **state) {
             for (int64_t r = 0; r < c.w.rows; r++) {
                 const float *x = c.x + i * cols, *w = c.wf + r * cols;
                 double bound = 0;
-                for (int64_t b = 0; b < cols; b += 32) {
+                int ab = kind == MM_I8 ? mm_i8_ab(t) : 32; /* the activations' block (256 for K-quants) */
+                for (int64_t b = 0; b < cols; b += ab) {
                     double amax = 0;
-                    for (int j = 0; j < 32; j++)
+                    for (int j = 0; j < ab; j++)
                         amax = fmax(amax, fabs(x[b + j]));
-                    for (int j = 0; j < 32; j++)
+                    for (int j = 0; j < ab; j++)
                         bound += fabs(w[b + j]) * (kind == MM_BF16 ? bf16_rel * fabs(x[b + j]) : amax / 254);
                 }
                 bound += 1e-5 * abs_scale(&c, i, r);
@@ -327,11 +329,11 @@ static void i8_extremes_exact(void **state) {
 
 /* The SIMD activation packers give the portable ones' bits (so every path
  * sees the same rounded activations), including NaN, infinities, zeros and
- * rows past n. */
+ * rows past n, for activation blocks of 32 (Q8_0) and 256 (the K-quants). */
 static void activation_packing_bit_exact(void **state) {
     um_rng rng;
     um_rng_seed(&rng, 5);
-    enum { N = 7, K = 160 };
+    enum { N = 7, K = 512 };
     float x[N * K];
     for (int i = 0; i < N * K; i++)
         x[i] = (float)(um_rng_normal(&rng) * pow(10.0, (double)(um_rng_next(&rng) % 9) - 4));
@@ -341,13 +343,13 @@ static void activation_packing_bit_exact(void **state) {
     for (int i = 96; i < 128; i++)
         x[K + i] = 0; /* an all-zero block */
     x[2 * K + 5] = 1e-40f; /* subnormal */
-    const um_dtype types[] = {UM_BF16, UM_Q8_0, UM_Q6_K};
-    for (size_t ti = 0; ti < 3; ti++) {
+    const um_dtype types[] = {UM_BF16, UM_Q8_0, UM_Q4_K, UM_Q6_K};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         mm_kind kind = types[ti] == UM_BF16 ? MM_BF16 : MM_I8;
         const mm_kernels *ks = simd_kernels(1, kind, types[ti]);
         if (!ks || !ks->pack_act)
             continue;
-        int mr = ks->mr, bk = ks->bk;
+        int mr = ks->mr, bk = ks->bk, ab = kind == MM_I8 ? mm_i8_ab(types[ti]) : 0;
         size_t na = (size_t)K * mr, ns = (size_t)(K / (bk ? bk : 32)) * MM_SC_ROWS * mr;
         for (int t0 = 0; t0 < N; t0 += mr) {
             uint32_t a0[K * 16], a1[K * 16];
@@ -356,8 +358,8 @@ static void activation_packing_bit_exact(void **state) {
             memset(a1, 0x55, sizeof a1);
             memset(s0, 0x55, sizeof s0);
             memset(s1, 0x55, sizeof s1);
-            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, K, t0, mr, bk, ks->zp, a0, s0);
-            ks->pack_act(x, N, K, t0, mr, bk, ks->zp, a1, s1);
+            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, K, t0, mr, bk, ab, ks->zp, a0, s0);
+            ks->pack_act(x, N, K, t0, mr, bk, ab, ks->zp, a1, s1);
             assert_memory_equal(a0, a1, na * sizeof *a0);
             if (kind == MM_I8)
                 assert_memory_equal(s0, s1, ns * sizeof *s0);

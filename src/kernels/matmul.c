@@ -156,22 +156,25 @@ void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_
 
 /* ---- activations ------------------------------------------------------------ */
 
-/* One block of 32 activations to int8: dx = max|x| / 127, q = round(x / dx)
- * to nearest even (computed as x * (127 / max|x|), the same multiply in
- * every path, so every path gets the same levels). Returns dx. */
-static inline float quantize_act32(const float *x, int8_t *q) {
+int mm_i8_ab(um_dtype t) { return t == UM_Q4_K || t == UM_Q5_K || t == UM_Q6_K ? 256 : 32; }
+
+/* One activation block (n = 32 or 256 values) to int8: dx = max|x| / 127,
+ * q = round(x / dx) to nearest even (computed as x * (127 / max|x|), the
+ * same multiply in every path, so every path gets the same levels).
+ * Returns dx. */
+static inline float quantize_act(const float *x, int n, int8_t *q) {
     float amax = 0;
-    for (int j = 0; j < 32; j++)
+    for (int j = 0; j < n; j++)
         amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* NaN is skipped, as by a vector max */
     float id = amax > 0 ? 127.0f / amax : 0.0f;
-    for (int j = 0; j < 32; j++) {
+    for (int j = 0; j < n; j++) {
         float v = x[j] * id;
         q[j] = v == v ? (int8_t)nearbyintf(v) : 0; /* NaN (from NaN or inf * 0) to 0, as vcvtps2dq + vpmovdb do */
     }
     return amax / 127.0f;
 }
 
-void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc) {
     float *af = (float *)a;
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
@@ -181,7 +184,7 @@ void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, i
     }
 }
 
-void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
@@ -193,23 +196,23 @@ void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, 
     }
 }
 
-void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc) {
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
-        for (int64_t b = 0; b < k / 32; b++) {
-            int8_t q[32] = {0};
-            float dx = valid ? quantize_act32(xr + 32 * b, q) : 0.0f;
-            for (int i = 0; i < 8; i++) {
+        for (int64_t b0 = 0; b0 < k; b0 += ab) {
+            int8_t q[256] = {0};
+            float dx = valid ? quantize_act(xr + b0, ab, q) : 0.0f;
+            for (int i = 0; i < ab / 4; i++) {
                 uint32_t u;
                 memcpy(&u, q + 4 * i, 4);
-                a[(8 * b + i) * mr + t] = u;
+                a[(b0 / 4 + i) * mr + t] = u;
             }
-            for (int s = 0; s < 32 / bk; s++) {
+            for (int s = 0; s < ab / bk; s++) {
                 int sum = 0;
                 for (int i = 0; i < bk; i++)
                     sum += q[s * bk + i];
-                int64_t sbi = b * (32 / bk) + s;
+                int64_t sbi = b0 / bk + s;
                 int32_t zb = zp * sum;
                 sc[(MM_SC_ROWS * sbi) * mr + t] = dx;
                 sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum;
@@ -221,7 +224,7 @@ void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, in
 
 typedef struct {
     const float *x;
-    int n, mr, bk, zp;
+    int n, mr, bk, ab, zp;
     int64_t k;
     uint32_t *a;    /* packed values */
     float *sc;      /* I8 scales */
@@ -232,7 +235,7 @@ typedef struct {
 
 static void pack_activations_task(void *ctx, int tb, int thread) {
     const act_job *j = ctx;
-    j->fn(j->x, j->n, j->k, tb * j->mr, j->mr, j->bk, j->zp, j->a + (size_t)tb * j->a_block,
+    j->fn(j->x, j->n, j->k, tb * j->mr, j->mr, j->bk, j->ab, j->zp, j->a + (size_t)tb * j->a_block,
           j->sc ? j->sc + (size_t)tb * j->sc_block : NULL);
 }
 
@@ -350,7 +353,8 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
         return false;
     int n_tb = (n + ks->mr - 1) / ks->mr;
     if (ks->pack_act) {
-        act_job aj = {x, n, ks->mr, ks->bk, ks->zp, k, NULL, NULL, 0, 0, ks->pack_act};
+        act_job aj = {x, n, ks->mr, ks->bk, ks->kind == MM_I8 ? mm_i8_ab(w->type) : 0, ks->zp, k, NULL, NULL, 0, 0,
+                      ks->pack_act};
         aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : ks->kind == MM_I8 ? k / 4 : k) * ks->mr;
         aj.sc_block = ks->kind == MM_I8 ? (size_t)(k / ks->bk) * MM_SC_ROWS * ks->mr : 0;
         size_t a_bytes = ((aj.a_block * sizeof(uint32_t) + aj.sc_block * sizeof(float)) + 63) & ~(size_t)63;
@@ -508,15 +512,16 @@ static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, con
         } else {
             float *xs = (float *)(xq + (size_t)n * (size_t)k);
             int32_t *xsum = (int32_t *)(xs + (size_t)n * (size_t)nsb * 2);
+            int ab = mm_i8_ab(w->type);
             for (int t = 0; t < n; t++)
-                for (int64_t b = 0; b < k / 32; b++) {
-                    int8_t *q = xq + (int64_t)t * k + 32 * b;
-                    float dx = quantize_act32(x + (int64_t)t * k + 32 * b, q);
-                    for (int s = 0; s < 32 / bk; s++) {
+                for (int64_t b = 0; b < k / ab; b++) {
+                    int8_t *q = xq + (int64_t)t * k + ab * b;
+                    float dx = quantize_act(x + (int64_t)t * k + ab * b, ab, q);
+                    for (int s = 0; s < ab / bk; s++) {
                         int sum = 0;
                         for (int i = 0; i < bk; i++)
                             sum += q[s * bk + i];
-                        int64_t sbi = (int64_t)t * nsb + b * (32 / bk) + s;
+                        int64_t sbi = (int64_t)t * nsb + b * (ab / bk) + s;
                         xs[2 * sbi] = dx;
                         xs[2 * sbi + 1] = dx * (float)sum;
                         xsum[sbi] = sum;

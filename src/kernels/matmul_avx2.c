@@ -126,7 +126,7 @@ TGT INLINE void scale_sub_block(__m256 *c0, __m256 *c1, __m256i *i0, __m256i *i1
 /* vpmaddubsw multiplies u8 by s8 and adds adjacent pairs into int16 with
  * saturation, so every sum it forms, and every int16 sum of its results
  * taken before vpmaddwd widens them, must stay within 32767 in magnitude.
- * Activations are in [-127, 127] (quantize_act32: |x| <= max|x|, scaled to
+ * Activations are in [-127, 127] (quantize_act: |x| <= max|x|, scaled to
  * 127, never -128). With levels in [0, L], a pair is at most 2 * 127 * L =
  * 254 L, and `chunk` groups of 4 k added in int16 at most 254 L chunk:
  *   Q4_0, Q4_1, Q4_K   L = 15:  chunk 8 (a whole sub-block): 30480;

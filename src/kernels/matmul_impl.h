@@ -19,7 +19,8 @@
  *         taken as they are (pairs interleaved; f16 weights rounded to
  *         bf16 in the pack), vdpbf16ps: products exact, sums in f32.
  *   I8    activations quantized to int8 per block of 32 (scale max|x|/127,
- *         as llama.cpp's Q8_0 activations), times the weights' integer
+ *         as llama.cpp's Q8_0 activations), or of 256 for the K-quants
+ *         (as its Q8_K ones: mm_i8_ab), times the weights' integer
  *         levels unpacked to u8, vpdpbusd (AVX-512 VNNI, AVX-VNNI) or
  *         vpmaddubsw + vpmaddwd (AVX2); each block's integer sum is scaled in f32:
  *         value = scale * q + mn per weight sub-block, so
@@ -58,13 +59,15 @@ typedef void (*mm_kernel_fn)(const mm_tile *t);
 typedef void (*mm_pack_fn)(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst);
 
 /* Packs activation rows [t0, t0 + mr) of x (rows past n as zeros) for the
- * BF16 or I8 kernels: a gets the block's values, sc (I8) its scales. The
+ * BF16 or I8 kernels: a gets the block's values, sc (I8) its scales (bk:
+ * the weights' sub-block, ab: the activation block, mm_i8_ab). The
  * SIMD versions must give the portable one's bits exactly (same rounding,
  * same operations), so that every path sees the same rounded activations. */
-typedef void (*mm_act_fn)(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
-void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
-void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
-void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int zp, uint32_t *a, float *sc);
+typedef void (*mm_act_fn)(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                          float *sc);
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc);
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc);
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc);
 
 /* Rows of activation scales per I8 sub-block (see below). */
 #define MM_SC_ROWS 3
@@ -89,7 +92,8 @@ typedef struct {
  *         for power-of-two k, and all land in one L1 set);
  *   BF16: [k2 = ceil(k/2)][MR] u32, each a pair (x[2j], x[2j+1]) in bf16;
  *   I8:   [k/4][MR] u32, each 4 consecutive int8 values; and scales
- *         [k/bk][MM_SC_ROWS][MR]: f32 dx of the enclosing 32-block, f32
+ *         [k/bk][MM_SC_ROWS][MR]: f32 dx of the enclosing activation
+ *         block (32 or 256 values, mm_i8_ab), f32
  *         dx * sum of the bk values, and int32 zp * that sum. With a zero
  *         point the kernel corrects the integer sum exactly,
  *         sum (q - zp) xq = sum q xq - zp sum xq, and skips the mn term. */
@@ -107,6 +111,11 @@ size_t mm_panel_bytes(const mm_kernels *ks, int kc);
 void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_t *q, float *scale, float *mn);
 /* Sub-block size for the I8 path: 16 for Q6_K, 32 otherwise; 0 if t has no integer path. */
 int mm_i8_bk(um_dtype t);
+/* Activation block for the I8 path: 256 for the K-quants (Q4_K, Q5_K,
+ * Q6_K: one activation scale per weight super-block, which lets their
+ * AVX-512 kernels apply it once per super-block, as llama.cpp's Q8_K),
+ * 32 otherwise. */
+int mm_i8_ab(um_dtype t);
 /* The zero point of t's levels (mn = -zp * scale), or 0 when mn is free. */
 int mm_i8_zp(um_dtype t);
 
