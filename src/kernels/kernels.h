@@ -30,8 +30,9 @@ size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
 
 /* Reduced-precision activations: when on, BF16 weights meet activations
  * rounded to bf16 (vdpbf16ps) and quantized weights meet activations
- * quantized to int8 per 32 values (vpdpbusd, or vpmaddubsw on AVX2), where
- * the CPU has those instructions: 2-4x the f32 speed, with the rounding of
+ * quantized to int8 per 32 values, per 256 for the K-quants (vpdpbusd, or
+ * vpmaddubsw on AVX2), where the CPU has those instructions: 2-4x the f32
+ * speed, with the rounding of
  * llama.cpp (int8) and of PyTorch's bf16 inference instead of f32 results.
  * On by default, as in those engines: the weights' own rounding is larger.
  * UNMASK_ACTIVATIONS=f32 turns it off (every product in f32, the reference's
