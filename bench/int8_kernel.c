@@ -93,7 +93,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)N * K; i++)
         x[i] = (float)um_rng_normal(&rng);
     static const um_dtype types[] = {UM_Q8_0, UM_Q4_0, UM_Q4_K, UM_Q6_K};
-    printf("| weights | limit, 1 thread (GOP/s) | kernel in cache | driver, 1 thread | driver, %d threads (per thread) |\n",
+    printf("| weights | limit, 1 thread (GOP/s) | kernel in cache | driver, 1 thread "
+           "| driver, %d threads (per thread) |\n",
            threads);
     printf("|---|---|---|---|---|\n");
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {

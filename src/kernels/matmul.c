@@ -174,7 +174,8 @@ static inline float quantize_act(const float *x, int n, int8_t *q) {
     return amax / 127.0f;
 }
 
-void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc) {
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                     float *sc) {
     float *af = (float *)a;
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
@@ -184,7 +185,8 @@ void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, i
     }
 }
 
-void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc) {
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                      float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
@@ -196,7 +198,8 @@ void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, 
     }
 }
 
-void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc) {
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                    float *sc) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;

@@ -65,9 +65,12 @@ typedef void (*mm_pack_fn)(const um_weight *w, int64_t f0, int64_t kb, int kc, v
  * same operations), so that every path sees the same rounded activations. */
 typedef void (*mm_act_fn)(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
                           float *sc);
-void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc);
-void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc);
-void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc);
+void mm_pack_act_f32(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                     float *sc);
+void mm_pack_act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                      float *sc);
+void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                    float *sc);
 
 /* Rows of activation scales per I8 sub-block (see below). */
 #define MM_SC_ROWS 3
