@@ -311,6 +311,31 @@ static const mm_kernels bf16_dot = {MM_BF16, BF16_MR, NR, 512, 128, 0, 0, kernel
  * and the float work per sub-block is one conversion, one multiply and one
  * FMA; otherwise the mins add a second FMA. On Zen 4 these share the pipes
  * of vpdpbusd, so they cost 3 or 4 of every 8 + 3 (or 4) slots for bk = 32. */
+/* The integer sums of one sub-block (bk values) for mr tokens x 32 features
+ * into i0 (features 0-15) and i1 (16-31), the zero point's share taken off
+ * when sym; returns the activations past the sub-block (the panel's levels
+ * of it are bk * NR bytes from b). */
+TGT_VNNI INLINE const uint32_t *sub_block_sums(const uint32_t *a, const uint8_t *b, const float *sc, int bk, int mr,
+                                               bool sym, __m512i *i0, __m512i *i1) {
+    for (int i = 0; i < mr; i++)
+        i0[i] = i1[i] = _mm512_setzero_si512();
+    for (int q = 0; q < bk / 4; q++, a += mr, b += 4 * NR) {
+        __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + 64);
+        for (int i = 0; i < mr; i++) {
+            __m512i av = _mm512_set1_epi32((int)a[i]);
+            i0[i] = _mm512_dpbusd_epi32(i0[i], b0, av);
+            i1[i] = _mm512_dpbusd_epi32(i1[i], b1, av);
+        }
+    }
+    const int32_t *zb = (const int32_t *)(sc + 2 * mr);
+    for (int i = 0; sym && i < mr; i++) {
+        __m512i z = _mm512_set1_epi32(zb[i]);
+        i0[i] = _mm512_sub_epi32(i0[i], z);
+        i1[i] = _mm512_sub_epi32(i1[i], z);
+    }
+    return a;
+}
+
 TGT_VNNI INLINE void i8_tile(const mm_tile *t, int bk, bool sym) {
     __m512 c0[I8_MR], c1[I8_MR];
     for (int i = 0; i < I8_MR; i++)
@@ -321,28 +346,14 @@ TGT_VNNI INLINE void i8_tile(const mm_tile *t, int bk, bool sym) {
     int nsb = t->kc / bk;
     for (int s = 0; s < nsb; s++, sc += MM_SC_ROWS * I8_MR) {
         __m512i i0[I8_MR], i1[I8_MR];
-        for (int i = 0; i < I8_MR; i++)
-            i0[i] = i1[i] = _mm512_setzero_si512();
-        for (int q = 0; q < bk / 4; q++, a += I8_MR, b += 4 * NR) {
-            __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + 64);
-            for (int i = 0; i < I8_MR; i++) {
-                __m512i av = _mm512_set1_epi32((int)a[i]);
-                i0[i] = _mm512_dpbusd_epi32(i0[i], b0, av);
-                i1[i] = _mm512_dpbusd_epi32(i1[i], b1, av);
-            }
-        }
+        a = sub_block_sums(a, b, sc, bk, I8_MR, sym, i0, i1);
+        b += bk * NR;
         const float *ws = (const float *)b;
         __m512 s0 = _mm512_load_ps(ws), s1 = _mm512_load_ps(ws + 16);
         __m512 m0 = sym ? s0 : _mm512_load_ps(ws + 32), m1 = sym ? s1 : _mm512_load_ps(ws + 48);
         b += 2 * NR * sizeof(float);
-        const int32_t *zb = (const int32_t *)(sc + 2 * I8_MR);
         for (int i = 0; i < I8_MR; i++) {
             __m512 dx = _mm512_set1_ps(sc[i]);
-            if (sym) {
-                __m512i z = _mm512_set1_epi32(zb[i]);
-                i0[i] = _mm512_sub_epi32(i0[i], z);
-                i1[i] = _mm512_sub_epi32(i1[i], z);
-            }
             c0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[i]), _mm512_mul_ps(s0, dx), c0[i]);
             c1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[i]), _mm512_mul_ps(s1, dx), c1[i]);
             if (!sym) {
@@ -380,26 +391,12 @@ TGT_VNNI INLINE void i8k_tile(const mm_tile *t, int bk, bool sym) {
             f0[i] = f1[i] = _mm512_setzero_ps();
         for (int s = 0; s < 256 / bk; s++, sc += MM_SC_ROWS * I8K_MR) {
             __m512i i0[I8K_MR], i1[I8K_MR];
-            for (int i = 0; i < I8K_MR; i++)
-                i0[i] = i1[i] = _mm512_setzero_si512();
-            for (int q = 0; q < bk / 4; q++, a += I8K_MR, b += 4 * NR) {
-                __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + 64);
-                for (int i = 0; i < I8K_MR; i++) {
-                    __m512i av = _mm512_set1_epi32((int)a[i]);
-                    i0[i] = _mm512_dpbusd_epi32(i0[i], b0, av);
-                    i1[i] = _mm512_dpbusd_epi32(i1[i], b1, av);
-                }
-            }
+            a = sub_block_sums(a, b, sc, bk, I8K_MR, sym, i0, i1);
+            b += bk * NR;
             const float *ws = (const float *)b;
             __m512 s0 = _mm512_load_ps(ws), s1 = _mm512_load_ps(ws + 16);
             b += 2 * NR * sizeof(float);
-            const int32_t *zb = (const int32_t *)(sc + 2 * I8K_MR);
             for (int i = 0; i < I8K_MR; i++) {
-                if (sym) {
-                    __m512i z = _mm512_set1_epi32(zb[i]);
-                    i0[i] = _mm512_sub_epi32(i0[i], z);
-                    i1[i] = _mm512_sub_epi32(i1[i], z);
-                }
                 f0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[i]), s0, f0[i]);
                 f1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[i]), s1, f1[i]);
                 if (!sym) {
