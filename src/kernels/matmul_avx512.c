@@ -7,7 +7,8 @@
  * accumulators; every k step (pair of k for BF16) loads two vectors of 16
  * features from the panel and broadcasts one activation per token, so the
  * FMA (or vdpbf16ps) count per load is MR. I8 keeps an integer and a float
- * accumulator per output vector: 4*MR registers, hence the smaller MR. */
+ * accumulator per output vector: 4*MR registers, hence the smaller MR; the
+ * K-quants' tile adds a super-block accumulator, hence MR 4 there. */
 #include "kernels/matmul_impl.h"
 
 #if defined(__x86_64__)
