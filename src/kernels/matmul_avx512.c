@@ -200,14 +200,12 @@ TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk,
         bool valid = t0 + t < n;
         for (int64_t b0 = 0; b0 < k; b0 += ab) {
             /* max |x| over the block's non-NaN values, like the scalar loop */
-            float amax = 0;
-            for (int64_t j = b0; valid && j < b0 + ab; j += 32) {
-                __m512 v0 = _mm512_loadu_ps(xr + j), v1 = _mm512_loadu_ps(xr + j + 16);
-                __m512 a0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v0, v0, _CMP_ORD_Q), _mm512_abs_ps(v0));
-                __m512 a1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v1, v1, _CMP_ORD_Q), _mm512_abs_ps(v1));
-                float m = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
-                amax = m > amax ? m : amax;
+            __m512 vmax = _mm512_setzero_ps();
+            for (int64_t j = b0; valid && j < b0 + ab; j += 16) {
+                __m512 v = _mm512_loadu_ps(xr + j);
+                vmax = _mm512_max_ps(vmax, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_abs_ps(v)));
             }
+            float amax = _mm512_reduce_max_ps(vmax);
             __m512 vid = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
             float dx = amax / 127.0f;
             for (int64_t b = b0 / 32; b < (b0 + ab) / 32; b++) {
@@ -232,8 +230,8 @@ TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk,
                 for (int h = 0; h < 32 / bk; h++) {
                     int64_t sbi = b * (32 / bk) + h;
                     int32_t zb = zp * sum[h];
-                    sc[(MM_SC_ROWS * sbi) * mr + t] = valid ? dx : 0.0f;
-                    sc[(MM_SC_ROWS * sbi + 1) * mr + t] = valid ? dx * (float)sum[h] : 0.0f;
+                    sc[(MM_SC_ROWS * sbi) * mr + t] = dx; /* 0 for rows past n */
+                    sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum[h];
                     memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
                 }
             }
