@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
                 row[i] = 0.02f * (float)um_rng_normal(&rng);
             um_quantize_row(t, row, wd + r * rb, K);
         }
-        um_weight w = {t, M, K, wd};
+        um_weight w = {t, M, K, wd, false};
         double limit = um_peak_gflops(one, UM_PEAK_DOT_I8, 0.3);
         double gk = 2.0 * ks->mr * 32 * KC / kernel_seconds(ks, reps) / 1e9;
         double ops = 2.0 * N * (double)M * K;

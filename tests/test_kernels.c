@@ -41,7 +41,7 @@ typedef struct {
 } mm_case;
 
 static mm_case make_case(um_dtype t, int64_t rows, int64_t cols, int n, bool bias, um_rng *rng) {
-    mm_case c = {{t, rows, cols, NULL}, NULL, NULL, NULL, n};
+    mm_case c = {{t, rows, cols, NULL, false}, NULL, NULL, NULL, n};
     size_t rb = um_row_bytes(t, cols);
     uint8_t *data = xmalloc(rb * (size_t)rows + 64);
     c.wf = xmalloc((size_t)(rows * cols) * sizeof(float));
@@ -261,7 +261,7 @@ static float extreme_activation(int i, int64_t j, um_rng *rng) {
  * all-lowest (0x00, Q8_0's 0x80 = -128), and rows mixing the two at
  * random; every f16 scale field (d, and m / dmin) 2^-6. */
 static mm_case extreme_case(um_dtype t, int64_t rows, int64_t cols, int n, um_rng *rng) {
-    mm_case c = {{t, rows, cols, NULL}, NULL, NULL, NULL, n};
+    mm_case c = {{t, rows, cols, NULL, false}, NULL, NULL, NULL, n};
     size_t rb = um_row_bytes(t, cols), bb = um_dtype_block_bytes(t);
     uint8_t *data = xmalloc(rb * (size_t)rows);
     uint8_t hi = t == UM_Q8_0 ? 0x7f : 0xff, lo = t == UM_Q8_0 ? 0x80 : 0x00;
@@ -303,7 +303,7 @@ static void i8_extremes_exact(void **state) {
     int compared = 0, vnni256 = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         um_dtype t = all_types[ti];
-        if (mm_i8_bk(t) == 0)
+        if (mm_i8_bk(t) == 0 || t == UM_F16) /* F16 levels come from quantizing: never past +-127 */
             continue;
         mm_case c = extreme_case(t, 37, 512, 7, &rng);
         float *ref = run(pool, NULL, MM_I8, &c);
@@ -327,6 +327,65 @@ static void i8_extremes_exact(void **state) {
     um_pool_destroy(pool);
 }
 
+/* F16 weights on the int8 path (um_weight.q8_0_when_reduced) compute
+ * exactly what the Q8_0 weights llama.cpp's quantizer makes of them compute
+ * (um_quantize_row: quantize_row_q8_0_ref), with rows and activations
+ * zero-padded to whole blocks where the columns are ragged; um_matmul takes
+ * that path only for F16 weights that carry the flag. */
+static void f16_int8_is_q8_0(void **state) {
+    um_pool *pool = um_pool_create(2);
+    assert_non_null(pool);
+    um_rng rng;
+    um_rng_seed(&rng, 16);
+    static const int64_t cols[] = {64, 7, 301, 1101};
+    for (size_t ci = 0; ci < sizeof cols / sizeof *cols; ci++) {
+        mm_case c = make_case(UM_F16, 37, cols[ci], 5, true, &rng);
+        int64_t k = c.w.cols, kq = (k + 31) / 32 * 32;
+        size_t rb = um_row_bytes(UM_Q8_0, kq);
+        uint8_t *q8 = xmalloc(rb * (size_t)c.w.rows);
+        float *row = xmalloc((size_t)kq * sizeof(float)), *xp = xmalloc((size_t)c.n * (size_t)kq * sizeof(float));
+        for (int64_t r = 0; r < c.w.rows; r++) {
+            for (int64_t i = 0; i < kq; i++)
+                row[i] = i < k ? c.wf[r * k + i] : 0.0f;
+            um_quantize_row(UM_Q8_0, row, q8 + (size_t)r * rb, kq);
+        }
+        for (int t = 0; t < c.n; t++)
+            for (int64_t i = 0; i < kq; i++)
+                xp[t * kq + i] = i < k ? c.x[t * k + i] : 0.0f;
+        um_weight wq = {UM_Q8_0, c.w.rows, kq, q8, false};
+        float *want = xmalloc((size_t)c.n * (size_t)c.w.rows * sizeof(float));
+        float *scratch = xmalloc(um_matmul_scratch_floats(2, kq) * sizeof(float));
+        mm_run(pool, NULL, MM_I8, xp, c.n, &wq, c.bias, want, scratch);
+        float *got = run(pool, NULL, MM_I8, &c);
+        assert_memory_equal(got, want, (size_t)c.n * (size_t)c.w.rows * sizeof(float));
+        /* the public entry point: with the flag, the int8 path where Q8_0 has
+         * one; without, F16's own (bf16, or f32 where the path lacks bf16) */
+        bool reduced = um_matmul_reduced();
+        um_matmul_set_reduced(true);
+        const char *q8_kernel = um_matmul_kernel_name(UM_Q8_0), *f16_kernel = um_matmul_kernel_name(UM_F16);
+        bool i8 = strstr(q8_kernel, "i8") || strstr(q8_kernel, "vnni");
+        float *plain = run(pool, NULL, strstr(f16_kernel, "bf16") ? MM_BF16 : MM_F32, &c);
+        float *flagged = i8 ? want : run(pool, NULL, MM_F32, &c);
+        for (int flag = 0; flag < 2; flag++) {
+            c.w.q8_0_when_reduced = flag;
+            um_matmul(pool, c.x, c.n, &c.w, c.bias, got, scratch);
+            expect_close(flag ? "um_matmul (F16 as Q8_0)" : "um_matmul (F16)", &c, got, flag ? flagged : plain, 2e-6);
+        }
+        um_matmul_set_reduced(reduced);
+        if (flagged != want)
+            free(flagged);
+        free(plain);
+        free(got);
+        free(want);
+        free(scratch);
+        free(q8);
+        free(row);
+        free(xp);
+        free_case(&c);
+    }
+    um_pool_destroy(pool);
+}
+
 /* The SIMD activation packers give the portable ones' bits (so every path
  * sees the same rounded activations), including NaN, infinities, zeros and
  * rows past n, for activation blocks of 32 (Q8_0) and 256 (the K-quants). */
@@ -343,14 +402,16 @@ static void activation_packing_bit_exact(void **state) {
     for (int i = 96; i < 128; i++)
         x[K + i] = 0; /* an all-zero block */
     x[2 * K + 5] = 1e-40f; /* subnormal */
-    const um_dtype types[] = {UM_BF16, UM_Q8_0, UM_Q4_K, UM_Q6_K};
+    /* F16 on the int8 path (as Q8_0) with rows of 301: a ragged last block, zero-padded */
+    const um_dtype types[] = {UM_BF16, UM_Q8_0, UM_Q4_K, UM_Q6_K, UM_F16};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         mm_kind kind = types[ti] == UM_BF16 ? MM_BF16 : MM_I8;
         const mm_kernels *ks = simd_kernels(1, kind, types[ti]);
         if (!ks || !ks->pack_act)
             continue;
+        int k = types[ti] == UM_F16 ? 301 : K, kq = (k + 31) / 32 * 32;
         int mr = ks->mr, bk = ks->bk, ab = kind == MM_I8 ? mm_i8_ab(types[ti]) : 0;
-        size_t na = (size_t)K * mr, ns = (size_t)(K / (bk ? bk : 32)) * MM_SC_ROWS * mr;
+        size_t na = (size_t)(kind == MM_I8 ? kq / 4 : k / 2) * mr, ns = (size_t)(kq / (bk ? bk : 32)) * MM_SC_ROWS * mr;
         for (int t0 = 0; t0 < N; t0 += mr) {
             uint32_t a0[K * 16], a1[K * 16];
             float s0[K * MM_SC_ROWS], s1[K * MM_SC_ROWS];
@@ -358,8 +419,8 @@ static void activation_packing_bit_exact(void **state) {
             memset(a1, 0x55, sizeof a1);
             memset(s0, 0x55, sizeof s0);
             memset(s1, 0x55, sizeof s1);
-            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, K, t0, mr, bk, ab, ks->zp, a0, s0);
-            ks->pack_act(x, N, K, t0, mr, bk, ab, ks->zp, a1, s1);
+            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, k, t0, mr, bk, ab, ks->zp, a0, s0);
+            ks->pack_act(x, N, k, t0, mr, bk, ab, ks->zp, a1, s1);
             assert_memory_equal(a0, a1, na * sizeof *a0);
             if (kind == MM_I8)
                 assert_memory_equal(s0, s1, ns * sizeof *s0);
@@ -679,6 +740,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(each_path_matches_reference),
     cmocka_unit_test(reduced_within_rounding_bound),
     cmocka_unit_test(i8_extremes_exact),
+    cmocka_unit_test(f16_int8_is_q8_0),
     cmocka_unit_test(activation_packing_bit_exact),
     cmocka_unit_test(f32_panels_are_the_expansion),
     cmocka_unit_test(path_choice_and_override),

@@ -168,7 +168,8 @@ static const shape shapes[] = {{"llada-1b", 2048, 2048, 5634, 126464}, {"llada-8
  * when cols does not split into t's blocks, of the type a conversion would
  * fall back to (Q8_0, else F16; see model/recipe.c). */
 static um_weight random_weight(um_dtype t, int64_t rows, int64_t cols, um_rng *rng) {
-    if (cols % um_dtype_block_elems(t) != 0)
+    bool fallback = cols % um_dtype_block_elems(t) != 0; /* as llama-quantize and unmask convert fall back */
+    if (fallback)
         t = cols % 32 == 0 ? UM_Q8_0 : UM_F16;
     size_t rb = um_row_bytes(t, cols);
     uint8_t *data = um_aligned_alloc(rb * (size_t)rows);
@@ -176,7 +177,7 @@ static um_weight random_weight(um_dtype t, int64_t rows, int64_t cols, um_rng *r
     if (!data || !row) {
         free(data);
         free(row);
-        return (um_weight){t, 0, 0, NULL};
+        return (um_weight){t, 0, 0, NULL, false};
     }
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t i = 0; i < cols; i++)
@@ -184,7 +185,7 @@ static um_weight random_weight(um_dtype t, int64_t rows, int64_t cols, um_rng *r
         um_quantize_row(t, row, data + (size_t)r * rb, cols);
     }
     free(row);
-    return (um_weight){t, rows, cols, data};
+    return (um_weight){t, rows, cols, data, fallback && t == UM_F16};
 }
 
 static int bench_kernels(um_pool *pool, const char *shape_name, const char *types, const int *canvas, int n_canvas,

@@ -16,6 +16,12 @@ typedef struct {
     int64_t rows;  /* output features */
     int64_t cols;  /* input features */
     const void *data;
+    /* F16 only: with reduced activations, quantize the rows to Q8_0 as the
+     * matmul packs them (llama.cpp's rule, blocks of 32, the last one
+     * zero-padded when cols is not a multiple of 32) and take the int8 path.
+     * The loaders set it on the F16 matrices of quantized files, which are
+     * F16 only because their rows are not whole blocks (um_matmul_reduced). */
+    bool q8_0_when_reduced;
 } um_weight;
 
 /* Row r of w as f32. */
@@ -38,10 +44,12 @@ size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
  * UNMASK_ACTIVATIONS=f32 turns it off (every product in f32, the reference's
  * arithmetic). F16 weights take the bf16 arithmetic too, rounded to bf16
  * themselves: exact for weights that came from bf16 checkpoints (LLaDA's and
- * Dream's all did), 3 bits short of f16 otherwise; llama.cpp's quantizer
- * leaves F16 the matrices whose rows are not whole blocks, such as
- * llada-1b's ffn_down (5634 inputs), which would otherwise hold a quantized
- * forward to the f32 speed. F32 weights always meet f32 activations. The
+ * Dream's all did), 3 bits short of f16 otherwise. In a quantized file the
+ * F16 matrices are those llama.cpp's quantizer could not quantize because
+ * their rows are not whole blocks, such as llada-1b's ffn_down (5634
+ * inputs); they carry q8_0_when_reduced and take the int8 path as Q8_0
+ * (what the quantizer would have written for rows of whole blocks), at
+ * twice the bf16 speed. F32 weights always meet f32 activations. The
  * instruction-set path is UNMASK_KERNEL (kernels/cpu.h). */
 bool um_matmul_reduced(void);
 void um_matmul_set_reduced(bool on);

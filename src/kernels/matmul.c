@@ -58,6 +58,7 @@ void mm_row_segment_f32(const um_weight *w, int64_t r, int64_t kb, int kc, float
 
 int mm_i8_bk(um_dtype t) {
     switch (t) {
+    case UM_F16: /* as Q8_0 (um_weight.q8_0_when_reduced) */
     case UM_Q8_0:
     case UM_Q4_0:
     case UM_Q4_1:
@@ -71,7 +72,7 @@ int mm_i8_bk(um_dtype t) {
     }
 }
 
-int mm_i8_zp(um_dtype t) { return t == UM_Q8_0 ? 128 : t == UM_Q4_0 ? 8 : t == UM_Q6_K ? 32 : 0; }
+int mm_i8_zp(um_dtype t) { return t == UM_Q8_0 || t == UM_F16 ? 128 : t == UM_Q4_0 ? 8 : t == UM_Q6_K ? 32 : 0; }
 
 static inline float f16(const uint8_t *p) {
     uint16_t h;
@@ -93,8 +94,18 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
 /* Levels are made unsigned (vpdpbusd multiplies u8 by s8) by moving the
  * zero point into mn: Q8_0 stores q + 128, Q4_0 keeps its 0..15 nibble with
  * mn = -8 d, Q6_K its 0..63 level with mn = -32 d sc. */
-void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_t *q, float *scale, float *mn) {
+void mm_unpack_levels(um_dtype t, const uint8_t *row, int64_t k, int bk, int64_t sb, uint8_t *q, float *scale,
+                      float *mn) {
     switch (t) {
+    case UM_F16: { /* quantized here, as llama.cpp's Q8_0 of the row zero-padded to whole blocks */
+        float x[32] = {0};
+        for (int64_t j = 32 * sb; j < k && j < 32 * sb + 32; j++)
+            x[j - 32 * sb] = f16(row + 2 * j);
+        um_block_q8_0 b;
+        um_quantize_row(UM_Q8_0, x, &b, 32);
+        mm_unpack_levels(UM_Q8_0, (const uint8_t *)&b, 32, 32, 0, q, scale, mn);
+        break;
+    }
     case UM_Q8_0: {
         const uint8_t *b = row + sb * sizeof(um_block_q8_0);
         float d = f16(b);
@@ -204,8 +215,8 @@ void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, in
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
         for (int64_t b0 = 0; b0 < k; b0 += ab) {
-            int8_t q[256] = {0};
-            float dx = valid ? quantize_act(xr + b0, ab, q) : 0.0f;
+            int8_t q[256] = {0}; /* a ragged last block (F16 as Q8_0) is zero-padded */
+            float dx = valid ? quantize_act(xr + b0, (int)(k - b0 < ab ? k - b0 : ab), q) : 0.0f;
             for (int i = 0; i < ab / 4; i++) {
                 uint32_t u;
                 memcpy(&u, q + 4 * i, 4);
@@ -251,10 +262,14 @@ size_t mm_panel_bytes(const mm_kernels *ks, int kc) {
     case MM_BF16:
         return (size_t)((kc + 1) / 2) * ks->nr * sizeof(uint32_t);
     case MM_I8:
-        return (size_t)(kc / ks->bk) * mm_i8_block_bytes(ks->bk, ks->nr);
+        return (size_t)((kc + ks->bk - 1) / ks->bk) * mm_i8_block_bytes(ks->bk, ks->nr);
     }
     return 0;
 }
+
+/* The I8 path works on whole blocks of 32: a row whose length is not a
+ * multiple (F16 as Q8_0 only) is zero-padded, in activations and panels. */
+static int64_t i8_padded(int64_t k) { return (k + 31) / 32 * 32; }
 
 typedef struct {
     const mm_kernels *ks;
@@ -309,7 +324,7 @@ static void mm_task(void *ctx, int task, int thread) {
         size_t pb = mm_panel_bytes(ks, kc);
         for (int p = 0; p < np; p++)
             ks->pack(w, f0 + (int64_t)p * ks->nr, kb, kc, buf + p * pb);
-        tile.kc = kc;
+        tile.kc = ks->kind == MM_I8 ? (int)i8_padded(kc) : kc;
         tile.accumulate = kb > 0;
         next_block nb = {0};
         if (kb + kc < k)
@@ -358,8 +373,8 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
     if (ks->pack_act) {
         act_job aj = {x, n, ks->mr, ks->bk, ks->kind == MM_I8 ? mm_i8_ab(w->type) : 0, ks->zp, k, NULL, NULL, 0, 0,
                       ks->pack_act};
-        aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : ks->kind == MM_I8 ? k / 4 : k) * ks->mr;
-        aj.sc_block = ks->kind == MM_I8 ? (size_t)(k / ks->bk) * MM_SC_ROWS * ks->mr : 0;
+        aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : ks->kind == MM_I8 ? i8_padded(k) / 4 : k) * ks->mr;
+        aj.sc_block = ks->kind == MM_I8 ? (size_t)(i8_padded(k) / ks->bk) * MM_SC_ROWS * ks->mr : 0;
         size_t a_bytes = ((aj.a_block * sizeof(uint32_t) + aj.sc_block * sizeof(float)) + 63) & ~(size_t)63;
         uint8_t *buf = um_pool_scratch(pool, SLOT_ACTIVATIONS, a_bytes * (size_t)n_tb);
         if (!buf)
@@ -460,14 +475,14 @@ static void ref_task(void *ctx, int task, int thread) {
         }
         /* I8: the integer levels, then exact integer sums per sub-block */
         int bk = j->bk;
-        int64_t nsb = k / bk;
+        int64_t kq = i8_padded(k), nsb = kq / bk;
         uint8_t *q = (uint8_t *)buf;
-        float *scale = buf + (k + 3) / 4, *mn = scale + nsb;
+        float *scale = buf + kq / 4, *mn = scale + nsb;
         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * um_row_bytes(w->type, k);
         for (int64_t s = 0; s < nsb; s++)
-            mm_unpack_levels(w->type, row, bk, s, q + s * bk, &scale[s], &mn[s]);
+            mm_unpack_levels(w->type, row, k, bk, s, q + s * bk, &scale[s], &mn[s]);
         for (int t = 0; t < j->n; t++) {
-            const int8_t *xq = j->xq + (int64_t)t * k;
+            const int8_t *xq = j->xq + (int64_t)t * kq;
             const float *xs = j->xs + (int64_t)t * nsb * 2;
             const int32_t *xsum = j->xsum + (int64_t)t * nsb;
             float acc = 0;
@@ -508,18 +523,18 @@ static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, con
         }
     } else if (kind == MM_I8) {
         int bk = job.bk = mm_i8_bk(w->type);
-        int64_t nsb = k / bk;
-        int8_t *xq = tmp = malloc((size_t)n * (size_t)k + (size_t)n * (size_t)nsb * 3 * sizeof(float));
+        int64_t kq = i8_padded(k), nsb = kq / bk;
+        int8_t *xq = tmp = calloc(1, (size_t)n * (size_t)kq + (size_t)n * (size_t)nsb * 3 * sizeof(float));
         if (!xq) {
             kind = job.kind = MM_F32;
         } else {
-            float *xs = (float *)(xq + (size_t)n * (size_t)k);
+            float *xs = (float *)(xq + (size_t)n * (size_t)kq);
             int32_t *xsum = (int32_t *)(xs + (size_t)n * (size_t)nsb * 2);
             int ab = mm_i8_ab(w->type);
             for (int t = 0; t < n; t++)
-                for (int64_t b = 0; b < k / ab; b++) {
-                    int8_t *q = xq + (int64_t)t * k + ab * b;
-                    float dx = quantize_act(x + (int64_t)t * k + ab * b, ab, q);
+                for (int64_t b = 0; b < kq / ab; b++) { /* a ragged last block stays zero-padded (calloc) */
+                    int8_t *q = xq + (int64_t)t * kq + ab * b;
+                    float dx = quantize_act(x + (int64_t)t * k + ab * b, (int)(k - ab * b < ab ? k - ab * b : ab), q);
                     for (int s = 0; s < ab / bk; s++) {
                         int sum = 0;
                         for (int i = 0; i < bk; i++)
@@ -557,16 +572,18 @@ bool um_matmul_reduced(void) {
 
 void um_matmul_set_reduced(bool on) { atomic_store(&reduced_mode, on ? 1 : 0); }
 
-/* The kind of arithmetic for weights of type t on the given path. */
-static mm_kind choose_kind(um_kernel_path path, um_dtype t, bool reduced) {
+/* The kind of arithmetic for w on the given path. */
+static mm_kind choose_kind(um_kernel_path path, const um_weight *w, bool reduced) {
     if (!reduced)
         return MM_F32;
     const um_cpu_features *f = um_cpu_features_get();
     bool scalar = path == UM_PATH_SCALAR;
+    um_dtype t = w->type;
+    bool levels = mm_i8_bk(t) > 0 && (t != UM_F16 || w->q8_0_when_reduced);
+    if (levels && (scalar || path == UM_PATH_AVX2 || (path == UM_PATH_AVX512 && f->avx512_vnni)))
+        return MM_I8;
     if ((t == UM_BF16 || t == UM_F16) && (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16)))
         return MM_BF16;
-    if (mm_i8_bk(t) > 0 && (scalar || path == UM_PATH_AVX2 || (path == UM_PATH_AVX512 && f->avx512_vnni)))
-        return MM_I8;
     return MM_F32;
 }
 
@@ -605,7 +622,8 @@ const char *um_matmul_kernel_name(um_dtype t) {
     bool reduced = um_matmul_reduced();
     if (use_onednn(path, t, reduced))
         return t == UM_F32 ? "onednn-f32" : "onednn-bf16";
-    mm_kind kind = choose_kind(path, t, reduced);
+    um_weight w = {t, 0, 0, NULL, false};
+    mm_kind kind = choose_kind(path, &w, reduced);
     const mm_kernels *ks = choose_kernels(path, kind, t);
     if (ks)
         return ks->name;
@@ -627,6 +645,6 @@ void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const f
     bool reduced = um_matmul_reduced();
     if (use_onednn(path, w->type, reduced) && mm_onednn_run(pool, x, n, w, bias, y, reduced))
         return; /* else (oneDNN failed) our kernels */
-    mm_kind kind = choose_kind(path, w->type, reduced);
+    mm_kind kind = choose_kind(path, w, reduced);
     mm_run(pool, choose_kernels(path, kind, w->type), kind, x, n, w, bias, y, scratch);
 }

@@ -192,19 +192,21 @@ TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS); }
 TGT static void kernel_i8_q6_k(const mm_tile *t) { i8_tile(t, 16, 2, I8_ZP); }
 
 /* I8 panel: each row's levels and scales from the portable unpacker, its
- * 4-byte groups stored into their columns. */
+ * 4-byte groups stored into their columns (a ragged last sub-block, F16's
+ * only, zero-padded by the unpacker). */
 static void pack_i8(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
     int bk = mm_i8_bk(w->type);
     size_t rb = um_row_bytes(w->type, w->cols);
     uint8_t *out = dst;
-    for (int64_t s = kb / bk; s < (kb + kc) / bk; s++, out += mm_i8_block_bytes(bk, NR)) {
+    for (int64_t s = kb / bk; s < (kb + kc + bk - 1) / bk; s++, out += mm_i8_block_bytes(bk, NR)) {
         uint32_t *levels = (uint32_t *)out;
         float *ws = (float *)(out + bk * NR);
         for (int r = 0; r < NR; r++) {
             uint8_t q[32] = {0};
             float scale = 0, mn = 0;
             if (f0 + r < w->rows)
-                mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f0 + r) * rb, bk, s, q, &scale, &mn);
+                mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f0 + r) * rb, w->cols, bk, s, q, &scale,
+                                 &mn);
             for (int g = 0; g < bk / 4; g++)
                 memcpy(&levels[g * NR + r], q + 4 * g, 4);
             ws[r] = scale;
@@ -309,6 +311,7 @@ static const mm_kernels vnni_sets[2][4] = {
 const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) {
     const mm_kernels *sets = vnni_sets[evex];
     switch (t) {
+    case UM_F16: /* as Q8_0 */
     case UM_Q8_0:
         return &sets[0];
     case UM_Q4_0:
@@ -326,6 +329,7 @@ const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) {
 
 static const mm_kernels *i8_kernels(um_dtype t) {
     switch (t) {
+    case UM_F16: /* as Q8_0 */
     case UM_Q8_0:
         return &i8_q8_0;
     case UM_Q4_0:

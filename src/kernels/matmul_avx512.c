@@ -193,6 +193,12 @@ TGT static void act_bf16(const float *x, int n, int64_t k, int t0, int mr, int b
     }
 }
 
+/* Lanes of the 16 floats from j that lie before k: all but in a ragged last
+ * block (F16 as Q8_0), which is zero-padded as mm_pack_act_i8 pads it. */
+TGT INLINE __mmask16 lanes_before(int64_t j, int64_t k) {
+    return k - j >= 16 ? 0xffff : k <= j ? 0 : (__mmask16)((1u << (k - j)) - 1);
+}
+
 TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
                        float *sc) {
     for (int t = 0; t < mr; t++) {
@@ -202,7 +208,7 @@ TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk,
             /* max |x| over the block's non-NaN values, like the scalar loop */
             __m512 vmax = _mm512_setzero_ps();
             for (int64_t j = b0; valid && j < b0 + ab; j += 16) {
-                __m512 v = _mm512_loadu_ps(xr + j);
+                __m512 v = _mm512_maskz_loadu_ps(lanes_before(j, k), xr + j);
                 vmax = _mm512_max_ps(vmax, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_abs_ps(v)));
             }
             float amax = _mm512_reduce_max_ps(vmax);
@@ -212,7 +218,8 @@ TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk,
                 uint32_t qd[8] = {0};
                 int sum[2] = {0, 0};
                 if (valid) {
-                    __m512 v0 = _mm512_loadu_ps(xr + 32 * b), v1 = _mm512_loadu_ps(xr + 32 * b + 16);
+                    __m512 v0 = _mm512_maskz_loadu_ps(lanes_before(32 * b, k), xr + 32 * b);
+                    __m512 v1 = _mm512_maskz_loadu_ps(lanes_before(32 * b + 16, k), xr + 32 * b + 16);
                     /* round to nearest even (the default MXCSR mode); NaN becomes 0x80000000, truncated to 0 */
                     __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)));
                     __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)));
@@ -426,14 +433,14 @@ TGT static void pack_i8_generic(const um_weight *w, int64_t f0, int64_t kb, int 
     size_t rb = um_row_bytes(w->type, w->cols);
     uint8_t levels[16][32] __attribute__((aligned(64)));
     uint8_t *out = dst;
-    for (int64_t s = kb / bk; s < (kb + kc) / bk; s++, out += mm_i8_block_bytes(bk, NR)) {
+    for (int64_t s = kb / bk; s < (kb + kc + bk - 1) / bk; s++, out += mm_i8_block_bytes(bk, NR)) {
         float *ws = (float *)(out + bk * NR);
         for (int h = 0; h < 2; h++) {
             int64_t f = f0 + 16 * h;
             __mmask16 rm = rows_mask(w, f);
             for (int r = 0; r < 16; r++) {
                 if (rm >> r & 1) {
-                    mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f + r) * rb, bk, s, levels[r],
+                    mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f + r) * rb, w->cols, bk, s, levels[r],
                                      &ws[16 * h + r], &ws[NR + 16 * h + r]);
                 } else {
                     memset(levels[r], 0, sizeof levels[r]);
@@ -549,6 +556,59 @@ TGT static void pack_i8_simple(const um_weight *w, int64_t f0, int64_t kb, int k
     }
 }
 
+/* roundf (half away from zero) of integral-range floats, as C's. */
+TGT INLINE __m512 round_half_away(__m512 v) {
+    __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));
+    return _mm512_mask_add_ps(t, up, t, one);
+}
+
+/* F16 rows quantized to Q8_0 as they are packed (q8_0_when_reduced), with
+ * the float operations of llama.cpp's quantize_row_q8_0_ref, which
+ * mm_unpack_levels runs: max |x| in its order, d = max / 127, id = 1 / d,
+ * q = roundf(x * id), d kept as f16. A block's 32 values of 16 rows are
+ * transposed into pairs first, so that each row's max is a vertical max
+ * over 32 vectors and each 4-byte group of levels is assembled in its lane.
+ * A ragged last block is zero-padded. */
+TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    int64_t k = w->cols;
+    size_t ob = mm_i8_block_bytes(32, NR);
+    for (int h = 0; h < 2; h++) {
+        int64_t f = f0 + 16 * h;
+        __mmask16 rm = rows_mask(w, f);
+        const uint16_t *base = (const uint16_t *)w->data + f * k;
+        uint8_t *out = dst;
+        for (int64_t c = kb; c < kb + kc; c += 32, out += ob) {
+            int64_t count = kb + kc - c;
+            __mmask32 cm = count >= 32 ? 0xffffffffu : (__mmask32)((1u << count) - 1);
+            __m512i r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = rm >> i & 1 ? _mm512_maskz_loadu_epi16(cm, base + i * k + c) : _mm512_setzero_si512();
+            transpose16(r); /* r[p]: values 2p (low halves) and 2p + 1 of each row */
+            __m512 x[32], amax = _mm512_setzero_ps();
+            for (int j = 0; j < 32; j++) {
+                x[j] = half_to_f32(r[j / 2], j % 2);
+                amax = _mm512_max_ps(amax, _mm512_abs_ps(x[j])); /* amax > |x| ? amax : |x|, as the scalar loop */
+            }
+            __m512 d = _mm512_div_ps(amax, _mm512_set1_ps(127.0f));
+            __m512 id = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ),
+                                            _mm512_set1_ps(1.0f), d);
+            for (int g = 0; g < 8; g++) {
+                __m512i v = _mm512_setzero_si512();
+                for (int e = 0; e < 4; e++) {
+                    __m512i q = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(x[4 * g + e], id)));
+                    v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_and_si512(q, _mm512_set1_epi32(0xff)), 8 * e));
+                }
+                _mm512_store_si512(out + g * 4 * NR + 64 * h,
+                                   _mm512_maskz_xor_epi32(rm, v, _mm512_set1_epi32((int)0x80808080u)));
+            }
+            __m512 ds = _mm512_cvtph_ps(_mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            store_scales(out, 32, h, ds, _mm512_mul_ps(_mm512_set1_ps(-128.0f), ds));
+        }
+    }
+}
+
 /* Q4_K: per super-block, the 6-bit scales and mins of its 8 sub-blocks
  * (scale_min_k4 on whole vectors, from the transposed 16-byte header: d and
  * dmin, then 12 bytes of scales), then 32 bytes of nibbles per pair of
@@ -641,6 +701,7 @@ TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc,
 
 #define I8_SET(bk, zp, kernel, pack) {MM_I8, I8_MR, NR, 1024, 128, bk, zp, kernel, pack, act_i8, "avx512-vnni"}
 static const mm_kernels i8_q8_0 = I8_SET(32, 128, kernel_i8_32_sym, pack_i8_simple);
+static const mm_kernels i8_f16 = I8_SET(32, 128, kernel_i8_32_sym, pack_i8_f16); /* as Q8_0 */
 static const mm_kernels i8_q4_0 = I8_SET(32, 8, kernel_i8_32_sym, pack_i8_simple);
 static const mm_kernels i8_q4_1 = I8_SET(32, 0, kernel_i8_32, pack_i8_simple);
 /* the K-quants: activation scales per 256 values (mm_i8_ab), i8k_tile */
@@ -690,6 +751,8 @@ const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
         return t == UM_BF16 || t == UM_F16 ? &bf16_dot : NULL;
     case MM_I8:
         switch (t) {
+        case UM_F16:
+            return &i8_f16;
         case UM_Q8_0:
             return &i8_q8_0;
         case UM_Q4_0:

@@ -108,11 +108,15 @@ static inline size_t mm_i8_block_bytes(int bk, int nr) { return (size_t)bk * nr 
 /* Bytes of one packed panel of nr features x kc. */
 size_t mm_panel_bytes(const mm_kernels *ks, int kc);
 
-/* The integer levels of weight sub-block `sb` (of bk values) of row `row`:
- * value = scale * q + mn (exactly the dequantized value up to f32 rounding).
- * Portable; the SIMD packers must agree with it. */
-void mm_unpack_levels(um_dtype t, const uint8_t *row, int bk, int64_t sb, uint8_t *q, float *scale, float *mn);
-/* Sub-block size for the I8 path: 16 for Q6_K, 32 otherwise; 0 if t has no integer path. */
+/* The integer levels of weight sub-block `sb` (of bk values) of row `row`
+ * (of k values): value = scale * q + mn (exactly the dequantized value up to
+ * f32 rounding). F16 rows are quantized to Q8_0 here (llama.cpp's
+ * quantize_row_q8_0_ref), a ragged last block zero-padded. Portable; the
+ * SIMD packers must agree with it. */
+void mm_unpack_levels(um_dtype t, const uint8_t *row, int64_t k, int bk, int64_t sb, uint8_t *q, float *scale,
+                      float *mn);
+/* Sub-block size for the I8 path: 16 for Q6_K, 32 otherwise (F16 as Q8_0:
+ * um_weight.q8_0_when_reduced); 0 if t has no integer path. */
 int mm_i8_bk(um_dtype t);
 /* Activation block for the I8 path: 256 for the K-quants (Q4_K, Q5_K,
  * Q6_K: one activation scale per weight super-block, which lets their

@@ -238,7 +238,7 @@ static um_status bind_vector(um_model *m, const char *name, int64_t n, float **o
     if (!v)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     UM_TRY(own(m, v, err));
-    um_weight w = {t.type, 1, n, NULL};
+    um_weight w = {t.type, 1, n, NULL, false};
     UM_TRY(aligned_data(m, &t, &w.data, err));
     um_weight_row_f32(&w, 0, v);
     *out = v;
@@ -277,15 +277,29 @@ static um_status bind_layer(um_model *m, int i, um_error *err) {
     return UM_OK;
 }
 
-static void describe_weight_type(um_model *m) {
+/* Matrix i of the forward's 7 per layer and the output head (i == 7 * n_layers). */
+static um_weight *matrix_at(um_model *m, int i) {
+    if (i == 7 * m->hp.n_layers)
+        return &m->output;
+    um_layer *l = &m->layers[i / 7];
+    um_weight *ws[7] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+    return ws[i % 7];
+}
+
+/* Names the weight type ("q8_0", or "mixed"), and marks the F16 matrices of
+ * a quantized file for the int8 path (um_weight.q8_0_when_reduced): they are
+ * what llama.cpp's quantizer (and unmask convert) leave F16 because their
+ * rows are not whole blocks, in a file whose user chose quantized weights. */
+static void classify_weights(um_model *m) {
+    int n = 7 * m->hp.n_layers + 1;
     um_dtype t = m->tok_embd.type;
-    bool mixed = m->output.type != t;
-    for (int i = 0; i < m->hp.n_layers && !mixed; i++) {
-        const um_layer *l = &m->layers[i];
-        const um_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t j = 0; j < sizeof ws / sizeof *ws; j++)
-            mixed |= ws[j]->type != t;
+    bool mixed = false, quantized = um_dtype_block_elems(t) > 1;
+    for (int i = 0; i < n; i++) {
+        mixed |= matrix_at(m, i)->type != t;
+        quantized |= um_dtype_block_elems(matrix_at(m, i)->type) > 1;
     }
+    for (int i = 0; i < n; i++)
+        matrix_at(m, i)->q8_0_when_reduced = quantized && matrix_at(m, i)->type == UM_F16;
     snprintf(m->weight_type, sizeof m->weight_type, "%s", mixed ? "mixed" : um_dtype_name(t));
     for (char *c = m->weight_type; *c; c++)
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
@@ -310,7 +324,7 @@ static um_status bind_all(um_model *m, um_error *err) {
                            &m->b_output, err));
     }
     UM_TRY(um_weights_check_all_taken(&m->weights, err));
-    describe_weight_type(m);
+    classify_weights(m);
     return UM_OK;
 }
 
