@@ -233,6 +233,69 @@ static void forward_f16_reduced_is_bf16(void **state) {
     free(dir);
 }
 
+/* A copy of GGUF src whose tensor `name` is donor's (same shape, donor's type). */
+static void write_with_tensor_from(const char *src, const char *donor, const char *name, const char *dst) {
+    um_gguf_file f, d;
+    um_error err;
+    if (um_gguf_open(src, &f, &err) != UM_OK || um_gguf_open(donor, &d, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer *w = um_gguf_writer_new();
+    for (size_t i = 0; i < f.n_kv; i++)
+        assert_int_equal(um_gguf_writer_add_kv(w, &f.kvs[i], &err), UM_OK);
+    int taken = 0;
+    for (size_t i = 0; i < f.n_tensors; i++) {
+        const um_gguf_tensor *t = &f.tensors[i];
+        for (size_t j = 0; j < d.n_tensors && strcmp(t->name, name) == 0; j++)
+            if (strcmp(d.tensors[j].name, name) == 0) {
+                t = &d.tensors[j];
+                taken++;
+            }
+        if (um_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err) != UM_OK)
+            fail_msg("%s", err.msg);
+    }
+    assert_int_equal(taken, 1);
+    if (um_gguf_writer_write(w, dst, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer_free(w);
+    um_gguf_close(&d);
+    um_gguf_close(&f);
+}
+
+/* The F16 matrices of a quantized file (those llama.cpp's quantizer leaves
+ * F16 because their rows are not whole blocks) take the int8 path as Q8_0
+ * with reduced activations (um_weight.q8_0_when_reduced). llama.cpp's F16
+ * fixture given the Q8_0 fixture's embedding table is such a file, and its
+ * logits must be the Q8_0 fixture's to the bit: llama.cpp's converter
+ * quantized the same values to those Q8_0 blocks (gguf-py, bit-exact with
+ * quantize_row_q8_0_ref). */
+static void forward_f16_in_quantized_file_is_q8_0(void **state) {
+    const char *const models[][3] = {{"tiny-llada", "tiny-llada-f16", "tiny-llada-q8_0"},
+                                     {"tiny-llada-gqa", "tiny-llada-gqa-f16", "tiny-llada-gqa-q8_0"}};
+    char *dir = make_temp_dir(), path[512];
+    bool reduced = um_matmul_reduced();
+    snprintf(path, sizeof path, "%s/mixed.gguf", dir);
+    for (size_t i = 0; i < 2; i++) {
+        um_st_file ref;
+        const um_st_tensor *ids, *want;
+        open_reference(models[i][0], &ref, &ids, &want);
+        write_with_tensor_from(gguf_fixture(models[i][1]), gguf_fixture(models[i][2]), "token_embd.weight", path);
+        um_matmul_set_reduced(true);
+        float *mixed = forward_logits(path, ids), *q8 = forward_logits(gguf_fixture(models[i][2]), ids);
+        um_matmul_set_reduced(reduced);
+        size_t n = (size_t)um_st_numel(want);
+        double e = max_rel_error(mixed, q8, n), e_ref = max_rel_error(mixed, (const float *)want->data, n);
+        print_message("    %s.gguf with Q8_0 embeddings, reduced: %.2e from %s.gguf, %.2e from PyTorch\n",
+                      models[i][1], e, models[i][2], e_ref);
+        assert_true(e == 0);
+        assert_true(e_ref <= 5e-2);
+        free(mixed);
+        free(q8);
+        um_st_close(&ref);
+    }
+    remove_tree(dir);
+    free(dir);
+}
+
 /* ------------------------------------------------------------ generation */
 
 static void generate_exact(const char *model, const char *name) {
@@ -776,6 +839,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_f32),
     cmocka_unit_test(forward_f16),
     cmocka_unit_test(forward_f16_reduced_is_bf16),
+    cmocka_unit_test(forward_f16_in_quantized_file_is_q8_0),
     cmocka_unit_test(forward_q8_0),
     cmocka_unit_test(forward_q8_0_is_its_expansion),
     cmocka_unit_test(generate_f32),
