@@ -63,6 +63,22 @@
         return sum;                                                                                            \
     }                                                                                                          \
                                                                                                                \
+    /* the largest of init and s[0..n), NaN skipped (as the scalar s[x] > m ? s[x] : m) */                     \
+    TGT static float max_row_##SUFFIX(const float *s, int n, float init) {                                    \
+        V m = (V){0} + init, v;                                                                                \
+        int x = 0, w = (int)(sizeof(V) / sizeof(float));                                                       \
+        for (; x + w <= n; x += w) {                                                                           \
+            memcpy(&v, s + x, sizeof v);                                                                       \
+            m = select_##SUFFIX(v > m, v, m);                                                                  \
+        }                                                                                                      \
+        float mx = init;                                                                                       \
+        for (int i = 0; i < w; i++)                                                                            \
+            mx = m[i] > mx ? m[i] : mx;                                                                        \
+        for (; x < n; x++)                                                                                     \
+            mx = s[x] > mx ? s[x] : mx;                                                                        \
+        return mx;                                                                                             \
+    }                                                                                                          \
+                                                                                                               \
     /* gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] */                                                      \
     TGT static void swiglu_##SUFFIX(float *gate, const float *up, int64_t n) {                                 \
         V g, u, one = {0};                                                                                     \
@@ -89,6 +105,14 @@ float um_exp_row(float *s, int n, float shift) {
     case UM_PATH_AVX512: return exp_row_avx512(s, n, shift);
     case UM_PATH_AVX2: return exp_row_avx2(s, n, shift);
     default: return exp_row_portable(s, n, shift);
+    }
+}
+
+float um_max_row(const float *s, int n, float init) {
+    switch (um_kernel_path_get()) {
+    case UM_PATH_AVX512: return max_row_avx512(s, n, init);
+    case UM_PATH_AVX2: return max_row_avx2(s, n, init);
+    default: return max_row_portable(s, n, init);
     }
 }
 

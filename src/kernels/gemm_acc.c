@@ -7,7 +7,11 @@
  * Each element of C sums over k in order, starting from its own value, so
  * tiling does not change the result; only the path's FMA contraction does. */
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
+#include "base/dtype.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/vec.h"
@@ -68,4 +72,102 @@ void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const floa
     case UM_PATH_AVX2: gemm_acc_avx2(C, ldc, A, a_i, a_k, B, ldb, m, n, kk); break;
     default: gemm_acc_portable(C, ldc, A, a_i, a_k, B, ldb, m, n, kk);
     }
+}
+
+/* ---- bf16 pairs (reduced-precision attention) ------------------------------ */
+
+/* The portable products: one f32 multiply-add per bf16 value, the odd one of
+ * each pair first, as vdpbf16ps adds them; the products of two bf16 values
+ * are exact in f32, so contraction into an FMA changes nothing. */
+static void gemm_acc_bf16_portable(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb,
+                                   int m, int n, int kp) {
+    for (int i = 0; i < m; i++)
+        for (int x = 0; x < n; x++) {
+            float c = C[(size_t)i * ldc + x];
+            for (int p = 0; p < kp; p++) {
+                uint32_t a = A[(size_t)i * lda + p], b = B[(size_t)p * ldb + x];
+                c += um_bf16_to_f32((uint16_t)(a >> 16)) * um_bf16_to_f32((uint16_t)(b >> 16));
+                c += um_bf16_to_f32((uint16_t)a) * um_bf16_to_f32((uint16_t)b);
+            }
+            C[(size_t)i * ldc + x] = c;
+        }
+}
+
+static void bf16_pairs_portable(uint32_t *dst, const float *src, int n) {
+    for (int i = 0; 2 * i < n; i++)
+        dst[i] = um_f32_to_bf16(src[2 * i]) | (2 * i + 1 < n ? (uint32_t)um_f32_to_bf16(src[2 * i + 1]) << 16 : 0);
+}
+
+#if defined(__x86_64__)
+#define TGT_BF16_DOT __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define BF16_MR 6
+
+TGT_BF16_DOT static inline __mmask16 first_lanes(int count) {
+    return count >= 16 ? 0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
+}
+
+/* BF16_MR rows x 32 columns of C in 12 registers across the pairs; rows past
+ * m repeat the last one and are not stored. */
+TGT_BF16_DOT static void gemm_acc_bf16_avx512(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B,
+                                              int ldb, int m, int n, int kp) {
+    for (int x = 0; x < n; x += 32) {
+        __mmask16 m0 = first_lanes(n - x), m1 = first_lanes(n - x - 16);
+        for (int i = 0; i < m; i += BF16_MR) {
+            const uint32_t *a[BF16_MR];
+            __m512 c0[BF16_MR], c1[BF16_MR];
+            for (int r = 0; r < BF16_MR; r++) {
+                int row = i + r < m ? i + r : m - 1;
+                a[r] = A + (size_t)row * lda;
+                c0[r] = _mm512_maskz_loadu_ps(m0, C + (size_t)row * ldc + x);
+                c1[r] = _mm512_maskz_loadu_ps(m1, C + (size_t)row * ldc + x + 16);
+            }
+            for (int p = 0; p < kp; p++) {
+                const uint32_t *b = B + (size_t)p * ldb + x;
+                __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, b);
+                __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, b + 16);
+                for (int r = 0; r < BF16_MR; r++) {
+                    __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][p]);
+                    c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+                    c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+                }
+            }
+            for (int r = 0; r < BF16_MR && i + r < m; r++) {
+                _mm512_mask_storeu_ps(C + (size_t)(i + r) * ldc + x, m0, c0[r]);
+                _mm512_mask_storeu_ps(C + (size_t)(i + r) * ldc + x + 16, m1, c1[r]);
+            }
+        }
+    }
+}
+
+/* vcvtne2ps2bf16 rounds to nearest even as um_f32_to_bf16 does, except that
+ * it flushes subnormal inputs to zero. */
+TGT_BF16_DOT static void bf16_pairs_avx512(uint32_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; 2 * i + 32 <= n; i += 16) {
+        __m512 lo = _mm512_loadu_ps(src + 2 * i), hi = _mm512_loadu_ps(src + 2 * i + 16);
+        _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    bf16_pairs_portable(dst + i, src + 2 * i, n - 2 * i);
+}
+#endif
+
+void um_gemm_acc_bf16(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
+                      int kp) {
+#if defined(__x86_64__)
+    if (um_kernel_path_get() == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
+        gemm_acc_bf16_avx512(C, ldc, A, lda, B, ldb, m, n, kp);
+        return;
+    }
+#endif
+    gemm_acc_bf16_portable(C, ldc, A, lda, B, ldb, m, n, kp);
+}
+
+void um_bf16_pairs(uint32_t *dst, const float *src, int n) {
+#if defined(__x86_64__)
+    if (um_kernel_path_get() == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
+        bf16_pairs_avx512(dst, src, n);
+        return;
+    }
+#endif
+    bf16_pairs_portable(dst, src, n);
 }

@@ -76,19 +76,36 @@ void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, con
  * applied (RoPE), so the queries may be any subset of the sequence (a KV-cached
  * step passes its block against the whole canvas). Tiled with an online
  * softmax (FlashAttention's), parallel over heads and query tiles; scratch
- * holds um_attention_scratch_floats(threads, n_kv, n_kv_heads, head_dim). */
+ * holds um_attention_scratch_floats(threads, n_kv, n_kv_heads, head_dim).
+ * Reduced: both products take bf16 operands (queries, keys, values and the
+ * probabilities rounded to nearest even; products exact, sums in f32), as
+ * PyTorch's bf16 inference does, where the path has bf16 dot products
+ * (AVX-512 BF16) and on the scalar path, which is the reference; elsewhere
+ * f32 (as the matmuls: um_matmul_reduced). */
 void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
-                  int n_heads, int n_kv_heads, int head_dim, float *scratch);
+                  int n_heads, int n_kv_heads, int head_dim, bool reduced, float *scratch);
 size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim);
 
 /* C[i][x] += sum_k A[i * a_i + k * a_k] B[k][x] for i < m, x < n, k < kk;
  * B and C row-major with row strides ldb and ldc. One thread: for small
  * products inside a pool task (training's attention, kernels/gemm_acc.c). */
 void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk);
+/* The same on bf16 pairs: C[i][x] += sum_p A[i][p] . B[p][x], A [m][kp] and
+ * B [kp][n] u32 (row strides lda, ldb), each two bf16 values (low half the
+ * even k); the products exact, the sums in f32 (vdpbf16ps where the path has
+ * it, else its exact emulation). */
+void um_gemm_acc_bf16(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
+                      int kp);
+/* dst[i] = the bf16 pair (src[2i], src[2i + 1]) for 2i < n, rounded to
+ * nearest even (a zero high half past n). */
+void um_bf16_pairs(uint32_t *dst, const float *src, int n);
 
 /* s[x] = exp(s[x] - shift) for x < n, returning their sum (kernels/exp_row.c:
  * vectorized, within 2 ulp of expf; results below 1.2e-38 stay there). */
 float um_exp_row(float *s, int n, float shift);
+/* The largest of init and s[0..n) (NaN skipped), vectorized: the softmax's
+ * row max, a serial chain of compares when scalar. */
+float um_max_row(const float *s, int n, float init);
 
 /* gate[i] = silu(gate[i]) * up[i], with um_exp_row's exp. */
 void um_swiglu(float *gate, const float *up, int64_t n);

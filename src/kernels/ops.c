@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dtype.h"
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 
 void um_rmsnorm(float *out, const float *x, const float *weight, int n, int d, float eps) {
@@ -66,21 +68,30 @@ void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, con
  * into [n_kv][head_dim], both contiguous: read in place, the rows of a tile lie
  * n_kv or n_kv_heads * head_dim floats apart, often a power of two, and all
  * fall into the same few L1 sets. Q_TILE is a multiple of every path's
- * register tile (4 or 6 rows), so no query row takes the untiled loop. */
+ * register tile (4 or 6 rows), so no query row takes the untiled loop.
+ *
+ * Reduced (bf16), the operands of both products are bf16 pairs for
+ * um_gemm_acc_bf16: the scaled queries [Q_TILE][hd/2] and the probabilities
+ * [Q_TILE][K_TILE/2] paired along their rows, the key tiles [hd/2][K_TILE]
+ * paired along head_dim, the values [n_kv/2][hd] paired along keys (a
+ * zero half past the last key). */
 enum { Q_TILE = 24, K_TILE = 64 };
 
 typedef struct {
     const float *q, *k, *v;
     float *out;
     int n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles;
-    float *k_t;  /* [n_kv_heads][key tiles][head_dim][K_TILE] */
-    float *v_c;  /* [n_kv_heads][n_kv][head_dim] */
+    bool bf16;
+    float *k_t;  /* [n_kv_heads][key tiles][head_dim][K_TILE], or the bf16 pairs (above) in the same room */
+    float *v_c;  /* [n_kv_heads][n_kv][head_dim], or the bf16 pairs */
     float *work; /* per thread: attn_thread_floats */
 } attn_job;
 
-/* Per thread: scores S, output O and the scaled queries [Q_TILE][hd], m, l. */
+/* Per thread: scores S, output O, the scaled queries [Q_TILE][hd], m, l, and
+ * the bf16 pairs of the queries and probabilities. */
 static size_t attn_thread_floats(int head_dim) {
-    return (size_t)Q_TILE * K_TILE + 2 * (size_t)Q_TILE * head_dim + 2 * Q_TILE;
+    return (size_t)Q_TILE * K_TILE + 2 * (size_t)Q_TILE * head_dim + 2 * Q_TILE +
+           (size_t)Q_TILE * (head_dim + K_TILE) / 2;
 }
 
 static size_t key_tiles_floats(int n_kv, int head_dim) {
@@ -88,17 +99,33 @@ static size_t key_tiles_floats(int n_kv, int head_dim) {
 }
 
 size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim) {
-    return (key_tiles_floats(n_kv, head_dim) + (size_t)n_kv * head_dim) * n_kv_heads +
+    return (key_tiles_floats(n_kv, head_dim) + (size_t)(n_kv + 1) * head_dim) * n_kv_heads +
            (size_t)n_threads * attn_thread_floats(head_dim);
 }
 
 /* For kv head g = task: its key tiles, k_t[g][t / K_TILE][c][t % K_TILE] =
- * k[t][g hd + c], and its values, v_c[g][t][c] = v[t][g hd + c]. */
+ * k[t][g hd + c], and its values, v_c[g][t][c] = v[t][g hd + c]; reduced,
+ * the same values in bf16, key tiles paired along c and values along t
+ * (uint16_t halves: the low one of a pair is the even index). */
 static void copy_kv_task(void *ctx, int g, int thread) {
     const attn_job *j = ctx;
     int hd = j->head_dim;
     int64_t kvs = (int64_t)j->n_kv_heads * hd;
-    float *kt = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd), *vc = j->v_c + (int64_t)g * j->n_kv * hd;
+    float *kt = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd), *vc = j->v_c + (int64_t)g * (j->n_kv + 1) * hd;
+    if (j->bf16) {
+        uint16_t *kh = (uint16_t *)kt, *vh = (uint16_t *)vc;
+        memset(kh, 0, key_tiles_floats(j->n_kv, hd) * sizeof(float)); /* keys past n_kv score 0 */
+        memset(vh + (size_t)(j->n_kv / 2) * 2 * hd, 0, 2 * (size_t)hd * sizeof(uint16_t)); /* an odd last key's pair */
+        for (int t = 0; t < j->n_kv; t++) {
+            const float *kr = j->k + t * kvs + (int64_t)g * hd, *vr = j->v + t * kvs + (int64_t)g * hd;
+            uint16_t *tile = kh + (int64_t)(t / K_TILE) * hd * K_TILE;
+            for (int c = 0; c < hd; c++) {
+                tile[2 * ((c / 2) * K_TILE + t % K_TILE) + c % 2] = um_f32_to_bf16(kr[c]);
+                vh[2 * ((int64_t)(t / 2) * hd + c) + t % 2] = um_f32_to_bf16(vr[c]);
+            }
+        }
+        return;
+    }
     for (int t = 0; t < j->n_kv; t++) {
         const float *kr = j->k + t * kvs + (int64_t)g * hd;
         float *tile = kt + (int64_t)(t / K_TILE) * hd * K_TILE + t % K_TILE;
@@ -111,9 +138,7 @@ static void copy_kv_task(void *ctx, int g, int thread) {
 /* Row i of S: exp(s - new max) in place; the running m, l and output row
  * rescaled by exp(old max - new max). */
 static void softmax_update(float *s, int nk, float *m, float *l, float *o, int hd) {
-    float mx = *m;
-    for (int x = 0; x < nk; x++)
-        mx = s[x] > mx ? s[x] : mx;
+    float mx = um_max_row(s, nk, *m);
     float corr = expf(*m - mx); /* exp(-inf) = 0 on the first tile */
     *l = *l * corr + um_exp_row(s, nk, mx);
     *m = mx;
@@ -131,8 +156,10 @@ static void attention_task(void *ctx, int task, int thread) {
     int64_t qs = (int64_t)j->n_heads * hd;
     float *S = j->work + (int64_t)thread * attn_thread_floats(hd), *O = S + Q_TILE * K_TILE;
     float *qt = O + Q_TILE * hd, *m = qt + Q_TILE * hd, *l = m + Q_TILE;
+    uint32_t *qp = (uint32_t *)(l + Q_TILE), *pp = qp + Q_TILE * hd / 2; /* bf16 pairs */
     const float *q = j->q + q0 * qs + (int64_t)h * hd;
-    const float *k_t = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd), *v = j->v_c + (int64_t)g * j->n_kv * hd;
+    const float *k_t = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd);
+    const float *v = j->v_c + (int64_t)g * (j->n_kv + 1) * hd;
     float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < nq; i++) {
         m[i] = -INFINITY;
@@ -141,14 +168,27 @@ static void attention_task(void *ctx, int task, int thread) {
             qt[i * hd + c] = q[i * qs + c] * scale;
             O[i * hd + c] = 0;
         }
+        if (j->bf16)
+            um_bf16_pairs(qp + i * hd / 2, qt + i * hd, hd);
     }
     for (int k0 = 0; k0 < j->n_kv; k0 += K_TILE) {
         int nk = k0 + K_TILE < j->n_kv ? K_TILE : j->n_kv - k0;
         memset(S, 0, sizeof(float) * Q_TILE * K_TILE);
-        um_gemm_acc(S, K_TILE, qt, hd, 1, k_t + (int64_t)k0 * hd, K_TILE, nq, nk, hd);
-        for (int i = 0; i < nq; i++)
+        if (j->bf16)
+            um_gemm_acc_bf16(S, K_TILE, qp, hd / 2, (const uint32_t *)k_t + (int64_t)k0 * hd / 2, K_TILE, nq, nk,
+                             hd / 2);
+        else
+            um_gemm_acc(S, K_TILE, qt, hd, 1, k_t + (int64_t)k0 * hd, K_TILE, nq, nk, hd);
+        for (int i = 0; i < nq; i++) {
             softmax_update(S + i * K_TILE, nk, &m[i], &l[i], O + i * hd, hd);
-        um_gemm_acc(O, hd, S, K_TILE, 1, v + (int64_t)k0 * hd, hd, nq, hd, nk);
+            if (j->bf16)
+                um_bf16_pairs(pp + i * K_TILE / 2, S + i * K_TILE, nk);
+        }
+        if (j->bf16)
+            um_gemm_acc_bf16(O, hd, pp, K_TILE / 2, (const uint32_t *)v + (int64_t)k0 / 2 * hd, hd, nq, hd,
+                             (nk + 1) / 2);
+        else
+            um_gemm_acc(O, hd, S, K_TILE, 1, v + (int64_t)k0 * hd, hd, nq, hd, nk);
     }
     for (int i = 0; i < nq; i++) {
         float inv = 1.0f / l[i], *oi = j->out + (q0 + i) * qs + (int64_t)h * hd;
@@ -158,11 +198,14 @@ static void attention_task(void *ctx, int task, int thread) {
 }
 
 void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
-                  int n_heads, int n_kv_heads, int head_dim, float *scratch) {
+                  int n_heads, int n_kv_heads, int head_dim, bool reduced, float *scratch) {
     int n_tiles = (n_q + Q_TILE - 1) / Q_TILE;
     float *v_c = scratch + key_tiles_floats(n_kv, head_dim) * n_kv_heads;
-    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, scratch, v_c,
-                    v_c + (size_t)n_kv * head_dim * n_kv_heads};
+    um_kernel_path path = um_kernel_path_get();
+    bool bf16 = reduced && head_dim % 2 == 0 &&
+                (path == UM_PATH_SCALAR || (path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16));
+    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, bf16, scratch, v_c,
+                    v_c + (size_t)(n_kv + 1) * head_dim * n_kv_heads};
     um_pool_run(pool, n_kv_heads, copy_kv_task, &job);
     um_pool_run(pool, n_heads * n_tiles, attention_task, &job);
 }

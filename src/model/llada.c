@@ -413,6 +413,8 @@ static void layer_forward(um_model *m, int layer, int n_rows, const fwd_range *f
     int nq = fr->n_q, n = n_rows * nq, d = hp->d_model, kv = hp->n_kv_heads * hp->head_dim, half = hp->head_dim / 2;
     float *scr = ws->mm_scratch;
     const float *cos_t = ws->rope_cos + (size_t)fr->q0 * half, *sin_t = ws->rope_sin + (size_t)fr->q0 * half;
+    /* attention rounds its operands as the layer's matmuls round their activations (F32 weights never) */
+    bool reduced_attention = um_matmul_reduced() && l->wq.type != UM_F32;
 
     um_rmsnorm(ws->xn, ws->x, l->attn_norm, n, d, hp->norm_eps);
     um_matmul(m->pool, ws->xn, n, &l->wq, l->bq, ws->q, scr);
@@ -431,7 +433,7 @@ static void layer_forward(um_model *m, int layer, int n_rows, const fwd_range *f
             v = c->v + base;
         }
         um_attention(m->pool, q, nq, k, v, fr->n_kv, ws->att + (size_t)r * nq * d, hp->n_heads, hp->n_kv_heads,
-                     hp->head_dim, ws->att_scratch);
+                     hp->head_dim, reduced_attention, ws->att_scratch);
     }
     um_matmul(m->pool, ws->att, n, &l->wo, l->bo, ws->q, scr);
     add_into(ws->x, ws->q, (size_t)n * d);
