@@ -386,6 +386,53 @@ static void f16_int8_is_q8_0(void **state) {
     um_pool_destroy(pool);
 }
 
+/* um_matmul_many gives each product what um_matmul gives it, to the bit:
+ * the shared activations are packed as each call would pack them, and each
+ * output element is one task's. Three weights of one type (rows around the
+ * task size), then of mixed types (one um_matmul each). */
+static void matmul_many_is_each(void **state) {
+    um_pool *pool = um_pool_create(2);
+    um_rng rng;
+    um_rng_seed(&rng, 21);
+    const um_dtype types[][3] = {{UM_Q8_0, UM_Q8_0, UM_Q8_0}, {UM_Q4_K, UM_Q4_K, UM_Q4_K}, {UM_BF16, UM_BF16, UM_BF16},
+                                 {UM_F16, UM_F16, UM_F16},    {UM_Q4_K, UM_Q6_K, UM_Q8_0}};
+    const int64_t rows[] = {130, 7, 256};
+    bool reduced = um_matmul_reduced();
+    for (int red = 0; red < 2; red++) {
+        um_matmul_set_reduced(red);
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            mm_case c[3];
+            const um_weight *w[3];
+            const float *bias[3];
+            float *y[3], *each[3];
+            for (int i = 0; i < 3; i++) {
+                c[i] = make_case(types[ti][i], rows[i], 512, 19, i != 1, &rng);
+                c[i].w.q8_0_when_reduced = types[ti][i] == UM_F16;
+                if (i > 0)
+                    memcpy(c[i].x, c[0].x, (size_t)c[0].n * 512 * sizeof(float));
+                w[i] = &c[i].w;
+                bias[i] = c[i].bias;
+                y[i] = xmalloc((size_t)c[i].n * (size_t)rows[i] * sizeof(float));
+                each[i] = xmalloc((size_t)c[i].n * (size_t)rows[i] * sizeof(float));
+            }
+            float *scratch = xmalloc(um_matmul_scratch_floats(2, 512) * sizeof(float));
+            um_matmul_many(pool, c[0].x, c[0].n, 3, w, bias, y, scratch);
+            for (int i = 0; i < 3; i++) {
+                um_matmul(pool, c[0].x, c[0].n, w[i], bias[i], each[i], scratch);
+                assert_memory_equal(y[i], each[i], (size_t)c[i].n * (size_t)rows[i] * sizeof(float));
+            }
+            for (int i = 0; i < 3; i++) {
+                free(y[i]);
+                free(each[i]);
+                free_case(&c[i]);
+            }
+            free(scratch);
+        }
+    }
+    um_matmul_set_reduced(reduced);
+    um_pool_destroy(pool);
+}
+
 /* The SIMD activation packers give the portable ones' bits (so every path
  * sees the same rounded activations), including NaN, infinities, zeros and
  * rows past n, for activation blocks of 32 (Q8_0) and 256 (the K-quants). */
@@ -822,6 +869,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(reduced_within_rounding_bound),
     cmocka_unit_test(i8_extremes_exact),
     cmocka_unit_test(f16_int8_is_q8_0),
+    cmocka_unit_test(matmul_many_is_each),
     cmocka_unit_test(activation_packing_bit_exact),
     cmocka_unit_test(f32_panels_are_the_expansion),
     cmocka_unit_test(path_choice_and_override),

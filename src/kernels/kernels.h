@@ -33,6 +33,12 @@ void um_weight_row_f32(const um_weight *w, int64_t r, float *out);
 void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const float *bias, float *y,
                float *scratch);
 size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
+/* y[i] = x * w[i]^T (+ bias[i]) for i < count: the products of one input
+ * (a layer's q, k and v; gate and up). Where the weights have one type, the
+ * activations are rounded once and all the products' tasks share one pass
+ * of the pool; else one um_matmul each. The results are um_matmul's. */
+void um_matmul_many(um_pool *pool, const float *x, int n, int count, const um_weight *const *w,
+                    const float *const *bias, float *const *y, float *scratch);
 
 /* Reduced-precision activations: when on, BF16 weights meet activations
  * rounded to bf16 (vdpbf16ps) and quantized weights meet activations

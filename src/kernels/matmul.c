@@ -271,26 +271,50 @@ size_t mm_panel_bytes(const mm_kernels *ks, int kc) {
  * multiple (F16 as Q8_0 only) is zero-padded, in activations and panels. */
 static int64_t i8_padded(int64_t k) { return (k + 31) / 32 * 32; }
 
+/* One of the products that share their activations (um_matmul_many): its
+ * weight, bias and output, and its first task in the job's list. */
+typedef struct {
+    const um_weight *w;
+    const float *bias;
+    float *y;
+    int first_task;
+} mm_part;
+
+#define MM_MAX_PARTS 4
+
 typedef struct {
     const mm_kernels *ks;
     const float *x;
     int n;
-    const um_weight *w;
-    const float *bias;
-    float *y;
     const uint32_t *a;
     const float *a_sc;
     size_t a_block, sc_block;
     uint8_t *panels;
     size_t panels_bytes; /* per thread */
+    int n_threads, n_tasks, n_parts;
+    mm_part parts[MM_MAX_PARTS];
 } mm_job;
+
+/* Task `task` of the job: its part, and its features [*f0, *f0 + *nf). */
+static const mm_part *task_features(const mm_job *j, int task, int64_t *f0, int *nf) {
+    int i = 0;
+    while (i + 1 < j->n_parts && task >= j->parts[i + 1].first_task)
+        i++;
+    const mm_part *part = &j->parts[i];
+    int64_t m = part->w->rows;
+    *f0 = (int64_t)(task - part->first_task) * j->ks->nc;
+    *nf = (int)(m - *f0 < j->ks->nc ? m - *f0 : j->ks->nc);
+    return part;
+}
 
 /* The weight bytes a task's next k block will pack: rows [r0, r0 + nr),
  * bytes [off, off + len) of each. The pack starts on 16 rows at once, each
  * row's block in a line of its own that nothing has asked for, and waited
  * on memory there: a pattern the hardware prefetcher does not follow. So
  * the task asks for those lines, a few at a time, while it runs the
- * micro-kernels of the current block, and the pack finds them in L2. */
+ * micro-kernels of the current block, and the pack finds them in L2. In its
+ * last block it asks for the first block of task + threads, the one it
+ * most likely takes next (the pool hands tasks out in order). */
 typedef struct {
     const uint8_t *base;
     size_t row_bytes, lines_per_row;
@@ -303,6 +327,18 @@ static next_block next_block_at(const um_weight *w, int64_t r0, int64_t nr, int6
     return (next_block){(const uint8_t *)w->data + (size_t)r0 * rb + first, rb, lines, 0, lines * (size_t)nr};
 }
 
+static next_block after_block(const mm_job *j, int task, const um_weight *w, int64_t f0, int nf, int64_t kb) {
+    int64_t k = w->cols, kc = j->ks->kc;
+    if (kb + kc < k)
+        return next_block_at(w, f0, nf, kb + kc, k - (kb + kc) < kc ? k - (kb + kc) : kc);
+    if (task + j->n_threads >= j->n_tasks)
+        return (next_block){0};
+    int64_t g0;
+    int ng;
+    const mm_part *next = task_features(j, task + j->n_threads, &g0, &ng);
+    return next_block_at(next->w, g0, ng, 0, next->w->cols < kc ? next->w->cols : kc);
+}
+
 static void prefetch_lines(next_block *nb, size_t count) {
     for (size_t end = nb->next + count < nb->total ? nb->next + count : nb->total; nb->next < end; nb->next++) {
         size_t row = nb->next / nb->lines_per_row, line = nb->next % nb->lines_per_row;
@@ -313,9 +349,12 @@ static void prefetch_lines(next_block *nb, size_t count) {
 static void mm_task(void *ctx, int task, int thread) {
     const mm_job *j = ctx;
     const mm_kernels *ks = j->ks;
-    const um_weight *w = j->w;
-    int64_t m = w->rows, k = w->cols, f0 = (int64_t)task * ks->nc;
-    int nf = (int)(m - f0 < ks->nc ? m - f0 : ks->nc), np = (nf + ks->nr - 1) / ks->nr;
+    int64_t f0;
+    int nf;
+    const mm_part *part = task_features(j, task, &f0, &nf);
+    const um_weight *w = part->w;
+    int64_t m = w->rows, k = w->cols;
+    int np = (nf + ks->nr - 1) / ks->nr;
     uint8_t *buf = j->panels + (size_t)thread * j->panels_bytes;
     mm_tile tile = {0};
     tile.ldc = m;
@@ -326,9 +365,7 @@ static void mm_task(void *ctx, int task, int thread) {
             ks->pack(w, f0 + (int64_t)p * ks->nr, kb, kc, buf + p * pb);
         tile.kc = ks->kind == MM_I8 ? (int)i8_padded(kc) : kc;
         tile.accumulate = kb > 0;
-        next_block nb = {0};
-        if (kb + kc < k)
-            nb = next_block_at(w, f0, nf, kb + kc, k - (kb + kc) < ks->kc ? k - (kb + kc) : ks->kc);
+        next_block nb = after_block(j, task, w, f0, nf, kb);
         int n_tb = (j->n + ks->mr - 1) / ks->mr;
         size_t per_tb = (nb.total + n_tb - 1) / n_tb;
         for (int t0 = 0; t0 < j->n; t0 += ks->mr) {
@@ -347,9 +384,9 @@ static void mm_task(void *ctx, int task, int thread) {
             for (int p = 0; p < np; p++) {
                 int64_t f = f0 + (int64_t)p * ks->nr;
                 tile.b = buf + p * pb;
-                tile.c = j->y + (int64_t)t0 * m + f;
+                tile.c = part->y + (int64_t)t0 * m + f;
                 tile.nr = (int)(m - f < ks->nr ? m - f : ks->nr);
-                tile.bias = j->bias ? j->bias + f : NULL;
+                tile.bias = part->bias ? part->bias + f : NULL;
                 ks->kernel(&tile);
             }
         }
@@ -359,11 +396,20 @@ static void mm_task(void *ctx, int task, int thread) {
 /* Scratch slots of the pool used here. */
 enum { SLOT_ACTIVATIONS = 0, SLOT_PANELS = 1, SLOT_REFERENCE = 2 };
 
-static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int n, const um_weight *w,
-                       const float *bias, float *y) {
+/* Packs x once for ks (every part has the same type and columns), then runs
+ * the parts' tasks as one list. False, with nothing computed, when the
+ * pool's scratch cannot be had. */
+static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int n, const mm_part *parts,
+                       int n_parts) {
     int nt = um_pool_threads(pool);
+    const um_weight *w = parts[0].w;
     int64_t k = w->cols;
-    mm_job job = {ks, x, n, w, bias, y, NULL, NULL, 0, 0, NULL, 0};
+    mm_job job = {ks, x, n, NULL, NULL, 0, 0, NULL, 0, nt, 0, n_parts, {{0}}};
+    for (int i = 0; i < n_parts; i++) {
+        job.parts[i] = parts[i];
+        job.parts[i].first_task = job.n_tasks;
+        job.n_tasks += (int)((parts[i].w->rows + ks->nc - 1) / ks->nc);
+    }
     int kc = (int)(k < ks->kc ? k : ks->kc);
     job.panels_bytes = (mm_panel_bytes(ks, kc) * (size_t)(ks->nc / ks->nr) + 63) & ~(size_t)63;
     job.panels = um_pool_scratch(pool, SLOT_PANELS, job.panels_bytes * (size_t)nt);
@@ -387,7 +433,7 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
         job.a_block = aj.a_block;
         job.sc_block = aj.sc_block;
     }
-    um_pool_run(pool, (int)((w->rows + ks->nc - 1) / ks->nc), mm_task, &job);
+    um_pool_run(pool, job.n_tasks, mm_task, &job);
     return true;
 }
 
@@ -634,7 +680,8 @@ void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, i
             const float *bias, float *y, float *scratch) {
     if (n <= 0 || w->rows <= 0)
         return;
-    if (ks && mm_blocked(pool, ks, x, n, w, bias, y))
+    mm_part part = {w, bias, y, 0};
+    if (ks && mm_blocked(pool, ks, x, n, &part, 1))
         return;
     mm_reference(pool, kind, x, n, w, bias, y, scratch); /* also when the scratch could not be had */
 }
@@ -647,4 +694,23 @@ void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const f
         return; /* else (oneDNN failed) our kernels */
     mm_kind kind = choose_kind(path, w, reduced);
     mm_run(pool, choose_kernels(path, kind, w->type), kind, x, n, w, bias, y, scratch);
+}
+
+void um_matmul_many(um_pool *pool, const float *x, int n, int count, const um_weight *const *w,
+                    const float *const *bias, float *const *y, float *scratch) {
+    um_kernel_path path = um_kernel_path_get();
+    bool reduced = um_matmul_reduced();
+    bool alike = count >= 1 && count <= MM_MAX_PARTS && n > 0 && !use_onednn(path, w[0]->type, reduced);
+    mm_part parts[MM_MAX_PARTS];
+    for (int i = 0; alike && i < count; i++) {
+        alike = w[i]->type == w[0]->type && w[i]->cols == w[0]->cols && w[i]->rows > 0 &&
+                w[i]->q8_0_when_reduced == w[0]->q8_0_when_reduced;
+        parts[i] = (mm_part){w[i], bias[i], y[i], 0};
+    }
+    mm_kind kind = alike ? choose_kind(path, w[0], reduced) : MM_F32;
+    const mm_kernels *ks = alike ? choose_kernels(path, kind, w[0]->type) : NULL;
+    if (ks && mm_blocked(pool, ks, x, n, parts, count))
+        return;
+    for (int i = 0; i < count; i++)
+        um_matmul(pool, x, n, w[i], bias[i], y[i], scratch);
 }

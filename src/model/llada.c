@@ -417,9 +417,10 @@ static void layer_forward(um_model *m, int layer, int n_rows, const fwd_range *f
     bool reduced_attention = um_matmul_reduced() && l->wq.type != UM_F32;
 
     um_rmsnorm(ws->xn, ws->x, l->attn_norm, n, d, hp->norm_eps);
-    um_matmul(m->pool, ws->xn, n, &l->wq, l->bq, ws->q, scr);
-    um_matmul(m->pool, ws->xn, n, &l->wk, l->bk, ws->k, scr);
-    um_matmul(m->pool, ws->xn, n, &l->wv, l->bv, ws->v, scr);
+    const um_weight *qkv[] = {&l->wq, &l->wk, &l->wv};
+    const float *qkv_bias[] = {l->bq, l->bk, l->bv};
+    float *qkv_out[] = {ws->q, ws->k, ws->v};
+    um_matmul_many(m->pool, ws->xn, n, 3, qkv, qkv_bias, qkv_out, scr);
     for (int r = 0; r < n_rows; r++) {
         float *q = ws->q + (size_t)r * nq * d, *k = ws->k + (size_t)r * nq * kv, *v = ws->v + (size_t)r * nq * kv;
         um_rope(q, nq, hp->n_heads, hp->head_dim, hp->rope_interleaved, cos_t, sin_t);
@@ -439,8 +440,10 @@ static void layer_forward(um_model *m, int layer, int n_rows, const fwd_range *f
     add_into(ws->x, ws->q, (size_t)n * d);
 
     um_rmsnorm(ws->xn, ws->x, l->ffn_norm, n, d, hp->norm_eps);
-    um_matmul(m->pool, ws->xn, n, &l->w_gate, l->b_gate, ws->gate, scr);
-    um_matmul(m->pool, ws->xn, n, &l->w_up, l->b_up, ws->up, scr);
+    const um_weight *gate_up[] = {&l->w_gate, &l->w_up};
+    const float *gate_up_bias[] = {l->b_gate, l->b_up};
+    float *gate_up_out[] = {ws->gate, ws->up};
+    um_matmul_many(m->pool, ws->xn, n, 2, gate_up, gate_up_bias, gate_up_out, scr);
     um_swiglu(ws->gate, ws->up, (int64_t)n * hp->d_ff);
     um_matmul(m->pool, ws->gate, n, &l->w_down, l->b_down, ws->q, scr);
     add_into(ws->x, ws->q, (size_t)n * d);
