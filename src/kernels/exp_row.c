@@ -79,6 +79,36 @@
         return mx;                                                                                             \
     }                                                                                                          \
                                                                                                                \
+    /* One key tile of attention's online softmax (um_softmax_step). */                                      \
+    TGT static void softmax_step_##SUFFIX(float *S, int lds, int nq, int nk, float *m, float *l, float *O,       \
+                                          int hd) {                                                            \
+        const int w = (int)(sizeof(V) / sizeof(float));                                                        \
+        for (int i = 0; i < nq; i++) {                                                                         \
+            float *s = S + (size_t)i * lds, *o = O + (size_t)i * hd;                                           \
+            float mx = max_row_##SUFFIX(s, nk, m[i]);                                                          \
+            V corr = exp_##SUFFIX((V){0} + (m[i] - mx)), acc = {0}, v; /* exp(-inf): ~1e-38 times l, O = 0 */  \
+            int x = 0;                                                                                         \
+            for (; x + w <= nk; x += w) {                                                                      \
+                memcpy(&v, s + x, sizeof v);                                                                   \
+                v = exp_##SUFFIX(v - mx);                                                                      \
+                memcpy(s + x, &v, sizeof v);                                                                   \
+                acc += v;                                                                                      \
+            }                                                                                                  \
+            for (; x < nk; x++) {                                                                              \
+                v = exp_##SUFFIX((V){0} + (s[x] - mx));                                                        \
+                s[x] = v[0];                                                                                   \
+                acc[0] += v[0];                                                                                \
+            }                                                                                                  \
+            memcpy(&v, l + (size_t)i * UM_SOFTMAX_LANES, sizeof v);                                            \
+            v = v * corr + acc;                                                                                \
+            memcpy(l + (size_t)i * UM_SOFTMAX_LANES, &v, sizeof v);                                            \
+            m[i] = mx;                                                                                         \
+            if (corr[0] != 1.0f)                                                                               \
+                for (int c = 0; c < hd; c++)                                                                   \
+                    o[c] *= corr[0];                                                                           \
+        }                                                                                                      \
+    }                                                                                                          \
+                                                                                                               \
     /* gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] */                                                      \
     TGT static void swiglu_##SUFFIX(float *gate, const float *up, int64_t n) {                                 \
         V g, u, one = {0};                                                                                     \
@@ -108,11 +138,11 @@ float um_exp_row(float *s, int n, float shift) {
     }
 }
 
-float um_max_row(const float *s, int n, float init) {
+void um_softmax_step(float *S, int lds, int nq, int nk, float *m, float *l, float *O, int hd) {
     switch (um_kernel_path_get()) {
-    case UM_PATH_AVX512: return max_row_avx512(s, n, init);
-    case UM_PATH_AVX2: return max_row_avx2(s, n, init);
-    default: return max_row_portable(s, n, init);
+    case UM_PATH_AVX512: softmax_step_avx512(S, lds, nq, nk, m, l, O, hd); break;
+    case UM_PATH_AVX2: softmax_step_avx2(S, lds, nq, nk, m, l, O, hd); break;
+    default: softmax_step_portable(S, lds, nq, nk, m, l, O, hd);
     }
 }
 

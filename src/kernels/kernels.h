@@ -109,9 +109,16 @@ void um_bf16_pairs(uint32_t *dst, const float *src, int n);
 /* s[x] = exp(s[x] - shift) for x < n, returning their sum (kernels/exp_row.c:
  * vectorized, within 2 ulp of expf; results below 1.2e-38 stay there). */
 float um_exp_row(float *s, int n, float shift);
-/* The largest of init and s[0..n) (NaN skipped), vectorized: the softmax's
- * row max, a serial chain of compares when scalar. */
-float um_max_row(const float *s, int n, float init);
+/* One key tile of attention's online softmax, rows i < nq of the scores S
+ * (nk each, rows lds apart), vectorized with um_exp_row's exp (a scalar
+ * row max alone, a chain of dependent compares, took as long as the
+ * exponentials): the running max m[i] grows to cover the row,
+ * the row becomes exp(s - m[i]), and the normalizer and output row O[i]
+ * (hd values) are rescaled by exp(old m - new m). The normalizer of row i is
+ * kept as UM_SOFTMAX_LANES partial sums, l[i * UM_SOFTMAX_LANES ...] (start
+ * at 0, add them up at the end), so that no tile reduces across lanes. */
+#define UM_SOFTMAX_LANES 16
+void um_softmax_step(float *S, int lds, int nq, int nk, float *m, float *l, float *O, int hd);
 
 /* gate[i] = silu(gate[i]) * up[i], with um_exp_row's exp. */
 void um_swiglu(float *gate, const float *up, int64_t n);

@@ -87,10 +87,11 @@ typedef struct {
     float *work; /* per thread: attn_thread_floats */
 } attn_job;
 
-/* Per thread: scores S, output O, the scaled queries [Q_TILE][hd], m, l, and
- * the bf16 pairs of the queries and probabilities. */
+/* Per thread: scores S, output O, the scaled queries [Q_TILE][hd], m, the
+ * normalizers' partial sums l, and the bf16 pairs of the queries and
+ * probabilities. */
 static size_t attn_thread_floats(int head_dim) {
-    return (size_t)Q_TILE * K_TILE + 2 * (size_t)Q_TILE * head_dim + 2 * Q_TILE +
+    return (size_t)Q_TILE * K_TILE + 2 * (size_t)Q_TILE * head_dim + Q_TILE * (1 + UM_SOFTMAX_LANES) +
            (size_t)Q_TILE * (head_dim + K_TILE) / 2;
 }
 
@@ -135,18 +136,6 @@ static void copy_kv_task(void *ctx, int g, int thread) {
     }
 }
 
-/* Row i of S: exp(s - new max) in place; the running m, l and output row
- * rescaled by exp(old max - new max). */
-static void softmax_update(float *s, int nk, float *m, float *l, float *o, int hd) {
-    float mx = um_max_row(s, nk, *m);
-    float corr = expf(*m - mx); /* exp(-inf) = 0 on the first tile */
-    *l = *l * corr + um_exp_row(s, nk, mx);
-    *m = mx;
-    if (corr != 1.0f)
-        for (int c = 0; c < hd; c++)
-            o[c] *= corr;
-}
-
 /* One task: one head, Q_TILE queries, all keys tile by tile. */
 static void attention_task(void *ctx, int task, int thread) {
     const attn_job *j = ctx;
@@ -156,14 +145,14 @@ static void attention_task(void *ctx, int task, int thread) {
     int64_t qs = (int64_t)j->n_heads * hd;
     float *S = j->work + (int64_t)thread * attn_thread_floats(hd), *O = S + Q_TILE * K_TILE;
     float *qt = O + Q_TILE * hd, *m = qt + Q_TILE * hd, *l = m + Q_TILE;
-    uint32_t *qp = (uint32_t *)(l + Q_TILE), *pp = qp + Q_TILE * hd / 2; /* bf16 pairs */
+    uint32_t *qp = (uint32_t *)(l + Q_TILE * UM_SOFTMAX_LANES), *pp = qp + Q_TILE * hd / 2; /* bf16 pairs */
     const float *q = j->q + q0 * qs + (int64_t)h * hd;
     const float *k_t = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd);
     const float *v = j->v_c + (int64_t)g * (j->n_kv + 1) * hd;
     float scale = 1.0f / sqrtf((float)hd);
+    memset(l, 0, sizeof(float) * Q_TILE * UM_SOFTMAX_LANES);
     for (int i = 0; i < nq; i++) {
         m[i] = -INFINITY;
-        l[i] = 0;
         for (int c = 0; c < hd; c++) {
             qt[i * hd + c] = q[i * qs + c] * scale;
             O[i * hd + c] = 0;
@@ -179,11 +168,9 @@ static void attention_task(void *ctx, int task, int thread) {
                              hd / 2);
         else
             um_gemm_acc(S, K_TILE, qt, hd, 1, k_t + (int64_t)k0 * hd, K_TILE, nq, nk, hd);
-        for (int i = 0; i < nq; i++) {
-            softmax_update(S + i * K_TILE, nk, &m[i], &l[i], O + i * hd, hd);
-            if (j->bf16)
-                um_bf16_pairs(pp + i * K_TILE / 2, S + i * K_TILE, nk);
-        }
+        um_softmax_step(S, K_TILE, nq, nk, m, l, O, hd);
+        for (int i = 0; j->bf16 && i < nq; i++)
+            um_bf16_pairs(pp + i * K_TILE / 2, S + i * K_TILE, nk);
         if (j->bf16)
             um_gemm_acc_bf16(O, hd, pp, K_TILE / 2, (const uint32_t *)v + (int64_t)k0 / 2 * hd, hd, nq, hd,
                              (nk + 1) / 2);
@@ -191,7 +178,10 @@ static void attention_task(void *ctx, int task, int thread) {
             um_gemm_acc(O, hd, S, K_TILE, 1, v + (int64_t)k0 * hd, hd, nq, hd, nk);
     }
     for (int i = 0; i < nq; i++) {
-        float inv = 1.0f / l[i], *oi = j->out + (q0 + i) * qs + (int64_t)h * hd;
+        float sum = 0;
+        for (int x = 0; x < UM_SOFTMAX_LANES; x++)
+            sum += l[i * UM_SOFTMAX_LANES + x];
+        float inv = 1.0f / sum, *oi = j->out + (q0 + i) * qs + (int64_t)h * hd;
         for (int c = 0; c < hd; c++)
             oi[c] = O[i * hd + c] * inv;
     }
