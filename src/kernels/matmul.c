@@ -319,12 +319,13 @@ typedef struct {
     const uint8_t *base;
     size_t row_bytes, lines_per_row;
     size_t next, total; /* lines asked for, lines in all */
+    size_t row, line;   /* of the next one (counted, not divided: a division per line cost 2% of a forward) */
 } next_block;
 
 static next_block next_block_at(const um_weight *w, int64_t r0, int64_t nr, int64_t kb, int64_t kc) {
     size_t rb = um_row_bytes(w->type, w->cols), off = um_row_bytes(w->type, kb), len = um_row_bytes(w->type, kc);
     size_t first = off & ~(size_t)63, lines = (off + len - first + 63) / 64;
-    return (next_block){(const uint8_t *)w->data + (size_t)r0 * rb + first, rb, lines, 0, lines * (size_t)nr};
+    return (next_block){(const uint8_t *)w->data + (size_t)r0 * rb + first, rb, lines, 0, lines * (size_t)nr, 0, 0};
 }
 
 static next_block after_block(const mm_job *j, int task, const um_weight *w, int64_t f0, int nf, int64_t kb) {
@@ -341,8 +342,11 @@ static next_block after_block(const mm_job *j, int task, const um_weight *w, int
 
 static void prefetch_lines(next_block *nb, size_t count) {
     for (size_t end = nb->next + count < nb->total ? nb->next + count : nb->total; nb->next < end; nb->next++) {
-        size_t row = nb->next / nb->lines_per_row, line = nb->next % nb->lines_per_row;
-        __builtin_prefetch(nb->base + row * nb->row_bytes + 64 * line, 0, 2);
+        __builtin_prefetch(nb->base + nb->row * nb->row_bytes + 64 * nb->line, 0, 2);
+        if (++nb->line == nb->lines_per_row) {
+            nb->line = 0;
+            nb->row++;
+        }
     }
 }
 
