@@ -695,15 +695,16 @@ static void attention_matches_definition(void **state) {
  * definition as above. On AVX-512 BF16 CPUs, vdpbf16ps against the scalar
  * path's emulation, which adds the same exact products in the same order. */
 static void attention_bf16_matches_definition(void **state) {
-    const int shapes[][2] = {{1, 1}, {3, 129}, {17, 65}, {40, 200}};
-    const int H = 4, KVH = 2, HD = 32;
+    /* queries, keys, head_dim (160: more than one chunk of the key and value copies) */
+    const int shapes[][3] = {{1, 1, 32}, {3, 129, 32}, {17, 65, 160}, {40, 200, 32}};
+    const int H = 4, KVH = 2;
     um_pool *pool = um_pool_create(2);
     um_rng rng;
     um_rng_seed(&rng, 12);
     um_kernel_path path = um_kernel_path_get();
     bool bf16 = path == UM_PATH_SCALAR || (path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16);
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
-        int nq = shapes[si][0], nkv = shapes[si][1];
+        int nq = shapes[si][0], nkv = shapes[si][1], HD = shapes[si][2];
         size_t nqe = (size_t)nq * H * HD, nke = (size_t)nkv * KVH * HD;
         float *q = xmalloc(nqe * sizeof *q), *k = xmalloc(nke * sizeof *k), *v = xmalloc(nke * sizeof *v);
         float *out = xmalloc(nqe * sizeof *out), *ref_out = xmalloc(nqe * sizeof *out);
@@ -744,8 +745,8 @@ static void attention_bf16_matches_definition(void **state) {
                 }
             }
         double bound = bf16 ? 2 * ldexp(0.5, -9) + 1e-5 : 1e-5; /* max|v| = 0.5 */
-        print_message("    %s attention %d queries x %d keys: max |error| %.1e (bound %.1e)\n", bf16 ? "bf16" : "f32",
-                      nq, nkv, worst, bound);
+        print_message("    %s attention %d queries x %d keys, head_dim %d: max |error| %.1e (bound %.1e)\n",
+                      bf16 ? "bf16" : "f32", nq, nkv, HD, worst, bound);
         assert_true(worst <= bound);
         if (path == UM_PATH_AVX512 && bf16) {
             um_kernel_path_set(UM_PATH_SCALAR);

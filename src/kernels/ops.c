@@ -114,17 +114,27 @@ static void copy_kv_task(void *ctx, int g, int thread) {
     int64_t kvs = (int64_t)j->n_kv_heads * hd;
     float *kt = j->k_t + (int64_t)g * key_tiles_floats(j->n_kv, hd), *vc = j->v_c + (int64_t)g * (j->n_kv + 1) * hd;
     if (j->bf16) {
-        uint16_t *kh = (uint16_t *)kt, *vh = (uint16_t *)vc;
-        memset(kh, 0, key_tiles_floats(j->n_kv, hd) * sizeof(float)); /* keys past n_kv score 0 */
-        memset(vh + (size_t)(j->n_kv / 2) * 2 * hd, 0, 2 * (size_t)hd * sizeof(uint16_t)); /* an odd last key's pair */
-        for (int t = 0; t < j->n_kv; t++) {
-            const float *kr = j->k + t * kvs + (int64_t)g * hd, *vr = j->v + t * kvs + (int64_t)g * hd;
-            uint16_t *tile = kh + (int64_t)(t / K_TILE) * hd * K_TILE;
-            for (int c = 0; c < hd; c++) {
-                tile[2 * ((c / 2) * K_TILE + t % K_TILE) + c % 2] = um_f32_to_bf16(kr[c]);
-                vh[2 * ((int64_t)(t / 2) * hd + c) + t % 2] = um_f32_to_bf16(vr[c]);
+        uint32_t *kp = (uint32_t *)kt, *vp = (uint32_t *)vc, pairs[K_TILE];
+        float both[2 * K_TILE];
+        memset(kp, 0, key_tiles_floats(j->n_kv, hd) * sizeof(float)); /* keys past n_kv score 0 */
+        for (int t = 0; t < j->n_kv; t++) /* a key's pairs go down its column of the tile */
+            for (int c0 = 0; c0 < hd; c0 += 2 * K_TILE) {
+                int nc = hd - c0 < 2 * K_TILE ? hd - c0 : 2 * K_TILE;
+                um_bf16_pairs(pairs, j->k + t * kvs + (int64_t)g * hd + c0, nc);
+                uint32_t *col = kp + ((int64_t)(t / K_TILE) * hd + c0) / 2 * K_TILE + t % K_TILE;
+                for (int p = 0; p < nc / 2; p++)
+                    col[p * K_TILE] = pairs[p];
             }
-        }
+        for (int t = 0; t < j->n_kv; t += 2) /* two keys' values interleaved, then paired */
+            for (int c0 = 0; c0 < hd; c0 += K_TILE) {
+                int nc = hd - c0 < K_TILE ? hd - c0 : K_TILE;
+                const float *v0 = j->v + t * kvs + (int64_t)g * hd + c0, *v1 = v0 + kvs;
+                for (int c = 0; c < nc; c++) {
+                    both[2 * c] = v0[c];
+                    both[2 * c + 1] = t + 1 < j->n_kv ? v1[c] : 0.0f;
+                }
+                um_bf16_pairs(vp + (int64_t)(t / 2) * hd + c0, both, 2 * nc);
+            }
         return;
     }
     for (int t = 0; t < j->n_kv; t++) {
