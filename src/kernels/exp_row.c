@@ -41,8 +41,8 @@
         return p * (V)((n + 127) << 23);                                                                       \
     }                                                                                                          \
                                                                                                                \
-    /* s[x] = exp(s[x] - shift) and their sum: per lane, then across lanes */                                  \
-    TGT static float exp_row_##SUFFIX(float *s, int n, float shift) {                                          \
+    /* s[x] = exp(s[x] - shift), and their sums per lane (the tail's in lane 0) */                              \
+    TGT static V exp_lanes_##SUFFIX(float *s, int n, float shift) {                                            \
         V acc = {0}, v;                                                                                        \
         int x = 0, w = (int)(sizeof(V) / sizeof(float));                                                       \
         for (; x + w <= n; x += w) {                                                                           \
@@ -51,15 +51,19 @@
             memcpy(s + x, &v, sizeof v);                                                                       \
             acc += v;                                                                                          \
         }                                                                                                      \
-        float sum = 0;                                                                                         \
-        for (int i = 0; i < w; i++)                                                                            \
-            sum += acc[i];                                                                                     \
         for (; x < n; x++) {                                                                                   \
-            v = (V){0} + (s[x] - shift);                                                                       \
-            v = exp_##SUFFIX(v);                                                                               \
+            v = exp_##SUFFIX((V){0} + (s[x] - shift));                                                         \
             s[x] = v[0];                                                                                       \
-            sum += v[0];                                                                                       \
+            acc[0] += v[0];                                                                                    \
         }                                                                                                      \
+        return acc;                                                                                            \
+    }                                                                                                          \
+                                                                                                               \
+    TGT static float exp_row_##SUFFIX(float *s, int n, float shift) {                                          \
+        V acc = exp_lanes_##SUFFIX(s, n, shift);                                                               \
+        float sum = 0;                                                                                         \
+        for (int i = 0; i < (int)(sizeof(V) / sizeof(float)); i++)                                             \
+            sum += acc[i];                                                                                     \
         return sum;                                                                                            \
     }                                                                                                          \
                                                                                                                \
@@ -82,25 +86,12 @@
     /* One key tile of attention's online softmax (um_softmax_step). */                                      \
     TGT static void softmax_step_##SUFFIX(float *S, int lds, int nq, int nk, float *m, float *l, float *O,       \
                                           int hd) {                                                            \
-        const int w = (int)(sizeof(V) / sizeof(float));                                                        \
         for (int i = 0; i < nq; i++) {                                                                         \
             float *s = S + (size_t)i * lds, *o = O + (size_t)i * hd;                                           \
             float mx = max_row_##SUFFIX(s, nk, m[i]);                                                          \
-            V corr = exp_##SUFFIX((V){0} + (m[i] - mx)), acc = {0}, v; /* exp(-inf): ~1e-38 times l, O = 0 */  \
-            int x = 0;                                                                                         \
-            for (; x + w <= nk; x += w) {                                                                      \
-                memcpy(&v, s + x, sizeof v);                                                                   \
-                v = exp_##SUFFIX(v - mx);                                                                      \
-                memcpy(s + x, &v, sizeof v);                                                                   \
-                acc += v;                                                                                      \
-            }                                                                                                  \
-            for (; x < nk; x++) {                                                                              \
-                v = exp_##SUFFIX((V){0} + (s[x] - mx));                                                        \
-                s[x] = v[0];                                                                                   \
-                acc[0] += v[0];                                                                                \
-            }                                                                                                  \
+            V corr = exp_##SUFFIX((V){0} + (m[i] - mx)), v; /* exp(-inf): ~1e-38 times l, O = 0 */          \
             memcpy(&v, l + (size_t)i * UM_SOFTMAX_LANES, sizeof v);                                            \
-            v = v * corr + acc;                                                                                \
+            v = v * corr + exp_lanes_##SUFFIX(s, nk, mx);                                                      \
             memcpy(l + (size_t)i * UM_SOFTMAX_LANES, &v, sizeof v);                                            \
             m[i] = mx;                                                                                         \
             if (corr[0] != 1.0f)                                                                               \
