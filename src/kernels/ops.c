@@ -107,7 +107,7 @@ size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int 
 /* For kv head g = task: its key tiles, k_t[g][t / K_TILE][c][t % K_TILE] =
  * k[t][g hd + c], and its values, v_c[g][t][c] = v[t][g hd + c]; reduced,
  * the same values in bf16, key tiles paired along c and values along t
- * (uint16_t halves: the low one of a pair is the even index). */
+ * (each u32 a pair, its low half the even index). */
 static void copy_kv_task(void *ctx, int g, int thread) {
     const attn_job *j = ctx;
     int hd = j->head_dim;
