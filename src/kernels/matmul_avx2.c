@@ -215,15 +215,110 @@ static void pack_i8(const um_weight *w, int64_t f0, int64_t kb, int kc, void *ds
     }
 }
 
+/* 8 x 8 transpose of 32-bit elements: r[i] holds row i, then column i. */
+TGT INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* roundf (half away from zero) of integral-range floats, as C's. */
+TGT INLINE __m256 round_half_away(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
+    __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, t));
+    __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(_mm256_set1_ps(1.0f), sign)));
+}
+
+/* The f16 values in the low (hi = 0) or high halves of 8 32-bit lanes, as f32. */
+TGT INLINE __m256 halves_to_f32(__m256i v, int hi) {
+    __m256i h = hi ? _mm256_srli_epi32(v, 16) : _mm256_and_si256(v, _mm256_set1_epi32(0xffff));
+    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(h, _mm256_setzero_si256()), 0x08);
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+}
+
+/* F16 rows quantized to Q8_0 as they are packed (q8_0_when_reduced), with
+ * the float operations of llama.cpp's quantize_row_q8_0_ref, as
+ * mm_unpack_levels runs them (max |x| in its order, d = max / 127,
+ * id = 1 / d, q = roundf(x * id), d kept as f16), 8 rows at a time: their
+ * 32 values of a block are transposed into pairs, so that the max is a
+ * vertical one over 32 vectors and each 4-byte group of levels is assembled
+ * in its lane. A ragged last block is zero-padded. (The portable unpacker
+ * took a fifth of a llada-1b Q8_0 forward on this path.) */
+TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    const uint16_t *data = w->data;
+    int64_t k = w->cols;
+    uint8_t *out = dst;
+    for (int64_t c = kb; c < kb + kc; c += 32, out += mm_i8_block_bytes(32, NR)) {
+        int count = (int)(kb + kc - c < 32 ? kb + kc - c : 32);
+        for (int h = 0; h < NR / 8; h++) {
+            __m256 x[32];
+            for (int half = 0; half < 2; half++) { /* values 16 half .. 16 half + 15 of 8 rows */
+                __m256 r[8];
+                for (int i = 0; i < 8; i++) {
+                    int64_t f = f0 + 8 * h + i;
+                    const uint16_t *src = data + f * k + c + 16 * half;
+                    if (f < w->rows && count == 32) {
+                        r[i] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)src));
+                    } else { /* past the last row, or a ragged block */
+                        uint16_t v[16] = {0};
+                        for (int j = 0; f < w->rows && j < 16 && 16 * half + j < count; j++)
+                            v[j] = src[j];
+                        r[i] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)v));
+                    }
+                }
+                transpose8(r); /* r[p]: values 16 half + 2p and 16 half + 2p + 1 of each row */
+                for (int p = 0; p < 8; p++) {
+                    x[16 * half + 2 * p] = halves_to_f32(_mm256_castps_si256(r[p]), 0);
+                    x[16 * half + 2 * p + 1] = halves_to_f32(_mm256_castps_si256(r[p]), 1);
+                }
+            }
+            __m256 amax = _mm256_setzero_ps();
+            for (int j = 0; j < 32; j++) /* amax > |x| ? amax : |x|, as the scalar loop */
+                amax = _mm256_max_ps(amax, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x[j]));
+            __m256 d = _mm256_div_ps(amax, _mm256_set1_ps(127.0f));
+            __m256 id = _mm256_and_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ),
+                                      _mm256_div_ps(_mm256_set1_ps(1.0f), d));
+            for (int g = 0; g < 8; g++) {
+                __m256i v = _mm256_setzero_si256();
+                for (int e = 0; e < 4; e++) {
+                    __m256i q = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(x[4 * g + e], id)));
+                    v = _mm256_or_si256(v, _mm256_slli_epi32(_mm256_and_si256(q, _mm256_set1_epi32(0xff)), 8 * e));
+                }
+                v = _mm256_xor_si256(v, _mm256_set1_epi32((int)0x80808080u));
+                _mm256_storeu_si256((__m256i *)(out + 4 * (g * NR + 8 * h)), v);
+            }
+            __m256 ds = _mm256_cvtph_ps(_mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            float *ws = (float *)(out + 32 * NR);
+            _mm256_storeu_ps(ws + 8 * h, ds);
+            _mm256_storeu_ps(ws + NR + 8 * h, _mm256_mul_ps(_mm256_set1_ps(-128.0f), ds));
+        }
+    }
+}
+
 /* The activations take the portable packer: quantizing n x k values is
  * small next to the n x k x m products (about 1% of the matmul time in a
  * perf profile of Q8_0 at canvas 256). */
-#define I8_SET(bk, zp, kernel) {MM_I8, I8_MR, NR, 1024, 64, bk, zp, kernel, pack_i8, mm_pack_act_i8, "avx2-i8"}
-static const mm_kernels i8_q8_0 = I8_SET(32, 128, kernel_i8_q8_0);
-static const mm_kernels i8_q4_0 = I8_SET(32, 8, kernel_i8_q4_0);
-static const mm_kernels i8_q4_mins = I8_SET(32, 0, kernel_i8_q4_mins);
-static const mm_kernels i8_q5_k = I8_SET(32, 0, kernel_i8_q5_k);
-static const mm_kernels i8_q6_k = I8_SET(16, 32, kernel_i8_q6_k);
+#define I8_SET(bk, zp, kernel, pack) {MM_I8, I8_MR, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, "avx2-i8"}
+static const mm_kernels i8_q8_0 = I8_SET(32, 128, kernel_i8_q8_0, pack_i8);
+static const mm_kernels i8_f16 = I8_SET(32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
+static const mm_kernels i8_q4_0 = I8_SET(32, 8, kernel_i8_q4_0, pack_i8);
+static const mm_kernels i8_q4_mins = I8_SET(32, 0, kernel_i8_q4_mins, pack_i8);
+static const mm_kernels i8_q5_k = I8_SET(32, 0, kernel_i8_q5_k, pack_i8);
+static const mm_kernels i8_q6_k = I8_SET(16, 32, kernel_i8_q6_k, pack_i8);
 
 /* ---- I8: vpdpbusd on ymm (AVX-VNNI) ---------------------------------------------- */
 
@@ -298,20 +393,26 @@ TGT_VNNI256_EVEX static void kernel_evex_32(const mm_tile *t) { vnni_tile(t, 32,
 TGT_VNNI256_EVEX static void kernel_evex_32_sym(const mm_tile *t) { vnni_tile(t, 32, true, dpbusd_evex); }
 TGT_VNNI256_EVEX static void kernel_evex_16_sym(const mm_tile *t) { vnni_tile(t, 16, true, dpbusd_evex); }
 
-#define VNNI_SET(bk, zp, kernel, name) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack_i8, mm_pack_act_i8, name}
-/* Per encoding (VEX, EVEX): Q8_0, Q4_0, the types with mins (Q4_1, Q4_K, Q5_K), Q6_K. */
-static const mm_kernels vnni_sets[2][4] = {
-    {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8"), VNNI_SET(32, 8, kernel_vex_32_sym, "avxvnni-i8"),
-     VNNI_SET(32, 0, kernel_vex_32, "avxvnni-i8"), VNNI_SET(16, 32, kernel_vex_16_sym, "avxvnni-i8")},
-    {VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex"),
-     VNNI_SET(32, 8, kernel_evex_32_sym, "avx2-vnni256-evex"), VNNI_SET(32, 0, kernel_evex_32, "avx2-vnni256-evex"),
-     VNNI_SET(16, 32, kernel_evex_16_sym, "avx2-vnni256-evex")},
+#define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, name}
+/* Per encoding (VEX, EVEX): Q8_0, Q4_0, the types with mins (Q4_1, Q4_K, Q5_K), Q6_K, F16 as Q8_0. */
+static const mm_kernels vnni_sets[2][5] = {
+    {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8),
+     VNNI_SET(32, 8, kernel_vex_32_sym, "avxvnni-i8", pack_i8),
+     VNNI_SET(32, 0, kernel_vex_32, "avxvnni-i8", pack_i8),
+     VNNI_SET(16, 32, kernel_vex_16_sym, "avxvnni-i8", pack_i8),
+     VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_f16)},
+    {VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8),
+     VNNI_SET(32, 8, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8),
+     VNNI_SET(32, 0, kernel_evex_32, "avx2-vnni256-evex", pack_i8),
+     VNNI_SET(16, 32, kernel_evex_16_sym, "avx2-vnni256-evex", pack_i8),
+     VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_f16)},
 };
 
 const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) {
     const mm_kernels *sets = vnni_sets[evex];
     switch (t) {
     case UM_F16: /* as Q8_0 */
+        return &sets[4];
     case UM_Q8_0:
         return &sets[0];
     case UM_Q4_0:
@@ -330,6 +431,7 @@ const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) {
 static const mm_kernels *i8_kernels(um_dtype t) {
     switch (t) {
     case UM_F16: /* as Q8_0 */
+        return &i8_f16;
     case UM_Q8_0:
         return &i8_q8_0;
     case UM_Q4_0:

@@ -440,8 +440,8 @@ TGT static void pack_i8_generic(const um_weight *w, int64_t f0, int64_t kb, int 
             __mmask16 rm = rows_mask(w, f);
             for (int r = 0; r < 16; r++) {
                 if (rm >> r & 1) {
-                    mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f + r) * rb, w->cols, bk, s, levels[r],
-                                     &ws[16 * h + r], &ws[NR + 16 * h + r]);
+                    mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f + r) * rb, w->cols, bk, s,
+                                     levels[r], &ws[16 * h + r], &ws[NR + 16 * h + r]);
                 } else {
                     memset(levels[r], 0, sizeof levels[r]);
                     ws[16 * h + r] = ws[NR + 16 * h + r] = 0;
