@@ -38,6 +38,7 @@ static void bench_usage(void) {
          "  -t, --threads N     worker threads (default: the physical cores)\n"
          "  --f32               f32 activations for every weight type (as UNMASK_ACTIVATIONS=f32); by\n"
          "                      default BF16 and F16 weights meet bf16 and quantized ones int8 activations\n"
+         "                      (a quantized file's F16 matrices are quantized to Q8_0 for that)\n"
          "  --limits            only measure the limits\n"
          "  --no-limits         skip the limits line (each row still measures its own limit)\n"
          "  --kernels           time the matmuls of one layer (and the output head) of --shape\n"
@@ -243,8 +244,9 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
             if (!w[i].data)
                 rc = 1;
             if (w[i].type != t && !strstr(mats, um_dtype_name(w[i].type)))
-                snprintf(mats + strlen(mats), sizeof mats - strlen(mats), "%s%s %s", *mats ? ", " : "",
-                         i == 6 ? "down" : "head", um_dtype_name(w[i].type));
+                snprintf(mats + strlen(mats), sizeof mats - strlen(mats), "%s%s %s%s", *mats ? ", " : "",
+                         i == 6 ? "down" : "head", um_dtype_name(w[i].type),
+                         w[i].q8_0_when_reduced && um_matmul_reduced() ? " as Q8_0" : "");
         }
         /* a second row per canvas with the other backend where oneDNN takes this type and mode
            (and no instruction-set path was forced) */
