@@ -115,14 +115,28 @@ static void forward_q8_0(void **state) {
  * to F32 through um_dequantize_row (ggml's dequantize_row_q8_0, value for
  * value), or F16 stored as BF16 (exact for the fixtures' values, which are
  * bf16 numbers). */
+/* A writer holding GGUF f's metadata (f opened from src), for a copy of it. */
+static um_gguf_writer *copy_metadata(const char *src, um_gguf_file *f) {
+    um_error err;
+    if (um_gguf_open(src, f, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer *w = um_gguf_writer_new();
+    for (size_t i = 0; i < f->n_kv; i++)
+        assert_int_equal(um_gguf_writer_add_kv(w, &f->kvs[i], &err), UM_OK);
+    return w;
+}
+
+static void write_and_free(um_gguf_writer *w, const char *dst) {
+    um_error err;
+    if (um_gguf_writer_write(w, dst, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_writer_free(w);
+}
+
 static void write_retyped(const char *src, const char *dst, um_dtype from) {
     um_gguf_file f;
     um_error err;
-    if (um_gguf_open(src, &f, &err) != UM_OK)
-        fail_msg("%s", err.msg);
-    um_gguf_writer *w = um_gguf_writer_new();
-    for (size_t i = 0; i < f.n_kv; i++)
-        assert_int_equal(um_gguf_writer_add_kv(w, &f.kvs[i], &err), UM_OK);
+    um_gguf_writer *w = copy_metadata(src, &f);
     void **retyped = calloc(f.n_tensors, sizeof *retyped);
     um_dtype to = from == UM_Q8_0 ? UM_F32 : UM_BF16;
     for (size_t i = 0; i < f.n_tensors; i++) {
@@ -148,9 +162,7 @@ static void write_retyped(const char *src, const char *dst, um_dtype from) {
         if (um_gguf_writer_add_tensor(w, t->name, retyped[i] ? to : t->type, t->n_dims, t->ne, data, &err) != UM_OK)
             fail_msg("%s", err.msg);
     }
-    if (um_gguf_writer_write(w, dst, &err) != UM_OK)
-        fail_msg("%s", err.msg);
-    um_gguf_writer_free(w);
+    write_and_free(w, dst);
     for (size_t i = 0; i < f.n_tensors; i++)
         free(retyped[i]);
     free(retyped);
@@ -195,6 +207,28 @@ static void forward_q8_0_is_its_expansion(void **state) {
     free(dir);
 }
 
+/* With reduced activations, GGUF a and b (`what` names b) give the same
+ * logits to the bit on `model`'s reference input, and a's are within bound
+ * of PyTorch's. */
+static void expect_reduced_logits_equal(const char *model, const char *a, const char *b, const char *what,
+                                        double bound) {
+    um_st_file ref;
+    const um_st_tensor *ids, *want;
+    open_reference(model, &ref, &ids, &want);
+    bool reduced = um_matmul_reduced();
+    um_matmul_set_reduced(true);
+    float *la = forward_logits(a, ids), *lb = forward_logits(b, ids);
+    um_matmul_set_reduced(reduced);
+    size_t n = (size_t)um_st_numel(want);
+    double e = max_rel_error(la, lb, n), e_ref = max_rel_error(la, (const float *)want->data, n);
+    print_message("    %s, reduced: %.2e from %s, %.2e from PyTorch\n", a, e, what, e_ref);
+    assert_true(e == 0);
+    assert_true(e_ref <= bound);
+    free(la);
+    free(lb);
+    um_st_close(&ref);
+}
+
 /* unmask's default arithmetic for F16 weights: both operands rounded to
  * bf16 (kernels.h). The fixtures' weights are bf16 numbers stored in F16,
  * so the rounding gives them back exactly, and llama.cpp's F16 file must
@@ -210,24 +244,10 @@ static void forward_q8_0_is_its_expansion(void **state) {
 static void forward_f16_reduced_is_bf16(void **state) {
     const char *const models[][2] = {{"tiny-llada", "tiny-llada-f16"}, {"tiny-llada-gqa", "tiny-llada-gqa-f16"}};
     char *dir = make_temp_dir(), path[512];
-    bool reduced = um_matmul_reduced();
     snprintf(path, sizeof path, "%s/bf16.gguf", dir);
     for (size_t i = 0; i < 2; i++) {
-        um_st_file ref;
-        const um_st_tensor *ids, *want;
-        open_reference(models[i][0], &ref, &ids, &want);
         write_retyped(gguf_fixture(models[i][1]), path, UM_F16);
-        um_matmul_set_reduced(true);
-        float *f16 = forward_logits(gguf_fixture(models[i][1]), ids), *bf16 = forward_logits(path, ids);
-        um_matmul_set_reduced(reduced);
-        size_t n = (size_t)um_st_numel(want);
-        double e = max_rel_error(f16, bf16, n), e_ref = max_rel_error(f16, (const float *)want->data, n);
-        print_message("    %s.gguf, reduced: %.2e from its BF16 copy, %.2e from PyTorch\n", models[i][1], e, e_ref);
-        assert_true(e == 0);
-        assert_true(e_ref <= 2e-2);
-        free(f16);
-        free(bf16);
-        um_st_close(&ref);
+        expect_reduced_logits_equal(models[i][0], gguf_fixture(models[i][1]), path, "its BF16 copy", 2e-2);
     }
     remove_tree(dir);
     free(dir);
@@ -237,11 +257,9 @@ static void forward_f16_reduced_is_bf16(void **state) {
 static void write_with_tensor_from(const char *src, const char *donor, const char *name, const char *dst) {
     um_gguf_file f, d;
     um_error err;
-    if (um_gguf_open(src, &f, &err) != UM_OK || um_gguf_open(donor, &d, &err) != UM_OK)
+    if (um_gguf_open(donor, &d, &err) != UM_OK)
         fail_msg("%s", err.msg);
-    um_gguf_writer *w = um_gguf_writer_new();
-    for (size_t i = 0; i < f.n_kv; i++)
-        assert_int_equal(um_gguf_writer_add_kv(w, &f.kvs[i], &err), UM_OK);
+    um_gguf_writer *w = copy_metadata(src, &f);
     int taken = 0;
     for (size_t i = 0; i < f.n_tensors; i++) {
         const um_gguf_tensor *t = &f.tensors[i];
@@ -254,9 +272,7 @@ static void write_with_tensor_from(const char *src, const char *donor, const cha
             fail_msg("%s", err.msg);
     }
     assert_int_equal(taken, 1);
-    if (um_gguf_writer_write(w, dst, &err) != UM_OK)
-        fail_msg("%s", err.msg);
-    um_gguf_writer_free(w);
+    write_and_free(w, dst);
     um_gguf_close(&d);
     um_gguf_close(&f);
 }
@@ -272,25 +288,10 @@ static void forward_f16_in_quantized_file_is_q8_0(void **state) {
     const char *const models[][3] = {{"tiny-llada", "tiny-llada-f16", "tiny-llada-q8_0"},
                                      {"tiny-llada-gqa", "tiny-llada-gqa-f16", "tiny-llada-gqa-q8_0"}};
     char *dir = make_temp_dir(), path[512];
-    bool reduced = um_matmul_reduced();
     snprintf(path, sizeof path, "%s/mixed.gguf", dir);
     for (size_t i = 0; i < 2; i++) {
-        um_st_file ref;
-        const um_st_tensor *ids, *want;
-        open_reference(models[i][0], &ref, &ids, &want);
         write_with_tensor_from(gguf_fixture(models[i][1]), gguf_fixture(models[i][2]), "token_embd.weight", path);
-        um_matmul_set_reduced(true);
-        float *mixed = forward_logits(path, ids), *q8 = forward_logits(gguf_fixture(models[i][2]), ids);
-        um_matmul_set_reduced(reduced);
-        size_t n = (size_t)um_st_numel(want);
-        double e = max_rel_error(mixed, q8, n), e_ref = max_rel_error(mixed, (const float *)want->data, n);
-        print_message("    %s.gguf with Q8_0 embeddings, reduced: %.2e from %s.gguf, %.2e from PyTorch\n",
-                      models[i][1], e, models[i][2], e_ref);
-        assert_true(e == 0);
-        assert_true(e_ref <= 5e-2);
-        free(mixed);
-        free(q8);
-        um_st_close(&ref);
+        expect_reduced_logits_equal(models[i][0], path, gguf_fixture(models[i][2]), models[i][2], 5e-2);
     }
     remove_tree(dir);
     free(dir);
