@@ -44,27 +44,138 @@ static void detect(um_cpu_features *f) {
     f->avx512_vnni = f->avx512 && vnni;
     f->avx_vnni = f->avx2 && avx_vnni; /* ymm state only: no AVX-512 needed */
 }
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+
+/* The kernel's hwcaps (asm/hwcap.h), spelled here for older headers. */
+#define HWCAP_BIT_ASIMD (1ul << 1)
+#define HWCAP_BIT_ASIMDDP (1ul << 20)
+#define HWCAP2_BIT_I8MM (1ul << 13)
+#define HWCAP2_BIT_BF16 (1ul << 14)
+
+static void detect(um_cpu_features *f) {
+    memset(f, 0, sizeof *f);
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    f->neon = hw & HWCAP_BIT_ASIMD;
+    f->neon_dot = f->neon && (hw & HWCAP_BIT_ASIMDDP);
+    f->neon_i8mm = f->neon && (hw2 & HWCAP2_BIT_I8MM);
+    f->neon_bf16 = f->neon && (hw2 & HWCAP2_BIT_BF16);
+}
 #else
 static void detect(um_cpu_features *f) { memset(f, 0, sizeof *f); }
 #endif
 
-static um_cpu_features features;
+/* The classes UNMASK_CPU names: each the features a kind of CPU has. */
+typedef struct {
+    const char *name;
+    um_cpu_features f;
+} cpu_class;
+
+static const cpu_class classes[] = {
+    {"scalar", {0}},
+    {"avx2", {.avx2 = 1}},                                                          /* Zen 2/3, Haswell */
+    {"avx2-vnni", {.avx2 = 1, .avx_vnni = 1}},                                      /* Alder Lake */
+    {"avx512-novnni", {.avx2 = 1, .avx512 = 1}},                                    /* Skylake-X */
+    {"avx512-vnni", {.avx2 = 1, .avx512 = 1, .avx512_vnni = 1}},                    /* Cascade/Ice Lake */
+    {"avx512", {.avx2 = 1, .avx512 = 1, .avx512_vnni = 1, .avx512_bf16 = 1}},       /* Zen 4 */
+    {"neon", {.neon = 1}},                                                          /* Cortex-A72 */
+    {"neon-dot", {.neon = 1, .neon_dot = 1}},                                       /* Neoverse N1 */
+    {"neon-i8mm", {.neon = 1, .neon_dot = 1, .neon_i8mm = 1}},                      /* i8mm, no bf16 */
+    {"neon-bf16", {.neon = 1, .neon_dot = 1, .neon_i8mm = 1, .neon_bf16 = 1}},     /* Neoverse V1/N2 */
+};
+
+/* The features' names, in the struct's order, for the notes. */
+static const char *const feature_names[] = {"avx2",     "avx512",   "avx512_bf16", "avx512_vnni", "avx_vnni",
+                                            "neon",     "asimddot", "i8mm",        "bf16"};
+enum { N_FEATURES = sizeof feature_names / sizeof *feature_names };
+_Static_assert(sizeof(um_cpu_features) == N_FEATURES * sizeof(bool), "one name per feature");
+
+static um_cpu_features detected, masked;
+static const char *class_name = "native";
 static atomic_int features_ready;
-static atomic_int path_current = -1;
+
+/* Applies UNMASK_CPU to the detected features. */
+static void apply_class(void) {
+    masked = detected;
+    const char *env = getenv("UNMASK_CPU");
+    if (!env || !*env || strcmp(env, "native") == 0)
+        return;
+    const cpu_class *c = NULL;
+    for (size_t i = 0; i < sizeof classes / sizeof *classes; i++)
+        if (strcmp(env, classes[i].name) == 0)
+            c = &classes[i];
+    if (!c) {
+        fprintf(stderr, "unmask: UNMASK_CPU=%s is not a CPU class (", env);
+        for (size_t i = 0; i < sizeof classes / sizeof *classes; i++)
+            fprintf(stderr, "%s, ", classes[i].name);
+        fprintf(stderr, "native); using native\n");
+        return;
+    }
+    class_name = c->name;
+    const bool *want = (const bool *)&c->f, *have = (const bool *)&detected;
+    bool *out = (bool *)&masked;
+    char lacks[160] = "";
+    for (int i = 0; i < N_FEATURES; i++) {
+        out[i] = want[i] && have[i];
+        if (want[i] && !have[i])
+            snprintf(lacks + strlen(lacks), sizeof lacks - strlen(lacks), "%s%s", *lacks ? ", " : "",
+                     feature_names[i]);
+    }
+    if (*lacks)
+        fprintf(stderr, "unmask: UNMASK_CPU=%s: this CPU lacks %s; running without\n", env, lacks);
+}
 
 const um_cpu_features *um_cpu_features_get(void) {
     if (!atomic_load(&features_ready)) {
-        um_cpu_features f;
-        detect(&f); /* idempotent: a race only detects twice */
-        features = f;
+        /* idempotent: a race only detects twice (and notes twice) */
+        detect(&detected);
+        apply_class();
         atomic_store(&features_ready, 1);
     }
-    return &features;
+    return &masked;
 }
 
-um_kernel_path um_kernel_path_best(void) {
+const um_cpu_features *um_cpu_features_detected(void) {
+    um_cpu_features_get();
+    return &detected;
+}
+
+const char *um_cpu_class(void) {
+    um_cpu_features_get();
+    return class_name;
+}
+
+const char *um_kernel_path_lack(um_kernel_path p) {
     const um_cpu_features *f = um_cpu_features_get();
-    return f->avx512 ? UM_PATH_AVX512 : f->avx2 ? UM_PATH_AVX2 : UM_PATH_SCALAR;
+    switch (p) {
+    case UM_PATH_SCALAR:
+        return NULL;
+    case UM_PATH_AVX2:
+    case UM_PATH_AVX512:
+#if defined(__x86_64__)
+        return p == UM_PATH_AVX2 ? (f->avx2 ? NULL : "avx2") : (f->avx512 ? NULL : "avx512");
+#else
+        return "x86-64";
+#endif
+    case UM_PATH_NEON:
+#if defined(__aarch64__)
+        return f->neon ? NULL : "neon";
+#else
+        return "arm64";
+#endif
+    default:
+        return "?";
+    }
+}
+
+bool um_kernel_path_supported(um_kernel_path p) { return um_kernel_path_lack(p) == NULL; }
+
+um_kernel_path um_kernel_path_best(void) {
+    static const um_kernel_path order[] = {UM_PATH_AVX512, UM_PATH_AVX2, UM_PATH_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+        if (um_kernel_path_supported(order[i]))
+            return order[i];
+    return UM_PATH_SCALAR;
 }
 
 const char *um_kernel_path_name(um_kernel_path p) {
@@ -75,14 +186,27 @@ const char *um_kernel_path_name(um_kernel_path p) {
         return "avx2";
     case UM_PATH_AVX512:
         return "avx512";
+    case UM_PATH_NEON:
+        return "neon";
+    default:
+        return "?";
     }
-    return "?";
+}
+
+static atomic_int path_current = -1;
+
+/* The path taken for a wish: p where the CPU has it, else AVX2 for AVX-512
+ * where it has that, else the best it has. */
+static um_kernel_path path_fallback(um_kernel_path p) {
+    if (um_kernel_path_supported(p))
+        return p;
+    if (p == UM_PATH_AVX512 && um_kernel_path_supported(UM_PATH_AVX2))
+        return UM_PATH_AVX2;
+    return um_kernel_path_best();
 }
 
 um_kernel_path um_kernel_path_set(um_kernel_path p) {
-    um_kernel_path best = um_kernel_path_best();
-    if (p > best)
-        p = best;
+    p = path_fallback(p);
     atomic_store(&path_current, (int)p);
     return p;
 }
@@ -113,25 +237,26 @@ um_kernel_path um_kernel_path_get(void) {
     const char *env = getenv("UNMASK_KERNEL");
     if (env && *env && strcmp(env, "auto") != 0) {
         lib = UM_LIB_NONE;
-        if (strcmp(env, "scalar") == 0)
-            want = UM_PATH_SCALAR;
-        else if (strcmp(env, "avx2") == 0)
-            want = UM_PATH_AVX2;
-        else if (strcmp(env, "avx512") == 0)
-            want = UM_PATH_AVX512;
-        else if (strcmp(env, "onednn") == 0) {
+        bool named = false;
+        for (int i = 0; i < UM_PATH_COUNT; i++)
+            if (strcmp(env, um_kernel_path_name((um_kernel_path)i)) == 0) {
+                want = (um_kernel_path)i;
+                named = true;
+            }
+        if (!named && strcmp(env, "onednn") == 0) {
             lib = UM_LIB_ONEDNN;
             if (!um_onednn_available())
                 fprintf(stderr, "unmask: UNMASK_KERNEL=onednn: this build has no oneDNN; using our %s kernels\n",
                         um_kernel_path_name(want));
-        } else {
+        } else if (!named) {
             lib = UM_LIB_AUTO;
-            fprintf(stderr, "unmask: UNMASK_KERNEL=%s is not one of scalar, avx2, avx512, onednn, auto; using %s\n",
+            fprintf(stderr,
+                    "unmask: UNMASK_KERNEL=%s is not one of scalar, avx2, avx512, neon, onednn, auto; using %s\n",
                     env, um_kernel_path_name(want));
         }
-        if (want > um_kernel_path_best())
-            fprintf(stderr, "unmask: UNMASK_KERNEL=%s: this CPU lacks it; using %s\n", env,
-                    um_kernel_path_name(um_kernel_path_best()));
+        if (um_kernel_path_lack(want))
+            fprintf(stderr, "unmask: UNMASK_KERNEL=%s: this CPU lacks %s; using %s\n", env,
+                    um_kernel_path_lack(want), um_kernel_path_name(path_fallback(want)));
     }
     if (atomic_load(&lib_current) < 0)
         um_kernel_lib_set(lib);

@@ -13,6 +13,7 @@
  * Makefile defines it when oneDNN's header is installed). */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/cpu.h"
@@ -27,12 +28,35 @@
 
 bool um_onednn_available(void) { return true; }
 
-bool mm_onednn_handles(um_dtype t, bool reduced) { return t == UM_F32 || (t == UM_BF16 && reduced); }
+/* BF16 only on AVX-512: there oneDNN's bf16 matmul (vdpbf16ps, or its exact
+ * emulation on AVX-512 without BF16) is our MM_BF16 arithmetic; oneDNN 2.6 on
+ * AVX2 computes something coarser (0.4% off on a 64-wide dot product). */
+bool mm_onednn_handles(um_dtype t, bool reduced) {
+    return t == UM_F32 || (t == UM_BF16 && reduced && um_cpu_features_get()->avx512);
+}
 
 static dnnl_engine_t engine;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 
+/* oneDNN's ISA ceiling for the CPU class UNMASK_CPU names, so that a masked
+ * run dispatches oneDNN as the smaller CPU would; native: no ceiling. */
+static dnnl_cpu_isa_t isa_ceiling(void) {
+    const um_cpu_features *f = um_cpu_features_get();
+    if (strcmp(um_cpu_class(), "native") == 0)
+        return dnnl_cpu_isa_all;
+    if (f->avx512)
+        return f->avx512_bf16 ? dnnl_cpu_isa_avx512_core_bf16
+               : f->avx512_vnni ? dnnl_cpu_isa_avx512_core_vnni
+                                : dnnl_cpu_isa_avx512_core;
+    if (f->avx2)
+        return f->avx_vnni ? dnnl_cpu_isa_avx2_vnni : dnnl_cpu_isa_avx2;
+    return dnnl_cpu_isa_sse41; /* oneDNN's least */
+}
+
 static void engine_init(void) {
+    dnnl_cpu_isa_t isa = isa_ceiling();
+    if (isa != dnnl_cpu_isa_all && dnnl_set_max_cpu_isa(isa) != dnnl_success)
+        fprintf(stderr, "unmask: oneDNN refused the ISA ceiling of UNMASK_CPU=%s\n", um_cpu_class());
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success)
         engine = NULL;
 }
