@@ -1044,6 +1044,19 @@ static void other_bad_parameters(void **state) {
     p = small_params(8, 8, 8);
     p.remasking = (um_remasking)7;
     expect_generate_fails(m, prompt, 3, &p, "remasking strategy 7");
+    /* pure infilling (gen_length 0, masks in the prompt) checks them alike */
+    um_model_info info;
+    um_model_get_info(m, &info);
+    int32_t holes[] = {1, info.mask_id, 3};
+    p = small_params(0, 8, 8);
+    p.temperature = NAN;
+    expect_generate_fails(m, holes, 3, &p, "temperature");
+    p = small_params(0, 8, 8);
+    p.cfg_scale = -0.5;
+    expect_generate_fails(m, holes, 3, &p, "cfg_scale");
+    p = small_params(0, 8, 8);
+    p.remasking = (um_remasking)7;
+    expect_generate_fails(m, holes, 3, &p, "remasking strategy 7");
     um_model_close(m);
 }
 

@@ -35,6 +35,8 @@ int main(int argc, char **argv) {
                                   &tokenizer_group,  &bpe_train_group, &text_cli_group,   &train_group,
                                   &train_loop_group, &eval_group,      &models_group};
     size_t total = 0, failed = 0;
+    if (!fixtures_found())
+        return 1;
     um_matmul_set_reduced(false);
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
         if (argc > 1 && strcmp(argv[1], groups[i]->name) != 0)

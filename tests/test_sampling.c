@@ -34,17 +34,37 @@ static void schedule_counts(void **state) {
         assert_int_equal(c[i], 1);
 }
 
+/* The reference sampler's rule on bare confidences (the topk decoder):
+ * positions with the k highest confidences, ties to the lower position,
+ * written to out in that order; returns how many. */
+static int select_topk(const int32_t *pos, const double *conf, int n, int k, int32_t *out) {
+    um_generate_params p = um_generate_default_params();
+    um_pick picks[16] = {{0}};
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++)
+        picks[i].conf = conf[i];
+    return um_decode_select(&p, pos, picks, n, k, -1, 1.0, out);
+}
+
+/* The token and confidence um_sample_pick gives one position. */
+static double sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token) {
+    um_pick pk;
+    um_sample_pick(s, false, logits, n_vocab, step, pos, &pk);
+    *token = pk.token;
+    return pk.conf;
+}
+
 static void topk_order_and_ties(void **state) {
     int32_t pos[] = {9, 4, 7, 2, 5};
     double conf[] = {0.5, 0.9, 0.5, 0.1, 0.9};
     int32_t out[5];
-    assert_int_equal(um_select_topk(pos, conf, 5, 3, out), 3);
+    assert_int_equal(select_topk(pos, conf, 5, 3, out), 3);
     assert_int_equal(out[0], 4); /* 0.9 at 4 and 5: lower position first */
     assert_int_equal(out[1], 5);
     assert_int_equal(out[2], 7); /* 0.5 at 7 and 9 */
-    assert_int_equal(um_select_topk(pos, conf, 5, 9, out), 5);
+    assert_int_equal(select_topk(pos, conf, 5, 9, out), 5);
     assert_int_equal(out[4], 2);
-    assert_int_equal(um_select_topk(pos, conf, 5, 0, out), 0);
+    assert_int_equal(select_topk(pos, conf, 5, 0, out), 0);
 }
 
 /* Low-confidence remasking: confidence = softmax(logits)[argmax]; with the
@@ -54,28 +74,28 @@ static void confidence_rules(void **state) {
     float logits[3] = {1.0f, 3.0f, 2.0f};
     int32_t tok;
     double e1 = exp(1.0), e2 = exp(2.0), e3 = exp(3.0);
-    double conf = um_sample_position(&s, logits, 3, 0, 0, &tok);
+    double conf = sample_position(&s, logits, 3, 0, 0, &tok);
     assert_int_equal(tok, 1);
     assert_true(fabs(conf - e3 / (e1 + e2 + e3)) < 1e-7);
 
     s.eot_inf_id = 1; /* EOT is the argmax: chosen, but its confidence is 0 */
     float l2[3] = {1.0f, 3.0f, 2.0f};
-    conf = um_sample_position(&s, l2, 3, 0, 0, &tok);
+    conf = sample_position(&s, l2, 3, 0, 0, &tok);
     assert_int_equal(tok, 1);
     assert_true(conf == 0.0);
 
     s.eot_inf_id = 0; /* EOT elsewhere: the softmax loses its mass */
     float l3[3] = {1.0f, 3.0f, 2.0f};
-    conf = um_sample_position(&s, l3, 3, 0, 0, &tok);
+    conf = sample_position(&s, l3, 3, 0, 0, &tok);
     assert_int_equal(tok, 1);
     assert_true(fabs(conf - e3 / (e2 + e3)) < 1e-7);
 
     s.eot_inf_id = -1; /* random remasking: confidence is a uniform draw */
     s.remasking = UM_REMASK_RANDOM;
     float l4[3] = {1.0f, 3.0f, 2.0f};
-    double r1 = um_sample_position(&s, l4, 3, 5, 7, &tok);
-    double r2 = um_sample_position(&s, l4, 3, 5, 7, &tok);
-    double r3 = um_sample_position(&s, l4, 3, 5, 8, &tok);
+    double r1 = sample_position(&s, l4, 3, 5, 7, &tok);
+    double r2 = sample_position(&s, l4, 3, 5, 7, &tok);
+    double r3 = sample_position(&s, l4, 3, 5, 8, &tok);
     assert_true(r1 >= 0 && r1 < 1 && r1 == r2 && r1 != r3);
 }
 

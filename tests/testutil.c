@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,17 @@ const char *fixtures_dir(void) {
     const char *e = getenv("UNMASK_FIXTURES");
     return e && *e ? e : "../shared/fixtures";
 }
+
+bool fixtures_found(void) {
+    struct stat st;
+    if (stat(fixtures_dir(), &st) == 0 && S_ISDIR(st.st_mode))
+        return true;
+    fprintf(stderr, "tests: no fixtures folder at %s (run from the repository beside shared/, or set UNMASK_FIXTURES)\n",
+            fixtures_dir());
+    return false;
+}
+
+void skip_note(const char *lack, const char *what) { printf("    skipped: CPU lacks %s (%s)\n", lack, what); }
 
 const char *fixture(const char *rel) {
     static char bufs[8][4096];

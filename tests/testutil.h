@@ -22,6 +22,8 @@ typedef struct {
 
 /* ../shared/fixtures (override with UNMASK_FIXTURES). */
 const char *fixtures_dir(void);
+/* Whether fixtures_dir() is a folder; if not, says once where it looked. */
+bool fixtures_found(void);
 /* fixtures_dir()/rel in a static buffer (one of a few rotating ones). */
 const char *fixture(const char *rel);
 
@@ -49,6 +51,11 @@ void remove_tree(const char *dir);
 void write_file(const char *path, const void *data, size_t n);
 void *read_whole_file(const char *path, size_t *n);
 void copy_file(const char *from, const char *to);
+
+/* Says that a part of a test did not run because the CPU (as UNMASK_CPU
+ * masks it) lacks a feature: "    skipped: CPU lacks LACK (WHAT)". A part
+ * that cannot run on this CPU is reported, never passed in silence. */
+void skip_note(const char *lack, const char *what);
 
 /* The parsed reference.json of a fixture model ("tiny-llada" / "tiny-llada-gqa"). */
 cJSON *load_reference(const char *model);

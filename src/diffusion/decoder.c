@@ -126,19 +126,6 @@ int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_p
     return k;
 }
 
-/* The reference sampler's rule on bare confidences: the topk decoder. */
-int um_select_topk(const int32_t *pos, const double *conf, int n, int k, int32_t *out) {
-    um_generate_params p = um_generate_default_params();
-    um_pick *picks = calloc((size_t)(n > 0 ? n : 1), sizeof *picks);
-    if (!picks)
-        return -1;
-    for (int i = 0; i < n; i++)
-        picks[i].conf = conf[i];
-    int got = um_decode_select(&p, pos, picks, n, k, -1, 1.0, out);
-    free(picks);
-    return got;
-}
-
 /* ---- credit (dInfer's CreditThresholdParallelDecoder) ---------------------- */
 
 um_status um_credit_begin_block(um_credit *c, int start, int len, um_error *err) {

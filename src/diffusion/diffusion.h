@@ -110,13 +110,6 @@ typedef struct {
  * entropy (for the margin, entropy and med decoders). step and pos key the
  * random streams, so draws are reproducible and thread-independent. */
 void um_sample_pick(const um_sampler *s, bool stats, float *logits, int n_vocab, int step, int pos, um_pick *out);
-/* The same, returning only the confidence. */
-double um_sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token);
-
-/* Positions with the k highest confidences (ties: lower position first),
- * written to out in that order; returns how many (min(k, n)), -1 when out of
- * memory. */
-int um_select_topk(const int32_t *pos, const double *conf, int n, int k, int32_t *out);
 
 /* ---- decoder -------------------------------------------------------------- */
 

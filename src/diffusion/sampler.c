@@ -90,10 +90,3 @@ void um_sample_pick(const um_sampler *s, bool stats, float *logits, int n_vocab,
         logits[s->eot_inf_id] = -INFINITY;
     out->conf = softmax_at(logits, n_vocab, out->token, stats ? out : NULL);
 }
-
-double um_sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token) {
-    um_pick pk;
-    um_sample_pick(s, false, logits, n_vocab, step, pos, &pk);
-    *token = pk.token;
-    return pk.conf;
-}

@@ -95,6 +95,17 @@ void um_schedule_block_range(const um_generate_params *p, int n_prompt, int b, i
     *count_from = b == 0 ? 0 : *start;
 }
 
+/* The sampling settings, whatever the shape of the canvas. */
+static um_status check_sampling(const um_generate_params *p, um_error *err) {
+    if (!(p->temperature >= 0) || !isfinite(p->temperature))
+        return um_fail(err, UM_ERR_ARG, "temperature must be a finite number >= 0");
+    if (!(p->cfg_scale >= 0) || !isfinite(p->cfg_scale))
+        return um_fail(err, UM_ERR_ARG, "cfg_scale must be a finite number >= 0");
+    if (p->remasking != UM_REMASK_LOW_CONFIDENCE && p->remasking != UM_REMASK_RANDOM)
+        return um_fail(err, UM_ERR_ARG, "unknown remasking strategy %d", (int)p->remasking);
+    return check_decoding(p, err);
+}
+
 um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_prompt_masks, int max_seq,
                             um_error *err) {
     if (p->gen_length == 0 && n_prompt_masks > 0) { /* pure infilling: the prompt's masks are the one block */
@@ -103,7 +114,7 @@ um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_pro
         if (n_prompt > max_seq)
             return um_fail(err, UM_ERR_ARG, "prompt (%d) exceeds the model's max_sequence_length %d", n_prompt,
                            max_seq);
-        return check_decoding(p, err);
+        return check_sampling(p, err);
     }
     if (p->gen_length < 1)
         return um_fail(err, UM_ERR_ARG, "gen_length must be at least 1 (got %d)%s", p->gen_length,
@@ -120,11 +131,5 @@ um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_pro
     if (n_prompt < 0 || (int64_t)n_prompt + p->gen_length > max_seq)
         return um_fail(err, UM_ERR_ARG, "prompt (%d) + gen_length (%d) exceeds the model's max_sequence_length %d",
                        n_prompt, p->gen_length, max_seq);
-    if (!(p->temperature >= 0) || !isfinite(p->temperature))
-        return um_fail(err, UM_ERR_ARG, "temperature must be a finite number >= 0");
-    if (!(p->cfg_scale >= 0) || !isfinite(p->cfg_scale))
-        return um_fail(err, UM_ERR_ARG, "cfg_scale must be a finite number >= 0");
-    if (p->remasking != UM_REMASK_LOW_CONFIDENCE && p->remasking != UM_REMASK_RANDOM)
-        return um_fail(err, UM_ERR_ARG, "unknown remasking strategy %d", (int)p->remasking);
-    return check_decoding(p, err);
+    return check_sampling(p, err);
 }

@@ -13,8 +13,10 @@
  * Three kinds of arithmetic:
  *
  *   F32   f32 activations (read in place) times f32 panels, FMA. Every
- *         weight type can be expanded to f32 panels, and this is the path
- *         that reproduces the reference model: the default.
+ *         weight type can be expanded to f32 panels; this is the arithmetic
+ *         of the PyTorch references, used for F32 weights, and for every
+ *         type with f32 activations (UNMASK_ACTIVATIONS=f32) or where a path
+ *         lacks the type's reduced kernel.
  *   BF16  activations rounded to bf16 once per matmul, times bf16 weights
  *         taken as they are (pairs interleaved; f16 weights rounded to
  *         bf16 in the pack), vdpbf16ps: products exact, sums in f32.
