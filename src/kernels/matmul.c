@@ -630,8 +630,8 @@ static mm_kind choose_kind(um_kernel_path path, const um_weight *w, bool reduced
     bool scalar = path == UM_PATH_SCALAR;
     um_dtype t = w->type;
     bool levels = mm_i8_bk(t) > 0 && (t != UM_F16 || w->q8_0_when_reduced);
-    if (levels && (scalar || path == UM_PATH_AVX2 || (path == UM_PATH_AVX512 && f->avx512_vnni)))
-        return MM_I8;
+    if (levels && (scalar || path == UM_PATH_AVX2 || path == UM_PATH_AVX512))
+        return MM_I8; /* AVX-512 without VNNI: the AVX2 kernels (choose_kernels) */
     if ((t == UM_BF16 || t == UM_F16) && (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16)))
         return MM_BF16;
     return MM_F32;
@@ -640,6 +640,9 @@ static mm_kind choose_kind(um_kernel_path path, const um_weight *w, bool reduced
 static const mm_kernels *choose_kernels(um_kernel_path path, mm_kind kind, um_dtype t) {
     switch (path) {
     case UM_PATH_AVX512:
+        /* without VNNI, int8 products on vpmaddubsw: AVX2's, which any AVX-512 CPU runs */
+        if (kind == MM_I8 && !um_cpu_features_get()->avx512_vnni)
+            return mm_avx2_kernels(kind, t);
         return mm_avx512_kernels(kind, t);
     case UM_PATH_AVX2:
         return mm_avx2_kernels(kind, t);

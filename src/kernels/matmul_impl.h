@@ -24,7 +24,8 @@
  *         as llama.cpp's Q8_0 activations), or of 256 for the K-quants
  *         (as its Q8_K ones: mm_i8_ab), times the weights' integer
  *         levels unpacked to u8, vpdpbusd (AVX-512 VNNI, AVX-VNNI) or
- *         vpmaddubsw + vpmaddwd (AVX2); each block's integer sum is scaled in f32:
+ *         vpmaddubsw + vpmaddwd (AVX2, and AVX-512 CPUs without VNNI),
+ *         sdot/smmla (arm64); each block's integer sum is scaled in f32:
  *         value = scale * q + mn per weight sub-block, so
  *         sum_k w x = dx * (scale * sum q*xq + mn * sum xq).
  *
