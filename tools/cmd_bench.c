@@ -165,27 +165,24 @@ typedef struct {
 
 static const shape shapes[] = {{"llada-1b", 2048, 2048, 5634, 126464}, {"llada-8b", 4096, 4096, 12288, 126464}};
 
+/* Values each row of a random matrix is drawn from: a window at a random
+ * offset into a pool of normals (the head's 259 million values drawn one by
+ * one took most of a --kernels run; the timings do not depend on them). */
+#define POOL_VALUES (1 << 20)
+
 /* A random [rows][cols] matrix of type t (std 0.02, as init-random), or,
  * when cols does not split into t's blocks, of the type a conversion would
  * fall back to (Q8_0, else F16; see model/recipe.c). */
-static um_weight random_weight(um_dtype t, int64_t rows, int64_t cols, um_rng *rng) {
+static um_weight random_weight(um_dtype t, int64_t rows, int64_t cols, const float *pool, um_rng *rng) {
     bool fallback = cols % um_dtype_block_elems(t) != 0; /* as llama-quantize and unmask convert fall back */
     if (fallback)
         t = cols % 32 == 0 ? UM_Q8_0 : UM_F16;
     size_t rb = um_row_bytes(t, cols);
     uint8_t *data = um_aligned_alloc(rb * (size_t)rows);
-    float *row = malloc((size_t)cols * sizeof *row);
-    if (!data || !row) {
-        free(data);
-        free(row);
+    if (!data)
         return (um_weight){t, 0, 0, NULL, false};
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t i = 0; i < cols; i++)
-            row[i] = (float)(0.02 * um_rng_normal(rng));
-        um_quantize_row(t, row, data + (size_t)r * rb, cols);
-    }
-    free(row);
+    for (int64_t r = 0; r < rows; r++)
+        um_quantize_row(t, pool + um_rng_next(rng) % (uint64_t)(POOL_VALUES - cols), data + (size_t)r * rb, cols);
     return (um_weight){t, rows, cols, data, fallback && t == UM_F16};
 }
 
@@ -206,17 +203,21 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
     float *x = um_aligned_alloc((size_t)max_n * (size_t)max_cols * sizeof(float));
     float *y = um_aligned_alloc((size_t)max_n * (size_t)max_rows * sizeof(float));
     float *scratch = malloc(um_matmul_scratch_floats(um_pool_threads(pool), max_cols) * sizeof(float));
+    float *values = malloc(POOL_VALUES * sizeof(float));
     um_rng rng;
     um_rng_seed(&rng, 5);
-    if (!x || !y || !scratch) {
+    if (!x || !y || !scratch || !values) {
         cli_error("bench", "out of memory");
         free(x);
         free(y);
         free(scratch);
+        free(values);
         return 1;
     }
     for (int64_t i = 0; i < (int64_t)max_n * max_cols; i++)
         x[i] = (float)um_rng_normal(&rng);
+    for (int i = 0; i < POOL_VALUES; i++)
+        values[i] = (float)(0.02 * um_rng_normal(&rng));
     printf("| shape | weights | matrices | threads | canvas | ms/layer | layer GFLOP/s | kernel | %% of limit | "
            "limit now | %% of limit now | ms/head | head GFLOP/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
@@ -240,7 +241,7 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
         um_weight w[8];
         char mats[128] = "";
         for (int i = 0; i < 8; i++) {
-            w[i] = random_weight(t, dims[i][0], dims[i][1], &rng);
+            w[i] = random_weight(t, dims[i][0], dims[i][1], values, &rng);
             if (!w[i].data)
                 rc = 1;
             if (w[i].type != t && !strstr(mats, um_dtype_name(w[i].type)))
@@ -286,6 +287,7 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
     free(x);
     free(y);
     free(scratch);
+    free(values);
     return rc;
 }
 
