@@ -28,7 +28,10 @@ static void bench_usage(void) {
          "\n"
          "Time forward passes over a canvas of P random prompt tokens and G masks, with logits\n"
          "for the G masked positions (what each sampling step computes), and this machine's\n"
-         "arithmetic limits (register-only FMA, bf16 and int8 dot-product loops on all threads).\n"
+         "arithmetic limits (register-only FMA, bf16 and int8 dot-product loops on all threads;\n"
+         "on AVX2 without AVX-VNNI the int8 one is the vpmaddubsw+vpmaddwd chain the kernels\n"
+         "run, counted as vpdpbusd's 8 OP per lane). Each row's % of limit is to the limit of\n"
+         "the instruction its kernel runs ('-': none, as on the scalar path).\n"
          "\n"
          "  -m, --model PATH    GGUF file or model directory (e.g. from unmask init-random)\n"
          "  --canvas LIST       canvas sizes, each run as P = N/8 prompt tokens and N - P masks\n"
@@ -57,28 +60,49 @@ static limits measure_limits(um_pool *pool) {
     l.fma = um_peak_gflops(pool, UM_PEAK_FMA_F32, 0.3);
     l.bf16 = um_peak_gflops(pool, UM_PEAK_DOT_BF16, 0.3);
     l.i8 = um_peak_gflops(pool, UM_PEAK_DOT_I8, 0.3);
-    printf("limits, %d threads, %s path: f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s, int8 dot %.0f GOP/s\n",
-           um_pool_threads(pool), um_kernel_path_name(um_kernel_path_get()), l.fma, l.bf16, l.i8);
+    printf("limits, %d threads, %s path: %s %.0f GFLOP/s", um_pool_threads(pool),
+           um_kernel_path_name(um_kernel_path_get()), um_peak_name(UM_PEAK_FMA_F32), l.fma);
+    if (l.bf16 > 0)
+        printf(", %s %.0f GFLOP/s", um_peak_name(UM_PEAK_DOT_BF16), l.bf16);
+    if (l.i8 > 0)
+        printf(", %s %.0f GOP/s", um_peak_name(UM_PEAK_DOT_I8), l.i8);
+    printf("%s\n", l.bf16 > 0 && l.i8 > 0 ? "" : l.bf16 > 0 ? " (no int8 dot on this path)"
+                                           : l.i8 > 0      ? " (no bf16 dot on this path)"
+                                                           : " (no bf16 or int8 dot on this path)");
     return l;
 }
 
-/* The limit a kernel is measured against: its own instruction's. */
-static double limit_for(const limits *l, const char *kernel) {
+/* The instruction whose limit a kernel is measured against: its own. The
+ * scalar path's bf16 and int8 kernels run no such instruction (COUNT). */
+static um_peak_kind kernel_peak(const char *kernel) {
+    bool scalar = strncmp(kernel, "scalar", 6) == 0;
     if (strstr(kernel, "bf16"))
-        return l->bf16;
+        return scalar ? UM_PEAK_COUNT : UM_PEAK_DOT_BF16;
     if (strstr(kernel, "vnni") || strstr(kernel, "i8"))
-        return l->i8;
-    return l->fma;
+        return scalar ? UM_PEAK_COUNT : UM_PEAK_DOT_I8;
+    return UM_PEAK_FMA_F32;
+}
+
+static double limit_for(const limits *l, const char *kernel) {
+    um_peak_kind k = kernel_peak(kernel);
+    return k == UM_PEAK_FMA_F32 ? l->fma : k == UM_PEAK_DOT_BF16 ? l->bf16 : k == UM_PEAK_DOT_I8 ? l->i8 : 0;
 }
 
 /* The limit of a kernel's instruction measured now, next to its timing: on
  * a shared machine the cores' availability drifts, and a ratio of two
  * measurements taken together stays meaningful when each alone does not. */
 static double limit_now(um_pool *pool, const char *kernel) {
-    um_peak_kind kind = strstr(kernel, "bf16")                             ? UM_PEAK_DOT_BF16
-                        : strstr(kernel, "vnni") || strstr(kernel, "i8") ? UM_PEAK_DOT_I8
-                                                                           : UM_PEAK_FMA_F32;
-    return um_peak_gflops(pool, kind, 0.2);
+    um_peak_kind k = kernel_peak(kernel);
+    return k == UM_PEAK_COUNT ? 0 : um_peak_gflops(pool, k, 0.2);
+}
+
+/* "57%", or "-" where there is no limit to compare with. */
+static const char *percent(char buf[16], double rate, double limit) {
+    if (limit > 0)
+        snprintf(buf, 16, "%.0f%%", 100 * rate / limit);
+    else
+        snprintf(buf, 16, "-");
+    return buf;
 }
 
 static int parse_canvas(const char *s, int *out) {
@@ -143,10 +167,11 @@ static int bench_model(um_model *m, const char *model, const int *prompt, const 
             double flops = um_model_forward_flops(m, 1, seq, gen_len), gflops = flops / best / 1e9;
             size_t peak;
             um_memory_usage(NULL, &peak);
-            printf("| %s | %s | %d | %d | %.1f | %.1f | %.0f | %.1f | %.0f | %s | %.0f%% | %.0f | %.0f%% |\n", model,
+            char p0[16], p1[16];
+            printf("| %s | %s | %d | %d | %.1f | %.1f | %.0f | %.1f | %.0f | %s | %s | %.0f | %s |\n", model,
                    m->weight_type, um_pool_threads(m->pool), seq, best * 1e3, sum / reps * 1e3, seq / best, gflops,
-                   (double)peak / 1048576.0, kernel, lim ? 100 * gflops / limit_for(lim, kernel) : 0.0, now_lim,
-                   now_lim > 0 ? 100 * gflops / now_lim : 0.0);
+                   (double)peak / 1048576.0, kernel, percent(p0, gflops, lim ? limit_for(lim, kernel) : 0), now_lim,
+                   percent(p1, gflops, now_lim));
             fflush(stdout);
         }
         free(tokens);
@@ -275,10 +300,11 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
                 }
                 um_kernel_lib_set(lib_now);
                 double g = flops[0] / best[0] / 1e9;
-                printf("| %s | %s | %s | %d | %d | %.1f | %.1f | %s | %.0f%% | %.0f | %.0f%% | %.1f | %.1f |\n",
-                       s->name, um_dtype_name(t), *mats ? mats : "all", um_pool_threads(pool), n, best[0] * 1e3, g,
-                       kernel, lim ? 100 * g / limit_for(lim, kernel) : 0.0, now_lim,
-                       now_lim > 0 ? 100 * g / now_lim : 0.0, best[1] * 1e3, flops[1] / best[1] / 1e9);
+                char p0[16], p1[16];
+                printf("| %s | %s | %s | %d | %d | %.1f | %.1f | %s | %s | %.0f | %s | %.1f | %.1f |\n", s->name,
+                       um_dtype_name(t), *mats ? mats : "all", um_pool_threads(pool), n, best[0] * 1e3, g, kernel,
+                       percent(p0, g, lim ? limit_for(lim, kernel) : 0), now_lim, percent(p1, g, now_lim),
+                       best[1] * 1e3, flops[1] / best[1] / 1e9);
                 fflush(stdout);
             }
         for (int i = 0; i < 8; i++)
