@@ -27,7 +27,7 @@
 
 #define NR 16
 #define MR 6
-#define I8_MR 4
+#define I8_MR_MAX 3 /* the I8 kernels' largest register tile (i8_tile) */
 
 /* A tile's rows from buf (MR_MAX rows of NR) added to c, or stored plus
  * the bias: the partial tiles' way (a last token block, a ragged last panel). */
@@ -142,6 +142,7 @@ TGT INLINE void scale_sub_block(__m256 *c0, __m256 *c1, __m256i *i0, __m256i *i1
                                 const float *ws, i8_offset off) {
     __m256 s0 = _mm256_load_ps(ws), s1 = _mm256_load_ps(ws + 8);
     const int32_t *zb = (const int32_t *)(sc + 2 * mr);
+    UNROLL
     for (int i = 0; i < mr; i++) {
         __m256 dx = _mm256_set1_ps(sc[i]);
         if (off == I8_ZP) {
@@ -159,6 +160,15 @@ TGT INLINE void scale_sub_block(__m256 *c0, __m256 *c1, __m256i *i0, __m256i *i1
     }
 }
 
+/* v, through an empty asm the compiler cannot see through (it emits
+ * nothing): a running integer sum stays a chain of adds. GCC otherwise
+ * reassociates an unrolled chunk's adds into a tree over all its products,
+ * computes the products first and spills them. */
+TGT INLINE __m256i opaque(__m256i v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
 /* vpmaddubsw multiplies u8 by s8 and adds adjacent pairs into int16 with
  * saturation, so every sum it forms, and every int16 sum of its results
  * taken before vpmaddwd widens them, must stay within 32767 in magnitude.
@@ -174,26 +184,33 @@ TGT INLINE void scale_sub_block(__m256 *c0, __m256 *c1, __m256i *i0, __m256i *i1
  * -xq never overflows since xq > -128): the same products q * xq, each pair
  * at most 2 * 128 * 127 = 32512, with chunk 1.
  *
- * Per sub-block of bk, for I8_MR x 16 outputs: int16 sums of `chunk` groups,
+ * Per sub-block of bk, for mr x 16 outputs: int16 sums of `chunk` groups,
  * widened and added in int32, then scaled into the f32 accumulators as the
- * AVX-512 VNNI kernel does. */
-TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off) {
-    __m256 c0[I8_MR], c1[I8_MR];
-    for (int i = 0; i < I8_MR; i++)
+ * AVX-512 VNNI kernel does. Where a chunk is the whole sub-block (the 4-bit
+ * types) the widened sum is the sub-block's and needs no int32 accumulator.
+ *
+ * mr is a constant per type, chosen so that the loop's registers fit the
+ * 16 ymm (a spilled accumulator costs a store and a load per use): f32
+ * accumulators 2 mr, int16 sums 2 mr, int32 sums 2 mr unless whole, two
+ * panel vectors, a broadcast and a product (Q8_0 two more for |q|):
+ *   whole (Q4_0, Q4_1, Q4_K)      mr 3: 6 + 6 + 4 = 16;
+ *   chunked (Q5_K, Q6_K)          mr 2: 4 + 4 + 4 + 4 = 16;
+ *   Q8_0 (chunk 1: no int16 sum)  mr 2: 4 + 4 + 6 = 14. */
+TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off, int mr) {
+    __m256 c0[I8_MR_MAX], c1[I8_MR_MAX];
+    UNROLL
+    for (int i = 0; i < mr; i++)
         c0[i] = c1[i] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
     const uint32_t *a = t->a;
     const float *sc = t->a_sc;
     const uint8_t *b = t->b;
-    for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * I8_MR) {
-        __m256i i0[I8_MR], i1[I8_MR];
-        for (int i = 0; i < I8_MR; i++)
-            i0[i] = i1[i] = _mm256_setzero_si256();
+    for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * mr) {
+        __m256i i0[I8_MR_MAX], i1[I8_MR_MAX];
         for (int g = 0; g < bk / 4; g += chunk) {
-            __m256i h0[I8_MR], h1[I8_MR];
-            for (int i = 0; i < I8_MR; i++)
-                h0[i] = h1[i] = _mm256_setzero_si256();
-            for (int q = 0; q < chunk; q++, a += I8_MR, b += 4 * NR) {
+            __m256i h0[I8_MR_MAX], h1[I8_MR_MAX];
+            UNROLL
+            for (int q = 0; q < chunk; q++, a += mr, b += 4 * NR) {
                 __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
                 __m256i u0 = b0, u1 = b1;
                 if (off == I8_CENTERED) {
@@ -202,30 +219,38 @@ TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off) {
                     u0 = _mm256_abs_epi8(b0);
                     u1 = _mm256_abs_epi8(b1);
                 }
-                for (int i = 0; i < I8_MR; i++) {
+                UNROLL
+                for (int i = 0; i < mr; i++) {
                     __m256i av = _mm256_set1_epi32((int)a[i]);
                     __m256i x0 = off == I8_CENTERED ? _mm256_sign_epi8(av, b0) : av;
                     __m256i x1 = off == I8_CENTERED ? _mm256_sign_epi8(av, b1) : av;
-                    h0[i] = _mm256_add_epi16(h0[i], _mm256_maddubs_epi16(u0, x0));
-                    h1[i] = _mm256_add_epi16(h1[i], _mm256_maddubs_epi16(u1, x1));
+                    __m256i p0 = _mm256_maddubs_epi16(u0, x0), p1 = _mm256_maddubs_epi16(u1, x1);
+                    h0[i] = q == 0 ? p0 : opaque(_mm256_add_epi16(h0[i], p0));
+                    h1[i] = q == 0 ? p1 : opaque(_mm256_add_epi16(h1[i], p1));
                 }
             }
-            for (int i = 0; i < I8_MR; i++) {
-                i0[i] = _mm256_add_epi32(i0[i], _mm256_madd_epi16(h0[i], ones));
-                i1[i] = _mm256_add_epi32(i1[i], _mm256_madd_epi16(h1[i], ones));
+            UNROLL
+            for (int i = 0; i < mr; i++) {
+                __m256i w0 = _mm256_madd_epi16(h0[i], ones), w1 = _mm256_madd_epi16(h1[i], ones);
+                i0[i] = g == 0 ? w0 : opaque(_mm256_add_epi32(i0[i], w0));
+                i1[i] = g == 0 ? w1 : opaque(_mm256_add_epi32(i1[i], w1));
             }
         }
-        scale_sub_block(c0, c1, i0, i1, I8_MR, sc, (const float *)b, off);
+        scale_sub_block(c0, c1, i0, i1, mr, sc, (const float *)b, off);
         b += 2 * NR * sizeof(float);
     }
-    store_tile(t, c0, c1, I8_MR);
+    store_tile(t, c0, c1, mr);
 }
 
-TGT static void kernel_i8_q8_0(const mm_tile *t) { i8_tile(t, 32, 1, I8_CENTERED); }
-TGT static void kernel_i8_q4_0(const mm_tile *t) { i8_tile(t, 32, 8, I8_ZP); }
-TGT static void kernel_i8_q4_mins(const mm_tile *t) { i8_tile(t, 32, 8, I8_MINS); }
-TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS); }
-TGT static void kernel_i8_q6_k(const mm_tile *t) { i8_tile(t, 16, 2, I8_ZP); }
+#define I8_MR_WHOLE 3
+#define I8_MR_CHUNKED 2
+#define I8_MR_Q8_0 2
+
+TGT static void kernel_i8_q8_0(const mm_tile *t) { i8_tile(t, 32, 1, I8_CENTERED, I8_MR_Q8_0); }
+TGT static void kernel_i8_q4_0(const mm_tile *t) { i8_tile(t, 32, 8, I8_ZP, I8_MR_WHOLE); }
+TGT static void kernel_i8_q4_mins(const mm_tile *t) { i8_tile(t, 32, 8, I8_MINS, I8_MR_WHOLE); }
+TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS, I8_MR_CHUNKED); }
+TGT static void kernel_i8_q6_k(const mm_tile *t) { i8_tile(t, 16, 2, I8_ZP, I8_MR_CHUNKED); }
 
 /* I8 panel: each row's levels and scales from the portable unpacker, its
  * 4-byte groups stored into their columns (a ragged last sub-block, F16's
@@ -348,13 +373,13 @@ TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, 
 /* The activations take the portable packer: quantizing n x k values is
  * small next to the n x k x m products (about 1% of the matmul time in a
  * perf profile of Q8_0 at canvas 256). */
-#define I8_SET(bk, zp, kernel, pack) {MM_I8, I8_MR, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, "avx2-i8"}
-static const mm_kernels i8_q8_0 = I8_SET(32, 128, kernel_i8_q8_0, pack_i8);
-static const mm_kernels i8_f16 = I8_SET(32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
-static const mm_kernels i8_q4_0 = I8_SET(32, 8, kernel_i8_q4_0, pack_i8);
-static const mm_kernels i8_q4_mins = I8_SET(32, 0, kernel_i8_q4_mins, pack_i8);
-static const mm_kernels i8_q5_k = I8_SET(32, 0, kernel_i8_q5_k, pack_i8);
-static const mm_kernels i8_q6_k = I8_SET(16, 32, kernel_i8_q6_k, pack_i8);
+#define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, "avx2-i8"}
+static const mm_kernels i8_q8_0 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8);
+static const mm_kernels i8_f16 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
+static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pack_i8);
+static const mm_kernels i8_q4_mins = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8);
+static const mm_kernels i8_q5_k = I8_SET(I8_MR_CHUNKED, 32, 0, kernel_i8_q5_k, pack_i8);
+static const mm_kernels i8_q6_k = I8_SET(I8_MR_CHUNKED, 16, 32, kernel_i8_q6_k, pack_i8);
 
 /* ---- I8: vpdpbusd on ymm (AVX-VNNI) ---------------------------------------------- */
 
