@@ -92,31 +92,68 @@ TGT static void kernel_f32(const mm_tile *t) {
     store_tile(t, c0, c1, MR);
 }
 
-/* Each row's segment converted to f32 (F16C for f16), then transposed. */
+/* 8 x 8 transpose of 32-bit elements: r[i] holds row i, then column i. */
+TGT INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* 8 values of row `row` of an F32, BF16 or F16 matrix from column c, as f32. */
+TGT INLINE __m256 load8_f32(const um_weight *w, int64_t row, int64_t c) {
+    if (w->type == UM_F32)
+        return _mm256_loadu_ps((const float *)w->data + row * w->cols + c);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w->data + row * w->cols + c));
+    if (w->type == UM_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
+
+/* Columns [c, c + 8) of rows f0 + 8 h .. + 7 (past the last row zeros) into
+ * the panel's features 8 h .. 8 h + 7: eight rows, transposed. */
+TGT INLINE void pack8x8_f32(const um_weight *w, int64_t f0, int h, int64_t c, float *out) {
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) {
+        int64_t f = f0 + 8 * h + i;
+        r[i] = f < w->rows ? load8_f32(w, f, c) : _mm256_setzero_ps();
+    }
+    transpose8(r);
+    for (int j = 0; j < 8; j++)
+        _mm256_store_ps(out + j * NR + 8 * h, r[j]);
+}
+
+/* F32 panel [kc][16] from f32, bf16 or f16 rows: blocks of 8 rows x 8
+ * columns converted and transposed in registers (the scalar transpose took
+ * about as long as the products at a 32-token step); a ragged last block of
+ * columns and the quantized types through a row buffer. */
 TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
     float *out = dst;
+    bool simd = w->type == UM_F32 || w->type == UM_BF16 || w->type == UM_F16;
+    int c0 = 0;
+    for (; simd && c0 + 8 <= kc; c0 += 8)
+        for (int h = 0; h < NR / 8; h++)
+            pack8x8_f32(w, f0, h, kb + c0, out + c0 * NR);
     float row[256] __attribute__((aligned(32)));
-    for (int c0 = 0; c0 < kc; c0 += 256) {
+    for (; c0 < kc; c0 += 256) {
         int cn = kc - c0 < 256 ? kc - c0 : 256;
         for (int r = 0; r < NR; r++) {
             int64_t f = f0 + r;
-            if (f >= w->rows) {
-                for (int i = 0; i < cn; i++)
-                    out[(c0 + i) * NR + r] = 0;
-                continue;
-            }
-            if (w->type == UM_F16) {
-                const uint16_t *src = (const uint16_t *)w->data + f * w->cols + kb + c0;
-                int i = 0;
-                for (; i + 8 <= cn; i += 8)
-                    _mm256_store_ps(row + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-                for (; i < cn; i++)
-                    row[i] = um_f16_to_f32(src[i]);
-            } else {
+            if (f < w->rows)
                 mm_row_segment_f32(w, f, kb + c0, cn, row);
-            }
             for (int i = 0; i < cn; i++)
-                out[(c0 + i) * NR + r] = row[i];
+                out[(c0 + i) * NR + r] = f < w->rows ? row[i] : 0.0f;
         }
     }
 }
@@ -272,25 +309,6 @@ static void pack_i8(const um_weight *w, int64_t f0, int64_t kb, int kc, void *ds
             ws[r] = scale;
             ws[NR + r] = mn;
         }
-    }
-}
-
-/* 8 x 8 transpose of 32-bit elements: r[i] holds row i, then column i. */
-TGT INLINE void transpose8(__m256 r[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
     }
 }
 
