@@ -312,6 +312,51 @@ static void pack_i8(const um_weight *w, int64_t f0, int64_t kb, int kc, void *ds
     }
 }
 
+/* One block of row data of Q8_0, Q4_0 or Q4_1: its 32 levels as
+ * mm_unpack_levels gives them (Q8_0 q + 128; the 4-bit types' low nibbles
+ * as levels 0..15, high nibbles as 16..31) and its scale and mn. */
+TGT INLINE __m256i block_levels(um_dtype t, const uint8_t *b, float *scale, float *mn) {
+    uint16_t d, m;
+    memcpy(&d, b, 2);
+    memcpy(&m, b + 2, 2);
+    *scale = um_f16_to_f32(d);
+    if (t == UM_Q8_0) {
+        *mn = -128.0f * *scale;
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), _mm256_set1_epi8((char)0x80));
+    }
+    *mn = t == UM_Q4_0 ? -8.0f * *scale : um_f16_to_f32(m);
+    __m128i qs = _mm_loadu_si128((const __m128i *)(b + (t == UM_Q4_0 ? 2 : 4))), low = _mm_set1_epi8(0xf);
+    __m128i lo = _mm_and_si128(qs, low), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* I8 panel of Q8_0, Q4_0 or Q4_1 rows, as pack_i8 packs it: per block, 8
+ * rows' levels transposed in registers into their 4-byte groups (the
+ * portable unpacker, a byte at a time, cost about as much as the products
+ * at a 32-token step). */
+TGT static void pack_i8_simple(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    size_t rb = um_row_bytes(w->type, w->cols), bb = um_row_bytes(w->type, 32);
+    uint8_t *out = dst;
+    for (int64_t s = kb / 32; s < (kb + kc) / 32; s++, out += mm_i8_block_bytes(32, NR)) {
+        float *ws = (float *)(out + 32 * NR);
+        for (int h = 0; h < NR / 8; h++) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) {
+                int64_t f = f0 + 8 * h + i;
+                float scale = 0, mn = 0;
+                __m256i q = f < w->rows ? block_levels(w->type, (const uint8_t *)w->data + f * rb + s * bb, &scale, &mn)
+                                        : _mm256_setzero_si256();
+                r[i] = _mm256_castsi256_ps(q);
+                ws[8 * h + i] = scale;
+                ws[NR + 8 * h + i] = mn;
+            }
+            transpose8(r);
+            for (int g = 0; g < 8; g++)
+                _mm256_store_ps((float *)(out + 4 * (g * NR + 8 * h)), r[g]);
+        }
+    }
+}
+
 /* roundf (half away from zero) of integral-range floats, as C's. */
 TGT INLINE __m256 round_half_away(__m256 v) {
     __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -391,9 +436,9 @@ TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, 
  * small next to the n x k x m products (about 1% of the matmul time in a
  * perf profile of Q8_0 at canvas 256). */
 #define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, "avx2-i8"}
-static const mm_kernels i8_q8_0 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8);
+static const mm_kernels i8_q8_0 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_simple);
 static const mm_kernels i8_f16 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
-static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pack_i8);
+static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pack_i8_simple);
 static const mm_kernels i8_q4_mins = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8);
 static const mm_kernels i8_q5_k = I8_SET(I8_MR_CHUNKED, 32, 0, kernel_i8_q5_k, pack_i8);
 static const mm_kernels i8_q6_k = I8_SET(I8_MR_CHUNKED, 16, 32, kernel_i8_q6_k, pack_i8);
@@ -474,13 +519,13 @@ TGT_VNNI256_EVEX static void kernel_evex_16_sym(const mm_tile *t) { vnni_tile(t,
 #define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, name}
 /* Per encoding (VEX, EVEX): Q8_0, Q4_0, the types with mins (Q4_1, Q4_K, Q5_K), Q6_K, F16 as Q8_0. */
 static const mm_kernels vnni_sets[2][5] = {
-    {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8),
-     VNNI_SET(32, 8, kernel_vex_32_sym, "avxvnni-i8", pack_i8),
+    {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_simple),
+     VNNI_SET(32, 8, kernel_vex_32_sym, "avxvnni-i8", pack_i8_simple),
      VNNI_SET(32, 0, kernel_vex_32, "avxvnni-i8", pack_i8),
      VNNI_SET(16, 32, kernel_vex_16_sym, "avxvnni-i8", pack_i8),
      VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_f16)},
-    {VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8),
-     VNNI_SET(32, 8, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8),
+    {VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_simple),
+     VNNI_SET(32, 8, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_simple),
      VNNI_SET(32, 0, kernel_evex_32, "avx2-vnni256-evex", pack_i8),
      VNNI_SET(16, 32, kernel_evex_16_sym, "avx2-vnni256-evex", pack_i8),
      VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_f16)},
