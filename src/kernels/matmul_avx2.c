@@ -25,6 +25,12 @@
  * of the kernel's inner loop: a store per FMA, half the FMA rate. */
 #define UNROLL _Pragma("GCC unroll 16")
 
+/* How far ahead in its row a packer asks for the data it will read: the
+ * pack walks 16 rows in step, a pattern the hardware prefetcher does not
+ * follow, and the driver's prefetch (matmul.c, next_block) is only a guess
+ * on a loaded machine (the task the pool hands out next). */
+#define PACK_AHEAD 256
+
 #define NR 16
 #define MR 6
 #define I8_MR_MAX 3 /* the I8 kernels' largest register tile (i8_tile) */
@@ -288,30 +294,6 @@ TGT static void kernel_i8_q4_mins(const mm_tile *t) { i8_tile(t, 32, 8, I8_MINS,
 TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS, I8_MR_CHUNKED); }
 TGT static void kernel_i8_q6_k(const mm_tile *t) { i8_tile(t, 16, 2, I8_ZP, I8_MR_CHUNKED); }
 
-/* I8 panel: each row's levels and scales from the portable unpacker, its
- * 4-byte groups stored into their columns (a ragged last sub-block, F16's
- * only, zero-padded by the unpacker). */
-static void pack_i8(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
-    int bk = mm_i8_bk(w->type);
-    size_t rb = um_row_bytes(w->type, w->cols);
-    uint8_t *out = dst;
-    for (int64_t s = kb / bk; s < (kb + kc + bk - 1) / bk; s++, out += mm_i8_block_bytes(bk, NR)) {
-        uint32_t *levels = (uint32_t *)out;
-        float *ws = (float *)(out + bk * NR);
-        for (int r = 0; r < NR; r++) {
-            uint8_t q[32] = {0};
-            float scale = 0, mn = 0;
-            if (f0 + r < w->rows)
-                mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f0 + r) * rb, w->cols, bk, s, q, &scale,
-                                 &mn);
-            for (int g = 0; g < bk / 4; g++)
-                memcpy(&levels[g * NR + r], q + 4 * g, 4);
-            ws[r] = scale;
-            ws[NR + r] = mn;
-        }
-    }
-}
-
 /* One block of row data of Q8_0, Q4_0 or Q4_1: its 32 levels as
  * mm_unpack_levels gives them (Q8_0 q + 128; the 4-bit types' low nibbles
  * as levels 0..15, high nibbles as 16..31) and its scale and mn. */
@@ -334,6 +316,7 @@ TGT INLINE __m256i block_levels(um_dtype t, const uint8_t *b, float *scale, floa
  * rows' levels transposed in registers into their 4-byte groups (the
  * portable unpacker, a byte at a time, cost about as much as the products
  * at a 32-token step). */
+
 TGT static void pack_i8_simple(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
     size_t rb = um_row_bytes(w->type, w->cols), bb = um_row_bytes(w->type, 32);
     uint8_t *out = dst;
@@ -344,8 +327,10 @@ TGT static void pack_i8_simple(const um_weight *w, int64_t f0, int64_t kb, int k
             for (int i = 0; i < 8; i++) {
                 int64_t f = f0 + 8 * h + i;
                 float scale = 0, mn = 0;
-                __m256i q = f < w->rows ? block_levels(w->type, (const uint8_t *)w->data + f * rb + s * bb, &scale, &mn)
-                                        : _mm256_setzero_si256();
+                const uint8_t *src = (const uint8_t *)w->data + f * rb + s * bb;
+                if (f < w->rows)
+                    _mm_prefetch((const char *)src + PACK_AHEAD, _MM_HINT_T0);
+                __m256i q = f < w->rows ? block_levels(w->type, src, &scale, &mn) : _mm256_setzero_si256();
                 r[i] = _mm256_castsi256_ps(q);
                 ws[8 * h + i] = scale;
                 ws[NR + 8 * h + i] = mn;
@@ -353,6 +338,123 @@ TGT static void pack_i8_simple(const um_weight *w, int64_t f0, int64_t kb, int k
             transpose8(r);
             for (int g = 0; g < 8; g++)
                 _mm256_store_ps((float *)(out + 4 * (g * NR + 8 * h)), r[g]);
+        }
+    }
+}
+
+/* The low (shift 0) or high (shift 4) nibbles of 32 bytes at p, one a byte. */
+TGT INLINE __m256i nibbles(const uint8_t *p, int shift) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    return _mm256_and_si256(_mm256_srli_epi16(v, shift), _mm256_set1_epi8(0xf));
+}
+
+/* The 8 x 32 levels of rows[0..7] (NULL: past the last row, zeros)
+ * transposed into groups of 4: group g of row i to out + g * gstride +
+ * 4 * i (bytes). levels(row, j) gives a row's 32 levels j. */
+typedef __m256i (*levels_fn)(const uint8_t *block, int j);
+
+TGT INLINE void store_levels8(const uint8_t *const rows[8], int j, levels_fn levels, uint8_t *out, size_t gstride) {
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) {
+        if (rows[i])
+            _mm_prefetch((const char *)rows[i] + PACK_AHEAD, _MM_HINT_T0);
+        r[i] = _mm256_castsi256_ps(rows[i] ? levels(rows[i], j) : _mm256_setzero_si256());
+    }
+    transpose8(r);
+    for (int g = 0; g < 8; g++)
+        _mm256_storeu_ps((float *)(out + g * gstride), r[g]);
+}
+
+/* Sub-block j's 6-bit scale and min in Q4_K/Q5_K (as matmul.c's scale_min_k4). */
+static inline void k4_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Levels of sub-block j (32 values) of a Q4_K or Q5_K super-block, as mm_unpack_levels gives them. */
+TGT INLINE __m256i q4_k_levels(const uint8_t *b, int j) { return nibbles(b + 16 + 32 * (j / 2), 4 * (j % 2)); }
+TGT INLINE __m256i q5_k_levels(const uint8_t *b, int j) {
+    __m256i hi = _mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)(b + 16)), _mm_cvtsi32_si128(j));
+    hi = _mm256_slli_epi16(_mm256_and_si256(hi, _mm256_set1_epi8(1)), 4);
+    return _mm256_or_si256(nibbles(b + 48 + 32 * (j / 2), 4 * (j % 2)), hi);
+}
+
+/* Levels 32 j .. 32 j + 31 of a Q6_K super-block (two of its sub-blocks of
+ * 16): value v = 32 j + l of half j / 4, quarter g = j % 4 takes its low 4
+ * bits from ql and its high 2 from qh, as mm_unpack_levels. */
+TGT INLINE __m256i q6_k_levels(const uint8_t *b, int j) {
+    int half = j / 4, g = j % 4;
+    __m256i lo = nibbles(b + half * 64 + (g & 1) * 32, 4 * (g >> 1));
+    __m256i qh = _mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)(b + 128 + half * 32)), _mm_cvtsi32_si128(2 * g));
+    return _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(3)), 4));
+}
+
+/* The super-block `sb` of rows f0 .. f0 + 15 (NULL past the last row). */
+static void k_rows(const um_weight *w, int64_t f0, int64_t sb, const uint8_t *rows[NR]) {
+    size_t rb = um_row_bytes(w->type, w->cols), bb = um_row_bytes(w->type, 256);
+    for (int i = 0; i < NR; i++)
+        rows[i] = f0 + i < w->rows ? (const uint8_t *)w->data + (f0 + i) * rb + sb * bb : NULL;
+}
+
+/* I8 panel of Q4_K or Q5_K rows (sub-blocks of 32), as pack_i8 packs it,
+ * 8 rows of a sub-block transposed at a time. */
+TGT static void pack_i8_q45_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    size_t ob = mm_i8_block_bytes(32, NR);
+    uint8_t *out = dst;
+    for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++, out += 8 * ob) {
+        const uint8_t *rows[NR];
+        k_rows(w, f0, sb, rows);
+        for (int j = 0; j < 8; j++) {
+            for (int h = 0; h < NR / 8; h++)
+                store_levels8(rows + 8 * h, j, w->type == UM_Q5_K ? q5_k_levels : q4_k_levels,
+                              out + j * ob + 32 * h, 4 * NR);
+            float *ws = (float *)(out + j * ob + 32 * NR);
+            for (int i = 0; i < NR; i++) {
+                int sc = 0, m = 0;
+                if (rows[i])
+                    k4_scale_min(j, rows[i] + 4, &sc, &m);
+                uint16_t d[2] = {0, 0};
+                if (rows[i])
+                    memcpy(d, rows[i], 4);
+                ws[i] = rows[i] ? um_f16_to_f32(d[0]) * (float)sc : 0.0f;
+                ws[NR + i] = rows[i] ? -(um_f16_to_f32(d[1]) * (float)m) : 0.0f;
+            }
+        }
+    }
+}
+
+/* I8 panel of Q6_K rows (sub-blocks of 16), as pack_i8 packs it: 8 rows'
+ * levels of two sub-blocks transposed at a time. */
+TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    size_t ob = mm_i8_block_bytes(16, NR);
+    uint8_t *out = dst;
+    for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++, out += 16 * ob) {
+        const uint8_t *rows[NR];
+        k_rows(w, f0, sb, rows);
+        for (int j = 0; j < 8; j++) /* groups 0..3 to sub-block 2 j, 4..7 to 2 j + 1 */
+            for (int h = 0; h < NR / 8; h++) {
+                uint8_t tmp[8 * 32] __attribute__((aligned(32)));
+                store_levels8(rows + 8 * h, j, q6_k_levels, tmp, 32);
+                for (int g = 0; g < 8; g++)
+                    memcpy(out + (2 * j + g / 4) * ob + 4 * ((g % 4) * NR + 8 * h), tmp + 32 * g, 32);
+            }
+        for (int t = 0; t < 16; t++) {
+            float *ws = (float *)(out + t * ob + 16 * NR);
+            for (int i = 0; i < NR; i++) {
+                float d = 0;
+                if (rows[i]) {
+                    uint16_t h;
+                    memcpy(&h, rows[i] + 208, 2);
+                    d = um_f16_to_f32(h) * (float)(int8_t)rows[i][192 + t];
+                }
+                ws[i] = d;
+                ws[NR + i] = -32.0f * d;
+            }
         }
     }
 }
@@ -439,9 +541,10 @@ TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, 
 static const mm_kernels i8_q8_0 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_simple);
 static const mm_kernels i8_f16 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
 static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pack_i8_simple);
-static const mm_kernels i8_q4_mins = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8);
-static const mm_kernels i8_q5_k = I8_SET(I8_MR_CHUNKED, 32, 0, kernel_i8_q5_k, pack_i8);
-static const mm_kernels i8_q6_k = I8_SET(I8_MR_CHUNKED, 16, 32, kernel_i8_q6_k, pack_i8);
+static const mm_kernels i8_q4_1 = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8_simple);
+static const mm_kernels i8_q4_k = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8_q45_k);
+static const mm_kernels i8_q5_k = I8_SET(I8_MR_CHUNKED, 32, 0, kernel_i8_q5_k, pack_i8_q45_k);
+static const mm_kernels i8_q6_k = I8_SET(I8_MR_CHUNKED, 16, 32, kernel_i8_q6_k, pack_i8_q6_k);
 
 /* ---- I8: vpdpbusd on ymm (AVX-VNNI) ---------------------------------------------- */
 
@@ -517,18 +620,20 @@ TGT_VNNI256_EVEX static void kernel_evex_32_sym(const mm_tile *t) { vnni_tile(t,
 TGT_VNNI256_EVEX static void kernel_evex_16_sym(const mm_tile *t) { vnni_tile(t, 16, true, dpbusd_evex); }
 
 #define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, name}
-/* Per encoding (VEX, EVEX): Q8_0, Q4_0, the types with mins (Q4_1, Q4_K, Q5_K), Q6_K, F16 as Q8_0. */
-static const mm_kernels vnni_sets[2][5] = {
+/* Per encoding (VEX, EVEX): Q8_0, Q4_0, Q4_1, Q6_K, F16 as Q8_0, Q4_K and Q5_K. */
+static const mm_kernels vnni_sets[2][6] = {
     {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_simple),
      VNNI_SET(32, 8, kernel_vex_32_sym, "avxvnni-i8", pack_i8_simple),
-     VNNI_SET(32, 0, kernel_vex_32, "avxvnni-i8", pack_i8),
-     VNNI_SET(16, 32, kernel_vex_16_sym, "avxvnni-i8", pack_i8),
-     VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_f16)},
+     VNNI_SET(32, 0, kernel_vex_32, "avxvnni-i8", pack_i8_simple),
+     VNNI_SET(16, 32, kernel_vex_16_sym, "avxvnni-i8", pack_i8_q6_k),
+     VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_f16),
+     VNNI_SET(32, 0, kernel_vex_32, "avxvnni-i8", pack_i8_q45_k)},
     {VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_simple),
      VNNI_SET(32, 8, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_simple),
-     VNNI_SET(32, 0, kernel_evex_32, "avx2-vnni256-evex", pack_i8),
-     VNNI_SET(16, 32, kernel_evex_16_sym, "avx2-vnni256-evex", pack_i8),
-     VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_f16)},
+     VNNI_SET(32, 0, kernel_evex_32, "avx2-vnni256-evex", pack_i8_simple),
+     VNNI_SET(16, 32, kernel_evex_16_sym, "avx2-vnni256-evex", pack_i8_q6_k),
+     VNNI_SET(32, 128, kernel_evex_32_sym, "avx2-vnni256-evex", pack_i8_f16),
+     VNNI_SET(32, 0, kernel_evex_32, "avx2-vnni256-evex", pack_i8_q45_k)},
 };
 
 const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) {
@@ -541,9 +646,10 @@ const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex) {
     case UM_Q4_0:
         return &sets[1];
     case UM_Q4_1:
+        return &sets[2];
     case UM_Q4_K:
     case UM_Q5_K:
-        return &sets[2];
+        return &sets[5];
     case UM_Q6_K:
         return &sets[3];
     default:
@@ -560,8 +666,9 @@ static const mm_kernels *i8_kernels(um_dtype t) {
     case UM_Q4_0:
         return &i8_q4_0;
     case UM_Q4_1:
+        return &i8_q4_1;
     case UM_Q4_K:
-        return &i8_q4_mins;
+        return &i8_q4_k;
     case UM_Q5_K:
         return &i8_q5_k;
     case UM_Q6_K:
