@@ -167,7 +167,8 @@ static void init_random_bench_and_run(void **state) {
 static void example_program_generates(void **state) {
     const char *bin = getenv("UNMASK_EXAMPLE");
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "UNMASK_ACTIVATIONS=f32 %s %s 37 37 126 38 454 179 88 187 363 230 53 474 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "UNMASK_ACTIVATIONS=f32 %s %s %s 37 37 126 38 454 179 88 187 363 230 53 474 2>/dev/null", exec_wrapper(),
              bin && *bin ? bin : "build/example-generate", fixture("llada/tiny-llada/hf-bf16"));
     FILE *fp = popen(cmd, "r");
     assert_non_null(fp);

@@ -161,7 +161,8 @@ static void chat_two_turns_in_a_terminal(void **state) {
     pid_t pid = forkpty(&master, NULL, NULL, NULL);
     assert_true(pid >= 0);
     if (pid == 0) {
-        execl(unmask_bin(), unmask_bin(), "chat", "-m", model, "-n", "16", "--reference", (char *)NULL);
+        char *argv[] = {(char *)unmask_bin(), "chat", "-m", (char *)model, "-n", "16", "--reference", NULL};
+        exec_wrapped(argv);
         _exit(127);
     }
     static char buf[1 << 16];
@@ -191,8 +192,9 @@ static void visual_draws_in_a_terminal(void **state) {
     pid_t pid = forkpty(&master, NULL, NULL, NULL);
     assert_true(pid >= 0);
     if (pid == 0) {
-        execl(unmask_bin(), unmask_bin(), "run", "-m", fixture("llada/tiny-llada/hf-bf16"), "-p", "Once upon a time",
-              "-n", "8", "--steps", "4", "--block-length", "8", "--visual", (char *)NULL);
+        char *argv[] = {(char *)unmask_bin(), "run", "-m", (char *)fixture("llada/tiny-llada/hf-bf16"), "-p",
+                        "Once upon a time", "-n", "8", "--steps", "4", "--block-length", "8", "--visual", NULL};
+        exec_wrapped(argv);
         _exit(127);
     }
     static char buf[1 << 16];

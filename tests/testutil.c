@@ -52,6 +52,22 @@ static char *slurp_stream(FILE *fp) {
     return buf;
 }
 
+const char *exec_wrapper(void) {
+    const char *w = getenv("UNMASK_EXEC_WRAPPER");
+    return w ? w : "";
+}
+
+void exec_wrapped(char *const argv[]) {
+    char *words = strdup(exec_wrapper()), *all[64];
+    int n = 0;
+    for (char *w = strtok(words, " "); w && n < 32; w = strtok(NULL, " "))
+        all[n++] = w;
+    for (int i = 0; argv[i] && n < 63; i++)
+        all[n++] = argv[i];
+    all[n] = NULL;
+    execvp(all[0], all);
+}
+
 cmd_result run_unmask(const char *args_fmt, ...) {
     const char *bin = getenv("UNMASK_BIN");
     if (!bin || !*bin)
@@ -63,7 +79,7 @@ cmd_result run_unmask(const char *args_fmt, ...) {
     va_end(ap);
     int fd = mkstemp(errpath);
     assert_true(fd >= 0);
-    snprintf(cmd, sizeof cmd, "%s %s 2>%s </dev/null", bin, args, errpath);
+    snprintf(cmd, sizeof cmd, "%s %s %s 2>%s </dev/null", exec_wrapper(), bin, args, errpath);
     FILE *fp = popen(cmd, "r");
     assert_non_null(fp);
     cmd_result r;

@@ -35,6 +35,13 @@ typedef struct {
     char *err;
 } cmd_result;
 cmd_result run_unmask(const char *args_fmt, ...) __attribute__((format(printf, 1, 2)));
+/* UNMASK_EXEC_WRAPPER: words the tests put before every program they start
+ * (the unmask command, the example), e.g. "qemu-aarch64 -L
+ * /usr/aarch64-linux-gnu" for a cross-compiled build the kernel cannot run
+ * itself (make test-arm64); "" when unset. */
+const char *exec_wrapper(void);
+/* execvp of argv behind the wrapper's words (in a forked child; returns only on failure). */
+void exec_wrapped(char *const argv[]);
 void cmd_result_free(cmd_result *r);
 /* run_unmask that must exit 0 and print one JSON object: the parsed object. */
 cJSON *run_unmask_json(const char *args_fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -118,29 +118,49 @@
     }
 
 EXP_ROW(portable, TGT_PORTABLE, vec4, ivec4) /* SSE2 or NEON width */
+#if defined(__x86_64__)
 EXP_ROW(avx2, TGT_AVX2, vec8, ivec8)
 EXP_ROW(avx512, TGT_AVX512, vec16, ivec16)
+#endif
+#if defined(__aarch64__)
+EXP_ROW(neon, TGT_NEON, vec8, ivec8) /* two q registers per operation: twice the independent work of vec4 */
+#endif
 
 float um_exp_row(float *s, int n, float shift) {
     switch (um_kernel_path_get()) {
+#if defined(__x86_64__)
     case UM_PATH_AVX512: return exp_row_avx512(s, n, shift);
     case UM_PATH_AVX2: return exp_row_avx2(s, n, shift);
+#endif
+#if defined(__aarch64__)
+    case UM_PATH_NEON: return exp_row_neon(s, n, shift);
+#endif
     default: return exp_row_portable(s, n, shift);
     }
 }
 
 void um_softmax_step(float *S, int lds, int nq, int nk, float *m, float *l, float *O, int hd) {
     switch (um_kernel_path_get()) {
+#if defined(__x86_64__)
     case UM_PATH_AVX512: softmax_step_avx512(S, lds, nq, nk, m, l, O, hd); break;
     case UM_PATH_AVX2: softmax_step_avx2(S, lds, nq, nk, m, l, O, hd); break;
+#endif
+#if defined(__aarch64__)
+    case UM_PATH_NEON: softmax_step_neon(S, lds, nq, nk, m, l, O, hd); break;
+#endif
     default: softmax_step_portable(S, lds, nq, nk, m, l, O, hd);
     }
 }
 
 void um_swiglu(float *gate, const float *up, int64_t n) {
     switch (um_kernel_path_get()) {
+#if defined(__x86_64__)
     case UM_PATH_AVX512: swiglu_avx512(gate, up, n); break;
     case UM_PATH_AVX2: swiglu_avx2(gate, up, n); break;
+#endif
+#if defined(__aarch64__)
+    case UM_PATH_NEON: swiglu_neon(gate, up, n); break;
+#endif
     default: swiglu_portable(gate, up, n);
     }
 }

@@ -61,15 +61,27 @@
 
 GEMM_ACC_ROWS(rows_portable, TGT_PORTABLE)
 GEMM_ACC(gemm_acc_portable, rows_portable, TGT_PORTABLE, vec8, 4, 8)
+#if defined(__x86_64__)
 GEMM_ACC_ROWS(rows_avx2, TGT_AVX2)
 GEMM_ACC(gemm_acc_avx2, rows_avx2, TGT_AVX2, vec8, 6, 8)
 GEMM_ACC_ROWS(rows_avx512, TGT_AVX512)
 GEMM_ACC(gemm_acc_avx512, rows_avx512, TGT_AVX512, vec16, 6, 16)
+#endif
+#if defined(__aarch64__)
+/* 6 x 16: 24 of the 32 q registers hold C */
+GEMM_ACC_ROWS(rows_neon, TGT_NEON)
+GEMM_ACC(gemm_acc_neon, rows_neon, TGT_NEON, vec16, 6, 16)
+#endif
 
 void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk) {
     switch (um_kernel_path_get()) {
+#if defined(__x86_64__)
     case UM_PATH_AVX512: gemm_acc_avx512(C, ldc, A, a_i, a_k, B, ldb, m, n, kk); break;
     case UM_PATH_AVX2: gemm_acc_avx2(C, ldc, A, a_i, a_k, B, ldb, m, n, kk); break;
+#endif
+#if defined(__aarch64__)
+    case UM_PATH_NEON: gemm_acc_neon(C, ldc, A, a_i, a_k, B, ldb, m, n, kk); break;
+#endif
     default: gemm_acc_portable(C, ldc, A, a_i, a_k, B, ldb, m, n, kk);
     }
 }
@@ -151,11 +163,92 @@ TGT_BF16_DOT static void bf16_pairs_avx512(uint32_t *dst, const float *src, int 
 }
 #endif
 
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#define TGT_NEON_BF16 __attribute__((target("arch=armv8.2-a+bf16")))
+#define NEON_BF16_MR 6
+
+/* Up to NEON_BF16_MR rows of C (rows past `rows` repeat the last one and
+ * are not stored) x nv vectors of 4 columns. bfmlalt then bfmlalb: per bf16
+ * value one fused multiply-add rounded to nearest under the FPCR (no flush
+ * to zero on Linux), the odd value of each pair first: the portable
+ * emulation's operations exactly. (bfdot and bfmmla would not do: they add
+ * a pair's two products first, rounding to odd.) */
+TGT_NEON_BF16 static inline __attribute__((always_inline)) void
+bf16_tile_neon(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int rows, int kp, int nv) {
+    float32x4_t c[NEON_BF16_MR][4];
+    const uint32_t *a[NEON_BF16_MR];
+    for (int r = 0; r < NEON_BF16_MR; r++) {
+        int row = r < rows ? r : rows - 1;
+        a[r] = A + (size_t)row * lda;
+        for (int v = 0; v < nv; v++)
+            c[r][v] = vld1q_f32(C + (size_t)row * ldc + 4 * v);
+    }
+    for (int p = 0; p < kp; p++) {
+        bfloat16x8_t b[4];
+        for (int v = 0; v < nv; v++)
+            b[v] = vreinterpretq_bf16_u32(vld1q_u32(B + (size_t)p * ldb + 4 * v));
+        for (int r = 0; r < NEON_BF16_MR; r++) {
+            bfloat16x8_t av = vreinterpretq_bf16_u32(vdupq_n_u32(a[r][p]));
+            for (int v = 0; v < nv; v++)
+                c[r][v] = vbfmlalbq_f32(vbfmlaltq_f32(c[r][v], av, b[v]), av, b[v]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++)
+            vst1q_f32(C + (size_t)r * ldc + 4 * v, c[r][v]);
+}
+
+/* Columns 16 at a time, then 4, then the rest on the portable loop (the same operations). */
+TGT_NEON_BF16 static void gemm_acc_bf16_neon(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B,
+                                             int ldb, int m, int n, int kp) {
+    int x = 0;
+    for (; x < n / 4 * 4; x += x + 16 <= n ? 16 : 4)
+        for (int i = 0; i < m; i += NEON_BF16_MR) {
+            int rows = m - i < NEON_BF16_MR ? m - i : NEON_BF16_MR;
+            float *c = C + (size_t)i * ldc + x;
+            const uint32_t *a = A + (size_t)i * lda;
+            if (x + 16 <= n)
+                bf16_tile_neon(c, ldc, a, lda, B + x, ldb, rows, kp, 4);
+            else
+                bf16_tile_neon(c, ldc, a, lda, B + x, ldb, rows, kp, 1);
+        }
+    if (x < n)
+        gemm_acc_bf16_portable(C + x, ldc, A, lda, B + x, ldb, m, n - x, kp);
+}
+
+/* um_f32_to_bf16 on 4 lanes (integer operations only: any NEON CPU), in the low halves. */
+static inline uint32x4_t to_bf16_neon(float32x4_t f) {
+    uint32x4_t u = vreinterpretq_u32_f32(f);
+    uint32x4_t nan = vcgtq_u32(vandq_u32(u, vdupq_n_u32(0x7fffffff)), vdupq_n_u32(0x7f800000));
+    uint32x4_t odd = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    uint32x4_t r = vshrq_n_u32(vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fff), odd)), 16);
+    return vbslq_u32(nan, vorrq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(0x40)), r);
+}
+
+static void bf16_pairs_neon(uint32_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; 2 * i + 8 <= n; i += 4) {
+        uint16x4_t lo = vmovn_u32(to_bf16_neon(vld1q_f32(src + 2 * i)));
+        uint16x4_t hi = vmovn_u32(to_bf16_neon(vld1q_f32(src + 2 * i + 4)));
+        vst1q_u32(dst + i, vreinterpretq_u32_u16(vcombine_u16(lo, hi))); /* value 2j in the low half of pair j */
+    }
+    bf16_pairs_portable(dst + i, src + 2 * i, n - 2 * i);
+}
+#endif
+
 void um_gemm_acc_bf16(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
                       int kp) {
 #if defined(__x86_64__)
     if (um_kernel_path_get() == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
         gemm_acc_bf16_avx512(C, ldc, A, lda, B, ldb, m, n, kp);
+        return;
+    }
+#endif
+#if defined(__aarch64__)
+    if (um_kernel_path_get() == UM_PATH_NEON && um_cpu_features_get()->neon_bf16) {
+        gemm_acc_bf16_neon(C, ldc, A, lda, B, ldb, m, n, kp);
         return;
     }
 #endif
@@ -166,6 +259,12 @@ void um_bf16_pairs(uint32_t *dst, const float *src, int n) {
 #if defined(__x86_64__)
     if (um_kernel_path_get() == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
         bf16_pairs_avx512(dst, src, n);
+        return;
+    }
+#endif
+#if defined(__aarch64__)
+    if (um_kernel_path_get() == UM_PATH_NEON) {
+        bf16_pairs_neon(dst, src, n);
         return;
     }
 #endif

@@ -41,9 +41,9 @@ void um_matmul_many(um_pool *pool, const float *x, int n, int count, const um_we
                     const float *const *bias, float *const *y, float *scratch);
 
 /* Reduced-precision activations: when on, BF16 weights meet activations
- * rounded to bf16 (vdpbf16ps) and quantized weights meet activations
+ * rounded to bf16 (vdpbf16ps, bfmmla on arm64) and quantized weights meet activations
  * quantized to int8 per 32 values, per 256 for the K-quants (vpdpbusd, or
- * vpmaddubsw on AVX2), where the CPU has those instructions: 2-4x the f32
+ * vpmaddubsw on AVX2; sdot or smmla on arm64), where the CPU has those instructions: 2-4x the f32
  * speed, with the rounding of
  * llama.cpp (int8) and of PyTorch's bf16 inference instead of f32 results.
  * On by default, as in those engines: the weights' own rounding is larger.
@@ -86,7 +86,7 @@ void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, con
  * Reduced: both products take bf16 operands (queries, keys, values and the
  * probabilities rounded to nearest even; products exact, sums in f32), as
  * PyTorch's bf16 inference does, where the path has bf16 dot products
- * (AVX-512 BF16) and on the scalar path, which is the reference; elsewhere
+ * (AVX-512 BF16, arm64 bf16) and on the scalar path, which is the reference; elsewhere
  * f32 (as the matmuls: um_matmul_reduced). */
 void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
                   int n_heads, int n_kv_heads, int head_dim, bool reduced, float *scratch);
@@ -99,7 +99,7 @@ void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const floa
 /* The same on bf16 pairs: C[i][x] += sum_p A[i][p] . B[p][x], A [m][kp] and
  * B [kp][n] u32 (row strides lda, ldb), each two bf16 values (low half the
  * even k); the products exact, the sums in f32 (vdpbf16ps where the path has
- * it, else its exact emulation). */
+ * it, bfmlalt/bfmlalb on arm64 bf16, else its exact emulation). */
 void um_gemm_acc_bf16(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
                       int kp);
 /* dst[i] = the bf16 pair (src[2i], src[2i + 1]) for 2i < n, rounded to

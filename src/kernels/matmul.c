@@ -5,7 +5,7 @@
  * path is tested against), the blocked driver the SIMD paths share, and the
  * choice between them. The blocking and the three kinds of arithmetic are
  * described in matmul_impl.h; the micro-kernels and packers live in
- * matmul_avx512.c and matmul_avx2.c. */
+ * matmul_avx512.c, matmul_avx2.c and matmul_neon.c. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -630,9 +630,11 @@ static mm_kind choose_kind(um_kernel_path path, const um_weight *w, bool reduced
     bool scalar = path == UM_PATH_SCALAR;
     um_dtype t = w->type;
     bool levels = mm_i8_bk(t) > 0 && (t != UM_F16 || w->q8_0_when_reduced);
-    if (levels && (scalar || path == UM_PATH_AVX2 || path == UM_PATH_AVX512))
+    bool neon = path == UM_PATH_NEON;
+    if (levels && (scalar || path == UM_PATH_AVX2 || path == UM_PATH_AVX512 || (neon && f->neon_dot)))
         return MM_I8; /* AVX-512 without VNNI: the AVX2 kernels (choose_kernels) */
-    if ((t == UM_BF16 || t == UM_F16) && (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16)))
+    if ((t == UM_BF16 || t == UM_F16) &&
+        (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16) || (neon && f->neon_bf16)))
         return MM_BF16;
     return MM_F32;
 }
@@ -646,6 +648,8 @@ static const mm_kernels *choose_kernels(um_kernel_path path, mm_kind kind, um_dt
         return mm_avx512_kernels(kind, t);
     case UM_PATH_AVX2:
         return mm_avx2_kernels(kind, t);
+    case UM_PATH_NEON:
+        return mm_neon_kernels(kind, t);
     default:
         return NULL;
     }

@@ -148,6 +148,15 @@ const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t);
  * the tests run that source on AVX-512 CPUs; NULL for types without
  * integer levels or where the build lacks x86-64. The caller checks the CPU. */
 const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex);
+/* arm64 (matmul_neon.c): F32 "neon-f32" on any NEON CPU; I8 with smmla
+ * ("neon-smmla-i8") where it has i8mm, else sdot ("neon-sdot-i8") where it
+ * has the dot product; BF16 with bfmmla ("neon-bf16") where it has bf16;
+ * NULL otherwise, and on other architectures. */
+const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t);
+/* The NEON I8 kernels by instruction, sdot or (i8mm) smmla, whatever the
+ * CPU has, so that the tests run both; NULL for types without integer
+ * levels or off arm64. The caller checks the CPU. */
+const mm_kernels *mm_neon_i8_kernels(um_dtype t, bool i8mm);
 
 /* The optional oneDNN backend (matmul_onednn.c; stubs when the build lacks
  * oneDNN). It takes F32 weights (dnnl_sgemm) and BF16 weights with reduced

@@ -155,6 +155,82 @@ __attribute__((target("avx2,avxvnni"))) static double loop_i8_avxvnni(long batch
 }
 #endif
 
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+/* arm64: the instructions the NEON kernels run (matmul_neon.c). */
+static double loop_fma_neon(long batches) {
+    float32x4_t a[CHAINS], x = vdupq_n_f32(0.999f), y = vdupq_n_f32(0.001f);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = vdupq_n_f32((float)i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = vfmaq_f32(y, a[i], x);
+    float32x4_t s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = vaddq_f32(s, a[i]);
+    sink_f = vaddvq_f32(s);
+    return 2.0 * 4 * CHAINS * BATCH * (double)batches;
+}
+
+/* sdot: 4 lanes of 4 s8 x s8 products into i32, 8 OP per lane */
+__attribute__((target("arch=armv8.2-a+dotprod"))) static double loop_i8_sdot(long batches) {
+    int32x4_t a[CHAINS];
+    int8x16_t x = vdupq_n_s8(3), y = vdupq_n_s8(-2);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = vdupq_n_s32(i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = vdotq_s32(a[i], x, y);
+    int32x4_t s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = vaddq_s32(s, a[i]);
+    sink_i = vaddvq_s32(s);
+    return 8.0 * 4 * CHAINS * BATCH * (double)batches;
+}
+
+/* smmla: a 2 x 8 by 8 x 2 product, 32 multiply-adds, 64 OP per instruction */
+__attribute__((target("arch=armv8.2-a+i8mm"))) static double loop_i8_smmla(long batches) {
+    int32x4_t a[CHAINS];
+    int8x16_t x = vdupq_n_s8(3), y = vdupq_n_s8(-2);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = vdupq_n_s32(i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = vmmlaq_s32(a[i], x, y);
+    int32x4_t s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = vaddq_s32(s, a[i]);
+    sink_i = vaddvq_s32(s);
+    return 64.0 * CHAINS * BATCH * (double)batches;
+}
+
+/* bfmmla: a 2 x 4 by 4 x 2 bf16 product, 16 multiply-adds, 32 FLOP per instruction */
+__attribute__((target("arch=armv8.2-a+bf16"))) static double loop_bf16_bfmmla(long batches) {
+    float32x4_t a[CHAINS];
+    /* 1.0 and 2^-20 in bf16: the sums grow slowly and stay normal. Hidden
+     * from the compiler, which would otherwise build 1.0 with an f16 fmov
+     * (FEAT_FP16, which a bf16 CPU need not have). */
+    uint32x4_t xu = vdupq_n_u32(0x3f803f80), yu = vdupq_n_u32(0x35803580);
+    __asm__("" : "+w"(xu), "+w"(yu));
+    bfloat16x8_t x = vreinterpretq_bf16_u32(xu), y = vreinterpretq_bf16_u32(yu);
+    for (int i = 0; i < CHAINS; i++)
+        a[i] = vdupq_n_f32((float)i);
+    for (long b = 0; b < batches; b++)
+        for (int it = 0; it < BATCH; it++)
+            for (int i = 0; i < CHAINS; i++)
+                a[i] = vbfmmlaq_f32(a[i], x, y);
+    float32x4_t s = a[0];
+    for (int i = 1; i < CHAINS; i++)
+        s = vaddq_f32(s, a[i]);
+    sink_f = vaddvq_f32(s);
+    return 32.0 * CHAINS * BATCH * (double)batches;
+}
+#endif
+
 /* The loop for kind on path, or NULL when the CPU or path lacks it. */
 static double (*peak_loop(um_peak_kind kind, um_kernel_path path))(long) {
 #if defined(__x86_64__)
@@ -169,6 +245,16 @@ static double (*peak_loop(um_peak_kind kind, um_kernel_path path))(long) {
         return f->avx512_bf16 ? loop_bf16_avx512 : NULL;
     if (kind == UM_PEAK_DOT_I8)
         return f->avx512_vnni ? loop_i8_avx512 : NULL;
+    return NULL;
+#elif defined(__aarch64__)
+    const um_cpu_features *f = um_cpu_features_get();
+    bool neon = path == UM_PATH_NEON;
+    if (kind == UM_PEAK_FMA_F32)
+        return neon ? loop_fma_neon : loop_scalar;
+    if (neon && kind == UM_PEAK_DOT_I8) /* what the I8 kernels run: smmla where there is i8mm */
+        return f->neon_i8mm ? loop_i8_smmla : f->neon_dot ? loop_i8_sdot : NULL;
+    if (neon && kind == UM_PEAK_DOT_BF16)
+        return f->neon_bf16 ? loop_bf16_bfmmla : NULL;
     return NULL;
 #else
     (void)path;
@@ -208,8 +294,14 @@ const char *um_peak_name(um_peak_kind kind) {
     case UM_PEAK_FMA_F32:
         return "f32 FMA";
     case UM_PEAK_DOT_BF16:
+#if defined(__aarch64__)
+        return "bf16 mmla (bfmmla)";
+#endif
         return "bf16 dot (vdpbf16ps)";
     case UM_PEAK_DOT_I8:
+#if defined(__aarch64__)
+        return um_cpu_features_get()->neon_i8mm ? "int8 mmla (smmla)" : "int8 dot (sdot)";
+#endif
 #if defined(__x86_64__)
         if (um_kernel_path_get() == UM_PATH_AVX2 && !um_cpu_features_get()->avx_vnni)
             return "int8 dot (vpmaddubsw+vpmaddwd)";

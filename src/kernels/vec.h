@@ -14,7 +14,12 @@ typedef float vec16 __attribute__((vector_size(64)));
 typedef int32_t ivec16 __attribute__((vector_size(64)));
 
 #define TGT_PORTABLE
+#if defined(__x86_64__)
 #define TGT_AVX2 __attribute__((target("avx2,fma")))
 #define TGT_AVX512 __attribute__((target("avx512f,fma")))
+#endif
+#if defined(__aarch64__)
+#define TGT_NEON /* Advanced SIMD is part of the arm64 baseline */
+#endif
 
 #endif

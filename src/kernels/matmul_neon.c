@@ -1,0 +1,395 @@
+/* NEON micro-kernels and packers for the blocked matmul: the arm64 path
+ * (matmul_impl.h has the driver's layouts). Advanced SIMD is part of the
+ * arm64 baseline; the dot-product, i8mm and bf16 instructions sit in
+ * functions with their own target attribute, and mm_neon_kernels hands out
+ * only what the CPU has (its hwcaps, as UNMASK_CPU masks them), so one
+ * binary runs on every arm64 CPU.
+ *
+ * 32 registers of 4 lanes. The tiles:
+ *   F32    6 tokens x 16 features in 24 accumulators; per k, 4 panel
+ *          vectors and one fmla by element per token and vector.
+ *   I8     sdot (asimddot): 6 x 8, an integer and a float accumulator per
+ *          output vector; smmla (i8mm): 4 x 8 as 2 x 2 blocks, each smmla a
+ *          2 x 8 by 8 x 2 product, twice sdot's multiplies per instruction.
+ *          Both multiply s8 by s8, so the panels hold the levels signed,
+ *          q - zp (Q8_0 and F16 as Q8_0 q - 128, Q4_0 q - 8, Q6_K q - 32;
+ *          the types with mins keep q, at most 31): the integer sum is then
+ *          sum (q - zp) xq, exactly what the reference forms, with no
+ *          correction, and the mins add their second FMA as on x86.
+ *   BF16   bfmmla (bf16): 8 x 8 as 2 x 2 blocks, each bfmmla a 2 x 4 by
+ *          4 x 2 product. bfmmla adds its products with round-to-odd and
+ *          flushes subnormals (Arm's non-EBF16 behaviour): within the same
+ *          f32 rounding bound of the reference as vdpbf16ps, not equal to it.
+ *
+ * The 2 x 2 block instructions want, per operand, 2 rows of 4 (bf16) or 8
+ * (int8) consecutive k: the panels are packed so (below); the activations
+ * keep the driver's layout ([k/4][MR] or [k/2][MR] u32, shared with the
+ * portable packers) and two vectors of them zipped give two tokens' rows. */
+#include "kernels/matmul_impl.h"
+
+#if defined(__aarch64__)
+
+#include <arm_neon.h>
+#include <string.h>
+
+#include "kernels/cpu.h"
+#include "kernels/quant.h"
+
+/* GCC's intrinsics for these need the armv8.2-a base named with the feature. */
+#define TGT_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+#define TGT_I8MM __attribute__((target("arch=armv8.2-a+i8mm")))
+#define TGT_BF16 __attribute__((target("arch=armv8.2-a+bf16")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* Adds the tile's rows (row i at r + i * ld) to c, or stores them plus the bias. */
+INLINE void store_rows(const mm_tile *t, const float *r, int ld) {
+    for (int i = 0; i < t->mr; i++) {
+        float *c = t->c + i * t->ldc;
+        const float *ri = r + i * ld;
+        if (t->accumulate)
+            for (int j = 0; j < t->nr; j++)
+                c[j] += ri[j];
+        else
+            for (int j = 0; j < t->nr; j++)
+                c[j] = ri[j] + (t->bias ? t->bias[j] : 0.0f);
+    }
+}
+
+/* ---- F32: fmla ----------------------------------------------------------------- */
+
+#define F32_NR 16
+#define F32_MR 6
+
+static void kernel_f32(const mm_tile *t) {
+    float32x4_t c[F32_MR][4];
+    for (int i = 0; i < F32_MR; i++)
+        for (int v = 0; v < 4; v++)
+            c[i][v] = vdupq_n_f32(0);
+    const float *a = t->a, *b = t->b;
+    for (int k = 0; k < t->kc; k++, a += F32_MR, b += F32_NR) {
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+        for (int i = 0; i < F32_MR; i++) {
+            float ai = a[i];
+            c[i][0] = vfmaq_n_f32(c[i][0], b0, ai);
+            c[i][1] = vfmaq_n_f32(c[i][1], b1, ai);
+            c[i][2] = vfmaq_n_f32(c[i][2], b2, ai);
+            c[i][3] = vfmaq_n_f32(c[i][3], b3, ai);
+        }
+    }
+    float r[F32_MR * F32_NR];
+    for (int i = 0; i < F32_MR; i++)
+        for (int v = 0; v < 4; v++)
+            vst1q_f32(r + i * F32_NR + 4 * v, c[i][v]);
+    store_rows(t, r, F32_NR);
+}
+
+/* F32 panel [kc][16]: each row's segment in f32, then stored down its
+ * column. Quantized rows go through the reference dequantizer, so the panel
+ * holds the f32 expansion to the bit; f16 rows are widened 4 at a time
+ * (fcvtl, exact as um_f16_to_f32). kc <= 256 (the set's k block). */
+static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    float *out = dst, row[256];
+    for (int f = 0; f < F32_NR; f++) {
+        if (f0 + f >= w->rows) {
+            for (int i = 0; i < kc; i++)
+                out[i * F32_NR + f] = 0;
+            continue;
+        }
+        if (w->type == UM_F16) {
+            const uint16_t *src = (const uint16_t *)w->data + (f0 + f) * w->cols + kb;
+            int i = 0;
+            for (; i + 4 <= kc; i += 4)
+                vst1q_f32(row + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+            for (; i < kc; i++)
+                row[i] = um_f16_to_f32(src[i]);
+        } else {
+            mm_row_segment_f32(w, f0 + f, kb, kc, row);
+        }
+        for (int i = 0; i < kc; i++)
+            out[i * F32_NR + f] = row[i];
+    }
+}
+
+static const mm_kernels f32_set = {MM_F32, F32_MR, F32_NR, 256, 128, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
+                                   "neon-f32"};
+
+/* ---- I8 panels -------------------------------------------------------------------- */
+
+/* Per sub-block of bk: the signed levels, feature f's k-group of `group`
+ * consecutive values (4 for sdot, 8 for smmla) at bytes
+ * (k / group) * nr * group + f * group, then scale[nr] and mn[nr] f32
+ * (mm_i8_block_bytes). Rows past the weight's end are zeros. The levels
+ * come from the portable unpacker (a ragged last sub-block, F16's only,
+ * zero-padded there). */
+INLINE void pack_i8_groups(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst, int nr, int group) {
+    int bk = mm_i8_bk(w->type), zp = mm_i8_zp(w->type);
+    size_t rb = um_row_bytes(w->type, w->cols), ob = mm_i8_block_bytes(bk, nr);
+    uint8_t *out = dst;
+    for (int64_t s = kb / bk; s < (kb + kc + bk - 1) / bk; s++, out += ob) {
+        int8_t *lv = (int8_t *)out;
+        float *ws = (float *)(out + bk * nr);
+        for (int f = 0; f < nr; f++) {
+            uint8_t q[32] = {0};
+            float scale = 0, mn = 0;
+            bool valid = f0 + f < w->rows;
+            if (valid)
+                mm_unpack_levels(w->type, (const uint8_t *)w->data + (size_t)(f0 + f) * rb, w->cols, bk, s, q, &scale,
+                                 &mn);
+            for (int k = 0; k < bk; k++)
+                lv[(k / group) * nr * group + f * group + k % group] = (int8_t)(valid ? q[k] - zp : 0);
+            ws[f] = scale;
+            ws[nr + f] = mn;
+        }
+    }
+}
+
+/* ---- I8: sdot ------------------------------------------------------------------- */
+
+#define DOT_NR 8
+#define DOT_MR 6
+
+static void pack_i8_dot(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    pack_i8_groups(w, f0, kb, kc, dst, DOT_NR, 4);
+}
+
+/* Per sub-block: sdot of each 4-byte group of a token (broadcast) against
+ * 4-byte groups of 8 features (two vectors), into int32 sums; then scaled
+ * into the f32 accumulators. */
+TGT_DOT INLINE void dot_tile(const mm_tile *t, int bk, bool mins) {
+    float32x4_t c[DOT_MR][2];
+    for (int i = 0; i < DOT_MR; i++)
+        c[i][0] = c[i][1] = vdupq_n_f32(0);
+    const uint32_t *a = t->a;
+    const float *sc = t->a_sc;
+    const int8_t *b = t->b;
+    for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * DOT_MR) {
+        int32x4_t is[DOT_MR][2];
+        for (int i = 0; i < DOT_MR; i++)
+            is[i][0] = is[i][1] = vdupq_n_s32(0);
+        for (int g = 0; g < bk / 4; g++, a += DOT_MR, b += 4 * DOT_NR) {
+            int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
+            for (int i = 0; i < DOT_MR; i++) {
+                int8x16_t av = vreinterpretq_s8_u32(vld1q_dup_u32(a + i));
+                is[i][0] = vdotq_s32(is[i][0], b0, av);
+                is[i][1] = vdotq_s32(is[i][1], b1, av);
+            }
+        }
+        const float *ws = (const float *)b;
+        b += 2 * DOT_NR * sizeof(float);
+        float32x4_t s0 = vld1q_f32(ws), s1 = vld1q_f32(ws + 4);
+        for (int i = 0; i < DOT_MR; i++) {
+            float32x4_t dx = vdupq_n_f32(sc[i]);
+            c[i][0] = vfmaq_f32(c[i][0], vcvtq_f32_s32(is[i][0]), vmulq_f32(s0, dx));
+            c[i][1] = vfmaq_f32(c[i][1], vcvtq_f32_s32(is[i][1]), vmulq_f32(s1, dx));
+            if (mins) {
+                float32x4_t fb = vdupq_n_f32(sc[DOT_MR + i]);
+                c[i][0] = vfmaq_f32(c[i][0], vld1q_f32(ws + DOT_NR), fb);
+                c[i][1] = vfmaq_f32(c[i][1], vld1q_f32(ws + DOT_NR + 4), fb);
+            }
+        }
+    }
+    float r[DOT_MR * DOT_NR];
+    for (int i = 0; i < DOT_MR; i++) {
+        vst1q_f32(r + i * DOT_NR, c[i][0]);
+        vst1q_f32(r + i * DOT_NR + 4, c[i][1]);
+    }
+    store_rows(t, r, DOT_NR);
+}
+
+TGT_DOT static void kernel_dot_32(const mm_tile *t) { dot_tile(t, 32, false); }
+TGT_DOT static void kernel_dot_32_mins(const mm_tile *t) { dot_tile(t, 32, true); }
+TGT_DOT static void kernel_dot_16(const mm_tile *t) { dot_tile(t, 16, false); }
+
+/* ---- I8: smmla ------------------------------------------------------------------ */
+
+#define MMLA_NR 8
+#define MMLA_MR 4
+
+static void pack_i8_mmla(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    pack_i8_groups(w, f0, kb, kc, dst, MMLA_NR, 8);
+}
+
+/* Two tokens' 8-value groups, each as an 8-byte row: the 4-byte groups q
+ * and q + 1 of tokens 0-3 (a0, a1) zipped give tokens 0 and 1 (lo) and 2
+ * and 3 (hi). */
+INLINE void zip_rows(const uint32_t *a, int mr, uint32x4_t *lo, uint32x4_t *hi) {
+    uint32x4_t a0 = vld1q_u32(a), a1 = vld1q_u32(a + mr);
+    *lo = vzip1q_u32(a0, a1);
+    *hi = vzip2q_u32(a0, a1);
+}
+
+/* Stores 2 x 2 blocks c[tp][fp] (tokens 2tp, 2tp + 1 by features 2fp, 2fp + 1) as rows of r. */
+INLINE void blocks_to_rows(const float32x4_t *c, int tps, int fps, float *r, int ld) {
+    for (int tp = 0; tp < tps; tp++)
+        for (int fp = 0; fp < fps; fp++) {
+            vst1_f32(r + 2 * tp * ld + 2 * fp, vget_low_f32(c[tp * fps + fp]));
+            vst1_f32(r + (2 * tp + 1) * ld + 2 * fp, vget_high_f32(c[tp * fps + fp]));
+        }
+}
+
+/* Per sub-block: 2 x 2 blocks of int32 sums (2 token pairs x 4 feature
+ * pairs), then scaled: a block's weight scales are (s[2fp], s[2fp + 1])
+ * twice, its activation scales dx[2tp] twice then dx[2tp + 1] twice. */
+TGT_I8MM INLINE void mmla_tile(const mm_tile *t, int bk, bool mins) {
+    float32x4_t c[2 * 4];
+    for (int i = 0; i < 8; i++)
+        c[i] = vdupq_n_f32(0);
+    const uint32_t *a = t->a;
+    const float *sc = t->a_sc;
+    const int8_t *b = t->b;
+    for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * MMLA_MR) {
+        int32x4_t is[2 * 4];
+        for (int i = 0; i < 8; i++)
+            is[i] = vdupq_n_s32(0);
+        for (int g = 0; g < bk / 8; g++, a += 2 * MMLA_MR, b += 8 * MMLA_NR) {
+            uint32x4_t lo, hi;
+            zip_rows(a, MMLA_MR, &lo, &hi);
+            int8x16_t a01 = vreinterpretq_s8_u32(lo), a23 = vreinterpretq_s8_u32(hi);
+            for (int fp = 0; fp < 4; fp++) {
+                int8x16_t bv = vld1q_s8(b + 16 * fp);
+                is[fp] = vmmlaq_s32(is[fp], a01, bv);
+                is[4 + fp] = vmmlaq_s32(is[4 + fp], a23, bv);
+            }
+        }
+        const float *ws = (const float *)b;
+        b += 2 * MMLA_NR * sizeof(float);
+        for (int tp = 0; tp < 2; tp++) {
+            float32x4_t dx = vcombine_f32(vdup_n_f32(sc[2 * tp]), vdup_n_f32(sc[2 * tp + 1]));
+            float32x4_t fb = vcombine_f32(vdup_n_f32(sc[MMLA_MR + 2 * tp]), vdup_n_f32(sc[MMLA_MR + 2 * tp + 1]));
+            for (int fp = 0; fp < 4; fp++) {
+                float32x2_t s2 = vld1_f32(ws + 2 * fp);
+                float32x4_t *ci = &c[4 * tp + fp];
+                *ci = vfmaq_f32(*ci, vcvtq_f32_s32(is[4 * tp + fp]), vmulq_f32(vcombine_f32(s2, s2), dx));
+                if (mins) {
+                    float32x2_t m2 = vld1_f32(ws + MMLA_NR + 2 * fp);
+                    *ci = vfmaq_f32(*ci, vcombine_f32(m2, m2), fb);
+                }
+            }
+        }
+    }
+    float r[MMLA_MR * MMLA_NR];
+    blocks_to_rows(c, 2, 4, r, MMLA_NR);
+    store_rows(t, r, MMLA_NR);
+}
+
+TGT_I8MM static void kernel_mmla_32(const mm_tile *t) { mmla_tile(t, 32, false); }
+TGT_I8MM static void kernel_mmla_32_mins(const mm_tile *t) { mmla_tile(t, 32, true); }
+TGT_I8MM static void kernel_mmla_16(const mm_tile *t) { mmla_tile(t, 16, false); }
+
+/* The sets per weight type: sub-block, zero point (for the activations'
+ * scale rows; the panels are centred already), whether mins are added. */
+#define DOT_SET(bk, zp, kernel) {MM_I8, DOT_MR, DOT_NR, 1024, 128, bk, zp, kernel, pack_i8_dot, mm_pack_act_i8, "neon-sdot-i8"}
+#define MMLA_SET(bk, zp, kernel)                                                                                     \
+    {MM_I8, MMLA_MR, MMLA_NR, 1024, 128, bk, zp, kernel, pack_i8_mmla, mm_pack_act_i8, "neon-smmla-i8"}
+static const mm_kernels i8_sets[2][4] = {
+    {DOT_SET(32, 128, kernel_dot_32), DOT_SET(32, 8, kernel_dot_32), DOT_SET(32, 0, kernel_dot_32_mins),
+     DOT_SET(16, 32, kernel_dot_16)},
+    {MMLA_SET(32, 128, kernel_mmla_32), MMLA_SET(32, 8, kernel_mmla_32), MMLA_SET(32, 0, kernel_mmla_32_mins),
+     MMLA_SET(16, 32, kernel_mmla_16)},
+};
+
+const mm_kernels *mm_neon_i8_kernels(um_dtype t, bool i8mm) {
+    const mm_kernels *sets = i8_sets[i8mm];
+    switch (t) {
+    case UM_F16: /* as Q8_0 */
+    case UM_Q8_0:
+        return &sets[0];
+    case UM_Q4_0:
+        return &sets[1];
+    case UM_Q4_1:
+    case UM_Q4_K:
+    case UM_Q5_K:
+        return &sets[2];
+    case UM_Q6_K:
+        return &sets[3];
+    default:
+        return NULL;
+    }
+}
+
+/* ---- BF16: bfmmla ----------------------------------------------------------------- */
+
+#define BF16_NR 8
+#define BF16_MR 8
+
+/* One bf16 weight value (f16 rounded as um_f32_to_bf16 rounds it). */
+static inline uint32_t bf16_bits(um_dtype t, uint16_t v) { return t == UM_BF16 ? v : um_f32_to_bf16(um_f16_to_f32(v)); }
+
+/* BF16 panel: for each pair of k pairs (4 consecutive k), feature f's two
+ * pairs side by side, u32 at 2 NR q + 2 f: a vector of 4 u32 is then two
+ * features' 4 values, bfmmla's second operand. An odd last pair stands
+ * alone, u32 at 2 NR q + f (the driver's [kp][NR] for that row). Values
+ * past kc and rows past the weight's end are zeros. */
+static void pack_bf16(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    uint32_t *out = dst;
+    int kp = (kc + 1) / 2, full = kp / 2 * 2;
+    for (int f = 0; f < BF16_NR; f++) {
+        bool valid = f0 + f < w->rows;
+        const uint16_t *row = valid ? (const uint16_t *)w->data + (f0 + f) * w->cols + kb : NULL;
+        for (int p = 0; p < kp; p++) {
+            uint32_t v = 0;
+            if (valid)
+                v = bf16_bits(w->type, row[2 * p]) | (2 * p + 1 < kc ? bf16_bits(w->type, row[2 * p + 1]) << 16 : 0);
+            out[p < full ? (size_t)(p / 2) * 2 * BF16_NR + 2 * f + p % 2 : (size_t)full * BF16_NR + f] = v;
+        }
+    }
+}
+
+TGT_BF16 INLINE bfloat16x8_t as_bf16(uint32x4_t v) { return vreinterpretq_bf16_u32(v); }
+
+/* 4 token pairs x 4 feature pairs of 2 x 2 blocks. Per pair of k pairs, the
+ * tokens' rows come from zipping two vectors of the activations' pairs. */
+TGT_BF16 static void kernel_bf16(const mm_tile *t) {
+    float32x4_t c[4 * 4];
+    for (int i = 0; i < 16; i++)
+        c[i] = vdupq_n_f32(0);
+    const uint32_t *a = t->a, *b = t->b;
+    int kp = (t->kc + 1) / 2, p = 0;
+    for (; p + 2 <= kp; p += 2, a += 2 * BF16_MR, b += 2 * BF16_NR) {
+        uint32x4_t r[4];
+        zip_rows(a, BF16_MR, &r[0], &r[1]);
+        zip_rows(a + 4, BF16_MR, &r[2], &r[3]);
+        for (int fp = 0; fp < 4; fp++) {
+            bfloat16x8_t bv = as_bf16(vld1q_u32(b + 4 * fp));
+            for (int tp = 0; tp < 4; tp++)
+                c[4 * tp + fp] = vbfmmlaq_f32(c[4 * tp + fp], as_bf16(r[tp]), bv);
+        }
+    }
+    if (p < kp) { /* an odd last pair: its partner in both operands zero */
+        uint32x4_t z = vdupq_n_u32(0), a0 = vld1q_u32(a), a1 = vld1q_u32(a + 4);
+        uint32x4_t r[4] = {vzip1q_u32(a0, z), vzip2q_u32(a0, z), vzip1q_u32(a1, z), vzip2q_u32(a1, z)};
+        for (int fp = 0; fp < 4; fp++) {
+            bfloat16x8_t bv = as_bf16(vzip1q_u32(vcombine_u32(vld1_u32(b + 2 * fp), vdup_n_u32(0)), z));
+            for (int tp = 0; tp < 4; tp++)
+                c[4 * tp + fp] = vbfmmlaq_f32(c[4 * tp + fp], as_bf16(r[tp]), bv);
+        }
+    }
+    float out[BF16_MR * BF16_NR];
+    blocks_to_rows(c, 4, 4, out, BF16_NR);
+    store_rows(t, out, BF16_NR);
+}
+
+static const mm_kernels bf16_set = {MM_BF16, BF16_MR, BF16_NR, 512, 128, 0, 0, kernel_bf16, pack_bf16,
+                                    mm_pack_act_bf16, "neon-bf16"};
+
+const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t) {
+    const um_cpu_features *f = um_cpu_features_get();
+    if (!f->neon)
+        return NULL;
+    switch (kind) {
+    case MM_F32:
+        return &f32_set;
+    case MM_BF16:
+        return f->neon_bf16 && (t == UM_BF16 || t == UM_F16) ? &bf16_set : NULL;
+    case MM_I8:
+        return f->neon_i8mm ? mm_neon_i8_kernels(t, true) : f->neon_dot ? mm_neon_i8_kernels(t, false) : NULL;
+    }
+    return NULL;
+}
+
+#else
+
+const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t) { return NULL; }
+const mm_kernels *mm_neon_i8_kernels(um_dtype t, bool i8mm) { return NULL; }
+
+#endif
