@@ -497,6 +497,7 @@ TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, 
                     int64_t f = f0 + 8 * h + i;
                     const uint16_t *src = data + f * k + c + 16 * half;
                     if (f < w->rows && count == 32) {
+                        _mm_prefetch((const char *)src + PACK_AHEAD, _MM_HINT_T0);
                         r[i] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)src));
                     } else { /* past the last row, or a ragged block */
                         uint16_t v[16] = {0};
