@@ -150,13 +150,17 @@ const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t);
 const mm_kernels *mm_avx2_vnni_kernels(um_dtype t, bool evex);
 /* arm64 (matmul_neon.c): F32 "neon-f32" on any NEON CPU; I8 with smmla
  * ("neon-smmla-i8") where it has i8mm, else sdot ("neon-sdot-i8") where it
- * has the dot product; BF16 with bfmmla ("neon-bf16") where it has bf16;
- * NULL otherwise, and on other architectures. */
+ * has the dot product; BF16 with bfmlalt/bfmlalb ("neon-bf16") where it has
+ * bf16; NULL otherwise, and on other architectures. */
 const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t);
 /* The NEON I8 kernels by instruction, sdot or (i8mm) smmla, whatever the
  * CPU has, so that the tests run both; NULL for types without integer
  * levels or off arm64. The caller checks the CPU. */
 const mm_kernels *mm_neon_i8_kernels(um_dtype t, bool i8mm);
+/* The NEON BF16 kernels: bfmlalt/bfmlalb ("neon-bf16", what
+ * mm_neon_kernels gives), or with mmla bfmmla ("neon-bfmmla-bf16"); NULL
+ * off arm64. The caller checks the CPU. */
+const mm_kernels *mm_neon_bf16_kernels(bool mmla);
 
 /* The optional oneDNN backend (matmul_onednn.c; stubs when the build lacks
  * oneDNN). It takes F32 weights (dnnl_sgemm) and BF16 weights with reduced

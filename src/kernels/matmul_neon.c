@@ -16,10 +16,18 @@
  *          the types with mins keep q, at most 31): the integer sum is then
  *          sum (q - zp) xq, exactly what the reference forms, with no
  *          correction, and the mins add their second FMA as on x86.
- *   BF16   bfmmla (bf16): 8 x 8 as 2 x 2 blocks, each bfmmla a 2 x 4 by
- *          4 x 2 product. bfmmla adds its products with round-to-odd and
- *          flushes subnormals (Arm's non-EBF16 behaviour): within the same
- *          f32 rounding bound of the reference as vdpbf16ps, not equal to it.
+ *   BF16   (bf16) bfmlalt + bfmlalb, 6 x 16: one fused multiply-add per
+ *          bf16 value, rounded to nearest even: products exact, sums in f32,
+ *          the high value of each pair first, as vdpbf16ps computes them.
+ *          bfmmla (8 x 8 as 2 x 2 blocks, each a 2 x 4 by 4 x 2 product)
+ *          does four times the multiplies per instruction, but without
+ *          FEAT_EBF16 it adds a pair's two products first and rounds every
+ *          sum to odd, flushing subnormals: within the same f32 bound of the
+ *          reference (the tests hold it there), yet not the documented bf16
+ *          arithmetic, and its rounding moved a reference trajectory
+ *          (test_cli's run_json_matches_reference on tiny-llada-gqa: token
+ *          23, 109 -> 210) where bfmlal's keeps it. So mm_neon_kernels
+ *          gives the bfmlal kernel; the bfmmla one is mm_neon_bf16_kernels(true).
  *
  * The 2 x 2 block instructions want, per operand, 2 rows of 4 (bf16) or 8
  * (int8) consecutive k: the panels are packed so (below); the activations
@@ -60,26 +68,44 @@ INLINE void store_rows(const mm_tile *t, const float *r, int ld) {
 #define F32_NR 16
 #define F32_MR 6
 
+/* The accumulator arrays of the kernels below are one-dimensional and every
+ * loop over them fully unrolled (UNROLL), so that GCC keeps them in
+ * registers: with a nested loop left it kept them in memory, a store and a
+ * load per fmla; */
+#define UNROLL _Pragma("GCC unroll 32")
+/* and the k loops of the int8 tiles kept: unrolled, GCC ran each sum's
+ * whole chain at once and spilled the float accumulators */
+#define NO_UNROLL _Pragma("GCC unroll 1")
+
 static void kernel_f32(const mm_tile *t) {
-    float32x4_t c[F32_MR][4];
-    for (int i = 0; i < F32_MR; i++)
-        for (int v = 0; v < 4; v++)
-            c[i][v] = vdupq_n_f32(0);
+    float32x4_t c[F32_MR * 4]; /* token i, features 4v..4v+3: c[4i + v] */
+    UNROLL for (int i = 0; i < F32_MR * 4; i++)
+        c[i] = vdupq_n_f32(0);
     const float *a = t->a, *b = t->b;
     for (int k = 0; k < t->kc; k++, a += F32_MR, b += F32_NR) {
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
-        for (int i = 0; i < F32_MR; i++) {
-            float ai = a[i];
-            c[i][0] = vfmaq_n_f32(c[i][0], b0, ai);
-            c[i][1] = vfmaq_n_f32(c[i][1], b1, ai);
-            c[i][2] = vfmaq_n_f32(c[i][2], b2, ai);
-            c[i][3] = vfmaq_n_f32(c[i][3], b3, ai);
-        }
+        /* the 6 activations in two registers, used by lane (fmla by element): 24 + 4 + 2 registers */
+        float32x4_t a03 = vld1q_f32(a);
+        float32x2_t a45 = vld1_f32(a + 4);
+#define F32_ROW(i, ai)                                                                                               \
+    do {                                                                                                             \
+        float32x4_t x = (ai);                                                                                        \
+        c[4 * i] = vfmaq_f32(c[4 * i], b0, x);                                                                       \
+        c[4 * i + 1] = vfmaq_f32(c[4 * i + 1], b1, x);                                                               \
+        c[4 * i + 2] = vfmaq_f32(c[4 * i + 2], b2, x);                                                               \
+        c[4 * i + 3] = vfmaq_f32(c[4 * i + 3], b3, x);                                                               \
+    } while (0)
+        F32_ROW(0, vdupq_laneq_f32(a03, 0));
+        F32_ROW(1, vdupq_laneq_f32(a03, 1));
+        F32_ROW(2, vdupq_laneq_f32(a03, 2));
+        F32_ROW(3, vdupq_laneq_f32(a03, 3));
+        F32_ROW(4, vdupq_lane_f32(a45, 0));
+        F32_ROW(5, vdupq_lane_f32(a45, 1));
+#undef F32_ROW
     }
     float r[F32_MR * F32_NR];
-    for (int i = 0; i < F32_MR; i++)
-        for (int v = 0; v < 4; v++)
-            vst1q_f32(r + i * F32_NR + 4 * v, c[i][v]);
+    UNROLL for (int i = 0; i < F32_MR * 4; i++)
+        vst1q_f32(r + 4 * i, c[i]);
     store_rows(t, r, F32_NR);
 }
 
@@ -152,47 +178,55 @@ static void pack_i8_dot(const um_weight *w, int64_t f0, int64_t kb, int kc, void
     pack_i8_groups(w, f0, kb, kc, dst, DOT_NR, 4);
 }
 
-/* Per sub-block: sdot of each 4-byte group of a token (broadcast) against
- * 4-byte groups of 8 features (two vectors), into int32 sums; then scaled
- * into the f32 accumulators. */
+/* Per sub-block: sdot of each 4-byte group of the 6 tokens (by element,
+ * from two registers) against 4-byte groups of 8 features (two vectors),
+ * into int32 sums; then scaled into the f32 accumulators. 12 + 12
+ * accumulators, 2 panel vectors, 2 of activations. */
 TGT_DOT INLINE void dot_tile(const mm_tile *t, int bk, bool mins) {
-    float32x4_t c[DOT_MR][2];
-    for (int i = 0; i < DOT_MR; i++)
-        c[i][0] = c[i][1] = vdupq_n_f32(0);
+    float32x4_t c[DOT_MR * 2]; /* token i, features 4v..4v+3: c[2i + v]; the same for the sums */
+    UNROLL for (int i = 0; i < DOT_MR * 2; i++)
+        c[i] = vdupq_n_f32(0);
     const uint32_t *a = t->a;
     const float *sc = t->a_sc;
     const int8_t *b = t->b;
     for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * DOT_MR) {
-        int32x4_t is[DOT_MR][2];
-        for (int i = 0; i < DOT_MR; i++)
-            is[i][0] = is[i][1] = vdupq_n_s32(0);
-        for (int g = 0; g < bk / 4; g++, a += DOT_MR, b += 4 * DOT_NR) {
+        int32x4_t is[DOT_MR * 2];
+        UNROLL for (int i = 0; i < DOT_MR * 2; i++)
+            is[i] = vdupq_n_s32(0);
+        NO_UNROLL for (int g = 0; g < bk / 4; g++, a += DOT_MR, b += 4 * DOT_NR) {
             int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
-            for (int i = 0; i < DOT_MR; i++) {
-                int8x16_t av = vreinterpretq_s8_u32(vld1q_dup_u32(a + i));
-                is[i][0] = vdotq_s32(is[i][0], b0, av);
-                is[i][1] = vdotq_s32(is[i][1], b1, av);
-            }
+            int8x16_t a03 = vreinterpretq_s8_u32(vld1q_u32(a));
+            int8x8_t a45 = vreinterpret_s8_u32(vld1_u32(a + 4));
+#define DOT_ROW(i, fn, av, lane)                                                                                     \
+    do {                                                                                                             \
+        is[2 * i] = fn(is[2 * i], b0, av, lane);                                                                     \
+        is[2 * i + 1] = fn(is[2 * i + 1], b1, av, lane);                                                             \
+    } while (0)
+            DOT_ROW(0, vdotq_laneq_s32, a03, 0);
+            DOT_ROW(1, vdotq_laneq_s32, a03, 1);
+            DOT_ROW(2, vdotq_laneq_s32, a03, 2);
+            DOT_ROW(3, vdotq_laneq_s32, a03, 3);
+            DOT_ROW(4, vdotq_lane_s32, a45, 0);
+            DOT_ROW(5, vdotq_lane_s32, a45, 1);
+#undef DOT_ROW
         }
         const float *ws = (const float *)b;
         b += 2 * DOT_NR * sizeof(float);
         float32x4_t s0 = vld1q_f32(ws), s1 = vld1q_f32(ws + 4);
-        for (int i = 0; i < DOT_MR; i++) {
+        UNROLL for (int i = 0; i < DOT_MR; i++) {
             float32x4_t dx = vdupq_n_f32(sc[i]);
-            c[i][0] = vfmaq_f32(c[i][0], vcvtq_f32_s32(is[i][0]), vmulq_f32(s0, dx));
-            c[i][1] = vfmaq_f32(c[i][1], vcvtq_f32_s32(is[i][1]), vmulq_f32(s1, dx));
+            c[2 * i] = vfmaq_f32(c[2 * i], vcvtq_f32_s32(is[2 * i]), vmulq_f32(s0, dx));
+            c[2 * i + 1] = vfmaq_f32(c[2 * i + 1], vcvtq_f32_s32(is[2 * i + 1]), vmulq_f32(s1, dx));
             if (mins) {
                 float32x4_t fb = vdupq_n_f32(sc[DOT_MR + i]);
-                c[i][0] = vfmaq_f32(c[i][0], vld1q_f32(ws + DOT_NR), fb);
-                c[i][1] = vfmaq_f32(c[i][1], vld1q_f32(ws + DOT_NR + 4), fb);
+                c[2 * i] = vfmaq_f32(c[2 * i], vld1q_f32(ws + DOT_NR), fb);
+                c[2 * i + 1] = vfmaq_f32(c[2 * i + 1], vld1q_f32(ws + DOT_NR + 4), fb);
             }
         }
     }
     float r[DOT_MR * DOT_NR];
-    for (int i = 0; i < DOT_MR; i++) {
-        vst1q_f32(r + i * DOT_NR, c[i][0]);
-        vst1q_f32(r + i * DOT_NR + 4, c[i][1]);
-    }
+    UNROLL for (int i = 0; i < DOT_MR * 2; i++)
+        vst1q_f32(r + 4 * i, c[i]);
     store_rows(t, r, DOT_NR);
 }
 
@@ -218,34 +252,34 @@ INLINE void zip_rows(const uint32_t *a, int mr, uint32x4_t *lo, uint32x4_t *hi) 
     *hi = vzip2q_u32(a0, a1);
 }
 
-/* Stores 2 x 2 blocks c[tp][fp] (tokens 2tp, 2tp + 1 by features 2fp, 2fp + 1) as rows of r. */
+/* Stores 2 x 2 blocks c[tp fps + fp] (tokens 2tp, 2tp + 1 by features 2fp, 2fp + 1) as rows of r. */
 INLINE void blocks_to_rows(const float32x4_t *c, int tps, int fps, float *r, int ld) {
-    for (int tp = 0; tp < tps; tp++)
-        for (int fp = 0; fp < fps; fp++) {
-            vst1_f32(r + 2 * tp * ld + 2 * fp, vget_low_f32(c[tp * fps + fp]));
-            vst1_f32(r + (2 * tp + 1) * ld + 2 * fp, vget_high_f32(c[tp * fps + fp]));
-        }
+    UNROLL for (int i = 0; i < tps * fps; i++) {
+        int tp = i / fps, fp = i % fps;
+        vst1_f32(r + 2 * tp * ld + 2 * fp, vget_low_f32(c[i]));
+        vst1_f32(r + (2 * tp + 1) * ld + 2 * fp, vget_high_f32(c[i]));
+    }
 }
 
 /* Per sub-block: 2 x 2 blocks of int32 sums (2 token pairs x 4 feature
  * pairs), then scaled: a block's weight scales are (s[2fp], s[2fp + 1])
  * twice, its activation scales dx[2tp] twice then dx[2tp + 1] twice. */
 TGT_I8MM INLINE void mmla_tile(const mm_tile *t, int bk, bool mins) {
-    float32x4_t c[2 * 4];
-    for (int i = 0; i < 8; i++)
+    float32x4_t c[2 * 4]; /* token pair tp, feature pair fp: c[4tp + fp]; the same for the sums */
+    UNROLL for (int i = 0; i < 8; i++)
         c[i] = vdupq_n_f32(0);
     const uint32_t *a = t->a;
     const float *sc = t->a_sc;
     const int8_t *b = t->b;
     for (int s = 0; s < t->kc / bk; s++, sc += MM_SC_ROWS * MMLA_MR) {
         int32x4_t is[2 * 4];
-        for (int i = 0; i < 8; i++)
+        UNROLL for (int i = 0; i < 8; i++)
             is[i] = vdupq_n_s32(0);
-        for (int g = 0; g < bk / 8; g++, a += 2 * MMLA_MR, b += 8 * MMLA_NR) {
+        NO_UNROLL for (int g = 0; g < bk / 8; g++, a += 2 * MMLA_MR, b += 8 * MMLA_NR) {
             uint32x4_t lo, hi;
             zip_rows(a, MMLA_MR, &lo, &hi);
             int8x16_t a01 = vreinterpretq_s8_u32(lo), a23 = vreinterpretq_s8_u32(hi);
-            for (int fp = 0; fp < 4; fp++) {
+            UNROLL for (int fp = 0; fp < 4; fp++) {
                 int8x16_t bv = vld1q_s8(b + 16 * fp);
                 is[fp] = vmmlaq_s32(is[fp], a01, bv);
                 is[4 + fp] = vmmlaq_s32(is[4 + fp], a23, bv);
@@ -253,17 +287,15 @@ TGT_I8MM INLINE void mmla_tile(const mm_tile *t, int bk, bool mins) {
         }
         const float *ws = (const float *)b;
         b += 2 * MMLA_NR * sizeof(float);
-        for (int tp = 0; tp < 2; tp++) {
+        UNROLL for (int i = 0; i < 8; i++) {
+            int tp = i / 4, fp = i % 4;
             float32x4_t dx = vcombine_f32(vdup_n_f32(sc[2 * tp]), vdup_n_f32(sc[2 * tp + 1]));
-            float32x4_t fb = vcombine_f32(vdup_n_f32(sc[MMLA_MR + 2 * tp]), vdup_n_f32(sc[MMLA_MR + 2 * tp + 1]));
-            for (int fp = 0; fp < 4; fp++) {
-                float32x2_t s2 = vld1_f32(ws + 2 * fp);
-                float32x4_t *ci = &c[4 * tp + fp];
-                *ci = vfmaq_f32(*ci, vcvtq_f32_s32(is[4 * tp + fp]), vmulq_f32(vcombine_f32(s2, s2), dx));
-                if (mins) {
-                    float32x2_t m2 = vld1_f32(ws + MMLA_NR + 2 * fp);
-                    *ci = vfmaq_f32(*ci, vcombine_f32(m2, m2), fb);
-                }
+            float32x2_t s2 = vld1_f32(ws + 2 * fp);
+            c[i] = vfmaq_f32(c[i], vcvtq_f32_s32(is[i]), vmulq_f32(vcombine_f32(s2, s2), dx));
+            if (mins) {
+                float32x4_t fb = vcombine_f32(vdup_n_f32(sc[MMLA_MR + 2 * tp]), vdup_n_f32(sc[MMLA_MR + 2 * tp + 1]));
+                float32x2_t m2 = vld1_f32(ws + MMLA_NR + 2 * fp);
+                c[i] = vfmaq_f32(c[i], vcombine_f32(m2, m2), fb);
             }
         }
     }
@@ -307,7 +339,7 @@ const mm_kernels *mm_neon_i8_kernels(um_dtype t, bool i8mm) {
     }
 }
 
-/* ---- BF16: bfmmla ----------------------------------------------------------------- */
+/* ---- BF16: bfmmla (not the default: see the top) ----------------------------------- */
 
 #define BF16_NR 8
 #define BF16_MR 8
@@ -340,37 +372,97 @@ TGT_BF16 INLINE bfloat16x8_t as_bf16(uint32x4_t v) { return vreinterpretq_bf16_u
 /* 4 token pairs x 4 feature pairs of 2 x 2 blocks. Per pair of k pairs, the
  * tokens' rows come from zipping two vectors of the activations' pairs. */
 TGT_BF16 static void kernel_bf16(const mm_tile *t) {
-    float32x4_t c[4 * 4];
-    for (int i = 0; i < 16; i++)
+    float32x4_t c[4 * 4]; /* token pair tp, feature pair fp: c[4tp + fp] */
+    UNROLL for (int i = 0; i < 16; i++)
         c[i] = vdupq_n_f32(0);
     const uint32_t *a = t->a, *b = t->b;
     int kp = (t->kc + 1) / 2, p = 0;
     for (; p + 2 <= kp; p += 2, a += 2 * BF16_MR, b += 2 * BF16_NR) {
-        uint32x4_t r[4];
+        uint32x4_t r[4], bv[4];
         zip_rows(a, BF16_MR, &r[0], &r[1]);
         zip_rows(a + 4, BF16_MR, &r[2], &r[3]);
-        for (int fp = 0; fp < 4; fp++) {
-            bfloat16x8_t bv = as_bf16(vld1q_u32(b + 4 * fp));
-            for (int tp = 0; tp < 4; tp++)
-                c[4 * tp + fp] = vbfmmlaq_f32(c[4 * tp + fp], as_bf16(r[tp]), bv);
-        }
+        UNROLL for (int fp = 0; fp < 4; fp++)
+            bv[fp] = vld1q_u32(b + 4 * fp);
+        UNROLL for (int i = 0; i < 16; i++)
+            c[i] = vbfmmlaq_f32(c[i], as_bf16(r[i / 4]), as_bf16(bv[i % 4]));
     }
     if (p < kp) { /* an odd last pair: its partner in both operands zero */
         uint32x4_t z = vdupq_n_u32(0), a0 = vld1q_u32(a), a1 = vld1q_u32(a + 4);
-        uint32x4_t r[4] = {vzip1q_u32(a0, z), vzip2q_u32(a0, z), vzip1q_u32(a1, z), vzip2q_u32(a1, z)};
-        for (int fp = 0; fp < 4; fp++) {
-            bfloat16x8_t bv = as_bf16(vzip1q_u32(vcombine_u32(vld1_u32(b + 2 * fp), vdup_n_u32(0)), z));
-            for (int tp = 0; tp < 4; tp++)
-                c[4 * tp + fp] = vbfmmlaq_f32(c[4 * tp + fp], as_bf16(r[tp]), bv);
-        }
+        uint32x4_t r[4] = {vzip1q_u32(a0, z), vzip2q_u32(a0, z), vzip1q_u32(a1, z), vzip2q_u32(a1, z)}, bv[4];
+        UNROLL for (int fp = 0; fp < 4; fp++)
+            bv[fp] = vzip1q_u32(vcombine_u32(vld1_u32(b + 2 * fp), vdup_n_u32(0)), z);
+        UNROLL for (int i = 0; i < 16; i++)
+            c[i] = vbfmmlaq_f32(c[i], as_bf16(r[i / 4]), as_bf16(bv[i % 4]));
     }
     float out[BF16_MR * BF16_NR];
     blocks_to_rows(c, 4, 4, out, BF16_NR);
     store_rows(t, out, BF16_NR);
 }
 
-static const mm_kernels bf16_set = {MM_BF16, BF16_MR, BF16_NR, 512, 128, 0, 0, kernel_bf16, pack_bf16,
-                                    mm_pack_act_bf16, "neon-bf16"};
+static const mm_kernels bf16_mmla_set = {MM_BF16, BF16_MR, BF16_NR, 512, 128, 0, 0, kernel_bf16, pack_bf16,
+                                         mm_pack_act_bf16, "neon-bfmmla-bf16"};
+
+/* ---- BF16: bfmlalt + bfmlalb ------------------------------------------------------- */
+
+#define MLAL_NR 16
+#define MLAL_MR 6
+
+/* BF16 panel in the driver's layout: [kp][16] u32, each feature's pair of
+ * k 2p, 2p + 1 (the high half zero past kc; rows past the end zeros). */
+static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    uint32_t *out = dst;
+    int kp = (kc + 1) / 2;
+    for (int f = 0; f < MLAL_NR; f++) {
+        bool valid = f0 + f < w->rows;
+        const uint16_t *row = valid ? (const uint16_t *)w->data + (f0 + f) * w->cols + kb : NULL;
+        for (int p = 0; p < kp; p++)
+            out[p * MLAL_NR + f] =
+                valid ? bf16_bits(w->type, row[2 * p]) | (2 * p + 1 < kc ? bf16_bits(w->type, row[2 * p + 1]) << 16 : 0)
+                      : 0;
+    }
+}
+
+/* Per k pair, for each of 6 tokens (by element from two registers) and 16
+ * features: bfmlalt then bfmlalb, a fused multiply-add per bf16 value,
+ * rounded to nearest even under the FPCR: the products exact and every sum
+ * rounded as f32 sums round, the high value of each pair first, as
+ * vdpbf16ps adds them. 24 accumulators, 4 panel vectors, 2 of activations. */
+TGT_BF16 static void kernel_bf16_mlal(const mm_tile *t) {
+    float32x4_t c[MLAL_MR * 4]; /* token i, features 4v..4v+3: c[4i + v] */
+    UNROLL for (int i = 0; i < MLAL_MR * 4; i++)
+        c[i] = vdupq_n_f32(0);
+    const uint32_t *a = t->a, *b = t->b;
+    int kp = (t->kc + 1) / 2;
+    for (int p = 0; p < kp; p++, a += MLAL_MR, b += MLAL_NR) {
+        bfloat16x8_t b0 = as_bf16(vld1q_u32(b)), b1 = as_bf16(vld1q_u32(b + 4));
+        bfloat16x8_t b2 = as_bf16(vld1q_u32(b + 8)), b3 = as_bf16(vld1q_u32(b + 12));
+        bfloat16x8_t a03 = as_bf16(vld1q_u32(a));
+        bfloat16x4_t a45 = vreinterpret_bf16_u32(vld1_u32(a + 4));
+#define MLAL_ROW(i, T, B, av, hi, lo)                                                                                \
+    do {                                                                                                             \
+        c[4 * i] = B(T(c[4 * i], b0, av, hi), b0, av, lo);                                                           \
+        c[4 * i + 1] = B(T(c[4 * i + 1], b1, av, hi), b1, av, lo);                                                   \
+        c[4 * i + 2] = B(T(c[4 * i + 2], b2, av, hi), b2, av, lo);                                                   \
+        c[4 * i + 3] = B(T(c[4 * i + 3], b3, av, hi), b3, av, lo);                                                   \
+    } while (0)
+        MLAL_ROW(0, vbfmlaltq_laneq_f32, vbfmlalbq_laneq_f32, a03, 1, 0);
+        MLAL_ROW(1, vbfmlaltq_laneq_f32, vbfmlalbq_laneq_f32, a03, 3, 2);
+        MLAL_ROW(2, vbfmlaltq_laneq_f32, vbfmlalbq_laneq_f32, a03, 5, 4);
+        MLAL_ROW(3, vbfmlaltq_laneq_f32, vbfmlalbq_laneq_f32, a03, 7, 6);
+        MLAL_ROW(4, vbfmlaltq_lane_f32, vbfmlalbq_lane_f32, a45, 1, 0);
+        MLAL_ROW(5, vbfmlaltq_lane_f32, vbfmlalbq_lane_f32, a45, 3, 2);
+#undef MLAL_ROW
+    }
+    float r[MLAL_MR * MLAL_NR];
+    UNROLL for (int i = 0; i < MLAL_MR * 4; i++)
+        vst1q_f32(r + 4 * i, c[i]);
+    store_rows(t, r, MLAL_NR);
+}
+
+static const mm_kernels bf16_mlal_set = {MM_BF16, MLAL_MR, MLAL_NR, 512, 128, 0, 0, kernel_bf16_mlal, pack_bf16_pairs,
+                                         mm_pack_act_bf16, "neon-bf16"};
+
+const mm_kernels *mm_neon_bf16_kernels(bool mmla) { return mmla ? &bf16_mmla_set : &bf16_mlal_set; }
 
 const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t) {
     const um_cpu_features *f = um_cpu_features_get();
@@ -380,7 +472,7 @@ const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t) {
     case MM_F32:
         return &f32_set;
     case MM_BF16:
-        return f->neon_bf16 && (t == UM_BF16 || t == UM_F16) ? &bf16_set : NULL;
+        return f->neon_bf16 && (t == UM_BF16 || t == UM_F16) ? &bf16_mlal_set : NULL;
     case MM_I8:
         return f->neon_i8mm ? mm_neon_i8_kernels(t, true) : f->neon_dot ? mm_neon_i8_kernels(t, false) : NULL;
     }
@@ -391,5 +483,6 @@ const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t) {
 
 const mm_kernels *mm_neon_kernels(mm_kind kind, um_dtype t) { return NULL; }
 const mm_kernels *mm_neon_i8_kernels(um_dtype t, bool i8mm) { return NULL; }
+const mm_kernels *mm_neon_bf16_kernels(bool mmla) { return NULL; }
 
 #endif
