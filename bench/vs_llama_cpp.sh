@@ -3,7 +3,8 @@
 # canvas and the same threads: the time of one denoising step of each.
 #
 #   bench/vs_llama_cpp.sh LLAMA_DIFFUSION_CLI [WORK_DIR] [SHAPES] [TYPES] [CANVASES] [REPS]
-#       (defaults /tmp/unmask-vs-llama, "llada-1b", "q8_0 q4_0", "256", 2; THREADS=N, default nproc)
+#       (defaults /tmp/unmask-vs-llama, "llada-1b", "q8_0 q4_0", "256", 2; THREADS=N, default nproc;
+#        UNMASK=path runs that unmask binary; UNMASK_CPU=avx2 etc. masks the CPU for unmask)
 #
 # LLAMA_DIFFUSION_CLI is a llama-diffusion-cli binary you built (llama.cpp's
 # examples/diffusion; README, Performance, says which one the published
@@ -35,8 +36,8 @@ R=${6:-2}
 STEPS=3
 THREADS=${THREADS:-$(nproc)}
 PROMPT="Once upon a time"
-U=build/unmask
-make --no-print-directory -j"$(nproc)" build/unmask >/dev/null
+U=${UNMASK:-build/unmask} # UNMASK=path: that binary as it is (else build/unmask, rebuilt)
+[ -n "${UNMASK:-}" ] || make --no-print-directory -j"$(nproc)" build/unmask >/dev/null
 
 # DIR/bf16 (Hugging Face layout, with a tokenizer) and DIR/TYPE.gguf.
 make_model() {
