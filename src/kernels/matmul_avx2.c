@@ -164,7 +164,8 @@ TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
     }
 }
 
-static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32, "avx2-f32"};
+static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
+                                       "avx2-f32"};
 
 /* ---- I8: vpmaddubsw + vpmaddwd -------------------------------------------------- */
 
@@ -535,10 +536,87 @@ TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, 
     }
 }
 
-/* The activations take the portable packer: quantizing n x k values is
- * small next to the n x k x m products (about 1% of the matmul time in a
- * perf profile of Q8_0 at canvas 256). */
-#define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, "avx2-i8"}
+/* The 8 floats of x from column j, zeros from column k on (a ragged last
+ * block, F16 as Q8_0, is zero-padded as mm_pack_act_i8 pads it). */
+TGT INLINE __m256 load_before(const float *x, int64_t j, int64_t k) {
+    if (k - j >= 8)
+        return _mm256_loadu_ps(x + j);
+    __m256i left = _mm256_set1_epi32(k > j ? (int)(k - j) : 0);
+    __m256i before = _mm256_cmpgt_epi32(left, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); /* lane i: j + i < k */
+    return _mm256_maskload_ps(x + j, before);
+}
+
+TGT INLINE int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
+/* x * id rounded to nearest even (the default MXCSR mode, as nearbyintf),
+ * as int32; NaN and infinities (x * inf when max |x| is subnormal) give
+ * 0x80000000, which becomes 0 as the portable packer's conversion makes
+ * it (and AVX-512's truncating vpmovdb). */
+TGT INLINE __m256i quantize8(__m256 v, __m256 id) {
+    __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(v, id));
+    return _mm256_andnot_si256(_mm256_cmpeq_epi32(q, _mm256_set1_epi32(INT32_MIN)), q);
+}
+
+/* The I8 activations, bit for bit as mm_pack_act_i8 (matmul.c) packs them,
+ * 8 values a vector: the block's max |x| skipping NaN (maxps returns its
+ * second operand unless the first is greater, as the scalar loop's
+ * comparison), the same id and multiply, the same rounding. A vector max's
+ * order does not matter: no NaN enters it. (The portable packer took 3% of
+ * a llada-1b Q4_0 forward once the kernels were fast.) */
+TGT static void pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                            float *sc) {
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        bool valid = t0 + t < n;
+        for (int64_t b0 = 0; b0 < k; b0 += ab) {
+            __m256 vmax = _mm256_setzero_ps();
+            for (int64_t j = b0; valid && j < b0 + ab; j += 8) {
+                __m256 v = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), load_before(xr, j, k));
+                vmax = _mm256_max_ps(v, vmax);
+            }
+            __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+            m = _mm_max_ps(m, _mm_shuffle_ps(m, m, 0x4e));
+            float amax = _mm_cvtss_f32(_mm_max_ps(m, _mm_shuffle_ps(m, m, 0xb1)));
+            __m256 id = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+            float dx = amax / 127.0f;
+            for (int64_t b = b0 / 32; b < (b0 + ab) / 32; b++) {
+                uint32_t qd[8] __attribute__((aligned(32))) = {0};
+                int sum[2] = {0, 0};
+                if (valid) {
+                    __m256i q[4];
+                    for (int i = 0; i < 4; i++)
+                        q[i] = quantize8(load_before(xr, 32 * b + 8 * i, k), id);
+                    sum[0] = hsum_epi32(_mm256_add_epi32(q[0], q[1]));
+                    sum[1] = hsum_epi32(_mm256_add_epi32(q[2], q[3]));
+                    /* |q| <= 127: the saturating packs keep every value; then the groups in order */
+                    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+                    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                    _mm256_store_si256((__m256i *)qd, p);
+                }
+                for (int i = 0; i < 8; i++)
+                    a[(8 * b + i) * mr + t] = qd[i];
+                if (bk == 32) {
+                    sum[0] += sum[1];
+                    sum[1] = 0;
+                }
+                for (int h = 0; h < 32 / bk; h++) {
+                    int64_t sbi = b * (32 / bk) + h;
+                    int32_t zb = zp * sum[h];
+                    sc[(MM_SC_ROWS * sbi) * mr + t] = dx; /* 0 for rows past n */
+                    sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum[h];
+                    memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
+                }
+            }
+        }
+    }
+}
+
+
+#define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, "avx2-i8"}
 static const mm_kernels i8_q8_0 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_simple);
 static const mm_kernels i8_f16 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
 static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pack_i8_simple);
@@ -620,7 +698,7 @@ TGT_VNNI256_EVEX static void kernel_evex_32(const mm_tile *t) { vnni_tile(t, 32,
 TGT_VNNI256_EVEX static void kernel_evex_32_sym(const mm_tile *t) { vnni_tile(t, 32, true, dpbusd_evex); }
 TGT_VNNI256_EVEX static void kernel_evex_16_sym(const mm_tile *t) { vnni_tile(t, 16, true, dpbusd_evex); }
 
-#define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, mm_pack_act_i8, name}
+#define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, name}
 /* Per encoding (VEX, EVEX): Q8_0, Q4_0, Q4_1, Q6_K, F16 as Q8_0, Q4_K and Q5_K. */
 static const mm_kernels vnni_sets[2][6] = {
     {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_simple),
