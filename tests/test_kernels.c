@@ -106,10 +106,22 @@ static void expect_close(const char *what, const mm_case *c, const float *got, c
 /* The kernel sets this CPU can run, per kind: index 0 the AVX2 path's
  * (for I8 the VEX vnni_tile where the CPU has AVX-VNNI, else avx2-i8), 1
  * AVX-512, 2 the same vnni_tile source in the EVEX encoding (I8 only),
- * which AVX-512 VNNI CPUs run where they lack the VEX instruction. */
-#define N_SIMD 3
+ * which AVX-512 VNNI CPUs run where they lack the VEX instruction; on
+ * arm64 3 NEON's (F32 fmla, BF16 bfmlal, I8 sdot) and 4 its other
+ * instruction (I8 smmla, BF16 bfmmla). */
+#define N_SIMD 5
 static const mm_kernels *simd_kernels(int which, mm_kind kind, um_dtype t) {
     const um_cpu_features *f = um_cpu_features_get();
+    if (which >= 3) {
+        bool other = which == 4;
+        if (!f->neon || (kind == MM_BF16 && !f->neon_bf16) || (kind == MM_I8 && !(other ? f->neon_i8mm : f->neon_dot)))
+            return NULL;
+        if (kind == MM_BF16)
+            return t == UM_BF16 || t == UM_F16 ? mm_neon_bf16_kernels(other) : NULL;
+        if (kind == MM_I8)
+            return mm_neon_i8_kernels(t, other);
+        return other ? NULL : mm_neon_kernels(kind, t);
+    }
     if (which == 0)
         return f->avx2 ? mm_avx2_kernels(kind, t) : NULL;
     if (which == 2)
@@ -130,6 +142,14 @@ static void note_missing_simd(bool i8_only) {
         skip_note("avx512_bf16", "avx512-bf16");
     if (f->avx512 && !f->avx512_vnni)
         skip_note("avx512_vnni", "avx512-i8 and avx2-vnni256-evex");
+    if (!f->neon)
+        skip_note(um_kernel_path_lack(UM_PATH_NEON), "the neon kernels");
+    if (f->neon && !f->neon_dot)
+        skip_note("asimddot", "neon-sdot-i8");
+    if (f->neon && !f->neon_i8mm)
+        skip_note("i8mm", "neon-smmla-i8");
+    if (f->neon && !f->neon_bf16 && !i8_only)
+        skip_note("bf16", "neon-bf16 and neon-bfmmla-bf16");
 }
 
 /* Shapes per type: columns that need 1, 2 and several k blocks, ragged
@@ -340,6 +360,7 @@ static void i8_extremes_exact(void **state) {
                   compared, vnni256);
     note_missing_simd(true);
     assert_true(!um_cpu_features_get()->avx2 || compared > 0);
+    assert_true(!um_cpu_features_get()->neon_dot || compared > 0);
     assert_true(!um_cpu_features_get()->avx512_vnni || vnni256 > 0);
     um_pool_destroy(pool);
 }
@@ -601,6 +622,20 @@ static void path_choice_and_override(void **state) {
         assert_string_equal(um_matmul_kernel_name(UM_F16), "avx2-f32");
         um_matmul_set_reduced(false);
     }
+    if (!um_kernel_path_supported(UM_PATH_NEON))
+        skip_note(um_kernel_path_lack(UM_PATH_NEON), "neon kernel names");
+    else {
+        const um_cpu_features *f = um_cpu_features_get();
+        assert_int_equal(um_kernel_path_set(UM_PATH_NEON), UM_PATH_NEON);
+        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "neon-f32");
+        um_matmul_set_reduced(true); /* int8 on smmla with i8mm, else sdot; bf16 on bfmlal; else f32 */
+        const char *i8 = f->neon_i8mm ? "neon-smmla-i8" : f->neon_dot ? "neon-sdot-i8" : "neon-f32";
+        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), i8);
+        assert_string_equal(um_matmul_kernel_name(UM_Q6_K), i8);
+        assert_string_equal(um_matmul_kernel_name(UM_BF16), f->neon_bf16 ? "neon-bf16" : "neon-f32");
+        assert_string_equal(um_matmul_kernel_name(UM_F32), "neon-f32");
+        um_matmul_set_reduced(false);
+    }
     /* the same product on every path through the public entry point: f32
      * activations, then int8 ones on the paths that have an i8 kernel */
     um_pool *pool = um_pool_create(2);
@@ -642,7 +677,8 @@ static void peak_loops_run(void **state) {
     double fma = um_peak_gflops(pool, UM_PEAK_FMA_F32, 0.02);
     assert_true(fma > 0.1);
     const um_cpu_features *f = um_cpu_features_get();
-    if (um_kernel_path_get() == UM_PATH_AVX512 && f->avx512_bf16)
+    um_kernel_path path = um_kernel_path_get();
+    if ((path == UM_PATH_AVX512 && f->avx512_bf16) || (path == UM_PATH_NEON && f->neon_bf16))
         assert_true(um_peak_gflops(pool, UM_PEAK_DOT_BF16, 0.02) > 0.1);
     else
         assert_true(um_peak_gflops(pool, UM_PEAK_DOT_BF16, 0.02) == 0);
@@ -692,9 +728,11 @@ static void attention_matches_definition(void **state) {
     um_rng rng;
     um_rng_seed(&rng, 11);
     um_kernel_path path = um_kernel_path_get();
-    bool has_bf16 = path == UM_PATH_SCALAR || (path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16);
+    const um_cpu_features *f = um_cpu_features_get();
+    bool has_bf16 = path == UM_PATH_SCALAR || (path == UM_PATH_AVX512 && f->avx512_bf16) ||
+                    (path == UM_PATH_NEON && f->neon_bf16);
     if (path != UM_PATH_SCALAR && !has_bf16)
-        skip_note(path == UM_PATH_AVX512 ? "avx512_bf16" : "a bf16 dot product on this path",
+        skip_note(path == UM_PATH_AVX512 ? "avx512_bf16" : path == UM_PATH_NEON ? "bf16" : "a bf16 dot product on this path",
                   "bf16 attention on SIMD: f32 attention tested instead");
     for (int reduced = 0; reduced < 2; reduced++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
@@ -743,13 +781,14 @@ static void attention_matches_definition(void **state) {
             print_message("    %s attention %d queries x %d keys, head_dim %d: max |error| %.1e (bound %.1e)\n",
                           bf16 ? "bf16" : "f32", nq, nkv, HD, worst, bound);
             assert_true(worst <= bound);
-            if (path == UM_PATH_AVX512 && bf16) {
+            if (path != UM_PATH_SCALAR && bf16) {
                 um_kernel_path_set(UM_PATH_SCALAR);
                 um_attention(pool, q, nq, k, v, nkv, ref_out, H, KVH, HD, true, scratch);
                 um_kernel_path_set(path);
                 for (size_t i = 0; i < nqe; i++)
                     if (!(fabs(out[i] - ref_out[i]) <= 1e-6))
-                        fail_msg("bf16 attention output %zu: avx512 %.9g, scalar %.9g", i, out[i], ref_out[i]);
+                        fail_msg("bf16 attention output %zu: %s %.9g, scalar %.9g", i, um_kernel_path_name(path), out[i],
+                                 ref_out[i]);
             }
             free(p);
             free(q);
