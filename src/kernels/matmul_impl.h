@@ -1,5 +1,5 @@
 /* Inside the matmul: the blocked driver (matmul.c) and the per-instruction-set
- * micro-kernels and packers (matmul_avx512.c, matmul_avx2.c).
+ * micro-kernels and packers (matmul_avx512.c, matmul_avx2.c, matmul_neon.c).
  *
  * y[n][m] = x[n][k] * W^T, W [m][k] as stored. The driver splits the output
  * features into tasks of NC features for the pool; a task walks k in blocks
@@ -19,7 +19,8 @@
  *         lacks the type's reduced kernel.
  *   BF16  activations rounded to bf16 once per matmul, times bf16 weights
  *         taken as they are (pairs interleaved; f16 weights rounded to
- *         bf16 in the pack), vdpbf16ps: products exact, sums in f32.
+ *         bf16 in the pack), vdpbf16ps (bfmlalt + bfmlalb on arm64):
+ *         products exact, sums in f32.
  *   I8    activations quantized to int8 per block of 32 (scale max|x|/127,
  *         as llama.cpp's Q8_0 activations), or of 256 for the K-quants
  *         (as its Q8_K ones: mm_i8_ab), times the weights' integer
