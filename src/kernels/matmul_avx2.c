@@ -164,7 +164,12 @@ TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
     }
 }
 
-static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, 64, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
+/* One 16-feature panel per task: the driver then runs every block of
+ * tokens against it while it stays in L1 (16 KiB), the activations
+ * streaming from L2 (24 bytes per 12 FMAs, against 64 bytes of panels when
+ * four panels take turns per block of tokens). F32 weights +3-7% at 256
+ * tokens, +15-18% at 32; BF16 +5-8% at 32. */
+static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, NR, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
                                        "avx2-f32"};
 
 /* ---- I8: vpmaddubsw + vpmaddwd -------------------------------------------------- */
