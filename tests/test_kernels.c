@@ -471,9 +471,10 @@ static void matmul_many_is_each(void **state) {
     um_pool_destroy(pool);
 }
 
-/* The SIMD activation packers give the portable ones' bits (so every path
- * sees the same rounded activations), including NaN, infinities, zeros and
- * rows past n, for activation blocks of 32 (Q8_0) and 256 (the K-quants). */
+/* The SIMD activation packers (of every set this CPU has) give the
+ * portable ones' bits (so every path sees the same rounded activations),
+ * including NaN, infinities, zeros and rows past n, for activation blocks
+ * of 32 (Q8_0) and 256 (the K-quants). */
 static void activation_packing_bit_exact(void **state) {
     um_rng rng;
     um_rng_seed(&rng, 5);
@@ -489,26 +490,29 @@ static void activation_packing_bit_exact(void **state) {
     x[2 * K + 5] = 1e-40f; /* subnormal */
     /* F16 on the int8 path (as Q8_0) with rows of 301: a ragged last block, zero-padded */
     const um_dtype types[] = {UM_BF16, UM_Q8_0, UM_Q4_K, UM_Q6_K, UM_F16};
-    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
-        mm_kind kind = types[ti] == UM_BF16 ? MM_BF16 : MM_I8;
-        const mm_kernels *ks = simd_kernels(1, kind, types[ti]);
-        if (!ks || !ks->pack_act)
-            continue;
-        int k = types[ti] == UM_F16 ? 301 : K, kq = (k + 31) / 32 * 32;
-        int mr = ks->mr, bk = ks->bk, ab = kind == MM_I8 ? mm_i8_ab(types[ti]) : 0;
-        size_t na = (size_t)(kind == MM_I8 ? kq / 4 : k / 2) * mr, ns = (size_t)(kq / (bk ? bk : 32)) * MM_SC_ROWS * mr;
-        for (int t0 = 0; t0 < N; t0 += mr) {
-            uint32_t a0[K * 16], a1[K * 16];
-            float s0[K * MM_SC_ROWS], s1[K * MM_SC_ROWS];
-            memset(a0, 0x55, sizeof a0);
-            memset(a1, 0x55, sizeof a1);
-            memset(s0, 0x55, sizeof s0);
-            memset(s1, 0x55, sizeof s1);
-            (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, k, t0, mr, bk, ab, ks->zp, a0, s0);
-            ks->pack_act(x, N, k, t0, mr, bk, ab, ks->zp, a1, s1);
-            assert_memory_equal(a0, a1, na * sizeof *a0);
-            if (kind == MM_I8)
-                assert_memory_equal(s0, s1, ns * sizeof *s0);
+    for (int which = 0; which < N_SIMD; which++) {
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            mm_kind kind = types[ti] == UM_BF16 ? MM_BF16 : MM_I8;
+            const mm_kernels *ks = simd_kernels(which, kind, types[ti]);
+            if (!ks || !ks->pack_act)
+                continue;
+            int k = types[ti] == UM_F16 ? 301 : K, kq = (k + 31) / 32 * 32;
+            int mr = ks->mr, bk = ks->bk, ab = kind == MM_I8 ? mm_i8_ab(types[ti]) : 0;
+            size_t na = (size_t)(kind == MM_I8 ? kq / 4 : k / 2) * mr;
+            size_t ns = (size_t)(kq / (bk ? bk : 32)) * MM_SC_ROWS * mr;
+            for (int t0 = 0; t0 < N; t0 += mr) {
+                uint32_t a0[K * 16], a1[K * 16];
+                float s0[K * MM_SC_ROWS], s1[K * MM_SC_ROWS];
+                memset(a0, 0x55, sizeof a0);
+                memset(a1, 0x55, sizeof a1);
+                memset(s0, 0x55, sizeof s0);
+                memset(s1, 0x55, sizeof s1);
+                (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, k, t0, mr, bk, ab, ks->zp, a0, s0);
+                ks->pack_act(x, N, k, t0, mr, bk, ab, ks->zp, a1, s1);
+                assert_memory_equal(a0, a1, na * sizeof *a0);
+                if (kind == MM_I8)
+                    assert_memory_equal(s0, s1, ns * sizeof *s0);
+            }
         }
     }
 }
@@ -732,7 +736,9 @@ static void attention_matches_definition(void **state) {
     bool has_bf16 = path == UM_PATH_SCALAR || (path == UM_PATH_AVX512 && f->avx512_bf16) ||
                     (path == UM_PATH_NEON && f->neon_bf16);
     if (path != UM_PATH_SCALAR && !has_bf16)
-        skip_note(path == UM_PATH_AVX512 ? "avx512_bf16" : path == UM_PATH_NEON ? "bf16" : "a bf16 dot product on this path",
+        skip_note(path == UM_PATH_AVX512 ? "avx512_bf16"
+                  : path == UM_PATH_NEON ? "bf16"
+                                         : "a bf16 dot product on this path",
                   "bf16 attention on SIMD: f32 attention tested instead");
     for (int reduced = 0; reduced < 2; reduced++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
@@ -787,8 +793,8 @@ static void attention_matches_definition(void **state) {
                 um_kernel_path_set(path);
                 for (size_t i = 0; i < nqe; i++)
                     if (!(fabs(out[i] - ref_out[i]) <= 1e-6))
-                        fail_msg("bf16 attention output %zu: %s %.9g, scalar %.9g", i, um_kernel_path_name(path), out[i],
-                                 ref_out[i]);
+                        fail_msg("bf16 attention output %zu: %s %.9g, scalar %.9g", i, um_kernel_path_name(path),
+                                 out[i], ref_out[i]);
             }
             free(p);
             free(q);

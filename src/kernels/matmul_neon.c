@@ -139,6 +139,104 @@ static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, void *d
 static const mm_kernels f32_set = {MM_F32, F32_MR, F32_NR, 256, 128, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
                                    "neon-f32"};
 
+/* ---- activations for I8 and BF16 (bit-identical to mm_pack_act_*) ---------------- */
+
+/* Stores the 4 u32 of v at a[0], a[mr], a[2 mr], a[3 mr] (4 groups or pairs of one token). */
+INLINE void store_column(uint32_t *a, int mr, uint32x4_t v) {
+    a[0] = vgetq_lane_u32(v, 0);
+    a[mr] = vgetq_lane_u32(v, 1);
+    a[2 * mr] = vgetq_lane_u32(v, 2);
+    a[3 * mr] = vgetq_lane_u32(v, 3);
+}
+
+/* 16 values times id, rounded to nearest even and narrowed to int8. fcvtns
+ * gives 0 for NaN (from NaN, or inf * 0), as the portable loop's v == v
+ * test does, and saturates an infinity (a subnormal max|x| makes id inf)
+ * to the 32-bit extreme before the narrowing keeps its low byte, as the
+ * portable (int8_t) conversion does on arm64 (fcvtzs to 32 bits). */
+INLINE int8x16_t quantize16(const float *x, float32x4_t id) {
+    int32x4_t i0 = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x), id));
+    int32x4_t i1 = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + 4), id));
+    int32x4_t i2 = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + 8), id));
+    int32x4_t i3 = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + 12), id));
+    int16x8_t h0 = vcombine_s16(vmovn_s32(i0), vmovn_s32(i1)), h1 = vcombine_s16(vmovn_s32(i2), vmovn_s32(i3));
+    return vcombine_s8(vmovn_s16(h0), vmovn_s16(h1));
+}
+
+/* mm_pack_act_i8 on whole activation blocks: max |x| by vmaxnm (NaN
+ * skipped, as the scalar comparison skips it), the same multiply, fcvtns
+ * for nearbyintf, the sub-blocks' sums in integers. Rows whose length is not
+ * a whole number of blocks (F16 as Q8_0) go to the portable packer, which
+ * pads them. */
+static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a, float *sc) {
+    if (k % ab) {
+        mm_pack_act_i8(x, n, k, t0, mr, bk, ab, zp, a, sc);
+        return;
+    }
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        bool valid = t0 + t < n;
+        for (int64_t b0 = 0; b0 < k; b0 += ab) {
+            float amax = 0;
+            if (valid) {
+                float32x4_t m = vdupq_n_f32(0);
+                for (int j = 0; j < ab; j += 4)
+                    m = vmaxnmq_f32(m, vabsq_f32(vld1q_f32(xr + b0 + j)));
+                amax = vmaxnmvq_f32(m);
+            }
+            float32x4_t id = vdupq_n_f32(amax > 0 ? 127.0f / amax : 0.0f);
+            float dx = amax / 127.0f;
+            int sum = 0;
+            for (int j = 0; j < ab; j += 16) {
+                int8x16_t q = valid ? quantize16(xr + b0 + j, id) : vdupq_n_s8(0);
+                store_column(a + (b0 + j) / 4 * mr + t, mr, vreinterpretq_u32_s8(q));
+                sum += vaddlvq_s8(q);
+                if ((j + 16) % bk == 0) { /* a sub-block complete */
+                    int64_t sbi = (b0 + j + 16) / bk - 1;
+                    int32_t zb = zp * sum;
+                    sc[(MM_SC_ROWS * sbi) * mr + t] = dx;
+                    sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum;
+                    memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
+                    sum = 0;
+                }
+            }
+        }
+    }
+}
+
+/* um_f32_to_bf16 on 4 lanes (integer operations, any NEON CPU), in the low halves. */
+INLINE uint32x4_t to_bf16(float32x4_t f) {
+    uint32x4_t u = vreinterpretq_u32_f32(f);
+    uint32x4_t nan = vcgtq_u32(vandq_u32(u, vdupq_n_u32(0x7fffffff)), vdupq_n_u32(0x7f800000));
+    uint32x4_t odd = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    uint32x4_t r = vshrq_n_u32(vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fff), odd)), 16);
+    return vbslq_u32(nan, vorrq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(0x40)), r);
+}
+
+/* mm_pack_act_bf16: 8 values (4 pairs) at a time, the rest one pair at a time. */
+static void act_bf16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                     float *sc) {
+    int64_t kp = (k + 1) / 2;
+    for (int t = 0; t < mr; t++) {
+        const float *xr = x + (int64_t)(t0 + t) * k;
+        if (t0 + t >= n) {
+            for (int64_t p = 0; p < kp; p++)
+                a[p * mr + t] = 0;
+            continue;
+        }
+        int64_t p = 0;
+        for (; 2 * p + 8 <= k; p += 4) {
+            uint16x4_t lo = vmovn_u32(to_bf16(vld1q_f32(xr + 2 * p)));
+            uint16x4_t hi = vmovn_u32(to_bf16(vld1q_f32(xr + 2 * p + 4)));
+            store_column(a + p * mr + t, mr, vreinterpretq_u32_u16(vcombine_u16(lo, hi)));
+        }
+        for (; p < kp; p++) {
+            uint32_t lo = um_f32_to_bf16(xr[2 * p]), hi = 2 * p + 1 < k ? um_f32_to_bf16(xr[2 * p + 1]) : 0;
+            a[p * mr + t] = lo | hi << 16;
+        }
+    }
+}
+
 /* ---- I8 panels -------------------------------------------------------------------- */
 
 /* Per sub-block of bk: the signed levels, feature f's k-group of `group`
@@ -310,9 +408,9 @@ TGT_I8MM static void kernel_mmla_16(const mm_tile *t) { mmla_tile(t, 16, false);
 
 /* The sets per weight type: sub-block, zero point (for the activations'
  * scale rows; the panels are centred already), whether mins are added. */
-#define DOT_SET(bk, zp, kernel) {MM_I8, DOT_MR, DOT_NR, 1024, 128, bk, zp, kernel, pack_i8_dot, mm_pack_act_i8, "neon-sdot-i8"}
+#define DOT_SET(bk, zp, kernel) {MM_I8, DOT_MR, DOT_NR, 1024, 128, bk, zp, kernel, pack_i8_dot, act_i8, "neon-sdot-i8"}
 #define MMLA_SET(bk, zp, kernel)                                                                                     \
-    {MM_I8, MMLA_MR, MMLA_NR, 1024, 128, bk, zp, kernel, pack_i8_mmla, mm_pack_act_i8, "neon-smmla-i8"}
+    {MM_I8, MMLA_MR, MMLA_NR, 1024, 128, bk, zp, kernel, pack_i8_mmla, act_i8, "neon-smmla-i8"}
 static const mm_kernels i8_sets[2][4] = {
     {DOT_SET(32, 128, kernel_dot_32), DOT_SET(32, 8, kernel_dot_32), DOT_SET(32, 0, kernel_dot_32_mins),
      DOT_SET(16, 32, kernel_dot_16)},
@@ -399,8 +497,8 @@ TGT_BF16 static void kernel_bf16(const mm_tile *t) {
     store_rows(t, out, BF16_NR);
 }
 
-static const mm_kernels bf16_mmla_set = {MM_BF16, BF16_MR, BF16_NR, 512, 128, 0, 0, kernel_bf16, pack_bf16,
-                                         mm_pack_act_bf16, "neon-bfmmla-bf16"};
+static const mm_kernels bf16_mmla_set = {MM_BF16, BF16_MR, BF16_NR, 512, 128, 0, 0, kernel_bf16, pack_bf16, act_bf16,
+                                         "neon-bfmmla-bf16"};
 
 /* ---- BF16: bfmlalt + bfmlalb ------------------------------------------------------- */
 
@@ -460,7 +558,7 @@ TGT_BF16 static void kernel_bf16_mlal(const mm_tile *t) {
 }
 
 static const mm_kernels bf16_mlal_set = {MM_BF16, MLAL_MR, MLAL_NR, 512, 128, 0, 0, kernel_bf16_mlal, pack_bf16_pairs,
-                                         mm_pack_act_bf16, "neon-bf16"};
+                                         act_bf16, "neon-bf16"};
 
 const mm_kernels *mm_neon_bf16_kernels(bool mmla) { return mmla ? &bf16_mmla_set : &bf16_mlal_set; }
 
