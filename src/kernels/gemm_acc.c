@@ -68,9 +68,44 @@ GEMM_ACC_ROWS(rows_avx512, TGT_AVX512)
 GEMM_ACC(gemm_acc_avx512, rows_avx512, TGT_AVX512, vec16, 6, 16)
 #endif
 #if defined(__aarch64__)
-/* 6 x 16: 24 of the 32 q registers hold C */
+#include <arm_neon.h>
+
 GEMM_ACC_ROWS(rows_neon, TGT_NEON)
-GEMM_ACC(gemm_acc_neon, rows_neon, TGT_NEON, vec16, 6, 16)
+
+/* GEMM_ACC by hand for NEON: on arm64 GCC keeps an array of generic
+ * vectors wider than a q register in memory, a load and a store per
+ * multiply-add, and one q register a row leaves a load per fmla. Here 4 x
+ * 16 tiles of C sit in 16 q registers (at 6 rows GCC loads all six of A's
+ * elements at once and spills), A's elements broadcast one at a time;
+ * each element still sums over k in order from its own value. */
+#define NEON_MR 4
+#define NEON_NR 16
+TGT_NEON static void gemm_acc_neon(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb,
+                                   int m, int n, int kk) {
+    int i = 0, n_tiled = n / NEON_NR * NEON_NR;
+    for (; i + NEON_MR <= m; i += NEON_MR) {
+        for (int x = 0; x < n_tiled; x += NEON_NR) {
+            float32x4_t c[NEON_MR * 4]; /* row r, columns x + 4v..: c[4r + v] */
+            _Pragma("GCC unroll 16") for (int j = 0; j < NEON_MR * 4; j++)
+                c[j] = vld1q_f32(C + (size_t)(i + j / 4) * ldc + x + 4 * (j % 4));
+            for (int k = 0; k < kk; k++) {
+                const float *b = B + (size_t)k * ldb + x;
+                float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+                _Pragma("GCC unroll 4") for (int r = 0; r < NEON_MR; r++) {
+                    float32x4_t av = vld1q_dup_f32(A + (size_t)(i + r) * a_i + (size_t)k * a_k);
+                    c[4 * r] = vfmaq_f32(c[4 * r], av, b0);
+                    c[4 * r + 1] = vfmaq_f32(c[4 * r + 1], av, b1);
+                    c[4 * r + 2] = vfmaq_f32(c[4 * r + 2], av, b2);
+                    c[4 * r + 3] = vfmaq_f32(c[4 * r + 3], av, b3);
+                }
+            }
+            _Pragma("GCC unroll 16") for (int j = 0; j < NEON_MR * 4; j++)
+                vst1q_f32(C + (size_t)(i + j / 4) * ldc + x + 4 * (j % 4), c[j]);
+        }
+        rows_neon(C + (size_t)i * ldc, ldc, A + (size_t)i * a_i, a_i, a_k, B, ldb, NEON_MR, n_tiled, n, kk);
+    }
+    rows_neon(C + (size_t)i * ldc, ldc, A + (size_t)i * a_i, a_i, a_k, B, ldb, m - i, 0, n, kk);
+}
 #endif
 
 void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk) {
@@ -164,10 +199,8 @@ TGT_BF16_DOT static void bf16_pairs_avx512(uint32_t *dst, const float *src, int 
 #endif
 
 #if defined(__aarch64__)
-#include <arm_neon.h>
-
 #define TGT_NEON_BF16 __attribute__((target("arch=armv8.2-a+bf16")))
-#define NEON_BF16_MR 6
+#define NEON_BF16_MR 4 /* 16 accumulators, 4 panel vectors, 4 broadcasts: at 6 GCC spilled */
 
 /* Up to NEON_BF16_MR rows of C (rows past `rows` repeat the last one and
  * are not stored) x nv vectors of 4 columns. bfmlalt then bfmlalb: per bf16
@@ -177,27 +210,29 @@ TGT_BF16_DOT static void bf16_pairs_avx512(uint32_t *dst, const float *src, int 
  * a pair's two products first, rounding to odd.) */
 TGT_NEON_BF16 static inline __attribute__((always_inline)) void
 bf16_tile_neon(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int rows, int kp, int nv) {
-    float32x4_t c[NEON_BF16_MR][4];
+    /* row r, columns 4v..4v+3: c[4r + v]; one-dimensional and every loop
+     * unrolled, or GCC keeps the array in memory (see gemm_acc_neon) */
+    float32x4_t c[NEON_BF16_MR * 4];
     const uint32_t *a[NEON_BF16_MR];
-    for (int r = 0; r < NEON_BF16_MR; r++) {
-        int row = r < rows ? r : rows - 1;
-        a[r] = A + (size_t)row * lda;
-        for (int v = 0; v < nv; v++)
-            c[r][v] = vld1q_f32(C + (size_t)row * ldc + 4 * v);
-    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < NEON_BF16_MR; r++)
+        a[r] = A + (size_t)(r < rows ? r : rows - 1) * lda;
+    _Pragma("GCC unroll 16") for (int j = 0; j < NEON_BF16_MR * 4; j++)
+        if (j % 4 < nv)
+            c[j] = vld1q_f32(C + (size_t)(j / 4 < rows ? j / 4 : rows - 1) * ldc + 4 * (j % 4));
     for (int p = 0; p < kp; p++) {
         bfloat16x8_t b[4];
-        for (int v = 0; v < nv; v++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++)
             b[v] = vreinterpretq_bf16_u32(vld1q_u32(B + (size_t)p * ldb + 4 * v));
-        for (int r = 0; r < NEON_BF16_MR; r++) {
-            bfloat16x8_t av = vreinterpretq_bf16_u32(vdupq_n_u32(a[r][p]));
-            for (int v = 0; v < nv; v++)
-                c[r][v] = vbfmlalbq_f32(vbfmlaltq_f32(c[r][v], av, b[v]), av, b[v]);
+        _Pragma("GCC unroll 16") for (int j = 0; j < NEON_BF16_MR * 4; j++) {
+            if (j % 4 >= nv)
+                continue;
+            bfloat16x8_t av = vreinterpretq_bf16_u32(vdupq_n_u32(a[j / 4][p]));
+            c[j] = vbfmlalbq_f32(vbfmlaltq_f32(c[j], av, b[j % 4]), av, b[j % 4]);
         }
     }
-    for (int r = 0; r < rows; r++)
-        for (int v = 0; v < nv; v++)
-            vst1q_f32(C + (size_t)r * ldc + 4 * v, c[r][v]);
+    _Pragma("GCC unroll 16") for (int j = 0; j < NEON_BF16_MR * 4; j++)
+        if (j % 4 < nv && j / 4 < rows)
+            vst1q_f32(C + (size_t)(j / 4) * ldc + 4 * (j % 4), c[j]);
 }
 
 /* Columns 16 at a time, then 4, then the rest on the portable loop (the same operations). */
