@@ -1,5 +1,6 @@
 #include "kernels/cpu.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,9 +91,11 @@ static const char *const feature_names[] = {"avx2",     "avx512",   "avx512_bf16
 enum { N_FEATURES = sizeof feature_names / sizeof *feature_names };
 _Static_assert(sizeof(um_cpu_features) == N_FEATURES * sizeof(bool), "one name per feature");
 
+/* Written once, under features_once: a thread that asks while another
+ * detects waits, and never sees the features half masked. */
 static um_cpu_features detected, masked;
 static const char *class_name = "native";
-static atomic_int features_ready;
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
 
 /* Applies UNMASK_CPU to the detected features. */
 static void apply_class(void) {
@@ -125,13 +128,13 @@ static void apply_class(void) {
         fprintf(stderr, "unmask: UNMASK_CPU=%s: this CPU lacks %s; running without\n", env, lacks);
 }
 
+static void features_init(void) {
+    detect(&detected);
+    apply_class();
+}
+
 const um_cpu_features *um_cpu_features_get(void) {
-    if (!atomic_load(&features_ready)) {
-        /* idempotent: a race only detects twice (and notes twice) */
-        detect(&detected);
-        apply_class();
-        atomic_store(&features_ready, 1);
-    }
+    pthread_once(&features_once, features_init);
     return &masked;
 }
 
