@@ -48,7 +48,9 @@ static void bench_usage(void) {
          "                      with random weights of each of --types, instead of a model\n"
          "  -h, --help          this help\n"
          "\n"
-         "UNMASK_KERNEL=scalar|avx2|avx512|onednn forces the kernel path.");
+         "UNMASK_KERNEL=scalar|avx2|avx512|neon|onednn forces the kernel path; UNMASK_CPU=CLASS\n"
+         "(avx2, avx2-vnni, avx512-novnni, avx512-vnni, avx512, neon, neon-dot, neon-i8mm,\n"
+         "neon-bf16, scalar) measures as a smaller CPU of that class would dispatch.");
 }
 
 typedef struct {
