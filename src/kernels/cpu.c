@@ -173,6 +173,11 @@ const char *um_kernel_path_lack(um_kernel_path p) {
 
 bool um_kernel_path_supported(um_kernel_path p) { return um_kernel_path_lack(p) == NULL; }
 
+bool um_kernel_path_bf16_dot(um_kernel_path p) {
+    const um_cpu_features *f = um_cpu_features_get();
+    return (p == UM_PATH_AVX512 && f->avx512_bf16) || (p == UM_PATH_NEON && f->neon_bf16);
+}
+
 um_kernel_path um_kernel_path_best(void) {
     static const um_kernel_path order[] = {UM_PATH_AVX512, UM_PATH_AVX2, UM_PATH_NEON};
     for (size_t i = 0; i < sizeof order / sizeof *order; i++)

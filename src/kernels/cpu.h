@@ -71,6 +71,10 @@ bool um_kernel_path_supported(um_kernel_path p);
  * "arm64"), or NULL when it has it: for skip notes and warnings. */
 const char *um_kernel_path_lack(um_kernel_path p);
 const char *um_kernel_path_name(um_kernel_path p);
+/* Whether path p has a bf16 dot-product instruction on this CPU (vdpbf16ps
+ * on AVX-512 BF16, bfmlalb/bfmlalt on arm64 bf16): where the reduced bf16
+ * arithmetic runs on SIMD. */
+bool um_kernel_path_bf16_dot(um_kernel_path p);
 
 /* The matmul library backend. AUTO (no UNMASK_KERNEL, or auto) uses a
  * library only where it was measured faster (matmul.c: um_onednn_default);

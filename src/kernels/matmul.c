@@ -226,11 +226,7 @@ void mm_pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, in
                 int sum = 0;
                 for (int i = 0; i < bk; i++)
                     sum += q[s * bk + i];
-                int64_t sbi = b0 / bk + s;
-                int32_t zb = zp * sum;
-                sc[(MM_SC_ROWS * sbi) * mr + t] = dx;
-                sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum;
-                memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
+                mm_store_act_scales(sc, b0 / bk + s, mr, t, dx, sum, zp);
             }
         }
     }
@@ -633,8 +629,7 @@ static mm_kind choose_kind(um_kernel_path path, const um_weight *w, bool reduced
     bool neon = path == UM_PATH_NEON;
     if (levels && (scalar || path == UM_PATH_AVX2 || path == UM_PATH_AVX512 || (neon && f->neon_dot)))
         return MM_I8; /* AVX-512 without VNNI: the AVX2 kernels (choose_kernels) */
-    if ((t == UM_BF16 || t == UM_F16) &&
-        (scalar || (path == UM_PATH_AVX512 && f->avx512_bf16) || (neon && f->neon_bf16)))
+    if ((t == UM_BF16 || t == UM_F16) && (scalar || um_kernel_path_bf16_dot(path)))
         return MM_BF16;
     return MM_F32;
 }

@@ -234,13 +234,8 @@ TGT static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk,
                     sum[0] += sum[1];
                     sum[1] = 0;
                 }
-                for (int h = 0; h < 32 / bk; h++) {
-                    int64_t sbi = b * (32 / bk) + h;
-                    int32_t zb = zp * sum[h];
-                    sc[(MM_SC_ROWS * sbi) * mr + t] = dx; /* 0 for rows past n */
-                    sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum[h];
-                    memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
-                }
+                for (int h = 0; h < 32 / bk; h++) /* dx is 0 for rows past n */
+                    mm_store_act_scales(sc, b * (32 / bk) + h, mr, t, dx, sum[h], zp);
             }
         }
     }

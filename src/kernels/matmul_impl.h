@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
 
@@ -104,6 +105,16 @@ typedef struct {
  *         dx * sum of the bk values, and int32 zp * that sum. With a zero
  *         point the kernel corrects the integer sum exactly,
  *         sum (q - zp) xq = sum q xq - zp sum xq, and skips the mn term. */
+
+/* Writes token t's scales for I8 sub-block sbi in that layout: dx, dx times
+ * the sum of its quantized values, and zp times that sum. Every packer calls
+ * it, so every path stores the same bits. */
+static inline void mm_store_act_scales(float *sc, int64_t sbi, int mr, int t, float dx, int32_t sum, int zp) {
+    int32_t zb = zp * sum;
+    sc[(MM_SC_ROWS * sbi) * mr + t] = dx;
+    sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum;
+    memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
+}
 
 /* I8 weight panel, per bk sub-block: [bk/4][NR] u32 of u8 levels, then
  * scale[NR], mn[NR] f32. Bytes per sub-block: */

@@ -192,11 +192,7 @@ static void act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int
                 store_column(a + (b0 + j) / 4 * mr + t, mr, vreinterpretq_u32_s8(q));
                 sum += vaddlvq_s8(q);
                 if ((j + 16) % bk == 0) { /* a sub-block complete */
-                    int64_t sbi = (b0 + j + 16) / bk - 1;
-                    int32_t zb = zp * sum;
-                    sc[(MM_SC_ROWS * sbi) * mr + t] = dx;
-                    sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum;
-                    memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
+                    mm_store_act_scales(sc, (b0 + j + 16) / bk - 1, mr, t, dx, sum, zp);
                     sum = 0;
                 }
             }

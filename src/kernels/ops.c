@@ -202,9 +202,7 @@ void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const 
     int n_tiles = (n_q + Q_TILE - 1) / Q_TILE;
     float *v_c = scratch + key_tiles_floats(n_kv, head_dim) * n_kv_heads;
     um_kernel_path path = um_kernel_path_get();
-    bool bf16 = reduced && head_dim % 2 == 0 &&
-                (path == UM_PATH_SCALAR || (path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) ||
-                 (path == UM_PATH_NEON && um_cpu_features_get()->neon_bf16));
+    bool bf16 = reduced && head_dim % 2 == 0 && (path == UM_PATH_SCALAR || um_kernel_path_bf16_dot(path));
     attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, bf16, scratch, v_c,
                     v_c + (size_t)(n_kv + 1) * head_dim * n_kv_heads};
     um_pool_run(pool, n_kv_heads, copy_kv_task, &job);
