@@ -74,6 +74,7 @@ $(BUILD)/unmask-tests: $(TEST_OBJ) $(BUILD)/libunmask.a
 
 test: $(BUILD)/unmask-tests $(BUILD)/unmask $(BUILD)/example-generate
 	UNMASK_BIN=$(BUILD)/unmask UNMASK_EXAMPLE=$(BUILD)/example-generate $(BUILD)/unmask-tests
+	UNMASK_BIN=$(BUILD)/unmask UNMASK_EXAMPLE=$(BUILD)/example-generate bash tests/readme_examples.sh
 
 # The libraries a program linking build/libunmask.a needs (bench/*.sh).
 print-ldlibs:

@@ -60,13 +60,15 @@ typedef struct {
 static void run_ours_f32(void *p) {
     job *j = p;
     um_weight w = {UM_F32, j->m, j->k, j->wf, false};
-    um_matmul(j->pool, j->x, j->n, &w, NULL, j->y, j->scratch);
+    um_exec ex = um_exec_defaults(j->pool);
+    um_matmul(&ex, j->x, j->n, &w, NULL, j->y, j->scratch);
 }
 
 static void run_ours_bf16(void *p) {
     job *j = p;
     um_weight w = {UM_BF16, j->m, j->k, j->wb, false};
-    um_matmul(j->pool, j->x, j->n, &w, NULL, j->y, j->scratch);
+    um_exec ex = um_exec_defaults(j->pool);
+    um_matmul(&ex, j->x, j->n, &w, NULL, j->y, j->scratch);
 }
 
 static void run_cblas(void *p) {

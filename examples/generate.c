@@ -1,4 +1,5 @@
-/* A minimal program on the public API: load a model, generate, print ids.
+/* A minimal program on the public API: load a model, make a context, run a
+ * generation step by step as a session, print ids.
  *
  *   example-generate MODEL_DIR [TOKEN_ID ...]
  */
@@ -21,7 +22,8 @@ int main(int argc, char **argv) {
 
     um_error err;
     um_model *model;
-    if (um_model_open(argv[1], NULL, &model, &err) != UM_OK) {
+    um_context *ctx = NULL;
+    if (um_model_open(argv[1], NULL, &model, &err) != UM_OK || um_context_create(model, NULL, &ctx, &err) != UM_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         free(prompt);
         return 1;
@@ -30,17 +32,25 @@ int main(int argc, char **argv) {
     params.gen_length = 32;
     params.steps = 32;
     params.block_length = 8;
-    um_generation out;
+    um_session *s;
+    um_generation out = {0};
     int rc = 0;
-    if (um_generate(model, prompt, n_prompt, &params, &out, &err) != UM_OK) {
+    um_status st = um_session_begin(model, prompt, n_prompt, &params, &s, &err);
+    while (st == UM_OK && !um_session_finished(s))
+        st = um_session_step(ctx, s, &err); /* one forward pass each */
+    if (st == UM_OK)
+        st = um_session_result(s, &out, &err);
+    if (st != UM_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         rc = 1;
     } else {
         for (int i = out.prompt_len; i < out.n_tokens; i++)
             printf("%d%c", out.tokens[i], i + 1 < out.n_tokens ? ' ' : '\n');
         fprintf(stderr, "nfe %d in %.3f s\n", out.nfe, out.seconds);
-        um_generation_free(&out);
     }
+    um_generation_free(&out);
+    um_session_free(s);
+    um_context_free(ctx);
     um_model_close(model);
     free(prompt);
     return rc;

@@ -2,21 +2,30 @@
  * unmask.h - the public C API of unmask, an inference engine for masked
  * diffusion language models (LLaDA and relatives).
  *
- * Usage in four calls:
+ * Usage:
  *
  *     um_error err;
  *     um_model *m;
+ *     um_context *ctx;
  *     if (um_model_open("path/to/hf-dir", NULL, &m, &err) != UM_OK) { puts(err.msg); ... }
+ *     if (um_context_create(m, NULL, &ctx, &err) != UM_OK) { ... }
  *     um_generate_params gp = um_generate_default_params();
  *     um_generation out;
- *     um_generate(m, prompt_ids, n_prompt, &gp, &out, &err);
+ *     um_generate(ctx, prompt_ids, n_prompt, &gp, &out, &err);
  *     ... out.tokens[0 .. out.n_tokens) ...
  *     um_generation_free(&out);
+ *     um_context_free(ctx);
  *     um_model_close(m);
  *
  * Every fallible call returns a um_status and, on failure, fills the caller's
  * um_error with a one-line message naming the file, tensor or parameter at
  * fault. Nothing in this header exposes the engine's internals.
+ *
+ * Threads: a um_model is immutable once opened; any number of contexts and
+ * sessions, on any threads, may share it (close it after them). A context
+ * (threads, arithmetic, working buffers) and a session (one request's state)
+ * are used by one thread at a time. um_model_open, um_model_close and the
+ * pure functions (default params, um_status_name) are safe anywhere.
  */
 #ifndef UNMASK_H
 #define UNMASK_H
@@ -53,9 +62,11 @@ typedef struct um_error {
 } um_error;
 
 typedef struct um_model um_model;
+typedef struct um_context um_context;
+typedef struct um_session um_session;
 
 typedef struct {
-    int n_threads; /* worker threads for the forward pass; <= 0: one per physical core */
+    int n_threads; /* the default thread count of contexts made from the model; <= 0: one per physical core */
 } um_model_params;
 
 /* What a loaded model is. Strings are owned by the model. */
@@ -77,10 +88,32 @@ UM_API um_status um_model_open(const char *path, const um_model_params *params, 
 UM_API void um_model_close(um_model *model);
 UM_API void um_model_get_info(const um_model *model, um_model_info *info);
 
+/* The arithmetic of a context's matmuls and attention. */
+typedef enum {
+    UM_ACTIVATIONS_DEFAULT = 0, /* UNMASK_ACTIVATIONS, else reduced */
+    UM_ACTIVATIONS_REDUCED = 1, /* BF16/F16 weights meet bf16 activations, quantized ones int8 (llama.cpp's) */
+    UM_ACTIVATIONS_F32 = 2      /* every product in f32: the reference's arithmetic */
+} um_activations;
+
+typedef struct {
+    int n_threads;              /* <= 0: the model's default */
+    um_activations activations;
+    const char *kernel;         /* instruction-set path: "scalar", "avx2", "avx512", "neon", "onednn", "auto";
+                                   NULL: UNMASK_KERNEL, else auto */
+} um_context_params;
+
+UM_API um_context_params um_context_default_params(void);
+/* A context runs the model: its threads, arithmetic and working buffers.
+ * params may be NULL. A kernel path the CPU lacks is an error. */
+UM_API um_status um_context_create(const um_model *model, const um_context_params *params, um_context **out,
+                                   um_error *err);
+UM_API void um_context_free(um_context *ctx);
+UM_API const um_model *um_context_model(const um_context *ctx);
+
 /* One forward pass over n_rows sequences of seq_len tokens each (row-major
  * tokens[n_rows * seq_len]); writes logits[n_rows * seq_len * n_vocab]. */
-UM_API um_status um_forward(um_model *model, const int32_t *tokens, int n_rows, int seq_len, float *logits,
-                     um_error *err);
+UM_API um_status um_forward(um_context *ctx, const int32_t *tokens, int n_rows, int seq_len, float *logits,
+                            um_error *err);
 
 typedef enum {
     UM_REMASK_LOW_CONFIDENCE = 0, /* commit the positions whose chosen token is most probable */
@@ -184,9 +217,41 @@ UM_API um_generate_params um_generate_default_params(void);
  * decoder, schedule; Fast-dLLM's prefix and dual caches and threshold decoding
  * reproduce its generate.py). A block ends when it has no mask left. Prompt ids
  * equal to the model's mask id are masks to fill (infilling). */
-UM_API um_status um_generate(um_model *model, const int32_t *prompt, int n_prompt, const um_generate_params *params,
-                      um_generation *out, um_error *err);
+UM_API um_status um_generate(um_context *ctx, const int32_t *prompt, int n_prompt, const um_generate_params *params,
+                             um_generation *out, um_error *err);
 UM_API void um_generation_free(um_generation *gen);
+
+/* Steppable generation: um_generate is a loop over one session.
+ *
+ *     um_session *s;
+ *     um_session_begin(m, prompt, n_prompt, &gp, &s, &err);
+ *     while (!um_session_finished(s))
+ *         um_session_step(ctx, s, &err);        (or um_sessions_step over many)
+ *     um_session_result(s, &out, &err);
+ *     um_session_free(s);
+ *
+ * A session holds one request's canvas, caches and decoder state; each step
+ * runs one forward pass and commits what the decoder chooses. Random draws
+ * are keyed by (seed, step, position), so a session's result is the same
+ * whatever it is stepped with. */
+UM_API um_status um_session_begin(const um_model *model, const int32_t *prompt, int n_prompt,
+                                  const um_generate_params *params, um_session **out, um_error *err);
+/* One step of every unfinished session among s[0 .. n), as ONE forward pass
+ * over all their sequences (the weights are read once for all). A session
+ * whose step callback asks to stop finishes with UM_ERR_ABORTED (its
+ * result says so) without disturbing the others; an error of the pass
+ * itself (out of memory) is returned and finishes every session stepped,
+ * with that error. Sessions may join and leave between calls. */
+UM_API um_status um_sessions_step(um_context *ctx, um_session *const *s, int n, um_error *err);
+UM_API um_status um_session_step(um_context *ctx, um_session *s, um_error *err);
+UM_API bool um_session_finished(const um_session *s);
+/* Finishes s now, as if its step callback had asked to stop. */
+UM_API void um_session_cancel(um_session *s);
+/* The finished session's generation (the tokens move to out; free with
+ * um_generation_free), or the error that finished it: UM_ERR_ABORTED after
+ * a cancel or a callback's stop, with what was committed so far in out. */
+UM_API um_status um_session_result(um_session *s, um_generation *out, um_error *err);
+UM_API void um_session_free(um_session *s);
 
 /* Resident and peak resident memory of this process, in bytes (0 if unknown). */
 UM_API void um_memory_usage(size_t *resident, size_t *peak);

@@ -622,8 +622,8 @@ static void misaligned_data_loads(void **state) {
     int32_t tokens[12] = {1, 7, 500, 42, 255, 300, 500, 500, 3, 9, 501, 0};
     size_t nl = 12 * 512;
     float *a = malloc(nl * sizeof *a), *b = malloc(nl * sizeof *b);
-    assert_int_equal(um_forward(odd, tokens, 1, 12, a, &err), UM_OK);
-    assert_int_equal(um_forward(ref, tokens, 1, 12, b, &err), UM_OK);
+    assert_int_equal(t_forward(odd, tokens, 1, 12, a, &err), UM_OK);
+    assert_int_equal(t_forward(ref, tokens, 1, 12, b, &err), UM_OK);
     assert_memory_equal(a, b, nl * sizeof *a);
     free(a);
     free(b);
@@ -935,7 +935,7 @@ static void expect_generate_fails_(um_model *m, const int32_t *prompt, int n_pro
     memset(&out, 0xab, sizeof out);
     um_error err;
     memset(&err, 0, sizeof err);
-    um_status s = um_generate(m, prompt, n_prompt, p, &out, &err);
+    um_status s = t_generate(m, prompt, n_prompt, p, &out, &err);
     if (s == UM_OK) {
         um_generation_free(&out);
         fail_msg("generation succeeded, expected UM_ERR_ARG");
@@ -975,11 +975,11 @@ static void token_ids_outside_vocabulary(void **state) {
     /* the plain forward pass checks ids too */
     float *logits = malloc(4 * 512 * sizeof *logits);
     um_error err;
-    assert_int_equal(um_forward(m, big, 1, 4, logits, &err), UM_ERR_ARG);
+    assert_int_equal(t_forward(m, big, 1, 4, logits, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "token id 512 at position 2"));
-    assert_int_equal(um_forward(m, neg, 1, 2, logits, &err), UM_ERR_ARG);
+    assert_int_equal(t_forward(m, neg, 1, 2, logits, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "token id -1 at position 1"));
-    assert_int_equal(um_forward(m, big, 0, 4, logits, &err), UM_ERR_ARG);
+    assert_int_equal(t_forward(m, big, 0, 4, logits, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "empty input"));
     free(logits);
     um_model_close(m);
@@ -1021,7 +1021,7 @@ static void canvas_beyond_max_sequence_length(void **state) {
     float *logits = malloc(512 * sizeof *logits);
     int32_t *many = calloc(257, sizeof *many);
     um_error err;
-    assert_int_equal(um_forward(m, many, 1, 257, logits, &err), UM_ERR_ARG);
+    assert_int_equal(t_forward(m, many, 1, 257, logits, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "max_sequence_length 256"));
     free(many);
     free(logits);

@@ -126,7 +126,7 @@ static double logits_error(um_model *m, const char *model) {
     float *ours = malloc(n * sizeof *ours), *want = malloc(n * sizeof *want);
     memcpy(tokens, ids->data, (size_t)rows * seq * sizeof *tokens);
     memcpy(want, lg->data, n * sizeof *want);
-    assert_int_equal(um_forward(m, tokens, rows, seq, ours, &err), UM_OK);
+    assert_int_equal(t_forward(m, tokens, rows, seq, ours, &err), UM_OK);
     double max_diff = 0, max_ref = 0;
     for (size_t i = 0; i < n; i++) {
         max_diff = fmax(max_diff, fabs((double)ours[i] - want[i]));
@@ -232,7 +232,7 @@ static float *canvas_logits(const char *path, const int32_t *canvas, int seq) {
     if (um_model_open(path, &mp, &m, &err) != UM_OK)
         fail_msg("%s", err.msg);
     float *logits = malloc((size_t)seq * 1024 * sizeof *logits);
-    assert_int_equal(um_forward(m, canvas, 1, seq, logits, &err), UM_OK);
+    assert_int_equal(t_forward(m, canvas, 1, seq, logits, &err), UM_OK);
     um_model_close(m);
     return logits;
 }

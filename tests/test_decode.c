@@ -120,13 +120,38 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
     return d / ref;
 }
 
-/* A full pass that fills the cache gives the plain forward's logits; a pass
- * over any range against that cache (tokens unchanged) gives the full pass's
- * logits at its positions; batch rows keep their own cache. */
+/* The logits of every output of the context's last forward, [n_out][V]. */
+static void all_outputs(um_context *ctx, float *out, int V) {
+    um_error err;
+    int n = ctx->ws.n_out;
+    for (int r0 = 0; r0 < n; r0 += UM_HEAD_CHUNK) {
+        int32_t rows[UM_HEAD_CHUNK];
+        int k = n - r0 < UM_HEAD_CHUNK ? n - r0 : UM_HEAD_CHUNK;
+        for (int i = 0; i < k; i++)
+            rows[i] = r0 + i;
+        float *logits;
+        assert_int_equal(um_context_head(ctx, rows, k, &logits, &err), UM_OK);
+        memcpy(out + (size_t)r0 * V, logits, (size_t)k * V * sizeof *out);
+    }
+}
+
+static void expect_close(const float *got, const float *want, int V, double bound, const char *what, int pos) {
+    double d = max_rel_diff(got, want, (size_t)V);
+    if (d > bound)
+        fail_msg("%s: position %d differs by %g", what, pos, d);
+}
+
+/* A full pass that fills a sequence's cache gives the plain forward's
+ * logits; a pass over any range against that cache (tokens unchanged) gives
+ * the full pass's logits at its positions; each sequence keeps its own
+ * cache. */
 static void cached_forward_matches_full(void **state) {
     const char *models[] = {"tiny-llada", "tiny-llada-gqa"};
     for (int mi = 0; mi < 2; mi++) {
         um_model *m = open_fixture_model(models[mi], "hf-bf16", 2);
+        um_context *ctx;
+        um_error err;
+        assert_int_equal(um_context_create(m, NULL, &ctx, &err), UM_OK);
         um_model_info info;
         um_model_get_info(m, &info);
         const int len = 28, V = info.n_vocab, rows = 2;
@@ -135,11 +160,15 @@ static void cached_forward_matches_full(void **state) {
             for (int i = 0; i < len; i++)
                 tokens[r * len + i] = i < N_PROMPT ? (r ? MASK : PROMPT[i]) : (i % 5 == 0 ? 108 + r : MASK);
         float *full = malloc((size_t)rows * len * V * sizeof *full), *got = malloc((size_t)rows * len * V * sizeof *got);
-        um_error err;
-        assert_int_equal(um_model_forward(m, tokens, rows, len, NULL, 0, full, &err), UM_OK);
-        um_kv_cache kv;
-        assert_int_equal(um_kv_cache_init(&kv, m, rows, len, &err), UM_OK);
-        assert_int_equal(um_model_forward_range(m, tokens, rows, len, 0, len, len, &kv, NULL, 0, got, &err), UM_OK);
+        assert_int_equal(um_model_forward(ctx, tokens, rows, len, NULL, 0, full, &err), UM_OK);
+        um_kv_cache kv[2];
+        um_batch_entry e[2];
+        for (int r = 0; r < rows; r++) {
+            assert_int_equal(um_kv_cache_init(&kv[r], m, len, &err), UM_OK);
+            e[r] = (um_batch_entry){tokens + r * len, len, 0, len, len, &kv[r], NULL, 0};
+        }
+        assert_int_equal(um_forward_batch(ctx, e, rows, &err), UM_OK);
+        all_outputs(ctx, got, V);
         assert_true(max_rel_diff(got, full, (size_t)rows * len * V) == 0.0);
         int ranges[][2] = {{12, 20}, {12, 28}, {4, 24}, {27, 28}, {0, 5}};
         for (size_t t = 0; t < sizeof ranges / sizeof *ranges; t++) {
@@ -147,29 +176,98 @@ static void cached_forward_matches_full(void **state) {
             int32_t sel[28];
             for (int i = q0; i < q1; i += 2)
                 sel[n_sel++] = i;
-            assert_int_equal(um_model_forward_range(m, tokens, rows, len, q0, q1, len, &kv, sel, n_sel, got, &err),
-                             UM_OK);
+            for (int r = 0; r < rows; r++)
+                e[r] = (um_batch_entry){tokens + r * len, len, q0, q1, len, &kv[r], sel, n_sel};
+            assert_int_equal(um_forward_batch(ctx, e, rows, &err), UM_OK);
+            all_outputs(ctx, got, V);
             for (int r = 0; r < rows; r++)
                 for (int i = 0; i < n_sel; i++) {
-                    double d = max_rel_diff(got + ((size_t)r * n_sel + i) * V, full + ((size_t)r * len + sel[i]) * V,
-                                            (size_t)V);
-                    if (d > 1e-5)
-                        fail_msg("%s rows [%d, %d): row %d position %d differs by %g", models[mi], q0, q1, r, sel[i],
-                                 d);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s rows [%d, %d) row %d", models[mi], q0, q1, r);
+                    expect_close(got + ((size_t)r * n_sel + i) * V, full + ((size_t)r * len + sel[i]) * V, V, 1e-5,
+                                 what, sel[i]);
                 }
         }
         /* a range needs a cache; positions outside the range are refused */
-        assert_int_equal(um_model_forward_range(m, tokens, rows, len, 4, 8, len, NULL, NULL, 0, got, &err),
-                         UM_ERR_ARG);
+        e[0] = (um_batch_entry){tokens, len, 4, 8, len, NULL, NULL, 0};
+        assert_int_equal(um_forward_batch(ctx, e, 1, &err), UM_ERR_ARG);
         int32_t outside = 3;
-        assert_int_equal(um_model_forward_range(m, tokens, rows, len, 4, 8, len, &kv, &outside, 1, got, &err),
-                         UM_ERR_ARG);
+        e[0] = (um_batch_entry){tokens, len, 4, 8, len, &kv[0], &outside, 1};
+        assert_int_equal(um_forward_batch(ctx, e, 1, &err), UM_ERR_ARG);
         assert_non_null(strstr(err.msg, "outside"));
-        um_kv_cache_free(&kv);
+        for (int r = 0; r < rows; r++)
+            um_kv_cache_free(&kv[r]);
         free(full);
         free(got);
+        um_context_free(ctx);
         um_model_close(m);
     }
+}
+
+/* One batch of unlike entries (different lengths, ranges, caches and
+ * selected positions) gives, position by position, the logits each entry
+ * gets in a forward of its own, in f32 and in the reduced arithmetic. */
+static void batched_forward_matches_single(void **state) {
+    um_model *m = open_fixture_model("tiny-llada-gqa", "hf-bf16", 2);
+    um_model_info info;
+    um_model_get_info(m, &info);
+    const int V = info.n_vocab, lens[4] = {28, 17, 40, 9};
+    int32_t tok[4][40];
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < lens[k]; i++)
+            tok[k][i] = i < N_PROMPT ? PROMPT[(i + k) % N_PROMPT] : (i % (3 + k) == 0 ? 100 + 7 * k : MASK);
+    for (int reduced = 0; reduced < 2; reduced++) {
+        um_context_params cp = um_context_default_params();
+        cp.activations = reduced ? UM_ACTIVATIONS_REDUCED : UM_ACTIVATIONS_F32;
+        um_context *ctx;
+        um_error err;
+        assert_int_equal(um_context_create(m, &cp, &ctx, &err), UM_OK);
+        /* each entry's expected logits: its own full pass (filling its cache), then its own step */
+        um_kv_cache kv[4];
+        int q0[4] = {12, 0, 20, 0}, q1[4] = {20, 17, 40, 9};
+        bool cached[4] = {true, false, true, false};
+        int32_t sel[4][40];
+        int n_sel[4];
+        float *want[4], *got = malloc((size_t)4 * 40 * V * sizeof *got);
+        for (int k = 0; k < 4; k++) {
+            n_sel[k] = 0;
+            for (int i = q0[k]; i < q1[k]; i += 1 + k % 2)
+                sel[k][n_sel[k]++] = i;
+            want[k] = malloc((size_t)n_sel[k] * V * sizeof *want[k]);
+            um_batch_entry e = {tok[k], lens[k], 0, lens[k], lens[k], NULL, sel[k], n_sel[k]};
+            if (cached[k]) {
+                assert_int_equal(um_kv_cache_init(&kv[k], m, lens[k], &err), UM_OK);
+                e.cache = &kv[k];
+                assert_int_equal(um_forward_batch(ctx, &e, 1, &err), UM_OK); /* fills the cache */
+                e.q0 = q0[k];
+                e.q1 = q1[k];
+            }
+            assert_int_equal(um_forward_batch(ctx, &e, 1, &err), UM_OK);
+            all_outputs(ctx, want[k], V);
+        }
+        um_batch_entry batch[4];
+        for (int k = 0; k < 4; k++)
+            batch[k] = (um_batch_entry){tok[k], lens[k], q0[k], q1[k], lens[k], cached[k] ? &kv[k] : NULL, sel[k],
+                                        n_sel[k]};
+        assert_int_equal(um_forward_batch(ctx, batch, 4, &err), UM_OK);
+        all_outputs(ctx, got, V);
+        size_t out = 0;
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < n_sel[k]; i++, out++) {
+                char what[64];
+                snprintf(what, sizeof what, "%s entry %d", reduced ? "reduced" : "f32", k);
+                /* the same arithmetic on the same rows; int8/bf16 rounding is per token, so equal too */
+                expect_close(got + out * V, want[k] + (size_t)i * V, V, 1e-6, what, sel[k][i]);
+            }
+        for (int k = 0; k < 4; k++) {
+            if (cached[k])
+                um_kv_cache_free(&kv[k]);
+            free(want[k]);
+        }
+        free(got);
+        um_context_free(ctx);
+    }
+    um_model_close(m);
 }
 
 /* With a window covering the canvas (or a full refresh every step), the
@@ -193,7 +291,7 @@ static void vicinity_covering_all_is_reference(void **state) {
             p.cache_refresh = variant == 0 ? 0 : 1;
             um_generation g;
             um_error err;
-            assert_int_equal(um_generate(m, prompt, n_prompt, &p, &g, &err), UM_OK);
+            assert_int_equal(t_generate(m, prompt, n_prompt, &p, &g, &err), UM_OK);
             assert_int_equal(g.n_tokens, n_want);
             assert_memory_equal(g.tokens, want, (size_t)n_want * sizeof *want);
             assert_int_equal(g.nfe, cJSON_GetObjectItem(c, "nfe")->valueint);
@@ -483,7 +581,7 @@ static um_generation generate_tracked(um_model *m, um_generate_params p, tracker
     p.user_data = t;
     um_generation g;
     um_error err;
-    if (um_generate(m, PROMPT, N_PROMPT, &p, &g, &err) != UM_OK)
+    if (t_generate(m, PROMPT, N_PROMPT, &p, &g, &err) != UM_OK)
         fail_msg("%s", err.msg);
     if (!t->ok)
         fail_msg("%s", t->why);
@@ -595,7 +693,7 @@ static void infilling_with_caches(void **state) {
                 p.max_nfe = 100; /* a guard: the loop must end long before */
                 um_generation g;
                 um_error err;
-                if (um_generate(m, prompt, N_PROMPT, &p, &g, &err) != UM_OK)
+                if (t_generate(m, prompt, N_PROMPT, &p, &g, &err) != UM_OK)
                     fail_msg("gen %d cache %s decoder %s: %s", gen, CACHES[cache], DECODERS[dec], err.msg);
                 for (int i = 0; i < g.n_tokens; i++)
                     if (g.tokens[i] == MASK)
@@ -636,33 +734,33 @@ static void bad_parameters(void **state) {
     p.block_length = 8;
     p.decoder = UM_DECODER_THRESHOLD;
     p.schedule = UM_SCHEDULE_POWER;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "power schedule"));
     p.schedule = UM_SCHEDULE_UNIFORM;
     p.threshold = 1.5;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "threshold"));
     p.threshold = 0.9;
     p.decoder = UM_DECODER_MARGIN;
     p.remasking = UM_REMASK_RANDOM;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "random remasking"));
     p.remasking = UM_REMASK_LOW_CONFIDENCE;
     p.decoder = (um_decoder)42;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     p.decoder = UM_DECODER_TOPK;
     p.cache = (um_cache_mode)9;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     p.cache = UM_CACHE_VICINITY;
     p.cache_window = -1;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     p.cache = UM_CACHE_NONE;
     p.decoder = UM_DECODER_FACTOR;
     p.factor = 0;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     p.decoder = UM_DECODER_TOPK;
     p.max_nfe = -1;
-    assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     um_model_close(m);
 }
 
@@ -712,6 +810,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(fastdllm_gqa_f32_sharded),
     cmocka_unit_test(fastdllm_cases_cli),
     cmocka_unit_test(cached_forward_matches_full),
+    cmocka_unit_test(batched_forward_matches_single),
     cmocka_unit_test(vicinity_covering_all_is_reference),
     cmocka_unit_test(threshold_rule),
     cmocka_unit_test(factor_rule),

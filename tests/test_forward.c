@@ -35,7 +35,7 @@ static void check_forward_within(const char *model, const char *layout, int n_th
     size_t n = (size_t)rows * seq * vocab;
     float *ours = malloc(n * sizeof *ours), *want = malloc(n * sizeof *want);
     memcpy(want, logits->data, n * sizeof *want);
-    if (um_forward(m, tokens, rows, seq, ours, &err) != UM_OK)
+    if (t_forward(m, tokens, rows, seq, ours, &err) != UM_OK)
         fail_msg("%s", err.msg);
     double e = max_rel_error(ours, want, n);
     print_message("    %s/%s, %d threads%s: max relative error %.2e\n", model, layout, n_threads,
@@ -83,7 +83,7 @@ static void batch_rows_are_independent(void **state) {
     um_model *m = open_fixture_model("tiny-llada", "hf-bf16", 2);
     float *ours = malloc((size_t)seq * vocab * sizeof *ours), *want = malloc((size_t)seq * vocab * sizeof *want);
     memcpy(want, (const float *)logits->data + (size_t)seq * vocab, (size_t)seq * vocab * sizeof *want);
-    assert_int_equal(um_forward(m, tokens, 1, seq, ours, &err), UM_OK);
+    assert_int_equal(t_forward(m, tokens, 1, seq, ours, &err), UM_OK);
     assert_true(max_rel_error(ours, want, (size_t)seq * vocab) <= 1e-4);
     free(tokens);
     free(ours);

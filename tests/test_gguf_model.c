@@ -62,7 +62,7 @@ static float *forward_logits(const char *path, const um_st_tensor *ids) {
     int32_t *tokens = malloc((size_t)rows * seq * sizeof *tokens);
     float *logits = malloc((size_t)rows * seq * VOCAB * sizeof *logits);
     memcpy(tokens, ids->data, (size_t)rows * seq * sizeof *tokens);
-    if (um_forward(m, tokens, rows, seq, logits, &err) != UM_OK)
+    if (t_forward(m, tokens, rows, seq, logits, &err) != UM_OK)
         fail_msg("%s: %s", path, err.msg);
     free(tokens);
     um_model_close(m);

@@ -400,13 +400,13 @@ static void f16_int8_is_q8_0(void **state) {
          * one; without, F16's own (bf16, or f32 where the path lacks bf16) */
         bool reduced = um_matmul_reduced();
         um_matmul_set_reduced(true);
-        const char *q8_kernel = um_matmul_kernel_name(UM_Q8_0), *f16_kernel = um_matmul_kernel_name(UM_F16);
+        const char *q8_kernel = um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), *f16_kernel = um_matmul_kernel_name(exec_now(NULL), UM_F16);
         bool i8 = strstr(q8_kernel, "i8") || strstr(q8_kernel, "vnni");
         float *plain = run(pool, NULL, strstr(f16_kernel, "bf16") ? MM_BF16 : MM_F32, &c);
         float *flagged = i8 ? want : run(pool, NULL, MM_F32, &c);
         for (int flag = 0; flag < 2; flag++) {
             c.w.q8_0_when_reduced = flag;
-            um_matmul(pool, c.x, c.n, &c.w, c.bias, got, scratch);
+            um_matmul(exec_now(pool), c.x, c.n, &c.w, c.bias, got, scratch);
             expect_close(flag ? "um_matmul (F16 as Q8_0)" : "um_matmul (F16)", &c, got, flag ? flagged : plain, 2e-6);
         }
         um_matmul_set_reduced(reduced);
@@ -454,9 +454,9 @@ static void matmul_many_is_each(void **state) {
                 each[i] = xmalloc((size_t)c[i].n * (size_t)rows[i] * sizeof(float));
             }
             float *scratch = xmalloc(um_matmul_scratch_floats(2, 512) * sizeof(float));
-            um_matmul_many(pool, c[0].x, c[0].n, 3, w, bias, y, scratch);
+            um_matmul_many(exec_now(pool), c[0].x, c[0].n, 3, w, bias, y, scratch);
             for (int i = 0; i < 3; i++) {
-                um_matmul(pool, c[0].x, c[0].n, w[i], bias[i], each[i], scratch);
+                um_matmul(exec_now(pool), c[0].x, c[0].n, w[i], bias[i], each[i], scratch);
                 assert_memory_equal(y[i], each[i], (size_t)c[i].n * (size_t)rows[i] * sizeof(float));
             }
             for (int i = 0; i < 3; i++) {
@@ -558,18 +558,18 @@ static void path_choice_and_override(void **state) {
     /* the library backend: F32, and BF16 with reduced activations; the rest ours */
     if (um_kernel_lib_set(UM_LIB_ONEDNN) == UM_LIB_ONEDNN) {
         um_matmul_set_reduced(false);
-        assert_string_equal(um_matmul_kernel_name(UM_F32), "onednn-f32");
-        assert_string_not_equal(um_matmul_kernel_name(UM_BF16), "onednn-bf16");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F32), "onednn-f32");
+        assert_string_not_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), "onednn-bf16");
         um_matmul_set_reduced(true);
-        assert_string_not_equal(um_matmul_kernel_name(UM_Q8_0), "onednn-bf16");
+        assert_string_not_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), "onednn-bf16");
         if (!um_cpu_features_get()->avx512) { /* oneDNN's bf16 on AVX2 is not our arithmetic: ours run */
             skip_note("avx512", "onednn-bf16");
-            assert_string_not_equal(um_matmul_kernel_name(UM_BF16), "onednn-bf16");
+            assert_string_not_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), "onednn-bf16");
         }
     }
     if (um_kernel_lib_get() == UM_LIB_ONEDNN && um_cpu_features_get()->avx512) {
         um_matmul_set_reduced(true);
-        assert_string_equal(um_matmul_kernel_name(UM_BF16), "onednn-bf16");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), "onednn-bf16");
         /* through the public entry point: the reduced bf16 arithmetic of the reference */
         um_pool *p2 = um_pool_create(2);
         um_rng r2;
@@ -577,7 +577,7 @@ static void path_choice_and_override(void **state) {
         mm_case b = make_case(UM_BF16, 1100, 300, 19, true, &r2);
         float *want = run(p2, NULL, MM_BF16, &b), *got = xmalloc((size_t)b.n * (size_t)b.w.rows * sizeof(float));
         float *s2 = xmalloc(um_matmul_scratch_floats(2, b.w.cols) * sizeof(float));
-        um_matmul(p2, b.x, b.n, &b.w, b.bias, got, s2);
+        um_matmul(exec_now(p2), b.x, b.n, &b.w, b.bias, got, s2);
         expect_close("onednn-bf16 (um_matmul)", &b, got, want, 2e-6);
         free(want);
         free(got);
@@ -591,12 +591,12 @@ static void path_choice_and_override(void **state) {
     um_matmul_set_reduced(false);
     um_kernel_path best = um_kernel_path_best();
     assert_int_equal(um_kernel_path_set(UM_PATH_SCALAR), UM_PATH_SCALAR);
-    assert_string_equal(um_matmul_kernel_name(UM_BF16), "scalar-f32");
+    assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), "scalar-f32");
     um_matmul_set_reduced(true);
-    assert_string_equal(um_matmul_kernel_name(UM_BF16), "scalar-bf16");
-    assert_string_equal(um_matmul_kernel_name(UM_Q4_K), "scalar-i8");
-    assert_string_equal(um_matmul_kernel_name(UM_F16), "scalar-bf16");
-    assert_string_equal(um_matmul_kernel_name(UM_F32), "scalar-f32");
+    assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), "scalar-bf16");
+    assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q4_K), "scalar-i8");
+    assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F16), "scalar-bf16");
+    assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F32), "scalar-f32");
     um_matmul_set_reduced(false);
     /* a path the CPU lacks falls back: AVX-512 to AVX2, else to the best */
     assert_int_equal(um_kernel_path_set(UM_PATH_AVX512), um_kernel_path_supported(UM_PATH_AVX512) ? UM_PATH_AVX512
@@ -605,25 +605,25 @@ static void path_choice_and_override(void **state) {
     if (!um_kernel_path_supported(UM_PATH_AVX512))
         skip_note(um_kernel_path_lack(UM_PATH_AVX512), "avx512 kernel names");
     if (best == UM_PATH_AVX512) {
-        assert_string_equal(um_matmul_kernel_name(UM_F32), "avx512-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F32), "avx512-f32");
         um_matmul_set_reduced(true);
         bool bf16 = um_cpu_features_get()->avx512_bf16;
-        assert_string_equal(um_matmul_kernel_name(UM_F16), bf16 ? "avx512-bf16" : "avx512-f32");
-        assert_string_equal(um_matmul_kernel_name(UM_F32), "avx512-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F16), bf16 ? "avx512-bf16" : "avx512-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F32), "avx512-f32");
         um_matmul_set_reduced(false);
     }
     if (!um_kernel_path_supported(UM_PATH_AVX2))
         skip_note(um_kernel_path_lack(UM_PATH_AVX2), "avx2 kernel names");
     else {
         assert_int_equal(um_kernel_path_set(UM_PATH_AVX2), UM_PATH_AVX2);
-        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "avx2-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), "avx2-f32");
         um_matmul_set_reduced(true); /* integer levels take an i8 kernel (vpdpbusd with AVX-VNNI); the rest f32 */
         const char *i8 = um_cpu_features_get()->avx_vnni ? "avxvnni-i8" : "avx2-i8";
-        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), i8);
-        assert_string_equal(um_matmul_kernel_name(UM_Q4_K), i8);
-        assert_string_equal(um_matmul_kernel_name(UM_Q6_K), i8);
-        assert_string_equal(um_matmul_kernel_name(UM_BF16), "avx2-f32");
-        assert_string_equal(um_matmul_kernel_name(UM_F16), "avx2-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), i8);
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q4_K), i8);
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q6_K), i8);
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), "avx2-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F16), "avx2-f32");
         um_matmul_set_reduced(false);
     }
     if (!um_kernel_path_supported(UM_PATH_NEON))
@@ -631,13 +631,13 @@ static void path_choice_and_override(void **state) {
     else {
         const um_cpu_features *f = um_cpu_features_get();
         assert_int_equal(um_kernel_path_set(UM_PATH_NEON), UM_PATH_NEON);
-        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), "neon-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), "neon-f32");
         um_matmul_set_reduced(true); /* int8 on smmla with i8mm, else sdot; bf16 on bfmlal; else f32 */
         const char *i8 = f->neon_i8mm ? "neon-smmla-i8" : f->neon_dot ? "neon-sdot-i8" : "neon-f32";
-        assert_string_equal(um_matmul_kernel_name(UM_Q8_0), i8);
-        assert_string_equal(um_matmul_kernel_name(UM_Q6_K), i8);
-        assert_string_equal(um_matmul_kernel_name(UM_BF16), f->neon_bf16 ? "neon-bf16" : "neon-f32");
-        assert_string_equal(um_matmul_kernel_name(UM_F32), "neon-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), i8);
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q6_K), i8);
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), f->neon_bf16 ? "neon-bf16" : "neon-f32");
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_F32), "neon-f32");
         um_matmul_set_reduced(false);
     }
     /* the same product on every path through the public entry point: f32
@@ -656,13 +656,13 @@ static void path_choice_and_override(void **state) {
                 continue;
             }
             um_kernel_path_set((um_kernel_path)p);
-            if (red && !strstr(um_matmul_kernel_name(c.w.type), "i8") &&
-                !strstr(um_matmul_kernel_name(c.w.type), "vnni"))
+            if (red && !strstr(um_matmul_kernel_name(exec_now(NULL), c.w.type), "i8") &&
+                !strstr(um_matmul_kernel_name(exec_now(NULL), c.w.type), "vnni"))
                 continue;
             y[p] = xmalloc((size_t)c.n * (size_t)c.w.rows * sizeof(float));
-            um_matmul(pool, c.x, c.n, &c.w, c.bias, y[p], scratch);
+            um_matmul(exec_now(pool), c.x, c.n, &c.w, c.bias, y[p], scratch);
             if (p > 0)
-                expect_close(um_matmul_kernel_name(c.w.type), &c, y[p], y[0], 2e-6);
+                expect_close(um_matmul_kernel_name(exec_now(NULL), c.w.type), &c, y[p], y[0], 2e-6);
         }
         for (int p = 0; p < UM_PATH_COUNT; p++)
             free(y[p]);
@@ -754,7 +754,7 @@ static void attention_matches_definition(void **state) {
                 k[i] = (float)(4 * (um_rng_uniform(&rng) - 0.5));
                 v[i] = (float)(um_rng_uniform(&rng) - 0.5);
             }
-            um_attention(pool, q, nq, k, v, nkv, out, H, KVH, HD, reduced, scratch);
+            um_attention(exec_now(pool), q, nq, k, v, nkv, out, H, KVH, HD, reduced, scratch);
             float scale = 1.0f / sqrtf((float)HD);
             double worst = 0, *p = xmalloc((size_t)nkv * sizeof *p);
             for (int h = 0; h < H; h++)
@@ -789,7 +789,7 @@ static void attention_matches_definition(void **state) {
             assert_true(worst <= bound);
             if (path != UM_PATH_SCALAR && bf16) {
                 um_kernel_path_set(UM_PATH_SCALAR);
-                um_attention(pool, q, nq, k, v, nkv, ref_out, H, KVH, HD, true, scratch);
+                um_attention(exec_now(pool), q, nq, k, v, nkv, ref_out, H, KVH, HD, true, scratch);
                 um_kernel_path_set(path);
                 for (size_t i = 0; i < nqe; i++)
                     if (!(fabs(out[i] - ref_out[i]) <= 1e-6))
@@ -834,7 +834,7 @@ static void gemm_acc_matches_definition(void **state) {
                     B[i] = (float)(um_rng_uniform(&rng) - 0.5);
                 for (int i = 0; i < m * ldc; i++)
                     C0[i] = C[i] = (float)(um_rng_uniform(&rng) - 0.5);
-                um_gemm_acc(C, ldc, A, a_i, a_k, B, ldb, m, n, kk);
+                um_gemm_acc(um_kernel_path_get(), C, ldc, A, a_i, a_k, B, ldb, m, n, kk);
                 double worst = 0;
                 for (int i = 0; i < m; i++)
                     for (int x = 0; x < ldc; x++) {
@@ -882,7 +882,7 @@ static void exp_row_matches_libm(void **state) {
         memcpy(in, s, sizeof in);
         for (int n = 1; n <= N; n = n < 40 ? n + 1 : n * 2 + 7) {
             memcpy(s, in, sizeof s);
-            double exact_sum = 0, sum = um_exp_row(s, n, shift);
+            double exact_sum = 0, sum = um_exp_row(um_kernel_path_get(), s, n, shift);
             for (int i = 0; i < n; i++) {
                 double x = (float)(in[i] - shift), want = exp(x); /* the row subtracts in float */
                 exact_sum += exp(x < lo ? lo : x > hi ? hi : x);
@@ -897,9 +897,9 @@ static void exp_row_matches_libm(void **state) {
                 fail_msg("%s exp row of %d: sum %.9g, exact %.9g", name, n, sum, exact_sum);
         }
         float nan_row[3] = {0, NAN, 1};
-        um_exp_row(nan_row, 3, 0);
+        um_exp_row(um_kernel_path_get(), nan_row, 3, 0);
         assert_true(isnan(nan_row[1]) && nan_row[0] == 1.0f);
-        um_swiglu(g, up, N);
+        um_swiglu(um_kernel_path_get(), g, up, N);
         for (int i = 0; i < N; i++) {
             double x = in[i], want = x / (1 + exp(-x)) * up[i];
             if (fabs(g[i] - want) > 6e-7 * fabs(want) + 1e-35) /* below -88.3: x up / 2.1e38 */

@@ -557,8 +557,8 @@ static void matmul_quantized_weights(void **state) {
             um_weight_row_f32(&qw, r, row);
             assert_memory_equal(row, wd + r * COLS, sizeof row);
         }
-        um_matmul(pool, x, N, &qw, bias, y_q, scratch);
-        um_matmul(pool, x, N, &fw, bias, y_f, scratch);
+        um_matmul(exec_now(pool), x, N, &qw, bias, y_q, scratch);
+        um_matmul(exec_now(pool), x, N, &fw, bias, y_f, scratch);
         for (int i = 0; i < N; i++)
             for (int r = 0; r < ROWS; r++) {
                 double scale = fabs(bias[r]);

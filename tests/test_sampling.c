@@ -137,7 +137,7 @@ static um_generation generate_checked(um_model *m, um_generate_params p, invaria
     p.user_data = v;
     um_generation g;
     um_error err;
-    if (um_generate(m, PROMPT, N_PROMPT, &p, &g, &err) != UM_OK)
+    if (t_generate(m, PROMPT, N_PROMPT, &p, &g, &err) != UM_OK)
         fail_msg("%s", err.msg);
     if (!v->ok)
         fail_msg("%s", v->why);
@@ -245,7 +245,7 @@ static void temperature_follows_softmax(void **state) {
     canvas[N_PROMPT] = info.mask_id;
     float *logits = malloc((size_t)len * V * sizeof *logits);
     um_error err;
-    assert_int_equal(um_forward(m, canvas, 1, len, logits, &err), UM_OK);
+    assert_int_equal(t_forward(m, canvas, 1, len, logits, &err), UM_OK);
     const float *last = logits + (size_t)N_PROMPT * V;
     double *prob = malloc((size_t)V * sizeof *prob), *prob_t1 = malloc((size_t)V * sizeof *prob_t1);
     double z = 0, z1 = 0, mx = -INFINITY;
@@ -267,7 +267,7 @@ static void temperature_follows_softmax(void **state) {
     for (int s = 0; s < N; s++) {
         um_generation g;
         p.seed = (uint64_t)s;
-        assert_int_equal(um_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_OK);
+        assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_OK);
         counts[g.tokens[N_PROMPT]]++;
         um_generation_free(&g);
     }

@@ -262,7 +262,7 @@ static void train_tiny(void **state) {
     gp.block_length = 16;
     int32_t prompt[4] = {f.d.tokens[0], f.d.tokens[1], f.d.tokens[2], f.d.tokens[3]};
     um_generation gen;
-    assert_int_equal(um_generate(m, prompt, 4, &gp, &gen, &err), UM_OK);
+    assert_int_equal(t_generate(m, prompt, 4, &gp, &gen, &err), UM_OK);
     assert_int_equal(gen.n_tokens, 20);
     for (int i = 4; i < 20; i++)
         assert_true(gen.tokens[i] != f.m->hp.mask_id);

@@ -359,7 +359,7 @@ static void run_case(um_model *m, const cJSON *c, const char *model, const char 
     run.what = what;
     um_generation g;
     um_error err;
-    if (um_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
+    if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
         fail_msg("%s: %s", what, err.msg);
     run.gen = &g;
     check(&run, user);
@@ -422,4 +422,29 @@ char *json_ids_csv(const cJSON *arr) {
     const cJSON *v;
     cJSON_ArrayForEach(v, arr) snprintf(s + strlen(s), 8192 - strlen(s), "%s%d", *s ? "," : "", v->valueint);
     return s;
+}
+
+um_status t_forward(const um_model *m, const int32_t *tokens, int n_rows, int seq_len, float *logits, um_error *err) {
+    um_context *ctx;
+    um_status s = um_context_create(m, NULL, &ctx, err);
+    if (s == UM_OK)
+        s = um_forward(ctx, tokens, n_rows, seq_len, logits, err);
+    um_context_free(ctx);
+    return s;
+}
+
+um_status t_generate(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
+                     um_generation *out, um_error *err) {
+    um_context *ctx;
+    um_status s = um_context_create(m, NULL, &ctx, err);
+    if (s == UM_OK)
+        s = um_generate(ctx, prompt, n_prompt, p, out, err);
+    um_context_free(ctx);
+    return s;
+}
+
+const um_exec *exec_now(um_pool *pool) {
+    static um_exec ex;
+    ex = um_exec_defaults(pool);
+    return &ex;
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "kernels/kernels.h"
 #include "unmask.h"
 
 /* A group of tests: each test file defines one. */
@@ -78,6 +79,17 @@ const cJSON *find_reference_case(const cJSON *root, int steps, int block, double
 char *json_ids_csv(const cJSON *arr);
 
 um_model *open_fixture_model(const char *model, const char *layout, int n_threads);
+
+/* The process defaults (um_exec_defaults) on pool now, for the kernel
+ * tests that switch them between calls; valid until the next call. */
+const um_exec *exec_now(um_pool *pool);
+
+/* um_forward and um_generate on a fresh context with the process defaults
+ * at the time of the call: the tests switch the arithmetic
+ * (um_matmul_set_reduced) and the kernel path between calls. */
+um_status t_forward(const um_model *m, const int32_t *tokens, int n_rows, int seq_len, float *logits, um_error *err);
+um_status t_generate(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
+                     um_generation *out, um_error *err);
 
 /* ---- the LLaDA reference sampler's cases (reference.json) ---- */
 

@@ -208,6 +208,16 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool 
     return m;
 }
 
+um_context *cli_open_context(const char *cmd, const um_model *m) {
+    um_context *ctx;
+    um_error err;
+    if (um_context_create(m, NULL, &ctx, &err) != UM_OK) {
+        cli_error(cmd, "%s", err.msg);
+        return NULL;
+    }
+    return ctx;
+}
+
 /* The value of a flag that names one of n choices; its index, or -1 after an error. */
 int cli_choice(cli_args *a, const char *const *names, int n) {
     const char *flag = a->argv[a->i], *v = cli_value(a);

@@ -78,6 +78,8 @@ const char *cli_model_path(const char *given, char *buf, size_t size);
 
 /* Opens a model, printing a one-line summary to stderr unless quiet. */
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet);
+/* A context for m with the environment's defaults; NULL after an error message. */
+um_context *cli_open_context(const char *cmd, const um_model *m);
 
 int cmd_run(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

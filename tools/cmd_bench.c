@@ -124,10 +124,11 @@ static int parse_canvas(const char *s, int *out) {
 
 /* ---- whole forward passes ------------------------------------------------------ */
 
-static int bench_model(um_model *m, const char *model, const int *prompt, const int *gen, int n_canvas, int reps,
+static int bench_model(um_context *ctx, const char *model, const int *prompt, const int *gen, int n_canvas, int reps,
                        const limits *lim) {
+    const um_model *m = ctx->m;
     const um_hparams *hp = &m->hp;
-    const char *kernel = um_matmul_kernel_name(m->layers[0].w_gate.type);
+    const char *kernel = um_matmul_kernel_name(&ctx->ex, m->layers[0].w_gate.type);
     int rc = 0;
     printf("| model | weights | threads | canvas | ms/forward (best) | ms/forward (mean) | canvas tokens/s | "
            "GFLOP/s | peak RSS MiB | kernel | %% of limit | limit now | %% of limit now |\n"
@@ -148,11 +149,11 @@ static int bench_model(um_model *m, const char *model, const int *prompt, const 
             tokens[i] = i < prompt[c] ? (int32_t)(um_rng_next(&rng) % (uint64_t)max_tok) : hp->mask_id;
         for (int i = 0; rc == 0 && i < gen_len; i++)
             sel[i] = prompt[c] + i;
-        double best = 1e30, sum = 0, now_lim = limit_now(m->pool, kernel);
+        double best = 1e30, sum = 0, now_lim = limit_now(ctx->ex.pool, kernel);
         um_error err;
         for (int r = 0; r <= reps && rc == 0; r++) {
             double t0 = um_now();
-            if (um_model_forward(m, tokens, 1, seq, sel, gen_len, logits, &err) != UM_OK) {
+            if (um_model_forward(ctx, tokens, 1, seq, sel, gen_len, logits, &err) != UM_OK) {
                 cli_error("bench", "%s", err.msg);
                 rc = 1;
                 break;
@@ -171,7 +172,7 @@ static int bench_model(um_model *m, const char *model, const int *prompt, const 
             um_memory_usage(NULL, &peak);
             char p0[16], p1[16];
             printf("| %s | %s | %d | %d | %.1f | %.1f | %.0f | %.1f | %.0f | %s | %s | %.0f | %s |\n", model,
-                   m->weight_type, um_pool_threads(m->pool), seq, best * 1e3, sum / reps * 1e3, seq / best, gflops,
+                   m->weight_type, um_pool_threads(ctx->ex.pool), seq, best * 1e3, sum / reps * 1e3, seq / best, gflops,
                    (double)peak / 1048576.0, kernel, percent(p0, gflops, lim ? limit_for(lim, kernel) : 0), now_lim,
                    percent(p1, gflops, now_lim));
             fflush(stdout);
@@ -279,14 +280,16 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
         /* a second row per canvas with the other backend where oneDNN takes this type and mode
            (and no instruction-set path was forced) */
         um_kernel_lib lib_now = um_kernel_lib_get();
-        bool onednn_now = strncmp(um_matmul_kernel_name(t), "onednn", 6) == 0;
+        um_exec ex_now = um_exec_defaults(pool);
+        bool onednn_now = strncmp(um_matmul_kernel_name(&ex_now, t), "onednn", 6) == 0;
         bool both = lib_now != UM_LIB_NONE && mm_onednn_handles(t, um_matmul_reduced());
         for (int c = 0; c < n_canvas && rc == 0; c++)
             for (int alt = 0; alt < (both ? 2 : 1); alt++) {
                 int n = canvas[c];
                 if (alt)
                     um_kernel_lib_set(onednn_now ? UM_LIB_NONE : UM_LIB_ONEDNN);
-                const char *kernel = um_matmul_kernel_name(t);
+                um_exec ex = um_exec_defaults(pool);
+                const char *kernel = um_matmul_kernel_name(&ex, t);
                 double best[2] = {1e30, 1e30}, flops[2] = {0, 0}, now_lim = limit_now(pool, kernel);
                 for (int i = 0; i < 8; i++)
                     flops[i == 7] += 2.0 * n * (double)w[i].rows * (double)w[i].cols;
@@ -294,7 +297,8 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
                     for (int part = 0; part < 2; part++) {
                         double t0 = um_now();
                         for (int i = part ? 7 : 0; i < (part ? 8 : 7); i++)
-                            um_matmul(pool, x, n, &w[i], NULL, y, scratch);
+                            if (!um_matmul(&ex, x, n, &w[i], NULL, y, scratch))
+                                rc = 1;
                         double dt = um_now() - t0;
                         if (r > 0 && dt < best[part])
                             best[part] = dt;
@@ -376,12 +380,16 @@ int cmd_bench(int argc, char **argv) {
         threads = um_physical_core_count();
 
     um_model *m = NULL;
+    um_context *ctx = NULL;
     um_pool *pool = NULL;
     if (model && !only_limits && !kernels) {
         m = cli_open_model("bench", model, threads, false);
-        if (!m)
+        ctx = m ? cli_open_context("bench", m) : NULL;
+        if (!ctx) {
+            um_model_close(m);
             return 1;
-        pool = m->pool;
+        }
+        pool = ctx->ex.pool;
     } else {
         pool = um_pool_create(threads);
         if (!pool) {
@@ -396,11 +404,13 @@ int cmd_bench(int argc, char **argv) {
     int rc = 0;
     if (kernels)
         rc = bench_kernels(pool, shape_name, types, canvas, n_canvas, reps, have_limits ? &lim : NULL);
-    else if (m)
-        rc = bench_model(m, model, prompt, gen, n_canvas, reps, have_limits ? &lim : NULL);
-    if (m)
+    else if (ctx)
+        rc = bench_model(ctx, model, prompt, gen, n_canvas, reps, have_limits ? &lim : NULL);
+    if (ctx) {
+        um_context_free(ctx);
         um_model_close(m);
-    else
+    } else {
         um_pool_destroy(pool);
+    }
     return rc;
 }

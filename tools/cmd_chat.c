@@ -56,14 +56,14 @@ static void reset_history(history *h, bool keep_first) {
 }
 
 /* One turn: the history rendered, generated, the answer printed and kept. */
-static bool answer_turn(um_model *m, cli_text *t, history *h, um_generate_params *p) {
+static bool answer_turn(um_context *ctx, cli_text *t, history *h, um_generate_params *p) {
     int32_t *prompt;
     int n_prompt;
     if (!cli_text_prompt_chat(t, h->msgs, h->n, &prompt, &n_prompt))
         return false;
     um_generation g;
     um_error err;
-    um_status s = um_generate(m, prompt, n_prompt, p, &g, &err);
+    um_status s = um_generate(ctx, prompt, n_prompt, p, &g, &err);
     free(prompt);
     if (s != UM_OK) {
         cli_error("chat", "%s", err.msg);
@@ -109,10 +109,10 @@ int cmd_chat(int argc, char **argv) {
     char default_path[4096];
     model = cli_model_path(model, default_path, sizeof default_path);
     um_model *m = cli_open_model("chat", model, threads, false);
-    if (!m)
-        return 1;
+    um_context *ctx = m ? cli_open_context("chat", m) : NULL;
     cli_text t;
-    if (!cli_text_open(&t, "chat", model, template_name)) {
+    if (!ctx || !cli_text_open(&t, "chat", model, template_name)) {
+        um_context_free(ctx);
         um_model_close(m);
         return 1;
     }
@@ -136,7 +136,7 @@ int cmd_chat(int argc, char **argv) {
         }
         if (!line[0])
             continue;
-        if (!add_message(&h, "user", line) || !answer_turn(m, &t, &h, &p)) {
+        if (!add_message(&h, "user", line) || !answer_turn(ctx, &t, &h, &p)) {
             rc = 1;
             break;
         }
@@ -145,6 +145,7 @@ int cmd_chat(int argc, char **argv) {
     free(h.msgs);
     free(line);
     cli_text_close(&t);
+    um_context_free(ctx);
     um_model_close(m);
     return rc;
 }

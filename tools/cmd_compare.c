@@ -28,15 +28,17 @@ static void compare_usage(void) {
 static float *forward_all(um_model *m, const char *path, const int32_t *canvas, int seq) {
     um_model_info info;
     um_model_get_info(m, &info);
-    float *logits = malloc((size_t)seq * (size_t)info.n_vocab * sizeof *logits);
+    um_context *ctx = cli_open_context("compare", m);
+    float *logits = ctx ? malloc((size_t)seq * (size_t)info.n_vocab * sizeof *logits) : NULL;
     um_error err;
-    if (!logits) {
+    if (ctx && !logits) {
         cli_error("compare", "out of memory for %d x %d logits", seq, info.n_vocab);
-    } else if (um_forward(m, canvas, 1, seq, logits, &err) != UM_OK) {
+    } else if (logits && um_forward(ctx, canvas, 1, seq, logits, &err) != UM_OK) {
         cli_error("compare", "%s: %s", path, err.msg);
         free(logits);
         logits = NULL;
     }
+    um_context_free(ctx);
     return logits;
 }
 

@@ -84,17 +84,17 @@ static double neg_log_prob(const float *logits, int n_vocab, int tok) {
 /* Sum over the masked positions of one row (noisy == mask_id) of
  * -log p(x0) / p_mask: the numerator of LLaDA's pre-training loss. logits is
  * scratch space for seq * n_vocab floats; *forwards counts the passes run. */
-static um_status row_masked_nll(um_model *m, const int32_t *x0, const int32_t *noisy, const double *p_mask, int seq,
+static um_status row_masked_nll(um_context *ctx, const int32_t *x0, const int32_t *noisy, const double *p_mask, int seq,
                                 float *logits, double *sum, int *forwards, um_error *err) {
     um_model_info info;
-    um_model_get_info(m, &info);
+    um_model_get_info(um_context_model(ctx), &info);
     *sum = 0;
     int any = 0;
     for (int i = 0; i < seq; i++)
         any |= noisy[i] == info.mask_id;
     if (!any) /* nothing to score: spare the forward pass */
         return UM_OK;
-    um_status s = um_forward(m, noisy, 1, seq, logits, err);
+    um_status s = um_forward(ctx, noisy, 1, seq, logits, err);
     if (s != UM_OK)
         return s;
     (*forwards)++;
@@ -107,10 +107,10 @@ static um_status row_masked_nll(um_model *m, const int32_t *x0, const int32_t *n
 /* The masked-token loss of a batch of n_rows rows, divided by n_rows * seq
  * (LLaDA's pre-training loss). Exposed through --masked-batch for the check
  * against the reference loss. */
-static um_status masked_batch_loss(um_model *m, const int32_t *x0, const int32_t *noisy, const double *p_mask,
+static um_status masked_batch_loss(um_context *ctx, const int32_t *x0, const int32_t *noisy, const double *p_mask,
                                    int n_rows, int seq, double *loss, um_error *err) {
     um_model_info info;
-    um_model_get_info(m, &info);
+    um_model_get_info(um_context_model(ctx), &info);
     float *logits = malloc((size_t)seq * info.n_vocab * sizeof *logits);
     if (!logits)
         return um_fail(err, UM_ERR_NOMEM, "out of memory for %d x %d logits", seq, info.n_vocab);
@@ -120,7 +120,7 @@ static um_status masked_batch_loss(um_model *m, const int32_t *x0, const int32_t
     for (int r = 0; r < n_rows && s == UM_OK; r++) {
         double row;
         size_t off = (size_t)r * seq;
-        s = row_masked_nll(m, x0 + off, noisy + off, p_mask + off, seq, logits, &row, &forwards, err);
+        s = row_masked_nll(ctx, x0 + off, noisy + off, p_mask + off, seq, logits, &row, &forwards, err);
         total += row;
     }
     free(logits);
@@ -147,7 +147,7 @@ static void *batch_tensor(const um_st_file *f, const char *name, um_dtype dt, in
     return copy;
 }
 
-static int eval_masked_batch(um_model *m, const char *path, bool json) {
+static int eval_masked_batch(um_context *ctx, const char *path, bool json) {
     um_st_file f;
     um_error err;
     if (um_st_open(path, &f, &err) != UM_OK) {
@@ -159,7 +159,7 @@ static int eval_masked_batch(um_model *m, const char *path, bool json) {
     int32_t *noisy = x0 ? batch_tensor(&f, "noisy_ids", UM_I32, &rows, &seq) : NULL;
     double *p_mask = noisy ? batch_tensor(&f, "p_mask", UM_F64, &rows, &seq) : NULL;
     double loss = 0;
-    um_status s = p_mask ? masked_batch_loss(m, x0, noisy, p_mask, rows, seq, &loss, &err) : UM_ERR_FORMAT;
+    um_status s = p_mask ? masked_batch_loss(ctx, x0, noisy, p_mask, rows, seq, &loss, &err) : UM_ERR_FORMAT;
     if (p_mask && s != UM_OK)
         cli_error("eval", "%s: %s", path, err.msg);
     if (s == UM_OK && json)
@@ -204,10 +204,10 @@ static long real_tokens(const um_train_data *d, int eos) {
  * come from the stream (seed, sample << 32 | row), so each row and sample has
  * its own and a result depends only on the seed. Positions at or past
  * n_score are context, never masked. */
-static um_status elbo_row(um_model *m, const elbo_opts *o, const int32_t *x0, int row, int n_score, int32_t *noisy,
+static um_status elbo_row(um_context *ctx, const elbo_opts *o, const int32_t *x0, int row, int n_score, int32_t *noisy,
                           double *p_mask, float *logits, double *mean, int *forwards, um_error *err) {
     um_model_info info;
-    um_model_get_info(m, &info);
+    um_model_get_info(um_context_model(ctx), &info);
     double sum = 0;
     for (int k = 0; k < o->samples; k++) {
         um_mdm_mask(o->seed, (uint64_t)k << 32 | (uint64_t)row, 1, o->seq, x0, NULL, info.mask_id, MASK_EPS, noisy,
@@ -215,7 +215,7 @@ static um_status elbo_row(um_model *m, const elbo_opts *o, const int32_t *x0, in
         for (int i = n_score; i < o->seq; i++)
             noisy[i] = x0[i];
         double nll;
-        um_status s = row_masked_nll(m, x0, noisy, p_mask, o->seq, logits, &nll, forwards, err);
+        um_status s = row_masked_nll(ctx, x0, noisy, p_mask, o->seq, logits, &nll, forwards, err);
         if (s != UM_OK)
             return s;
         sum += nll;
@@ -224,10 +224,10 @@ static um_status elbo_row(um_model *m, const elbo_opts *o, const int32_t *x0, in
     return UM_OK;
 }
 
-static um_status elbo(um_model *m, const um_train_data *d, long n_real, const elbo_opts *o, elbo_result *r,
+static um_status elbo(um_context *ctx, const um_train_data *d, long n_real, const elbo_opts *o, elbo_result *r,
                       um_error *err) {
     um_model_info info;
-    um_model_get_info(m, &info);
+    um_model_get_info(um_context_model(ctx), &info);
     int32_t *noisy = malloc((size_t)o->seq * sizeof *noisy);
     double *p_mask = malloc((size_t)o->seq * sizeof *p_mask);
     float *logits = malloc((size_t)o->seq * info.n_vocab * sizeof *logits);
@@ -240,7 +240,7 @@ static um_status elbo(um_model *m, const um_train_data *d, long n_real, const el
         long start = (long)row * o->seq;
         int n_score = n_real - start < o->seq ? (int)(n_real - start) : o->seq;
         double mean = 0;
-        s = elbo_row(m, o, d->tokens + start, row, n_score, noisy, p_mask, logits, &mean, &r->forwards, err);
+        s = elbo_row(ctx, o, d->tokens + start, row, n_score, noisy, p_mask, logits, &mean, &r->forwards, err);
         total += mean;
         cli_progress(row + 1, r->rows, "eval: row %d/%d", row + 1, r->rows);
     }
@@ -276,9 +276,9 @@ static void print_elbo(const elbo_result *r, const elbo_opts *o, bool json) {
 }
 
 /* Tokenizes the text file into rows and prints the bound. */
-static int eval_text(um_model *m, const char *model_path, const char *path, const elbo_opts *o, bool json) {
+static int eval_text(um_context *ctx, const char *model_path, const char *path, const elbo_opts *o, bool json) {
     um_model_info info;
-    um_model_get_info(m, &info);
+    um_model_get_info(um_context_model(ctx), &info);
     if (o->seq > info.max_seq_len) {
         cli_error("eval", "--seq %d: the model's context is %d tokens", o->seq, info.max_seq_len);
         return 2;
@@ -301,7 +301,7 @@ static int eval_text(um_model *m, const char *model_path, const char *path, cons
         if (o->limit_tokens > 0 && o->limit_tokens < n_real)
             n_real = o->limit_tokens;
         elbo_result r;
-        if (elbo(m, &d, n_real, o, &r, &err) != UM_OK)
+        if (elbo(ctx, &d, n_real, o, &r, &err) != UM_OK)
             cli_error("eval", "%s", err.msg);
         else {
             print_elbo(&r, o, json);
@@ -546,7 +546,7 @@ typedef struct {
 } task_score;
 
 /* Generates every task's answer with one setting and scores it. */
-static bool run_setting(um_model *m, cli_text *t, const task_list *l, const setting *st, int show, task_score *sc) {
+static bool run_setting(um_context *ctx, cli_text *t, const task_list *l, const setting *st, int show, task_score *sc) {
     memset(sc, 0, sizeof *sc);
     double t0 = um_now();
     char what[600];
@@ -555,7 +555,7 @@ static bool run_setting(um_model *m, cli_text *t, const task_list *l, const sett
         const task *k = &l->v[i];
         um_generation g;
         um_error err;
-        if (um_generate(m, k->ids, k->n_ids, &st->p, &g, &err) != UM_OK) {
+        if (um_generate(ctx, k->ids, k->n_ids, &st->p, &g, &err) != UM_OK) {
             cli_error("eval", "setting '%s', example %d: %s", st->label, i + 1, err.msg);
             return false;
         }
@@ -621,7 +621,7 @@ typedef struct {
     const char *base; /* the base flags as given, for the table */
 } task_opts;
 
-static int eval_tasks(um_model *m, const char *model_path, task_list *l, const setting *st, int n_st,
+static int eval_tasks(um_context *ctx, const char *model_path, task_list *l, const setting *st, int n_st,
                       const task_opts *o, bool json) {
     cli_text t;
     if (!cli_text_open(&t, "eval", model_path, o->template_name))
@@ -629,7 +629,7 @@ static int eval_tasks(um_model *m, const char *model_path, task_list *l, const s
     task_score *sc = calloc((size_t)n_st, sizeof *sc);
     bool ok = sc && tokenize_tasks(&t, l, o->chat, o->system);
     for (int i = 0; ok && i < n_st; i++)
-        ok = run_setting(m, &t, l, &st[i], o->show, &sc[i]);
+        ok = run_setting(ctx, &t, l, &st[i], o->show, &sc[i]);
     if (ok)
         print_table(st, sc, n_st, o->base, json);
     free(sc);
@@ -749,15 +749,17 @@ int cmd_eval(int argc, char **argv) {
     char default_path[4096];
     e.model = cli_model_path(e.model, default_path, sizeof default_path);
     um_model *m = cli_open_model("eval", e.model, e.threads, false);
-    if (!m)
+    um_context *ctx = m ? cli_open_context("eval", m) : NULL;
+    if (!ctx)
         rc = 1;
     else if (e.batch)
-        rc = eval_masked_batch(m, e.batch, e.json);
+        rc = eval_masked_batch(ctx, e.batch, e.json);
     else if (e.text)
-        rc = eval_text(m, e.model, e.text, &e.elbo, e.json);
+        rc = eval_text(ctx, e.model, e.text, &e.elbo, e.json);
     else
-        rc = eval_tasks(m, e.model, &tasks, st, n_st, &e.task, e.json);
+        rc = eval_tasks(ctx, e.model, &tasks, st, n_st, &e.task, e.json);
     tasks_free(&tasks);
+    um_context_free(ctx);
     um_model_close(m);
     return rc;
 }

@@ -44,7 +44,9 @@ int cmd_forward(int argc, char **argv) {
     if (!cli_parse_tokens("forward", prompt_text, &tokens, &n))
         return 2;
     um_model *m = cli_open_model("forward", model, threads, false);
-    if (!m) {
+    um_context *ctx = m ? cli_open_context("forward", m) : NULL;
+    if (!ctx) {
+        um_model_close(m);
         free(tokens);
         return 1;
     }
@@ -56,7 +58,7 @@ int cmd_forward(int argc, char **argv) {
     if (!logits) {
         cli_error("forward", "out of memory for %d x %d logits", n, info.n_vocab);
         rc = 1;
-    } else if (um_forward(m, tokens, 1, n, logits, &err) != UM_OK) {
+    } else if (um_forward(ctx, tokens, 1, n, logits, &err) != UM_OK) {
         cli_error("forward", "%s", err.msg);
         rc = 1;
     } else {
@@ -70,6 +72,7 @@ int cmd_forward(int argc, char **argv) {
     }
     free(logits);
     free(tokens);
+    um_context_free(ctx);
     um_model_close(m);
     return rc;
 }

@@ -132,10 +132,10 @@ static int count_masks(const int32_t *ids, int n, int mask_id) {
 
 /* Generates, then prints ids or text (the answer cut at EOS/EOT; for infill
  * the whole filled-in text). */
-static int generate_and_print(um_model *m, um_generate_params *p, const int32_t *prompt, int n_prompt, run_text *rt,
+static int generate_and_print(um_context *ctx, um_generate_params *p, const int32_t *prompt, int n_prompt, run_text *rt,
                               bool json) {
     um_model_info info;
-    um_model_get_info(m, &info);
+    um_model_get_info(um_context_model(ctx), &info);
     if (p->steps <= 0) /* by default one step per token to fill */
         p->steps = p->gen_length > 0 ? p->gen_length : count_masks(prompt, n_prompt, info.mask_id);
     cli_visual view;
@@ -145,7 +145,7 @@ static int generate_and_print(um_model *m, um_generate_params *p, const int32_t 
     }
     um_generation g;
     um_error err;
-    um_status s = um_generate(m, prompt, n_prompt, p, &g, &err);
+    um_status s = um_generate(ctx, prompt, n_prompt, p, &g, &err);
     if (p->on_step)
         cli_visual_end(&view);
     if (s != UM_OK) {
@@ -218,15 +218,17 @@ cli_unknown(&a);
     char default_path[4096];
     model = cli_model_path(model, default_path, sizeof default_path);
     um_model *m = cli_open_model("run", model, threads, false);
-    int rc = m ? 0 : 1;
+    um_context *ctx = m ? cli_open_context("run", m) : NULL;
+    int rc = ctx ? 0 : 1;
     bool text_mode = !prompt_text;
     if (rc == 0 && text_mode)
         rc = run_text_prompt(&rt, m, model, &prompt, &n_prompt) ? 0 : 1;
     if (rc == 0)
-        rc = generate_and_print(m, &p, prompt, n_prompt, text_mode ? &rt : NULL, json);
+        rc = generate_and_print(ctx, &p, prompt, n_prompt, text_mode ? &rt : NULL, json);
     if (text_mode)
         cli_text_close(&rt.t);
     free(prompt);
+    um_context_free(ctx);
     um_model_close(m);
     return rc;
 }

@@ -12,12 +12,13 @@
  *             `window` positions on each side; a full pass at the block's
  *             first step and every `refresh` steps of the block
  *
- * The cache holds K/V for every position (model.h's um_kv_cache), so each
- * mode is only a choice of range: a pass over [q0, q1) rewrites those slots
- * and reads the rest as the last pass that covered them left them — for
- * prefix and dual, the block's first (full) pass, as Fast-dLLM does.
- * Block-causal caching for block-diffusion models (LLaDA2) will be another
- * range (the block, against keys up to its end: um_model_forward_range's n_kv). */
+ * Each canvas row (the canvas, and CFG's unconditional copy) owns a cache
+ * holding K/V for every position (model.h's um_kv_cache), so each mode is
+ * only a choice of range: a pass over [q0, q1) rewrites those slots and reads
+ * the rest as the last pass that covered them left them — for prefix and
+ * dual, the block's first (full) pass, as Fast-dLLM does. Block-causal
+ * caching for block-diffusion models (LLaDA2) will be another range (the
+ * block, against keys up to its end: um_batch_entry's n_kv). */
 #include <string.h>
 
 #include "diffusion/diffusion.h"
@@ -28,12 +29,20 @@ um_status um_cache_init(um_cache *c, const um_model *m, const um_generate_params
     c->mode = p->cache;
     c->window = p->cache_window;
     c->refresh = p->cache_refresh;
-    if (c->mode == UM_CACHE_NONE)
-        return UM_OK;
-    return um_kv_cache_init(&c->kv, m, n_rows, len, err);
+    for (int r = 0; c->mode != UM_CACHE_NONE && r < n_rows; r++) {
+        um_status s = um_kv_cache_init(&c->kv[r], m, len, err);
+        if (s != UM_OK) {
+            um_cache_free(c);
+            return s;
+        }
+    }
+    return UM_OK;
 }
 
-void um_cache_free(um_cache *c) { um_kv_cache_free(&c->kv); }
+void um_cache_free(um_cache *c) {
+    for (int r = 0; r < UM_CANVAS_MAX_ROWS; r++)
+        um_kv_cache_free(&c->kv[r]);
+}
 
 um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block) {
     um_cache_plan full = {0, len, true};
@@ -55,9 +64,13 @@ um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, in
     }
 }
 
-um_status um_cache_forward(um_cache *c, um_model *m, const int32_t *rows, int n_rows, int len, um_cache_plan plan,
-                           const int32_t *sel, int n_sel, float *logits, um_error *err) {
-    if (c->mode == UM_CACHE_NONE)
-        return um_model_forward(m, rows, n_rows, len, sel, n_sel, logits, err);
-    return um_model_forward_range(m, rows, n_rows, len, plan.q0, plan.q1, len, &c->kv, sel, n_sel, logits, err);
+void um_cache_entries(um_cache *c, const int32_t *rows, int n_rows, int len, um_cache_plan plan, const int32_t *sel,
+                      int n_sel, um_batch_entry *out) {
+    for (int r = 0; r < n_rows; r++) {
+        const int32_t *row = rows + (size_t)r * len;
+        if (c->mode == UM_CACHE_NONE)
+            out[r] = (um_batch_entry){row, len, 0, len, len, NULL, sel, n_sel};
+        else
+            out[r] = (um_batch_entry){row, len, plan.q0, plan.q1, len, &c->kv[r], sel, n_sel};
+    }
 }

@@ -5,7 +5,9 @@
  *   cache.c     what a step recomputes (none, prefix, dual, vicinity)
  *   sampler.c   which token a masked position gets, its probability, margin, entropy
  *   decoder.c   which candidates a step commits (top-k, threshold, factor, ...)
- *   generate.c  the loop that ties them together */
+ *   session.c   the loop that ties them together, one step at a time, and the
+ *               scheduler that steps many sessions in one forward pass
+ *   generate.c  the default parameters and um_generate, a loop over one session */
 #ifndef UM_DIFFUSION_H
 #define UM_DIFFUSION_H
 
@@ -16,6 +18,9 @@
 #include "unmask.h"
 
 /* ---- canvas --------------------------------------------------------------- */
+
+/* The canvas, and with classifier-free guidance its unconditional copy. */
+#define UM_CANVAS_MAX_ROWS 2
 
 typedef struct {
     int32_t *rows;   /* [n_rows][len]: the canvas, then (CFG) the unconditional copy */
@@ -70,7 +75,7 @@ void um_schedule_block_range(const um_generate_params *p, int n_prompt, int b, i
 typedef struct {
     um_cache_mode mode;
     int window, refresh;
-    um_kv_cache kv; /* empty for UM_CACHE_NONE */
+    um_kv_cache kv[UM_CANVAS_MAX_ROWS]; /* one per canvas row; empty for UM_CACHE_NONE */
 } um_cache;
 
 /* What one step recomputes: positions [q0, q1); full: the whole canvas. */
@@ -83,10 +88,10 @@ um_status um_cache_init(um_cache *c, const um_model *m, const um_generate_params
                         um_error *err);
 void um_cache_free(um_cache *c);
 um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block);
-/* Runs the planned forward pass over the canvas rows; logits for sel (which
- * must lie inside the plan). */
-um_status um_cache_forward(um_cache *c, um_model *m, const int32_t *rows, int n_rows, int len, um_cache_plan plan,
-                           const int32_t *sel, int n_sel, float *logits, um_error *err);
+/* The batch entries of the planned pass, one per canvas row (out holds
+ * n_rows), each with outputs for sel (which must lie inside the plan). */
+void um_cache_entries(um_cache *c, const int32_t *rows, int n_rows, int len, um_cache_plan plan, const int32_t *sel,
+                      int n_sel, um_batch_entry *out);
 
 /* ---- sampler -------------------------------------------------------------- */
 

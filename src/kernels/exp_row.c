@@ -126,8 +126,8 @@ EXP_ROW(avx512, TGT_AVX512, vec16, ivec16)
 EXP_ROW(neon, TGT_NEON, vec8, ivec8) /* two q registers per operation: twice the independent work of vec4 */
 #endif
 
-float um_exp_row(float *s, int n, float shift) {
-    switch (um_kernel_path_get()) {
+float um_exp_row(um_kernel_path path, float *s, int n, float shift) {
+    switch (path) {
 #if defined(__x86_64__)
     case UM_PATH_AVX512: return exp_row_avx512(s, n, shift);
     case UM_PATH_AVX2: return exp_row_avx2(s, n, shift);
@@ -139,8 +139,8 @@ float um_exp_row(float *s, int n, float shift) {
     }
 }
 
-void um_softmax_step(float *S, int lds, int nq, int nk, float *m, float *l, float *O, int hd) {
-    switch (um_kernel_path_get()) {
+void um_softmax_step(um_kernel_path path, float *S, int lds, int nq, int nk, float *m, float *l, float *O, int hd) {
+    switch (path) {
 #if defined(__x86_64__)
     case UM_PATH_AVX512: softmax_step_avx512(S, lds, nq, nk, m, l, O, hd); break;
     case UM_PATH_AVX2: softmax_step_avx2(S, lds, nq, nk, m, l, O, hd); break;
@@ -152,8 +152,8 @@ void um_softmax_step(float *S, int lds, int nq, int nk, float *m, float *l, floa
     }
 }
 
-void um_swiglu(float *gate, const float *up, int64_t n) {
-    switch (um_kernel_path_get()) {
+void um_swiglu(um_kernel_path path, float *gate, const float *up, int64_t n) {
+    switch (path) {
 #if defined(__x86_64__)
     case UM_PATH_AVX512: swiglu_avx512(gate, up, n); break;
     case UM_PATH_AVX2: swiglu_avx2(gate, up, n); break;

@@ -108,8 +108,9 @@ TGT_NEON static void gemm_acc_neon(float *C, int ldc, const float *A, int a_i, i
 }
 #endif
 
-void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk) {
-    switch (um_kernel_path_get()) {
+void um_gemm_acc(um_kernel_path path, float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m,
+                 int n, int kk) {
+    switch (path) {
 #if defined(__x86_64__)
     case UM_PATH_AVX512: gemm_acc_avx512(C, ldc, A, a_i, a_k, B, ldb, m, n, kk); break;
     case UM_PATH_AVX2: gemm_acc_avx2(C, ldc, A, a_i, a_k, B, ldb, m, n, kk); break;
@@ -273,16 +274,16 @@ static void bf16_pairs_neon(uint32_t *dst, const float *src, int n) {
 }
 #endif
 
-void um_gemm_acc_bf16(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
+void um_gemm_acc_bf16(um_kernel_path path, float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
                       int kp) {
 #if defined(__x86_64__)
-    if (um_kernel_path_get() == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
+    if (path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
         gemm_acc_bf16_avx512(C, ldc, A, lda, B, ldb, m, n, kp);
         return;
     }
 #endif
 #if defined(__aarch64__)
-    if (um_kernel_path_get() == UM_PATH_NEON && um_cpu_features_get()->neon_bf16) {
+    if (path == UM_PATH_NEON && um_cpu_features_get()->neon_bf16) {
         gemm_acc_bf16_neon(C, ldc, A, lda, B, ldb, m, n, kp);
         return;
     }
@@ -290,15 +291,15 @@ void um_gemm_acc_bf16(float *C, int ldc, const uint32_t *A, int lda, const uint3
     gemm_acc_bf16_portable(C, ldc, A, lda, B, ldb, m, n, kp);
 }
 
-void um_bf16_pairs(uint32_t *dst, const float *src, int n) {
+void um_bf16_pairs(um_kernel_path path, uint32_t *dst, const float *src, int n) {
 #if defined(__x86_64__)
-    if (um_kernel_path_get() == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
+    if (path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16) {
         bf16_pairs_avx512(dst, src, n);
         return;
     }
 #endif
 #if defined(__aarch64__)
-    if (um_kernel_path_get() == UM_PATH_NEON) {
+    if (path == UM_PATH_NEON) {
         bf16_pairs_neon(dst, src, n);
         return;
     }

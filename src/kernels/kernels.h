@@ -10,6 +10,7 @@
 
 #include "base/dtype.h"
 #include "base/pool.h"
+#include "kernels/cpu.h"
 
 typedef struct {
     um_dtype type; /* F32, F16, BF16 or a llama.cpp block type (quant.h) */
@@ -27,17 +28,31 @@ typedef struct {
 /* Row r of w as f32. */
 void um_weight_row_f32(const um_weight *w, int64_t r, float *out);
 
+/* How the ops run: on which threads, in which arithmetic, on which
+ * instruction set. A context (model/context.h) holds one; the process
+ * defaults (UNMASK_ACTIVATIONS, UNMASK_KERNEL) are um_exec_defaults'. */
+typedef struct {
+    um_pool *pool;
+    bool reduced;        /* reduced-precision activations (um_matmul_reduced) */
+    um_kernel_path path; /* instruction-set path (kernels/cpu.h) */
+    um_kernel_lib lib;   /* matmul library backend (oneDNN) */
+} um_exec;
+
+/* The process defaults on pool: the environment's, or what the setters below chose. */
+um_exec um_exec_defaults(um_pool *pool);
+
 /* y[n][w.rows] = x[n][w.cols] * w^T (+ bias[w.rows] when bias != NULL).
  * scratch holds um_matmul_scratch_floats(threads, w.cols) floats; f32 data
- * must be 4-byte aligned. */
-void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const float *bias, float *y,
+ * must be 4-byte aligned. False, with y unspecified, when the memory for the
+ * packed operands could not be had: never a silent change of arithmetic. */
+bool um_matmul(const um_exec *ex, const float *x, int n, const um_weight *w, const float *bias, float *y,
                float *scratch);
 size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
 /* y[i] = x * w[i]^T (+ bias[i]) for i < count: the products of one input
  * (a layer's q, k and v; gate and up). Where the weights have one type, the
  * activations are rounded once and all the products' tasks share one pass
  * of the pool; else one um_matmul each. The results are um_matmul's. */
-void um_matmul_many(um_pool *pool, const float *x, int n, int count, const um_weight *const *w,
+bool um_matmul_many(const um_exec *ex, const float *x, int n, int count, const um_weight *const *w,
                     const float *const *bias, float *const *y, float *scratch);
 
 /* Reduced-precision activations: when on, BF16 weights meet activations
@@ -59,8 +74,8 @@ void um_matmul_many(um_pool *pool, const float *x, int n, int count, const um_we
  * instruction-set path is UNMASK_KERNEL (kernels/cpu.h). */
 bool um_matmul_reduced(void);
 void um_matmul_set_reduced(bool on);
-/* The kernel um_matmul uses for weights of type t now ("avx512-f32", ...). */
-const char *um_matmul_kernel_name(um_dtype t);
+/* The kernel um_matmul uses for weights of type t under ex ("avx512-f32", ...). */
+const char *um_matmul_kernel_name(const um_exec *ex, um_dtype t);
 
 /* out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * weight, for n rows of d. out may be x. */
 void um_rmsnorm(float *out, const float *x, const float *weight, int n, int d, float eps);
@@ -88,27 +103,27 @@ void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, con
  * PyTorch's bf16 inference does, where the path has bf16 dot products
  * (AVX-512 BF16, arm64 bf16) and on the scalar path, which is the reference; elsewhere
  * f32 (as the matmuls: um_matmul_reduced). */
-void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
+void um_attention(const um_exec *ex, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
                   int n_heads, int n_kv_heads, int head_dim, bool reduced, float *scratch);
 size_t um_attention_scratch_floats(int n_threads, int n_kv, int n_kv_heads, int head_dim);
 
 /* C[i][x] += sum_k A[i * a_i + k * a_k] B[k][x] for i < m, x < n, k < kk;
  * B and C row-major with row strides ldb and ldc. One thread: for small
  * products inside a pool task (training's attention, kernels/gemm_acc.c). */
-void um_gemm_acc(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk);
+void um_gemm_acc(um_kernel_path path, float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb, int m, int n, int kk);
 /* The same on bf16 pairs: C[i][x] += sum_p A[i][p] . B[p][x], A [m][kp] and
  * B [kp][n] u32 (row strides lda, ldb), each two bf16 values (low half the
  * even k); the products exact, the sums in f32 (vdpbf16ps where the path has
  * it, bfmlalt/bfmlalb on arm64 bf16, else its exact emulation). */
-void um_gemm_acc_bf16(float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
+void um_gemm_acc_bf16(um_kernel_path path, float *C, int ldc, const uint32_t *A, int lda, const uint32_t *B, int ldb, int m, int n,
                       int kp);
 /* dst[i] = the bf16 pair (src[2i], src[2i + 1]) for 2i < n, rounded to
  * nearest even (a zero high half past n). */
-void um_bf16_pairs(uint32_t *dst, const float *src, int n);
+void um_bf16_pairs(um_kernel_path path, uint32_t *dst, const float *src, int n);
 
 /* s[x] = exp(s[x] - shift) for x < n, returning their sum (kernels/exp_row.c:
  * vectorized, within 2 ulp of expf; results below 1.2e-38 stay there). */
-float um_exp_row(float *s, int n, float shift);
+float um_exp_row(um_kernel_path path, float *s, int n, float shift);
 /* One key tile of attention's online softmax, rows i < nq of the scores S
  * (nk each, rows lds apart), vectorized with um_exp_row's exp (a scalar
  * row max alone, a chain of dependent compares, took as long as the
@@ -118,9 +133,9 @@ float um_exp_row(float *s, int n, float shift);
  * kept as UM_SOFTMAX_LANES partial sums, l[i * UM_SOFTMAX_LANES ...] (start
  * at 0, add them up at the end), so that no tile reduces across lanes. */
 #define UM_SOFTMAX_LANES 16
-void um_softmax_step(float *S, int lds, int nq, int nk, float *m, float *l, float *O, int hd);
+void um_softmax_step(um_kernel_path path, float *S, int lds, int nq, int nk, float *m, float *l, float *O, int hd);
 
 /* gate[i] = silu(gate[i]) * up[i], with um_exp_row's exp. */
-void um_swiglu(float *gate, const float *up, int64_t n);
+void um_swiglu(um_kernel_path path, float *gate, const float *up, int64_t n);
 
 #endif

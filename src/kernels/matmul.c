@@ -553,7 +553,7 @@ size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols) {
     return (size_t)n_threads * (size_t)(max_cols + 16);
 }
 
-static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, const um_weight *w, const float *bias,
+static bool mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, const um_weight *w, const float *bias,
                          float *y, float *scratch) {
     int64_t k = w->cols;
     ref_job job = {kind, x, n, w, bias, y, scratch, (size_t)k + 16, NULL, NULL, NULL, 0, mm_i8_zp(w->type)};
@@ -561,7 +561,7 @@ static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, con
     if (kind == MM_BF16) {
         float *xr = tmp = malloc((size_t)n * (size_t)k * sizeof(float));
         if (!xr) {
-            kind = job.kind = MM_F32;
+            return false;
         } else {
             for (int64_t i = 0; i < (int64_t)n * k; i++)
                 xr[i] = um_bf16_to_f32(um_f32_to_bf16(x[i]));
@@ -572,7 +572,7 @@ static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, con
         int64_t kq = i8_padded(k), nsb = kq / bk;
         int8_t *xq = tmp = calloc(1, (size_t)n * (size_t)kq + (size_t)n * (size_t)nsb * 3 * sizeof(float));
         if (!xq) {
-            kind = job.kind = MM_F32;
+            return false;
         } else {
             float *xs = (float *)(xq + (size_t)n * (size_t)kq);
             int32_t *xsum = (int32_t *)(xs + (size_t)n * (size_t)nsb * 2);
@@ -598,6 +598,7 @@ static void mm_reference(um_pool *pool, mm_kind kind, const float *x, int n, con
     }
     um_pool_run(pool, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK), ref_task, &job);
     free(tmp);
+    return true;
 }
 
 /* ---- choosing a path ---------------------------------------------------------- */
@@ -656,67 +657,70 @@ static const mm_kernels *choose_kernels(um_kernel_path path, mm_kind kind, um_dt
  * Performance): see there for the numbers behind it. */
 #define ONEDNN_DEFAULT_BF16_REDUCED 0
 
-/* Whether um_matmul hands weights of type t to the oneDNN backend now. */
-static bool use_onednn(um_kernel_path path, um_dtype t, bool reduced) {
-    switch (um_kernel_lib_get()) {
+/* Whether um_matmul hands weights of type t to the oneDNN backend under ex. */
+static bool use_onednn(const um_exec *ex, um_dtype t) {
+    switch (ex->lib) {
     case UM_LIB_ONEDNN:
-        return mm_onednn_handles(t, reduced);
+        return mm_onednn_handles(t, ex->reduced);
     case UM_LIB_AUTO:
-        return ONEDNN_DEFAULT_BF16_REDUCED && um_onednn_available() && t == UM_BF16 && reduced &&
-               path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16;
+        return ONEDNN_DEFAULT_BF16_REDUCED && um_onednn_available() && t == UM_BF16 && ex->reduced &&
+               ex->path == UM_PATH_AVX512 && um_cpu_features_get()->avx512_bf16;
     default:
         return false;
     }
 }
 
-const char *um_matmul_kernel_name(um_dtype t) {
-    um_kernel_path path = um_kernel_path_get();
-    bool reduced = um_matmul_reduced();
-    if (use_onednn(path, t, reduced))
+um_exec um_exec_defaults(um_pool *pool) {
+    um_exec ex = {pool, um_matmul_reduced(), um_kernel_path_get(), um_kernel_lib_get()};
+    return ex;
+}
+
+const char *um_matmul_kernel_name(const um_exec *ex, um_dtype t) {
+    if (use_onednn(ex, t))
         return t == UM_F32 ? "onednn-f32" : "onednn-bf16";
     um_weight w = {t, 0, 0, NULL, false};
-    mm_kind kind = choose_kind(path, &w, reduced);
-    const mm_kernels *ks = choose_kernels(path, kind, t);
+    mm_kind kind = choose_kind(ex->path, &w, ex->reduced);
+    const mm_kernels *ks = choose_kernels(ex->path, kind, t);
     if (ks)
         return ks->name;
     return kind == MM_BF16 ? "scalar-bf16" : kind == MM_I8 ? "scalar-i8" : "scalar-f32";
 }
 
-void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, int n, const um_weight *w,
+/* The blocked kernels where the path has them, else the reference; false
+ * when either could not have its buffers. */
+bool mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, int n, const um_weight *w,
             const float *bias, float *y, float *scratch) {
     if (n <= 0 || w->rows <= 0)
-        return;
+        return true;
     mm_part part = {w, bias, y, 0};
-    if (ks && mm_blocked(pool, ks, x, n, &part, 1))
-        return;
-    mm_reference(pool, kind, x, n, w, bias, y, scratch); /* also when the scratch could not be had */
+    if (ks)
+        return mm_blocked(pool, ks, x, n, &part, 1);
+    return mm_reference(pool, kind, x, n, w, bias, y, scratch);
 }
 
-void um_matmul(um_pool *pool, const float *x, int n, const um_weight *w, const float *bias, float *y,
+bool um_matmul(const um_exec *ex, const float *x, int n, const um_weight *w, const float *bias, float *y,
                float *scratch) {
-    um_kernel_path path = um_kernel_path_get();
-    bool reduced = um_matmul_reduced();
-    if (use_onednn(path, w->type, reduced) && mm_onednn_run(pool, x, n, w, bias, y, reduced))
-        return; /* else (oneDNN failed) our kernels */
-    mm_kind kind = choose_kind(path, w, reduced);
-    mm_run(pool, choose_kernels(path, kind, w->type), kind, x, n, w, bias, y, scratch);
+    if (use_onednn(ex, w->type) && mm_onednn_run(ex->pool, x, n, w, bias, y, ex->reduced))
+        return true; /* else (oneDNN could not have its buffers) our kernels, in the same arithmetic */
+    mm_kind kind = choose_kind(ex->path, w, ex->reduced);
+    return mm_run(ex->pool, choose_kernels(ex->path, kind, w->type), kind, x, n, w, bias, y, scratch);
 }
 
-void um_matmul_many(um_pool *pool, const float *x, int n, int count, const um_weight *const *w,
+bool um_matmul_many(const um_exec *ex, const float *x, int n, int count, const um_weight *const *w,
                     const float *const *bias, float *const *y, float *scratch) {
-    um_kernel_path path = um_kernel_path_get();
-    bool reduced = um_matmul_reduced();
-    bool alike = count >= 1 && count <= MM_MAX_PARTS && n > 0 && !use_onednn(path, w[0]->type, reduced);
+    bool alike = count >= 1 && count <= MM_MAX_PARTS && n > 0 && !use_onednn(ex, w[0]->type);
     mm_part parts[MM_MAX_PARTS];
     for (int i = 0; alike && i < count; i++) {
         alike = w[i]->type == w[0]->type && w[i]->cols == w[0]->cols && w[i]->rows > 0 &&
                 w[i]->q8_0_when_reduced == w[0]->q8_0_when_reduced;
         parts[i] = (mm_part){w[i], bias[i], y[i], 0};
     }
-    mm_kind kind = alike ? choose_kind(path, w[0], reduced) : MM_F32;
-    const mm_kernels *ks = alike ? choose_kernels(path, kind, w[0]->type) : NULL;
-    if (ks && mm_blocked(pool, ks, x, n, parts, count))
-        return;
+    mm_kind kind = alike ? choose_kind(ex->path, w[0], ex->reduced) : MM_F32;
+    const mm_kernels *ks = alike ? choose_kernels(ex->path, kind, w[0]->type) : NULL;
+    if (ks)
+        return mm_blocked(ex->pool, ks, x, n, parts, count);
     for (int i = 0; i < count; i++)
-        um_matmul(pool, x, n, w[i], bias[i], y[i], scratch);
+        if (!um_matmul(ex, x, n, w[i], bias[i], y[i], scratch))
+            return false;
+    return true;
 }

@@ -31,8 +31,8 @@
  *         sum_k w x = dx * (scale * sum q*xq + mn * sum xq).
  *
  * BF16 and I8 round the activations (reduced precision): the default for
- * BF16, F16 and quantized weights, off with um_matmul_set_reduced(false) or
- * UNMASK_ACTIVATIONS=f32 (kernels.h). */
+ * BF16, F16 and quantized weights, off in a context made with f32 activations, whose default is
+ * UNMASK_ACTIVATIONS (kernels.h: um_exec). */
 #ifndef UM_KERNELS_MATMUL_IMPL_H
 #define UM_KERNELS_MATMUL_IMPL_H
 
@@ -145,9 +145,10 @@ int mm_i8_zp(um_dtype t);
 void mm_row_segment_f32(const um_weight *w, int64_t r, int64_t kb, int kc, float *out);
 
 /* y = x * W^T (+ bias) with the given kernels, or with the portable
- * reference of `kind` when ks is NULL (or the pool's scratch could not be
- * had). um_matmul chooses both; tests call this to compare paths. */
-void mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, int n, const um_weight *w,
+ * reference of `kind` when ks is NULL; false when the packed operands'
+ * memory could not be had. um_matmul chooses both; tests call this to
+ * compare paths. */
+bool mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, int n, const um_weight *w,
             const float *bias, float *y, float *scratch);
 
 /* Kernel sets per instruction set; NULL where the CPU or the build lacks one. */

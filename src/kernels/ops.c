@@ -82,6 +82,7 @@ typedef struct {
     float *out;
     int n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles;
     bool bf16;
+    um_kernel_path path;
     float *k_t;  /* [n_kv_heads][key tiles][head_dim][K_TILE], or the bf16 pairs (above) in the same room */
     float *v_c;  /* [n_kv_heads][n_kv][head_dim], or the bf16 pairs */
     float *work; /* per thread: attn_thread_floats */
@@ -120,7 +121,7 @@ static void copy_kv_task(void *ctx, int g, int thread) {
         for (int t = 0; t < j->n_kv; t++) /* a key's pairs go down its column of the tile */
             for (int c0 = 0; c0 < hd; c0 += 2 * K_TILE) {
                 int nc = hd - c0 < 2 * K_TILE ? hd - c0 : 2 * K_TILE;
-                um_bf16_pairs(pairs, j->k + t * kvs + (int64_t)g * hd + c0, nc);
+                um_bf16_pairs(j->path, pairs, j->k + t * kvs + (int64_t)g * hd + c0, nc);
                 uint32_t *col = kp + ((int64_t)(t / K_TILE) * hd + c0) / 2 * K_TILE + t % K_TILE;
                 for (int p = 0; p < nc / 2; p++)
                     col[p * K_TILE] = pairs[p];
@@ -133,7 +134,7 @@ static void copy_kv_task(void *ctx, int g, int thread) {
                     both[2 * c] = v0[c];
                     both[2 * c + 1] = t + 1 < j->n_kv ? v1[c] : 0.0f;
                 }
-                um_bf16_pairs(vp + (int64_t)(t / 2) * hd + c0, both, 2 * nc);
+                um_bf16_pairs(j->path, vp + (int64_t)(t / 2) * hd + c0, both, 2 * nc);
             }
         return;
     }
@@ -168,24 +169,24 @@ static void attention_task(void *ctx, int task, int thread) {
             O[i * hd + c] = 0;
         }
         if (j->bf16)
-            um_bf16_pairs(qp + i * hd / 2, qt + i * hd, hd);
+            um_bf16_pairs(j->path, qp + i * hd / 2, qt + i * hd, hd);
     }
     for (int k0 = 0; k0 < j->n_kv; k0 += K_TILE) {
         int nk = k0 + K_TILE < j->n_kv ? K_TILE : j->n_kv - k0;
         memset(S, 0, sizeof(float) * Q_TILE * K_TILE);
         if (j->bf16)
-            um_gemm_acc_bf16(S, K_TILE, qp, hd / 2, (const uint32_t *)k_t + (int64_t)k0 * hd / 2, K_TILE, nq, nk,
+            um_gemm_acc_bf16(j->path, S, K_TILE, qp, hd / 2, (const uint32_t *)k_t + (int64_t)k0 * hd / 2, K_TILE, nq, nk,
                              hd / 2);
         else
-            um_gemm_acc(S, K_TILE, qt, hd, 1, k_t + (int64_t)k0 * hd, K_TILE, nq, nk, hd);
-        um_softmax_step(S, K_TILE, nq, nk, m, l, O, hd);
+            um_gemm_acc(j->path, S, K_TILE, qt, hd, 1, k_t + (int64_t)k0 * hd, K_TILE, nq, nk, hd);
+        um_softmax_step(j->path, S, K_TILE, nq, nk, m, l, O, hd);
         for (int i = 0; j->bf16 && i < nq; i++)
-            um_bf16_pairs(pp + i * K_TILE / 2, S + i * K_TILE, nk);
+            um_bf16_pairs(j->path, pp + i * K_TILE / 2, S + i * K_TILE, nk);
         if (j->bf16)
-            um_gemm_acc_bf16(O, hd, pp, K_TILE / 2, (const uint32_t *)v + (int64_t)k0 / 2 * hd, hd, nq, hd,
+            um_gemm_acc_bf16(j->path, O, hd, pp, K_TILE / 2, (const uint32_t *)v + (int64_t)k0 / 2 * hd, hd, nq, hd,
                              (nk + 1) / 2);
         else
-            um_gemm_acc(O, hd, S, K_TILE, 1, v + (int64_t)k0 * hd, hd, nq, hd, nk);
+            um_gemm_acc(j->path, O, hd, S, K_TILE, 1, v + (int64_t)k0 * hd, hd, nq, hd, nk);
     }
     for (int i = 0; i < nq; i++) {
         float sum = 0;
@@ -197,14 +198,14 @@ static void attention_task(void *ctx, int task, int thread) {
     }
 }
 
-void um_attention(um_pool *pool, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
+void um_attention(const um_exec *ex, const float *q, int n_q, const float *k, const float *v, int n_kv, float *out,
                   int n_heads, int n_kv_heads, int head_dim, bool reduced, float *scratch) {
     int n_tiles = (n_q + Q_TILE - 1) / Q_TILE;
     float *v_c = scratch + key_tiles_floats(n_kv, head_dim) * n_kv_heads;
-    um_kernel_path path = um_kernel_path_get();
+    um_kernel_path path = ex->path;
     bool bf16 = reduced && head_dim % 2 == 0 && (path == UM_PATH_SCALAR || um_kernel_path_bf16_dot(path));
-    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, bf16, scratch, v_c,
+    attn_job job = {q, k, v, out, n_q, n_kv, n_heads, n_kv_heads, head_dim, n_tiles, bf16, path, scratch, v_c,
                     v_c + (size_t)(n_kv + 1) * head_dim * n_kv_heads};
-    um_pool_run(pool, n_kv_heads, copy_kv_task, &job);
-    um_pool_run(pool, n_heads * n_tiles, attention_task, &job);
+    um_pool_run(ex->pool, n_kv_heads, copy_kv_task, &job);
+    um_pool_run(ex->pool, n_heads * n_tiles, attention_task, &job);
 }

@@ -16,7 +16,7 @@
 #include "format/json.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
-#include "model/llada_gguf.h"
+#include "model/arch.h"
 #include "model/weights.h"
 
 #define GGUF_QUANTIZATION_VERSION 2
@@ -44,7 +44,7 @@ static void convert_rows(void *ctx, int task, int thread) {
     void *aligned = f + j->cols; /* the source row copied to an aligned place */
     um_weight w = {j->src_type, 1, j->cols, aligned, false};
     for (int64_t r = (int64_t)task * ROWS_PER_TASK; r < j->rows && r < (int64_t)(task + 1) * ROWS_PER_TASK; r++) {
-        int64_t from = j->permute_head_dim > 0 ? um_llada_gguf_qk_source_row(r, j->permute_head_dim) : r;
+        int64_t from = j->permute_head_dim > 0 ? um_rope_pairs_source_row(r, j->permute_head_dim) : r;
         memcpy(aligned, j->src + (size_t)from * src_row, src_row);
         um_weight_row_f32(&w, 0, f);
         um_quantize_row(j->dst_type, f, j->dst + (size_t)r * dst_row, j->cols);
@@ -284,34 +284,20 @@ static um_status add_tokenizer(um_gguf_writer *w, const tokenizer_files *tf, con
     return UM_OK;
 }
 
-/* llada.* and general.* keys, in the converter's order. */
-static um_status add_hparams(um_gguf_writer *w, const um_hparams *hp, int vocab, const char *name,
+/* general.* and the architecture's keys (llada.*), in the converter's order. */
+static um_status add_hparams(um_gguf_writer *w, const um_arch *a, const um_hparams *hp, const char *name,
                              int64_t n_params, const um_recipe *r, um_error *err) {
     char label[32];
     size_label(n_params, label, sizeof label);
-    UM_TRY(um_gguf_writer_add_str(w, "general.architecture", "llada", err));
+    UM_TRY(um_gguf_writer_add_str(w, "general.architecture", a->gguf_name, err));
     UM_TRY(um_gguf_writer_add_str(w, "general.type", "model", err));
     UM_TRY(um_gguf_writer_add_str(w, "general.name", name, err));
     UM_TRY(um_gguf_writer_add_str(w, "general.size_label", label, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.block_count", (uint32_t)hp->n_layers, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.context_length", (uint32_t)hp->max_seq, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.attention.head_count", (uint32_t)hp->n_heads, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.attention.head_count_kv", (uint32_t)hp->n_kv_heads, err));
-    UM_TRY(um_gguf_writer_add_f32(w, "llada.rope.freq_base", hp->rope_theta, err));
-    UM_TRY(um_gguf_writer_add_f32(w, "llada.attention.layer_norm_rms_epsilon", hp->norm_eps, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "general.file_type", r->file_type, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.vocab_size", (uint32_t)vocab, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.rope.dimension_count", (uint32_t)hp->head_dim, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.embedding_length", (uint32_t)hp->d_model, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "llada.feed_forward_length", (uint32_t)hp->d_ff, err));
-    UM_TRY(um_gguf_writer_add_bool(w, "llada.attention.causal", false, err));
-    UM_TRY(um_gguf_writer_add_bool(w, "diffusion.shift_logits", false, err));
+    UM_TRY(um_arch_write_gguf(a, w, hp, r->file_type, err));
     return um_gguf_writer_add_u32(w, "general.quantization_version", GGUF_QUANTIZATION_VERSION, err);
 }
 
 /* ---- HF -> GGUF ----------------------------------------------------------- */
-
-static bool is_qk(const char *hf_name) { return strstr(hf_name, ".q_proj.") || strstr(hf_name, ".k_proj."); }
 
 static int cmp_tensor_name(const void *a, const void *b) {
     return strcmp((*(const um_st_tensor *const *)a)->name, (*(const um_st_tensor *const *)b)->name);
@@ -329,7 +315,7 @@ static void sort_like_llama_cpp(um_checkpoint *ck) {
     }
 }
 
-static um_status plan_tensors(um_weights *src, const um_hparams *hp, const um_recipe *r, um_pool *pool,
+static um_status plan_tensors(um_weights *src, const um_arch *a, const um_hparams *hp, const um_recipe *r, um_pool *pool,
                               const um_convert_params *cp, tensor_plan **out, int *n_out, int64_t *n_params,
                               um_error *err) {
     um_checkpoint *ck = &src->ck;
@@ -341,12 +327,13 @@ static um_status plan_tensors(um_weights *src, const um_hparams *hp, const um_re
     for (int i = 0; i < ck->n_tensors; i++) {
         const um_st_tensor *t = ck->tensors[i];
         tensor_plan *p = &plans[i];
-        char gname[128];
-        if (!um_llada_gguf_name(t->name, gname, sizeof gname) || (t->n_dims != 1 && t->n_dims != 2) ||
+        char gname[192];
+        um_tensor_role role;
+        if (!um_arch_gguf_name(a, t->name, gname, sizeof gname, &role) || (t->n_dims != 1 && t->n_dims != 2) ||
             (t->dtype != UM_F32 && t->dtype != UM_F16 && t->dtype != UM_BF16)) {
             free(plans);
-            return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' (%s, %d dims) has no place in a llada GGUF",
-                           ck->tensor_file[i], t->name, um_dtype_name(t->dtype), t->n_dims);
+            return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' (%s, %d dims) has no place in a %s GGUF",
+                           ck->tensor_file[i], t->name, um_dtype_name(t->dtype), t->n_dims, a->gguf_name);
         }
         p->pool = pool;
         p->src = t->data;
@@ -360,7 +347,9 @@ static um_status plan_tensors(um_weights *src, const um_hparams *hp, const um_re
         /* a tied model's embedding is also its output head: quantize it as one */
         const char *rule_name = hp->tied && strcmp(gname, "token_embd.weight") == 0 ? "output.weight" : gname;
         p->dst_type = um_recipe_tensor_type(r, rule_name, t->n_dims, p->ne[0], hp->n_layers);
-        p->permute_head_dim = is_qk(t->name) ? hp->head_dim : 0;
+        /* llama.cpp's converter reorders q/k rows where its RoPE pairs values differently */
+        bool permute = (role == UM_T_Q || role == UM_T_K) && a->block.rope_hf != a->block.rope_gguf;
+        p->permute_head_dim = permute ? hp->head_dim : 0;
         p->name = strdup(gname);
         if (!p->name) {
             free(plans);
@@ -391,10 +380,10 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     cJSON *cfg;
     UM_TRY(um_json_load(cfg_path, 1u << 20, &cfg, err));
     um_hparams hp;
-    int64_t vocab = 0;
-    um_status s = um_llada_parse_hparams(cfg, cfg_path, &hp, err);
+    const um_arch *a;
+    um_status s = um_arch_from_config(cfg, cfg_path, &a, err);
     if (s == UM_OK)
-        s = um_json_get_int(cfg, "vocab_size", true, 1, 1 << 24, &vocab, cfg_path, err);
+        s = um_arch_parse_config(a, cfg, cfg_path, &hp, err);
     cJSON_Delete(cfg);
     UM_TRY(s);
     model_name(cp->name ? cp->name : dir, name, sizeof name);
@@ -410,11 +399,11 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     int64_t n_params = 0;
     s = pool && w ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
     if (s == UM_OK)
-        s = plan_tensors(&src, &hp, cp->recipe, pool, cp, &plans, &n, &n_params, err);
+        s = plan_tensors(&src, a, &hp, cp->recipe, pool, cp, &plans, &n, &n_params, err);
     if (s == UM_OK)
-        s = add_hparams(w, &hp, (int)vocab, name, n_params, cp->recipe, err);
+        s = add_hparams(w, a, &hp, name, n_params, cp->recipe, err);
     if (s == UM_OK && tf.tok)
-        s = add_tokenizer(w, &tf, &hp, (int)vocab, dir, err);
+        s = add_tokenizer(w, &tf, &hp, hp.vocab_size, dir, err);
     else if (s == UM_OK) /* with a tokenizer it sits among the tokenizer's keys, where llama.cpp puts it */
         s = um_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)hp.mask_id, err);
     if (s == UM_OK)
@@ -437,9 +426,14 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
 um_status um_quantize_gguf(const char *in_path, const char *out_path, const um_convert_params *cp, um_error *err) {
     um_gguf_file in;
     UM_TRY(um_gguf_open(in_path, &in, err));
-    uint32_t n_layers = 0;
-    um_status s = um_gguf_find_kv(&in, "llada.block_count") ? um_gguf_get_u32(&in, "llada.block_count", &n_layers, err)
-                                                            : UM_OK;
+    uint32_t n_layers = 0; /* the recipes' layer rules need it; a file without it gets none */
+    char key[128] = "", arch[64];
+    um_gguf_str name;
+    if (um_gguf_find_kv(&in, "general.architecture") && um_gguf_get_str(&in, "general.architecture", &name, NULL) == UM_OK) {
+        snprintf(arch, sizeof arch, "%.*s", (int)(name.len < 63 ? name.len : 63), name.ptr);
+        um_gguf_key_name(UM_KEY_BLOCK_COUNT, arch, key, sizeof key);
+    }
+    um_status s = um_gguf_find_kv(&in, key) ? um_gguf_get_u32(&in, key, &n_layers, err) : UM_OK;
     bool has_output = um_gguf_find_tensor(&in, "output.weight") != NULL;
     um_pool *pool = um_pool_create(cp->n_threads > 0 ? cp->n_threads : um_cpu_count());
     um_gguf_writer *w = um_gguf_writer_new();

@@ -1,31 +1,21 @@
-/* The public model API: open a model directory by architecture, describe it,
- * run a plain forward pass. */
+/* The public model API: open a model directory by architecture, describe it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/sys.h"
 #include "format/json.h"
+#include "model/loader.h"
 #include "model/model.h"
-
-static void free_workspace(um_workspace *ws) {
-    float *bufs[] = {ws->x,        ws->xn,       ws->q,      ws->k,          ws->v,      ws->att,    ws->gate,
-                     ws->up,       ws->rope_cos, ws->rope_sin, ws->att_scratch, ws->mm_scratch, ws->head_in};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        free(bufs[i]);
-    memset(ws, 0, sizeof *ws);
-}
 
 void um_model_close(um_model *m) {
     if (!m)
         return;
-    free_workspace(&m->ws);
     for (int i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
     free(m->layers);
     um_weights_close(&m->weights);
-    um_pool_destroy(m->pool);
     free(m);
 }
 
@@ -83,17 +73,15 @@ um_status um_model_open(const char *path, const um_model_params *params, um_mode
     bool is_gguf;
     char arch[64];
     UM_TRY(identify(path, &is_gguf, arch, sizeof arch, err));
-    if (strcmp(arch, "llada") != 0 && strcmp(arch, "LLaDAModelLM") != 0)
-        return um_fail(err, UM_ERR_UNSUPPORTED, "%s%s: unsupported architecture '%s' (supported: llada)", path,
-                       is_gguf ? "" : "/config.json", arch);
+    char where[4200];
+    snprintf(where, sizeof where, "%s%s", path, is_gguf ? "" : "/config.json");
+    const um_arch *row;
+    UM_TRY(um_arch_find(arch, is_gguf, where, &row, err));
     um_model *m = calloc(1, sizeof *m);
     if (!m)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
-    int n_threads = params && params->n_threads > 0 ? params->n_threads : um_physical_core_count();
-    m->pool = um_pool_create(n_threads);
-    um_status s = !m->pool   ? um_fail(err, UM_ERR_NOMEM, "cannot start threads")
-                  : is_gguf ? um_llada_load_gguf(m, path, err)
-                            : um_llada_load_hf(m, path, err);
+    m->n_threads = params && params->n_threads > 0 ? params->n_threads : um_physical_core_count();
+    um_status s = um_model_load(m, row, path, is_gguf, err);
     if (s != UM_OK) {
         um_model_close(m);
         return s;
@@ -119,9 +107,5 @@ void um_model_get_info(const um_model *m, um_model_info *info) {
     info->eos_id = hp->eos_id;
     info->eot_id = hp->eot_id;
     info->n_params = m->n_params;
-    info->n_threads = um_pool_threads(m->pool);
-}
-
-um_status um_forward(um_model *m, const int32_t *tokens, int n_rows, int seq_len, float *logits, um_error *err) {
-    return um_model_forward(m, tokens, n_rows, seq_len, NULL, 0, logits, err);
+    info->n_threads = m->n_threads;
 }

@@ -1,5 +1,7 @@
-/* A loaded model: hyper-parameters, weights bound to the checkpoint's mmapped
- * tensors, a thread pool and the forward pass's working buffers. */
+/* A loaded model (hyper-parameters, weights bound to the checkpoint's
+ * mmapped tensors), immutable once loaded, and the contexts that run it: a
+ * context holds the threads, the arithmetic and the working buffers, so any
+ * number of contexts, on any threads, share one model. */
 #ifndef UM_MODEL_H
 #define UM_MODEL_H
 
@@ -11,6 +13,15 @@
 #include "kernels/kernels.h"
 #include "unmask.h"
 
+/* The options of a transformer block that differ between architectures
+ * (model/arch.h's table says which each one has). */
+typedef enum { UM_FFN_DENSE } um_ffn_kind;            /* mixture-of-experts comes with its forward */
+typedef enum { UM_ATTN_BIDIRECTIONAL } um_attn_mask;  /* block-causal likewise */
+typedef enum {
+    UM_ROPE_HALVES, /* rotate-half (GPT-NeoX): pairs (i, i + head_dim/2); Hugging Face checkpoints */
+    UM_ROPE_PAIRS   /* adjacent pairs (2i, 2i + 1): llama.cpp's LLAMA_ROPE_TYPE_NORM */
+} um_rope_layout;
+
 typedef struct {
     int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff;
     int n_vocab; /* rows of the embedding and output head */
@@ -21,6 +32,11 @@ typedef struct {
     bool qkv_bias; /* q/k/v projections have biases */
     bool bias;     /* every linear layer has a bias */
     bool rope_interleaved; /* q/k rows permuted for pairwise RoPE (llama.cpp's GGUF layout) */
+    int vocab_size;        /* the tokenizer's vocabulary: at most n_vocab (embeddings may be padded) */
+    bool qk_norm;          /* RMSNorm on q and k per head before RoPE */
+    um_ffn_kind ffn;
+    um_attn_mask attn_mask;
+    int logit_shift;       /* position i's logits predict token i + logit_shift (Dream: 1) */
 } um_hparams;
 
 typedef struct {
@@ -29,12 +45,23 @@ typedef struct {
     float *bq, *bk, *bv, *bo, *b_gate, *b_up, *b_down; /* NULL when absent */
 } um_layer;
 
-/* Buffers of one forward pass, grown when a larger canvas arrives. */
+/* Buffers of one forward pass, grown when a larger batch arrives. */
 typedef struct {
     int cap_tokens, cap_seq, cap_sel;
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
-    float *rope_cos, *rope_sin, *att_scratch, *mm_scratch, *head_in;
+    float *rope_cos, *rope_sin, *att_scratch, *mm_scratch;
+    float *head_in;   /* [cap_sel][d_model]: the normalized final states of the selected positions */
+    int32_t *pos;     /* [cap_tokens]: each computed token's position in its sequence */
+    int n_out;        /* rows of head_in the last forward wrote */
+    float *head_rows; /* [UM_HEAD_CHUNK][d_model] and [UM_HEAD_CHUNK][n_vocab]: um_context_head's */
+    float *head_logits;
 } um_workspace;
+
+void um_workspace_free(um_workspace *ws);
+
+/* Rows of logits um_context_head computes at once: the logits a step holds
+ * are this many rows of the vocabulary, whatever the batch's candidates. */
+#define UM_HEAD_CHUNK 64
 
 struct um_model {
     char arch[16];
@@ -45,47 +72,64 @@ struct um_model {
     um_layer *layers;
     int64_t n_params;
     um_weights weights;
-    um_pool *pool;
-    void **owned; /* converted or realigned copies of tensors */
+    int n_threads; /* the default of contexts made from this model */
+    void **owned;  /* converted or realigned copies of tensors */
     int n_owned;
+};
+
+struct um_context {
+    const um_model *m;
+    um_exec ex; /* threads, arithmetic, instruction set */
     um_workspace ws;
 };
 
-/* LLaDA (model_type "llada"): from a Hugging Face directory or a GGUF file
- * (general.architecture "llada"). */
-um_status um_llada_load_hf(um_model *m, const char *dir, um_error *err);
-um_status um_llada_load_gguf(um_model *m, const char *path, um_error *err);
-/* The hyper-parameters of a parsed config.json (file names it in errors);
- * exposed for the config fuzzer. */
+/* The hyper-parameters of a parsed LLaDA config.json, validated (file names
+ * it in errors); exposed for the config fuzzer. */
 um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err);
 
-/* Forward pass over n_rows sequences of seq tokens. Logits are produced only
- * for the positions listed in sel (the same for every row; NULL: all), laid
- * out [row][i][n_vocab]: the output head is skipped where nobody reads it. */
-um_status um_model_forward(um_model *m, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
-                           float *logits, um_error *err);
-
-/* Keys (after RoPE) and values of every layer, row and position of a canvas,
- * f32, laid out [layer][row][pos][n_kv_heads * head_dim]: what a KV-cached
- * decoding step reads for the positions it does not recompute. */
+/* Keys (after RoPE) and values of one sequence, every layer and position,
+ * f32, laid out [layer][pos][n_kv_heads * head_dim]: what a KV-cached step
+ * reads for the positions it does not recompute. Each sequence owns one. */
 typedef struct {
-    int n_layers, n_rows, seq, kv_dim;
+    int n_layers, seq, kv_dim;
     float *k, *v;
 } um_kv_cache;
 
-um_status um_kv_cache_init(um_kv_cache *c, const um_model *m, int n_rows, int seq, um_error *err);
+um_status um_kv_cache_init(um_kv_cache *c, const um_model *m, int seq, um_error *err);
 void um_kv_cache_free(um_kv_cache *c);
 
-/* Forward pass over the positions [q0, q1) of n_rows sequences of seq tokens
- * (tokens holds the whole rows). Their keys and values are written into
- * cache at [q0, q1), and their attention reads the cache's keys [0, n_kv):
- * the slots outside [q0, q1) hold what an earlier pass wrote there (n_kv =
- * seq for bidirectional models; a block-causal model passes its block's end).
- * With cache NULL the pass must cover the whole sequence (q0 = 0, q1 = n_kv =
- * seq) and keeps K/V in the workspace: um_model_forward. Logits as there, for
- * the listed positions, which must lie in [q0, q1). */
-um_status um_model_forward_range(um_model *m, const int32_t *tokens, int n_rows, int seq, int q0, int q1, int n_kv,
-                                 um_kv_cache *cache, const int32_t *sel, int n_sel, float *logits, um_error *err);
+/* One sequence of a batch. The pass computes its positions [q0, q1) (tokens
+ * holds the whole sequence of len); their attention reads keys [0, n_kv).
+ * With a cache, the keys and values of [q0, q1) are written into it and the
+ * other slots hold what an earlier pass wrote there (n_kv = len for
+ * bidirectional models; a block-causal one passes its block's end); without,
+ * the pass covers the whole sequence (q0 = 0, q1 = n_kv = len). Outputs are
+ * produced for the positions sel lists (inside [q0, q1); sel NULL: all of
+ * [q0, q1), n_sel ignored), entry after entry, in the listed order. */
+typedef struct {
+    const int32_t *tokens;
+    int len, q0, q1, n_kv;
+    um_kv_cache *cache;
+    const int32_t *sel;
+    int n_sel;
+} um_batch_entry;
+
+/* One forward pass over every entry, every matmul over all their tokens at
+ * once. Leaves the final normalized states of the selected positions in the
+ * context (ws.head_in, ws.n_out rows) for um_context_head. */
+um_status um_forward_batch(um_context *ctx, const um_batch_entry *e, int n, um_error *err);
+
+/* Logits of n <= UM_HEAD_CHUNK output rows of the last forward (rows index
+ * its selected positions, in entry order); *logits points into the context,
+ * [n][n_vocab], valid until the next call. */
+um_status um_context_head(um_context *ctx, const int32_t *rows, int n, float **logits, um_error *err);
+
+/* Forward pass over n_rows whole sequences of seq tokens with logits for the
+ * positions in sel (the same for every row; NULL: all), laid out
+ * [row][i][n_vocab] in the caller's buffer: the output head is skipped where
+ * nobody reads it. */
+um_status um_model_forward(um_context *ctx, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
+                           float *logits, um_error *err);
 
 /* Multiply-adds of one forward, for GFLOP/s reports: 2 * params * tokens for
  * the matmuls, plus attention's 4 * seq^2 * d per layer and row. */

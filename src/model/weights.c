@@ -3,15 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/arch.h"
+
 um_status um_weights_open_hf(um_weights *w, const char *dir, um_error *err) {
     memset(w, 0, sizeof *w);
     return um_checkpoint_open(dir, &w->ck, err);
 }
 
-um_status um_weights_open_gguf(um_weights *w, const char *path, um_gguf_name_fn names, um_error *err) {
+um_status um_weights_open_gguf(um_weights *w, const char *path, const um_arch *arch, um_error *err) {
     memset(w, 0, sizeof *w);
     w->is_gguf = true;
-    w->gguf_name = names;
+    w->arch = arch;
     UM_TRY(um_gguf_open(path, &w->gguf, err));
     w->gguf_taken = calloc(w->gguf.n_tensors + 1, sizeof *w->gguf_taken);
     if (!w->gguf_taken) {
@@ -38,8 +40,8 @@ const char *um_weights_source(const um_weights *w) {
 }
 
 static bool take_gguf(um_weights *w, const char *hf_name, um_tensor_ref *out) {
-    char name[128];
-    if (!w->gguf_name(hf_name, name, sizeof name))
+    char name[192];
+    if (!um_arch_gguf_name(w->arch, hf_name, name, sizeof name, NULL))
         return false;
     const um_gguf_tensor *t = um_gguf_find_tensor(&w->gguf, name);
     if (!t)

@@ -20,19 +20,18 @@ typedef struct {
     size_t nbytes;
 } um_tensor_ref;
 
-/* Maps a Hugging Face tensor name to the GGUF name; false when it has none. */
-typedef bool (*um_gguf_name_fn)(const char *hf_name, char *out, size_t n);
+struct um_arch; /* model/arch.h */
 
 typedef struct {
     bool is_gguf;
     um_checkpoint ck;
     um_gguf_file gguf;
     bool *gguf_taken;
-    um_gguf_name_fn gguf_name;
+    const struct um_arch *arch; /* GGUF: maps Hugging Face names to the file's */
 } um_weights;
 
 um_status um_weights_open_hf(um_weights *w, const char *dir, um_error *err);
-um_status um_weights_open_gguf(um_weights *w, const char *path, um_gguf_name_fn names, um_error *err);
+um_status um_weights_open_gguf(um_weights *w, const char *path, const struct um_arch *arch, um_error *err);
 void um_weights_close(um_weights *w);
 /* The file the error for a missing tensor names. */
 const char *um_weights_source(const um_weights *w);

@@ -168,6 +168,8 @@ um_status um_mdm_loss_weights(const um_mdm_batch *b, int mask_id, int n_vocab, d
  * transposed operands and one for a product before it is added in. */
 typedef struct {
     um_pool *pool;
+    um_exec ex;     /* f32 arithmetic on the process's instruction set */
+    bool *oom;      /* set when a matmul could not have its buffers */
     float *mm;      /* um_matmul scratch */
     float *ta, *tb; /* transposed copies */
     float *prod;
@@ -176,7 +178,8 @@ typedef struct {
 /* y[n][o] = x[n][in] W^T, W [o][in]. */
 static void linear(const gemm_ctx *G, float *y, const float *x, const float *W, int n, int o, int in) {
     um_weight w = {UM_F32, o, in, W, false};
-    um_matmul(G->pool, x, n, &w, NULL, y, G->mm);
+    if (!um_matmul(&G->ex, x, n, &w, NULL, y, G->mm))
+        *G->oom = true;
 }
 
 /* Transposes and sums run on the pool too, in bands of rows: at these model
@@ -430,7 +433,7 @@ static void attn_forward_task(void *ctx, int task, int thread) {
     for (int h = g * group; h < (g + 1) * group; h++) {
         float *P = J->prob + ((size_t)r * hp->n_heads + h) * seq * seq, *o = J->o + (size_t)r * seq * d + h * hd;
         memset(P, 0, (size_t)seq * seq * sizeof *P);
-        um_gemm_acc(P, seq, q + h * hd, d, 1, kT, seq, seq, seq, hd);
+        um_gemm_acc(um_kernel_path_get(), P, seq, q + h * hd, d, 1, kT, seq, seq, seq, hd);
         for (int i = 0; i < seq; i++) {
             float *p = P + (size_t)i * seq, mx = -INFINITY;
             for (int j = 0; j < seq; j++)
@@ -443,7 +446,7 @@ static void attn_forward_task(void *ctx, int task, int thread) {
                 p[j] *= inv;
             memset(o + (size_t)i * d, 0, (size_t)hd * sizeof *o);
         }
-        um_gemm_acc(o, d, P, seq, 1, v, kvd, seq, hd, seq);
+        um_gemm_acc(um_kernel_path_get(), o, d, P, seq, 1, v, kvd, seq, hd, seq);
     }
 }
 
@@ -464,7 +467,7 @@ static void attn_backward_task(void *ctx, int task, int thread) {
         const float *P = J->prob + ((size_t)r * hp->n_heads + h) * seq * seq;
         const float *d_o = J->d_o + ro + h * hd, *q = J->q + ro + h * hd;
         memset(dS, 0, (size_t)seq * seq * sizeof *dS);
-        um_gemm_acc(dS, seq, d_o, d, 1, vT, seq, seq, seq, hd);
+        um_gemm_acc(um_kernel_path_get(), dS, seq, d_o, d, 1, vT, seq, seq, seq, hd);
         for (int i = 0; i < seq; i++) {
             const float *p = P + (size_t)i * seq;
             float *ds = dS + (size_t)i * seq;
@@ -474,9 +477,9 @@ static void attn_backward_task(void *ctx, int task, int thread) {
             for (int j = 0; j < seq; j++)
                 ds[j] = p[j] * (ds[j] - (float)dot) * scale;
         }
-        um_gemm_acc(J->dv + rkv, kvd, P, 1, seq, d_o, d, seq, hd, seq);
-        um_gemm_acc(J->dq + ro + h * hd, d, dS, seq, 1, J->k + rkv, kvd, seq, hd, seq);
-        um_gemm_acc(J->dk + rkv, kvd, dS, 1, seq, q, d, seq, hd, seq);
+        um_gemm_acc(um_kernel_path_get(), J->dv + rkv, kvd, P, 1, seq, d_o, d, seq, hd, seq);
+        um_gemm_acc(um_kernel_path_get(), J->dq + ro + h * hd, d, dS, seq, 1, J->k + rkv, kvd, seq, hd, seq);
+        um_gemm_acc(um_kernel_path_get(), J->dk + rkv, kvd, dS, 1, seq, q, d, seq, hd, seq);
     }
 }
 
@@ -737,7 +740,10 @@ um_status um_llada_loss_grad(um_pool *pool, const um_train_params *p, const um_m
     for (size_t t = 0, m = 0; t < n; t++)
         if (B.w[t] != 0)
             A.masked[m++] = (int32_t)t;
-    gemm_ctx G = {pool, B.mm, B.ta, B.tb, B.prod};
+    bool oom = false;
+    um_exec ex = um_exec_defaults(pool);
+    ex.reduced = false;
+    gemm_ctx G = {pool, ex, &oom, B.mm, B.ta, B.tb, B.prod};
     *loss = forward(&G, p, b, B.w, &A, B.attn, B.partial);
     if (grad) {
         float *s0 = B.bwd;
@@ -746,6 +752,8 @@ um_status um_llada_loss_grad(um_pool *pool, const um_train_params *p, const um_m
                           s0 + 4 * n * d + 2 * n * kv + n * (size_t)hp->d_ff};
         backward(&G, p, b, B.w, &A, grad, B.dz, B.dx, &S, B.attn);
     }
+    if (oom)
+        s = um_fail(err, UM_ERR_NOMEM, "training: out of memory for a matmul's packed operands");
 done:
     acts_free(&A);
     call_buffers_free(&B);

@@ -1,0 +1,397 @@
+/* The generation loop, one step at a time. With the default parameters it
+ * is the LLaDA reference sampler (ML-GSAI/LLaDA generate.py: generate),
+ * decision for decision:
+ *
+ *   canvas = prompt + gen_length masks, split into blocks of block_length
+ *   for each block, for each of its steps:
+ *     logits = model(canvas)                 (with CFG: un + (s+1)(cond - un))
+ *     every masked position up to the block's end proposes a token and a
+ *     confidence (sampler.c); positions past the block get -inf
+ *     commit the step's count of most confident proposals (schedule.c)
+ *
+ * The accelerations swap one part each: the cache manager (cache.c) narrows
+ * what a step recomputes, and then only the masks inside the recomputed range
+ * are candidates; the decoder (decoder.c) chooses how many to commit; the
+ * schedule's power counts replace the uniform ones. A block ends when it has no
+ * mask left (Fast-dLLM's loop), the generation after max_nfe forward passes,
+ * or, with early_stop, once an EOS has no mask before it.
+ *
+ * The two nested loops (blocks, steps) are kept as state in um_session, so
+ * a step is three phases: prepare (find the next step, or finish), the
+ * forward pass with its picks, and commit. The scheduler (um_sessions_step)
+ * runs the middle phase of many sessions as one batch: each session's canvas
+ * rows are entries of one forward pass, and the output head runs only on the
+ * candidates, UM_HEAD_CHUNK rows at a time, each row's logits turned into a
+ * pick (guidance, EOS masking, credit, sampling) before the next chunk. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/sys.h"
+#include "diffusion/diffusion.h"
+#include "model/model.h"
+
+struct um_session {
+    const um_model *m;
+    um_generate_params p;
+    um_sampler sampler;
+    bool stats;        /* the decoder reads p1, p2 and the entropy */
+    um_canvas cv;
+    um_cache cache;
+    um_credit credit;
+    int n_blocks, spb; /* blocks, and steps per block */
+    int32_t *cand;     /* this step's candidates: masked positions it has logits for */
+    um_pick *picks;    /* their proposals */
+    int32_t *chosen;   /* positions committed this step */
+    int32_t *chosen_tok;
+    int *counts;       /* the block's scheduled counts */
+    /* where the loops stand */
+    int block, step_in_block;
+    bool in_block;
+    int from, start, end, planned; /* the current block's range and planned steps */
+    /* the step prepared */
+    um_cache_plan plan;
+    int n_cand, count;
+    double eos_gamma;
+    /* totals and the outcome */
+    int nfe;
+    double t_start, forward_seconds, seconds;
+    bool done;
+    um_status status;
+    um_error err;
+};
+
+static void finish(um_session *s, um_status status, const um_error *err) {
+    if (s->done)
+        return;
+    s->done = true;
+    s->seconds = um_now() - s->t_start;
+    s->status = status;
+    if (err)
+        s->err = *err;
+}
+
+/* ---- begin ---------------------------------------------------------------- */
+
+static um_status check_request(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
+                               um_error *err) {
+    const um_hparams *hp = &m->hp;
+    if (n_prompt < 0 || (n_prompt > 0 && !prompt))
+        return um_fail(err, UM_ERR_ARG, "invalid prompt");
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= hp->n_vocab)
+            return um_fail(err, UM_ERR_ARG, "prompt token %d (at index %d) is outside the vocabulary [0, %d)",
+                           prompt[i], i, hp->n_vocab);
+    int prompt_masks = 0;
+    for (int i = 0; i < n_prompt; i++)
+        prompt_masks += prompt[i] == hp->mask_id;
+    UM_TRY(um_schedule_check(p, n_prompt, prompt_masks, hp->max_seq, err));
+    if (p->logits_eos_inf && hp->eos_id < 0)
+        return um_fail(err, UM_ERR_ARG, "logits_eos_inf needs an EOS id, and the model has none");
+    if (p->confidence_eos_eot_inf && hp->eot_id < 0)
+        return um_fail(err, UM_ERR_ARG, "confidence_eos_eot_inf needs an EOT id, and the model has none");
+    if (p->early_stop && hp->eos_id < 0)
+        return um_fail(err, UM_ERR_ARG, "early_stop needs an EOS id, and the model has none");
+    return UM_OK;
+}
+
+um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
+                           um_session **out, um_error *err) {
+    *out = NULL;
+    UM_TRY(check_request(m, prompt, n_prompt, p, err));
+    const um_hparams *hp = &m->hp;
+    um_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    s->t_start = um_now();
+    s->m = m;
+    s->p = *p;
+    s->sampler.temperature = p->temperature;
+    s->sampler.remasking = p->remasking;
+    s->sampler.eot_inf_id = p->confidence_eos_eot_inf ? hp->eot_id : -1;
+    s->sampler.seed = p->seed;
+    s->stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY || p->decoder == UM_DECODER_MED;
+    s->n_blocks = um_schedule_n_blocks(p);
+    s->spb = p->steps / s->n_blocks;
+    int n_rows = p->cfg_scale > 0 ? 2 : 1;
+    um_status st = um_canvas_init(&s->cv, prompt, n_prompt, p->gen_length, n_rows, hp->mask_id, err);
+    if (st == UM_OK) {
+        size_t max_cand = (size_t)um_canvas_count_masks(&s->cv, 0, n_prompt) + (size_t)p->block_length;
+        s->cand = malloc(max_cand * sizeof *s->cand);
+        s->picks = malloc(max_cand * sizeof *s->picks);
+        s->chosen = malloc(max_cand * sizeof *s->chosen);
+        s->chosen_tok = malloc(max_cand * sizeof *s->chosen_tok);
+        s->counts = malloc((size_t)(s->spb > 64 ? s->spb : 64) * sizeof *s->counts);
+        if (!s->cand || !s->picks || !s->chosen || !s->chosen_tok || !s->counts)
+            st = um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", s->cv.len);
+    }
+    if (st == UM_OK)
+        st = um_cache_init(&s->cache, m, p, n_rows, s->cv.len, err);
+    if (st != UM_OK) {
+        um_session_free(s);
+        return st;
+    }
+    *out = s;
+    return UM_OK;
+}
+
+void um_session_free(um_session *s) {
+    if (!s)
+        return;
+    um_canvas_free(&s->cv);
+    um_cache_free(&s->cache);
+    um_credit_free(&s->credit);
+    free(s->cand);
+    free(s->picks);
+    free(s->chosen);
+    free(s->chosen_tok);
+    free(s->counts);
+    free(s);
+}
+
+bool um_session_finished(const um_session *s) { return s->done; }
+
+void um_session_cancel(um_session *s) {
+    um_error e;
+    um_fail(&e, UM_ERR_ABORTED, "generation cancelled");
+    finish(s, UM_ERR_ABORTED, &e);
+}
+
+um_status um_session_result(um_session *s, um_generation *out, um_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!s->done)
+        return um_fail(err, UM_ERR_ARG, "the session has not finished");
+    out->tokens = s->cv.rows; /* row 0 is the canvas; the rest is unused space */
+    s->cv.rows = NULL;
+    out->n_tokens = s->cv.len;
+    out->prompt_len = s->cv.n_prompt;
+    out->nfe = s->nfe;
+    out->forward_seconds = s->forward_seconds;
+    out->seconds = s->seconds;
+    if (s->status != UM_OK && err)
+        *err = s->err;
+    return s->status;
+}
+
+/* ---- prepare: the next step, or the end ------------------------------------- */
+
+/* The loop heads of the reference's two loops: false when the session has
+ * nothing left to run (it is then finished). */
+static bool next_step(um_session *s) {
+    const um_generate_params *p = &s->p;
+    bool counting = um_decoder_counts(p->decoder);
+    while (!s->done) {
+        if (!s->in_block) {
+            if (s->block >= s->n_blocks) {
+                finish(s, UM_OK, NULL);
+                break;
+            }
+            um_schedule_block_range(p, s->cv.n_prompt, s->block, &s->from, &s->start, &s->end);
+            int masked = um_canvas_count_masks(&s->cv, s->from, s->end);
+            s->planned = counting ? um_schedule_block_counts(p, masked, s->spb, s->counts) : s->spb;
+            if (p->decoder == UM_DECODER_CREDIT) {
+                um_error e;
+                if (um_credit_begin_block(&s->credit, s->start, s->end - s->start, &e) != UM_OK) {
+                    finish(s, e.code, &e);
+                    break;
+                }
+            }
+            s->in_block = true;
+            s->step_in_block = 0;
+        }
+        int i = s->step_in_block;
+        /* Fast-dLLM's cached loops test for masks after their step: a block's
+         * full pass is always followed by one cached step, even when it left
+         * no mask (the reference counts that forward in its NFE). */
+        bool forced = i == 1 && (p->cache == UM_CACHE_PREFIX || p->cache == UM_CACHE_DUAL);
+        if ((counting && i >= s->planned) || (!forced && um_canvas_count_masks(&s->cv, s->from, s->end) == 0)) {
+            s->in_block = false;
+            s->block++;
+            continue;
+        }
+        if (p->max_nfe > 0 && s->nfe >= p->max_nfe) {
+            finish(s, UM_OK, NULL);
+            break;
+        }
+        s->eos_gamma = p->eos_rejection ? um_schedule_eos_gamma(p->eos_gamma, i, s->planned) : 1.0;
+        s->count = counting ? s->counts[i] : 0;
+        return true;
+    }
+    return false;
+}
+
+/* The plan and candidates of the step next_step found. */
+static void plan_step(um_session *s) {
+    um_cache_plan plan = um_cache_plan_step(&s->cache, s->cv.len, s->start, s->end, s->step_in_block);
+    /* a cached step recomputes the block's own masks in the prompt too (infilling) */
+    for (int i = s->from; i < plan.q0; i++)
+        if (s->cv.rows[i] == s->cv.mask_id) {
+            plan.q0 = i;
+            break;
+        }
+    if (plan.q1 <= plan.q0) /* an empty block (gen_length 0) with nothing left to recompute */
+        plan = (um_cache_plan){0, s->cv.len, true};
+    s->plan = plan;
+    s->n_cand = um_canvas_masked(&s->cv, plan.q0, plan.q1 < s->end ? plan.q1 : s->end, s->cand);
+    um_canvas_sync_uncond(&s->cv);
+}
+
+/* ---- commit ------------------------------------------------------------------ */
+
+static void commit_step(um_session *s) {
+    const um_generate_params *p = &s->p;
+    int step = s->nfe - 1;
+    int n = um_decode_select(p, s->cand, s->picks, s->n_cand, s->count, s->m->hp.eos_id, s->eos_gamma, s->chosen);
+    if (n < 0) {
+        um_error e;
+        um_fail(&e, UM_ERR_NOMEM, "out of memory");
+        finish(s, UM_ERR_NOMEM, &e);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int c = 0;
+        while (s->cand[c] != s->chosen[i])
+            c++;
+        s->cv.rows[s->chosen[i]] = s->picks[c].token;
+        s->chosen_tok[i] = s->picks[c].token;
+    }
+    s->step_in_block++;
+    bool eos_done = p->early_stop && um_canvas_eos_done(&s->cv, s->m->hp.eos_id);
+    if (p->on_step) {
+        um_step_info info = {step, s->block, s->cv.rows, s->cv.len, s->cv.n_prompt, s->chosen, s->chosen_tok, n};
+        if (p->on_step(&info, p->user_data) != 0) {
+            um_error e;
+            um_fail(&e, UM_ERR_ABORTED, "generation stopped by the step callback");
+            finish(s, UM_ERR_ABORTED, &e);
+        }
+    }
+    if (eos_done)
+        finish(s, UM_OK, NULL);
+}
+
+/* ---- the scheduler: one forward pass for many sessions ------------------------ */
+
+/* One candidate's pick from its logits (row 0: the conditional row; with
+ * CFG, un: the unconditional one). The arithmetic is the reference's,
+ * in its order: guidance, EOS mask, credit boost, then the sampler. */
+static um_status pick_one(um_session *s, int c, float *logits, const float *un, um_error *err) {
+    const um_generate_params *p = &s->p;
+    int n_vocab = s->m->hp.n_vocab;
+    if (un) {
+        float scale = (float)(p->cfg_scale + 1.0);
+        for (int i = 0; i < n_vocab; i++)
+            logits[i] = un[i] + scale * (logits[i] - un[i]);
+    }
+    if (p->logits_eos_inf)
+        logits[s->m->hp.eos_id] = -INFINITY;
+    if (p->decoder == UM_DECODER_CREDIT)
+        UM_TRY(um_credit_apply(&s->credit, s->cand[c], logits, n_vocab, p->credit_alpha, p->credit_gamma, err));
+    um_sample_pick(&s->sampler, s->stats, logits, n_vocab, s->nfe - 1, s->cand[c], &s->picks[c]);
+    return UM_OK;
+}
+
+typedef struct {
+    um_session *s;
+    int out0; /* its first output row: candidates, then (CFG) their unconditional rows */
+} live_session;
+
+typedef struct {
+    int k, c; /* live session, candidate */
+} pick_owner;
+
+/* The head over one chunk of output rows, and the picks of their candidates. */
+static um_status pick_chunk(um_context *ctx, const live_session *live, const int32_t *rows, int n_rows,
+                            const pick_owner *own, int n_own, um_error *err) {
+    size_t n_vocab = (size_t)ctx->m->hp.n_vocab, r = 0;
+    float *logits;
+    UM_TRY(um_context_head(ctx, rows, n_rows, &logits, err));
+    for (int i = 0; i < n_own; i++) {
+        um_session *s = live[own[i].k].s;
+        float *cond = logits + r * n_vocab;
+        UM_TRY(pick_one(s, own[i].c, cond, s->cv.n_rows == 2 ? cond + n_vocab : NULL, err));
+        r += (size_t)s->cv.n_rows;
+    }
+    return UM_OK;
+}
+
+/* The picks of every live session's candidates, UM_HEAD_CHUNK head rows at a time. */
+static um_status pick_all(um_context *ctx, const live_session *live, int n_live, um_error *err) {
+    int32_t rows[UM_HEAD_CHUNK];
+    pick_owner own[UM_HEAD_CHUNK];
+    int n_rows = 0, n_own = 0;
+    for (int k = 0; k < n_live; k++) {
+        const um_session *s = live[k].s;
+        for (int c = 0; c < s->n_cand; c++) {
+            if (n_rows + s->cv.n_rows > UM_HEAD_CHUNK) {
+                UM_TRY(pick_chunk(ctx, live, rows, n_rows, own, n_own, err));
+                n_rows = n_own = 0;
+            }
+            own[n_own++] = (pick_owner){k, c};
+            rows[n_rows++] = live[k].out0 + c;
+            if (s->cv.n_rows == 2)
+                rows[n_rows++] = live[k].out0 + s->n_cand + c;
+        }
+    }
+    return n_rows > 0 ? pick_chunk(ctx, live, rows, n_rows, own, n_own, err) : UM_OK;
+}
+
+/* The forward pass of the live sessions' planned steps, and their picks. */
+static um_status forward_and_pick(um_context *ctx, live_session *live, int n_live, um_error *err) {
+    um_batch_entry *e = malloc((size_t)n_live * UM_CANVAS_MAX_ROWS * sizeof *e);
+    if (!e)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    int n_e = 0, out = 0;
+    for (int k = 0; k < n_live; k++) {
+        um_session *s = live[k].s;
+        um_cache_entries(&s->cache, s->cv.rows, s->cv.n_rows, s->cv.len, s->plan, s->cand, s->n_cand, e + n_e);
+        n_e += s->cv.n_rows;
+        live[k].out0 = out;
+        out += s->cv.n_rows * s->n_cand;
+    }
+    double t0 = um_now();
+    um_status st = um_forward_batch(ctx, e, n_e, err);
+    free(e);
+    for (int k = 0; st == UM_OK && k < n_live; k++) {
+        um_session *s = live[k].s;
+        s->nfe++;
+        if (s->p.decoder == UM_DECODER_CREDIT)
+            um_credit_step(&s->credit, s->p.credit_decay);
+    }
+    if (st == UM_OK)
+        st = pick_all(ctx, live, n_live, err);
+    double dt = um_now() - t0;
+    for (int k = 0; k < n_live; k++)
+        live[k].s->forward_seconds += dt;
+    return st;
+}
+
+um_status um_sessions_step(um_context *ctx, um_session *const *s, int n, um_error *err) {
+    live_session *live = malloc((size_t)(n > 0 ? n : 1) * sizeof *live);
+    if (!live)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    int n_live = 0;
+    for (int k = 0; k < n; k++) {
+        if (s[k]->m != ctx->m) {
+            free(live);
+            return um_fail(err, UM_ERR_ARG, "session %d belongs to another model than the context's", k);
+        }
+        if (next_step(s[k])) {
+            plan_step(s[k]);
+            live[n_live++] = (live_session){s[k], 0};
+        }
+    }
+    um_status st = n_live > 0 ? forward_and_pick(ctx, live, n_live, err) : UM_OK;
+    for (int k = 0; k < n_live; k++) {
+        if (st == UM_OK)
+            commit_step(live[k].s);
+        else
+            finish(live[k].s, st, err);
+    }
+    /* a session whose last step emptied its canvas finishes now, not at the next call */
+    for (int k = 0; st == UM_OK && k < n_live; k++)
+        next_step(live[k].s);
+    free(live);
+    return st;
+}
+
+um_status um_session_step(um_context *ctx, um_session *s, um_error *err) { return um_sessions_step(ctx, &s, 1, err); }

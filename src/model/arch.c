@@ -1,0 +1,419 @@
+/* The architecture table, tensor-name templates, the GGUF key list and the
+ * one hyper-parameter validator (see arch.h). */
+#include "model/arch.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "format/json.h"
+
+const um_arch *const um_archs[] = {&um_arch_llada, NULL};
+
+const um_arch *um_arch_by_hf_name(const char *name) {
+    for (int i = 0; name && um_archs[i]; i++)
+        for (const char *const *n = um_archs[i]->hf_names; *n; n++)
+            if (strcmp(*n, name) == 0)
+                return um_archs[i];
+    return NULL;
+}
+
+const um_arch *um_arch_by_gguf_name(const char *name) {
+    for (int i = 0; name && um_archs[i]; i++)
+        if (strcmp(um_archs[i]->gguf_name, name) == 0)
+            return um_archs[i];
+    return NULL;
+}
+
+const char *um_arch_list(char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; um_archs[i] && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", um_archs[i]->name);
+    return buf;
+}
+
+um_status um_arch_find(const char *name, bool is_gguf, const char *file, const um_arch **out, um_error *err) {
+    *out = is_gguf ? um_arch_by_gguf_name(name) : um_arch_by_hf_name(name);
+    if (*out)
+        return UM_OK;
+    char list[256];
+    return um_fail(err, UM_ERR_UNSUPPORTED, "%s: unsupported architecture '%s' (supported: %s)", file, name,
+                   um_arch_list(list, sizeof list));
+}
+
+um_status um_arch_from_config(const cJSON *cfg, const char *file, const um_arch **out, um_error *err) {
+    const char *type = um_json_get_string(cfg, "model_type");
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    const cJSON *first = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    if (!type && cJSON_IsString(first))
+        type = first->valuestring;
+    if (!type)
+        return um_fail(err, UM_ERR_FORMAT, "%s: no 'model_type' or 'architectures' to say what model this is", file);
+    return um_arch_find(type, false, file, out, err);
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+const um_tensor_names um_llama_cpp_tensor_names = {{
+    [UM_T_EMBD] = "token_embd",
+    [UM_T_OUT_NORM] = "output_norm",
+    [UM_T_OUTPUT] = "output",
+    [UM_T_ATTN_NORM] = "blk.%d.attn_norm",
+    [UM_T_Q] = "blk.%d.attn_q",
+    [UM_T_K] = "blk.%d.attn_k",
+    [UM_T_V] = "blk.%d.attn_v",
+    [UM_T_ATTN_OUT] = "blk.%d.attn_output",
+    [UM_T_FFN_NORM] = "blk.%d.ffn_norm",
+    [UM_T_GATE] = "blk.%d.ffn_gate",
+    [UM_T_UP] = "blk.%d.ffn_up",
+    [UM_T_DOWN] = "blk.%d.ffn_down",
+}};
+
+/* tmpl with its one conversion spec ("%d" or "%s") replaced by value. */
+static bool expand(const char *tmpl, const char *spec, const char *value, char *out, size_t n) {
+    const char *at = strstr(tmpl, spec);
+    int len = at ? snprintf(out, n, "%.*s%s%s", (int)(at - tmpl), tmpl, value, at + 2) : snprintf(out, n, "%s", tmpl);
+    return len >= 0 && (size_t)len < n;
+}
+
+bool um_arch_tensor_name(const um_tensor_names *t, um_tensor_role role, int layer, const char *suffix, char *out,
+                         size_t n) {
+    char num[16], stem[192];
+    const char *tmpl = t->name[role];
+    snprintf(num, sizeof num, "%d", layer);
+    if (!tmpl || !expand(tmpl, "%d", num, stem, sizeof stem))
+        return false;
+    int len = snprintf(out, n, "%s.%s", stem, suffix);
+    return len >= 0 && (size_t)len < n;
+}
+
+/* Whether stem (len bytes) is tmpl with a layer number for its %d: digits
+ * without a leading zero, so each name maps to one name and back. */
+static bool match(const char *tmpl, const char *stem, size_t len, int *layer) {
+    const char *at = strstr(tmpl, "%d");
+    if (!at)
+        return strlen(tmpl) == len && memcmp(tmpl, stem, len) == 0;
+    size_t pre = (size_t)(at - tmpl), post = strlen(at + 2), digits = 0;
+    if (len < pre + post + 1 || memcmp(tmpl, stem, pre) != 0 || memcmp(at + 2, stem + len - post, post) != 0)
+        return false;
+    long v = 0;
+    for (size_t i = pre; i < len - post; i++, digits++) {
+        if (stem[i] < '0' || stem[i] > '9' || digits >= 6)
+            return false;
+        v = v * 10 + (stem[i] - '0');
+    }
+    if (digits > 1 && stem[pre] == '0')
+        return false;
+    *layer = (int)v;
+    return true;
+}
+
+/* name in the from vocabulary, rewritten in the to vocabulary. */
+static bool map_name(const um_tensor_names *from, const um_tensor_names *to, const char *name, char *out, size_t n,
+                     um_tensor_role *role) {
+    const char *dot = strrchr(name, '.');
+    if (!dot || (strcmp(dot, ".weight") != 0 && strcmp(dot, ".bias") != 0))
+        return false;
+    for (int r = 0; r < UM_T_COUNT; r++) {
+        int layer = 0;
+        if (!from->name[r] || !to->name[r] || !match(from->name[r], name, (size_t)(dot - name), &layer))
+            continue;
+        if (role)
+            *role = (um_tensor_role)r;
+        return um_arch_tensor_name(to, (um_tensor_role)r, layer, dot + 1, out, n);
+    }
+    return false;
+}
+
+bool um_arch_gguf_name(const um_arch *a, const char *hf_name, char *out, size_t n, um_tensor_role *role) {
+    return map_name(a->hf, a->gguf, hf_name, out, n, role);
+}
+
+bool um_arch_hf_name(const um_arch *a, const char *gguf_name, char *out, size_t n, um_tensor_role *role) {
+    return map_name(a->gguf, a->hf, gguf_name, out, n, role);
+}
+
+int64_t um_rope_pairs_source_row(int64_t r, int head_dim) {
+    /* The converter reshapes each head's rows as (2, head_dim/2) and swaps
+     * the axes: GGUF row 2i + j of a head is checkpoint row j*head_dim/2 + i. */
+    int64_t head = r / head_dim, within = r % head_dim, half = head_dim / 2;
+    return head * head_dim + (within % 2) * half + within / 2;
+}
+
+float um_f32(double v) {
+    if (v > FLT_MAX)
+        return INFINITY;
+    if (v < -FLT_MAX)
+        return -INFINITY;
+    return (float)v;
+}
+
+/* ---- validation ---------------------------------------------------------------- */
+
+um_status um_hparams_validate(const um_hparams *hp, const um_hparam_names *nm, const char *src, um_error *err) {
+    const struct {
+        const char *name;
+        int v, hi;
+    } ranges[] = {{nm->n_layers, hp->n_layers, UM_MAX_LAYERS}, {nm->d_model, hp->d_model, UM_MAX_D_MODEL},
+                  {nm->n_heads, hp->n_heads, UM_MAX_HEADS},    {nm->n_kv_heads, hp->n_kv_heads, UM_MAX_HEADS},
+                  {nm->d_ff, hp->d_ff, UM_MAX_D_FF},          {nm->n_vocab, hp->n_vocab, UM_MAX_VOCAB},
+                  {nm->max_seq, hp->max_seq, UM_MAX_SEQ}};
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
+        if (ranges[i].v < 1 || ranges[i].v > ranges[i].hi)
+            return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [1, %d]", src, ranges[i].name, ranges[i].v,
+                           ranges[i].hi);
+    if (hp->n_heads % hp->n_kv_heads != 0)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s %d is not a multiple of %s %d", src, nm->n_heads, hp->n_heads,
+                       nm->n_kv_heads, hp->n_kv_heads);
+    /* RoPE rotates pairs of a head's values */
+    if (hp->d_model % hp->n_heads != 0 || (hp->d_model / hp->n_heads) % 2 != 0)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s %d must split into %s %d heads of even size", src, nm->d_model,
+                       hp->d_model, nm->n_heads, hp->n_heads);
+    /* an f32 epsilon below the normal range is lost in the variance's sum;
+       RoPE's frequencies are theta^(-2i/d): a theta of 1 or less makes them
+       grow instead of fall, and infinity makes them NaN */
+    if (!(hp->norm_eps >= FLT_MIN && hp->norm_eps < 1))
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s must be in (0, 1) and at least %g as f32, got %g", src,
+                       nm->norm_eps, (double)FLT_MIN, (double)hp->norm_eps);
+    if (!(hp->rope_theta > 1 && hp->rope_theta <= FLT_MAX))
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s must be greater than 1 and at most %g, got %g", src, nm->rope_theta,
+                       (double)FLT_MAX, (double)hp->rope_theta);
+    if (hp->vocab_size > hp->n_vocab)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s %d is smaller than %s %d", src, nm->n_vocab, hp->n_vocab,
+                       nm->vocab_size, hp->vocab_size);
+    if (hp->mask_id < 0 || hp->mask_id >= hp->n_vocab)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s %d is outside the vocabulary (%d)", src, nm->mask_id, hp->mask_id,
+                       hp->n_vocab);
+    return UM_OK;
+}
+
+/* What every source leaves to be derived once valid. */
+static void complete(um_hparams *hp) {
+    hp->head_dim = hp->d_model / hp->n_heads;
+    if (hp->vocab_size <= 0)
+        hp->vocab_size = hp->n_vocab;
+    if (hp->eos_id >= hp->n_vocab)
+        hp->eos_id = -1;
+    if (hp->eot_id >= hp->n_vocab)
+        hp->eot_id = -1;
+}
+
+static void start(const um_arch *a, um_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    hp->qkv_bias = a->block.qkv_bias;
+    hp->bias = a->block.bias;
+    hp->qk_norm = a->block.qk_norm;
+    hp->ffn = a->block.ffn;
+    hp->attn_mask = a->block.attn_mask;
+    hp->logit_shift = a->block.logit_shift;
+    hp->mask_id = hp->eos_id = hp->eot_id = -1;
+}
+
+um_status um_arch_parse_config(const um_arch *a, const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
+    start(a, hp);
+    hp->rope_interleaved = a->block.rope_hf == UM_ROPE_PAIRS;
+    UM_TRY(a->parse_config(cfg, file, hp, err));
+    UM_TRY(um_hparams_validate(hp, a->config_names, file, err));
+    complete(hp);
+    return UM_OK;
+}
+
+/* ---- GGUF keys ------------------------------------------------------------------- */
+
+typedef enum {
+    KEY_INT,       /* an int field of um_hparams, stored as UINT32 */
+    KEY_FLOAT,     /* a float field, stored as FLOAT32 */
+    KEY_FILE_TYPE, /* general.file_type: the writer's, where the converter puts it */
+    KEY_ROPE_DIM,  /* the rotated dimensions of a head: all of them (partial RoPE is not supported) */
+    KEY_CAUSAL,    /* true for a causal mask: the block's attn_mask */
+    KEY_SHIFT,     /* whether logits are shifted by a position: the block's logit_shift */
+} key_kind;
+
+static const struct {
+    const char *tmpl; /* %s: general.architecture */
+    key_kind kind;
+    size_t field; /* offset of the KEY_INT/KEY_FLOAT field */
+    bool required;
+} gguf_keys[UM_KEY_COUNT] = {
+    [UM_KEY_BLOCK_COUNT] = {"%s.block_count", KEY_INT, offsetof(um_hparams, n_layers), true},
+    [UM_KEY_CONTEXT_LENGTH] = {"%s.context_length", KEY_INT, offsetof(um_hparams, max_seq), false},
+    [UM_KEY_HEAD_COUNT] = {"%s.attention.head_count", KEY_INT, offsetof(um_hparams, n_heads), true},
+    [UM_KEY_HEAD_COUNT_KV] = {"%s.attention.head_count_kv", KEY_INT, offsetof(um_hparams, n_kv_heads), false},
+    [UM_KEY_ROPE_FREQ_BASE] = {"%s.rope.freq_base", KEY_FLOAT, offsetof(um_hparams, rope_theta), false},
+    [UM_KEY_RMS_EPS] = {"%s.attention.layer_norm_rms_epsilon", KEY_FLOAT, offsetof(um_hparams, norm_eps), true},
+    [UM_KEY_FILE_TYPE] = {"general.file_type", KEY_FILE_TYPE, 0, false},
+    [UM_KEY_VOCAB_SIZE] = {"%s.vocab_size", KEY_INT, offsetof(um_hparams, vocab_size), false},
+    [UM_KEY_ROPE_DIM] = {"%s.rope.dimension_count", KEY_ROPE_DIM, 0, false},
+    [UM_KEY_EMBEDDING_LENGTH] = {"%s.embedding_length", KEY_INT, offsetof(um_hparams, d_model), true},
+    [UM_KEY_FFN_LENGTH] = {"%s.feed_forward_length", KEY_INT, offsetof(um_hparams, d_ff), true},
+    [UM_KEY_CAUSAL] = {"%s.attention.causal", KEY_CAUSAL, 0, false},
+    [UM_KEY_SHIFT_LOGITS] = {"diffusion.shift_logits", KEY_SHIFT, 0, false},
+};
+
+const char *um_gguf_key_name(um_gguf_key_id id, const char *arch, char *out, size_t n) {
+    expand(gguf_keys[id].tmpl, "%s", arch, out, n);
+    return out;
+}
+
+static int *int_field(um_hparams *hp, um_gguf_key_id id) { return (int *)((char *)hp + gguf_keys[id].field); }
+static float *float_field(um_hparams *hp, um_gguf_key_id id) { return (float *)((char *)hp + gguf_keys[id].field); }
+
+/* An id-sized UINT32 (absent: *out keeps its value). */
+static um_status read_u32(const um_gguf_file *f, const char *key, bool required, int *out, um_error *err) {
+    if (!required && !um_gguf_find_kv(f, key))
+        return UM_OK;
+    uint32_t v;
+    UM_TRY(um_gguf_get_u32(f, key, &v, err));
+    if (v > INT32_MAX)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %u is too large", f->path, key, v);
+    *out = (int)v;
+    return UM_OK;
+}
+
+/* A flag the file may carry that this architecture's block must match. */
+static um_status read_flag(const um_arch *a, const um_gguf_file *f, const char *key, bool want, um_error *err) {
+    bool v = false;
+    if (um_gguf_find_kv(f, key))
+        UM_TRY(um_gguf_get_bool(f, key, &v, err));
+    if (v != want)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: %s = %s is not supported for %s", f->path, key,
+                       v ? "true" : "false", a->name);
+    return UM_OK;
+}
+
+/* The list's keys into hp; *rope_dim gets the rotated dimensions (-1: absent). */
+static um_status read_keys(const um_arch *a, const um_gguf_file *f, um_hparams *hp, int *rope_dim, um_error *err) {
+    char key[128];
+    *rope_dim = -1;
+    for (int i = 0; i < UM_KEY_COUNT; i++) {
+        um_gguf_key_name((um_gguf_key_id)i, a->gguf_name, key, sizeof key);
+        bool req = gguf_keys[i].required;
+        switch (gguf_keys[i].kind) {
+        case KEY_INT:
+            UM_TRY(read_u32(f, key, req, int_field(hp, (um_gguf_key_id)i), err));
+            break;
+        case KEY_FLOAT:
+            if (req || um_gguf_find_kv(f, key))
+                UM_TRY(um_gguf_get_f32(f, key, float_field(hp, (um_gguf_key_id)i), err));
+            break;
+        case KEY_FILE_TYPE:
+            break;
+        case KEY_ROPE_DIM:
+            UM_TRY(read_u32(f, key, false, rope_dim, err));
+            break;
+        case KEY_CAUSAL:
+            UM_TRY(read_flag(a, f, key, hp->attn_mask != UM_ATTN_BIDIRECTIONAL, err));
+            break;
+        case KEY_SHIFT:
+            UM_TRY(read_flag(a, f, key, hp->logit_shift != 0, err));
+            break;
+        }
+    }
+    return UM_OK;
+}
+
+/* The token whose text is text in tokenizer.ggml.tokens; -1 when none. */
+static int find_token(const um_gguf_file *f, const char *text) {
+    const um_gguf_kv *tokens = um_gguf_find_kv(f, "tokenizer.ggml.tokens");
+    if (!text || !tokens || tokens->elem_type != UM_GGUF_STRING)
+        return -1;
+    for (uint64_t i = 0; i < tokens->count && i < INT32_MAX; i++) {
+        um_gguf_str s;
+        if (um_gguf_elem_str(tokens, i, &s) && um_gguf_str_eq(s, text))
+            return (int)i;
+    }
+    return -1;
+}
+
+static bool has_tensor(const um_arch *a, const um_gguf_file *f, um_tensor_role role, const char *suffix) {
+    char name[192];
+    return um_arch_tensor_name(a->gguf, role, 0, suffix, name, sizeof name) && um_gguf_find_tensor(f, name);
+}
+
+/* The embedding's row count is the vocabulary the head produces. */
+static um_status read_vocab(const um_arch *a, const um_gguf_file *f, um_hparams *hp, um_error *err) {
+    char name[192], key[128];
+    um_arch_tensor_name(a->gguf, UM_T_EMBD, 0, "weight", name, sizeof name);
+    const um_gguf_tensor *emb = um_gguf_find_tensor(f, name);
+    if (!emb || emb->n_dims != 2)
+        return um_fail(err, UM_ERR_FORMAT, "%s: missing 2-D tensor '%s'", f->path, name);
+    if (emb->ne[1] < 1 || emb->ne[1] > UM_MAX_VOCAB)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s has %lld rows", f->path, name, (long long)emb->ne[1]);
+    hp->n_vocab = (int)emb->ne[1];
+    if (hp->vocab_size > hp->n_vocab)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s %d exceeds %s's %d rows", f->path,
+                       um_gguf_key_name(UM_KEY_VOCAB_SIZE, a->gguf_name, key, sizeof key), hp->vocab_size, name,
+                       hp->n_vocab);
+    return UM_OK;
+}
+
+um_status um_arch_read_gguf(const um_arch *a, const um_gguf_file *f, um_hparams *hp, um_error *err) {
+    start(a, hp);
+    hp->max_seq = 4096;
+    hp->rope_theta = 10000.0f;
+    hp->n_kv_heads = -1; /* absent: as many as the query heads */
+    hp->mask_id = a->default_mask_id;
+    int rope_dim;
+    UM_TRY(read_keys(a, f, hp, &rope_dim, err));
+    if (hp->n_kv_heads < 0)
+        hp->n_kv_heads = hp->n_heads;
+    UM_TRY(read_vocab(a, f, hp, err));
+    UM_TRY(read_u32(f, "tokenizer.ggml.mask_token_id", false, &hp->mask_id, err));
+    UM_TRY(read_u32(f, "tokenizer.ggml.eos_token_id", false, &hp->eos_id, err));
+    hp->eot_id = find_token(f, a->eot_token);
+    hp->tied = !has_tensor(a, f, UM_T_OUTPUT, "weight");
+    hp->qkv_bias |= has_tensor(a, f, UM_T_Q, "bias");
+    hp->bias |= has_tensor(a, f, UM_T_ATTN_OUT, "bias");
+    hp->rope_interleaved = a->block.rope_gguf == UM_ROPE_PAIRS;
+
+    char names[10][128];
+    um_gguf_key_id ids[] = {UM_KEY_BLOCK_COUNT, UM_KEY_EMBEDDING_LENGTH, UM_KEY_HEAD_COUNT, UM_KEY_HEAD_COUNT_KV,
+                            UM_KEY_FFN_LENGTH,  UM_KEY_VOCAB_SIZE,       UM_KEY_CONTEXT_LENGTH, UM_KEY_RMS_EPS,
+                            UM_KEY_ROPE_FREQ_BASE};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        um_gguf_key_name(ids[i], a->gguf_name, names[i], sizeof names[i]);
+    snprintf(names[9], sizeof names[9], "%s's rows", a->gguf->name[UM_T_EMBD]);
+    const um_hparam_names nm = {.n_layers = names[0],   .d_model = names[1],    .n_heads = names[2],
+                                .n_kv_heads = names[3], .d_ff = names[4],       .vocab_size = names[5],
+                                .n_vocab = names[9],    .max_seq = names[6],    .norm_eps = names[7],
+                                .rope_theta = names[8], .mask_id = "tokenizer.ggml.mask_token_id"};
+    UM_TRY(um_hparams_validate(hp, &nm, f->path, err));
+    complete(hp);
+    if (rope_dim >= 0 && rope_dim != hp->head_dim)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: partial RoPE (rope.dimension_count %d of head size %d)",
+                       f->path, rope_dim, hp->head_dim);
+    return UM_OK;
+}
+
+um_status um_arch_write_gguf(const um_arch *a, um_gguf_writer *w, const um_hparams *hp, uint32_t file_type,
+                             um_error *err) {
+    char key[128];
+    um_hparams h = *hp;
+    for (int i = 0; i < UM_KEY_COUNT; i++) {
+        um_gguf_key_name((um_gguf_key_id)i, a->gguf_name, key, sizeof key);
+        switch (gguf_keys[i].kind) {
+        case KEY_INT:
+            UM_TRY(um_gguf_writer_add_u32(w, key, (uint32_t)*int_field(&h, (um_gguf_key_id)i), err));
+            break;
+        case KEY_FLOAT:
+            UM_TRY(um_gguf_writer_add_f32(w, key, *float_field(&h, (um_gguf_key_id)i), err));
+            break;
+        case KEY_FILE_TYPE:
+            UM_TRY(um_gguf_writer_add_u32(w, key, file_type, err));
+            break;
+        case KEY_ROPE_DIM:
+            UM_TRY(um_gguf_writer_add_u32(w, key, (uint32_t)hp->head_dim, err));
+            break;
+        case KEY_CAUSAL:
+            UM_TRY(um_gguf_writer_add_bool(w, key, hp->attn_mask != UM_ATTN_BIDIRECTIONAL, err));
+            break;
+        case KEY_SHIFT:
+            UM_TRY(um_gguf_writer_add_bool(w, key, hp->logit_shift != 0, err));
+            break;
+        }
+    }
+    return UM_OK;
+}

@@ -1,0 +1,91 @@
+/* Contexts: what runs a model. The model is immutable once loaded; a
+ * context owns the thread pool, the choice of arithmetic and instruction set
+ * (from its parameters, defaulting to the environment's), and the forward
+ * pass's working buffers, so contexts on different threads never share
+ * mutable state. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+um_context_params um_context_default_params(void) {
+    um_context_params p;
+    memset(&p, 0, sizeof p);
+    p.activations = UM_ACTIVATIONS_DEFAULT;
+    return p;
+}
+
+/* The path and library a kernel name asks for; false for an unknown name. */
+static bool parse_kernel(const char *name, um_kernel_path *path, um_kernel_lib *lib) {
+    if (strcmp(name, "auto") == 0) {
+        *path = um_kernel_path_best();
+        *lib = UM_LIB_AUTO;
+        return true;
+    }
+    if (strcmp(name, "onednn") == 0) {
+        *path = um_kernel_path_best();
+        *lib = UM_LIB_ONEDNN;
+        return true;
+    }
+    for (int i = 0; i < UM_PATH_COUNT; i++)
+        if (strcmp(name, um_kernel_path_name((um_kernel_path)i)) == 0) {
+            *path = (um_kernel_path)i;
+            *lib = UM_LIB_NONE;
+            return true;
+        }
+    return false;
+}
+
+static um_status choose_exec(const um_context_params *p, um_exec *ex, um_error *err) {
+    *ex = um_exec_defaults(ex->pool);
+    if (p->activations == UM_ACTIVATIONS_REDUCED || p->activations == UM_ACTIVATIONS_F32)
+        ex->reduced = p->activations == UM_ACTIVATIONS_REDUCED;
+    else if (p->activations != UM_ACTIVATIONS_DEFAULT)
+        return um_fail(err, UM_ERR_ARG, "context: unknown activations %d", (int)p->activations);
+    if (!p->kernel)
+        return UM_OK;
+    if (!parse_kernel(p->kernel, &ex->path, &ex->lib))
+        return um_fail(err, UM_ERR_ARG, "context: unknown kernel '%s' (scalar, avx2, avx512, neon, onednn or auto)",
+                       p->kernel);
+    if (um_kernel_path_lack(ex->path))
+        return um_fail(err, UM_ERR_UNSUPPORTED, "context: kernel '%s' needs %s, which this CPU lacks", p->kernel,
+                       um_kernel_path_lack(ex->path));
+    if (ex->lib == UM_LIB_ONEDNN && !um_onednn_available())
+        return um_fail(err, UM_ERR_UNSUPPORTED, "context: kernel 'onednn': this build has no oneDNN");
+    return UM_OK;
+}
+
+um_status um_context_create(const um_model *m, const um_context_params *params, um_context **out, um_error *err) {
+    *out = NULL;
+    um_context_params p = params ? *params : um_context_default_params();
+    um_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    ctx->m = m;
+    um_status s = choose_exec(&p, &ctx->ex, err);
+    if (s == UM_OK) {
+        ctx->ex.pool = um_pool_create(p.n_threads > 0 ? p.n_threads : m->n_threads);
+        if (!ctx->ex.pool)
+            s = um_fail(err, UM_ERR_NOMEM, "cannot start threads");
+    }
+    if (s != UM_OK) {
+        um_context_free(ctx);
+        return s;
+    }
+    *out = ctx;
+    return UM_OK;
+}
+
+void um_context_free(um_context *ctx) {
+    if (!ctx)
+        return;
+    um_workspace_free(&ctx->ws);
+    um_pool_destroy(ctx->ex.pool);
+    free(ctx);
+}
+
+const um_model *um_context_model(const um_context *ctx) { return ctx->m; }
+
+um_status um_forward(um_context *ctx, const int32_t *tokens, int n_rows, int seq_len, float *logits, um_error *err) {
+    return um_model_forward(ctx, tokens, n_rows, seq_len, NULL, 0, logits, err);
+}

@@ -1,0 +1,270 @@
+/* The one model loader (loader.h): hyper-parameters, then every tensor the
+ * architecture's block calls for, found by the row's name templates. */
+#include "model/loader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/sys.h"
+#include "format/json.h"
+
+#define CONFIG_MAX_BYTES (1u << 20)
+#define TOKENIZER_MAX_BYTES (256u << 20)
+
+/* ---- hyper-parameters -------------------------------------------------------- */
+
+/* text's id among tokenizer.json's added tokens: LLaDA's config.json does not
+ * carry its end-of-turn id, but the reference sampler needs it. -1 when not found. */
+static int find_added_token(const char *dir, const char *text) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    cJSON *tok;
+    if (!text || !um_file_exists(path) || um_json_load(path, TOKENIZER_MAX_BYTES, &tok, NULL) != UM_OK)
+        return -1;
+    int id = -1;
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(tok, "added_tokens");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, added) {
+        const char *content = um_json_get_string(e, "content");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (content && strcmp(content, text) == 0 && cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+            v->valuedouble < 1e9)
+            id = (int)v->valuedouble;
+    }
+    cJSON_Delete(tok);
+    return id;
+}
+
+static um_status load_config(const um_arch *a, const char *dir, um_hparams *hp, um_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    cJSON *cfg;
+    UM_TRY(um_json_load(path, CONFIG_MAX_BYTES, &cfg, err));
+    um_status s = um_arch_parse_config(a, cfg, path, hp, err);
+    cJSON_Delete(cfg);
+    UM_TRY(s);
+    if (hp->eot_id < 0) {
+        int eot = find_added_token(dir, a->eot_token);
+        hp->eot_id = eot < hp->n_vocab ? eot : -1;
+    }
+    return UM_OK;
+}
+
+/* ---- binding tensors ---------------------------------------------------------- */
+
+typedef struct {
+    um_model *m;
+    const um_arch *arch;
+} loader;
+
+static um_status own(um_model *m, void *p, um_error *err) {
+    void **o = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
+    if (!o) {
+        free(p);
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    }
+    m->owned = o;
+    m->owned[m->n_owned++] = p;
+    return UM_OK;
+}
+
+/* "[d0, d1]"; reversed: innermost first, as GGUF and llama.cpp's tools list them. */
+static const char *shape_str(const int64_t *shape, int n_dims, bool reversed, char *buf, size_t n) {
+    size_t used = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < n_dims && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "",
+                                 (long long)shape[reversed ? n_dims - 1 - i : i]);
+    if (used < n)
+        snprintf(buf + used, n - used, "]");
+    return buf;
+}
+
+static bool is_float_type(um_dtype t) { return t == UM_F32 || t == UM_BF16 || t == UM_F16; }
+
+/* A GGUF file names its tensors llama.cpp's way: the message gives the name
+ * a user finds in the file (and in llama.cpp's tools), then the Hugging Face one. */
+static um_status missing_tensor(const loader *L, const char *name, um_error *err) {
+    const um_weights *w = &L->m->weights;
+    char stored[192];
+    if (w->is_gguf && um_arch_gguf_name(L->arch, name, stored, sizeof stored, NULL))
+        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s' (Hugging Face name %s)", um_weights_source(w),
+                       stored, name);
+    return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", um_weights_source(w), name);
+}
+
+/* Finds name and checks its type and shape. Matrices may be F32, BF16, F16 or
+ * a llama.cpp block type; vectors (norms, biases) must be floats. */
+static um_status take(loader *L, const char *name, int n_dims, int64_t d0, int64_t d1, um_tensor_ref *t,
+                      um_error *err) {
+    um_model *m = L->m;
+    const char *implied = m->weights.is_gguf ? "the GGUF metadata implies" : "config.json implies";
+    if (!um_weights_take(&m->weights, name, t))
+        return missing_tensor(L, name, err);
+    bool ok_type = is_float_type(t->type) || (n_dims == 2 && um_dtype_block_elems(t->type) > 1 &&
+                                              t->type >= UM_Q8_0 && t->type < UM_DTYPE_COUNT);
+    if (!ok_type)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; %s must be F32, BF16 or F16%s",
+                       t->file, t->name, um_dtype_name(t->type), n_dims == 2 ? "weights" : "vectors",
+                       n_dims == 2 ? " or a llama.cpp quantized type" : "");
+    if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims == 2 && t->shape[1] != d1)) {
+        bool gguf = m->weights.is_gguf;
+        int64_t want[2] = {d0, d1};
+        char got[128], exp[64];
+        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s %s%s", t->file, t->name,
+                       shape_str(t->shape, t->n_dims, gguf, got, sizeof got), implied,
+                       shape_str(want, n_dims, gguf, exp, sizeof exp), gguf ? " (innermost dimension first)" : "");
+    }
+    m->n_params += n_dims == 2 ? d0 * d1 : d0;
+    return UM_OK;
+}
+
+/* t's data in place, or an aligned copy when the file leaves it misaligned
+ * for its element type: safetensors does not require alignment (an odd header
+ * length misaligns everything), and the kernels read whole elements. Block
+ * types are read through memcpy and need no alignment. */
+static um_status aligned_data(um_model *m, const um_tensor_ref *t, const void **out, um_error *err) {
+    size_t align = um_dtype_size(t->type);
+    *out = t->data;
+    if (align == 0 || ((uintptr_t)t->data % align) == 0)
+        return UM_OK;
+    void *copy = um_aligned_alloc(t->nbytes);
+    if (!copy)
+        return um_fail(err, UM_ERR_NOMEM, "%s: out of memory copying '%s'", t->file, t->name);
+    memcpy(copy, t->data, t->nbytes);
+    UM_TRY(own(m, copy, err));
+    *out = copy;
+    return UM_OK;
+}
+
+/* The checkpoint name of role (layer i) with suffix: the loader asks the
+ * weights by Hugging Face name, which maps to the GGUF one. */
+static const char *name_of(const loader *L, um_tensor_role role, int i, const char *suffix, char *buf, size_t n) {
+    if (!um_arch_tensor_name(L->arch->hf, role, i, suffix, buf, n))
+        snprintf(buf, n, "(role %d of %s has no name)", (int)role, L->arch->name);
+    return buf;
+}
+
+/* A weight matrix, used in place from the map (copied only when misaligned). */
+static um_status bind_matrix(loader *L, um_tensor_role role, int i, int64_t rows, int64_t cols, um_weight *w,
+                             um_error *err) {
+    char name[192];
+    um_tensor_ref t;
+    UM_TRY(take(L, name_of(L, role, i, "weight", name, sizeof name), 2, rows, cols, &t, err));
+    w->type = t.type;
+    w->rows = rows;
+    w->cols = cols;
+    return aligned_data(L->m, &t, &w->data, err);
+}
+
+/* A vector (norm weight or bias), converted to an f32 copy. */
+static um_status bind_vector(loader *L, um_tensor_role role, int i, const char *suffix, int64_t n, float **out,
+                             um_error *err) {
+    char name[192];
+    um_tensor_ref t;
+    UM_TRY(take(L, name_of(L, role, i, suffix, name, sizeof name), 1, n, 0, &t, err));
+    float *v = um_aligned_alloc((size_t)n * sizeof(float));
+    if (!v)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    UM_TRY(own(L->m, v, err));
+    um_weight w = {t.type, 1, n, NULL, false};
+    UM_TRY(aligned_data(L->m, &t, &w.data, err));
+    um_weight_row_f32(&w, 0, v);
+    *out = v;
+    return UM_OK;
+}
+
+static um_status bind_linear(loader *L, um_tensor_role role, int i, int64_t rows, int64_t cols, bool has_bias,
+                             um_weight *w, float **bias, um_error *err) {
+    UM_TRY(bind_matrix(L, role, i, rows, cols, w, err));
+    *bias = NULL;
+    return has_bias ? bind_vector(L, role, i, "bias", rows, bias, err) : UM_OK;
+}
+
+/* A dense block: two norms, attention's four projections, the gated FFN's three. */
+static um_status bind_layer(loader *L, int i, um_error *err) {
+    const um_hparams *hp = &L->m->hp;
+    um_layer *l = &L->m->layers[i];
+    int64_t d = hp->d_model, q = (int64_t)hp->n_heads * hp->head_dim, kv = (int64_t)hp->n_kv_heads * hp->head_dim;
+    int64_t ff = hp->d_ff;
+    const struct {
+        um_tensor_role role;
+        int64_t rows, cols;
+        bool bias;
+        um_weight *w;
+        float **b;
+    } linear[] = {
+        {UM_T_Q, q, d, hp->qkv_bias, &l->wq, &l->bq},           {UM_T_K, kv, d, hp->qkv_bias, &l->wk, &l->bk},
+        {UM_T_V, kv, d, hp->qkv_bias, &l->wv, &l->bv},          {UM_T_ATTN_OUT, d, q, hp->bias, &l->wo, &l->bo},
+        {UM_T_GATE, ff, d, hp->bias, &l->w_gate, &l->b_gate}, {UM_T_UP, ff, d, hp->bias, &l->w_up, &l->b_up},
+        {UM_T_DOWN, d, ff, hp->bias, &l->w_down, &l->b_down},
+    };
+    UM_TRY(bind_vector(L, UM_T_ATTN_NORM, i, "weight", d, &l->attn_norm, err));
+    UM_TRY(bind_vector(L, UM_T_FFN_NORM, i, "weight", d, &l->ffn_norm, err));
+    for (size_t k = 0; k < sizeof linear / sizeof *linear; k++)
+        UM_TRY(bind_linear(L, linear[k].role, i, linear[k].rows, linear[k].cols, linear[k].bias, linear[k].w,
+                           linear[k].b, err));
+    return UM_OK;
+}
+
+/* Matrix i of the forward's 7 per layer and the output head (i == 7 * n_layers). */
+static um_weight *matrix_at(um_model *m, int i) {
+    if (i == 7 * m->hp.n_layers)
+        return &m->output;
+    um_layer *l = &m->layers[i / 7];
+    um_weight *ws[7] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+    return ws[i % 7];
+}
+
+/* Names the weight type ("q8_0", or "mixed"), and marks the F16 matrices of
+ * a quantized file for the int8 path (um_weight.q8_0_when_reduced): they are
+ * what llama.cpp's quantizer (and unmask convert) leave F16 because their
+ * rows are not whole blocks, in a file whose user chose quantized weights. */
+static void classify_weights(um_model *m) {
+    int n = 7 * m->hp.n_layers + 1;
+    um_dtype t = m->tok_embd.type;
+    bool mixed = false, quantized = um_dtype_block_elems(t) > 1;
+    for (int i = 0; i < n; i++) {
+        mixed |= matrix_at(m, i)->type != t;
+        quantized |= um_dtype_block_elems(matrix_at(m, i)->type) > 1;
+    }
+    for (int i = 0; i < n; i++)
+        matrix_at(m, i)->q8_0_when_reduced = quantized && matrix_at(m, i)->type == UM_F16;
+    snprintf(m->weight_type, sizeof m->weight_type, "%s", mixed ? "mixed" : um_dtype_name(t));
+    for (char *c = m->weight_type; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+}
+
+/* Binds every tensor the hyper-parameters call for, then insists nothing
+ * else is in the file. */
+static um_status bind_all(loader *L, um_error *err) {
+    um_model *m = L->m;
+    const um_hparams *hp = &m->hp;
+    UM_TRY(bind_matrix(L, UM_T_EMBD, 0, hp->n_vocab, hp->d_model, &m->tok_embd, err));
+    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < hp->n_layers; i++)
+        UM_TRY(bind_layer(L, i, err));
+    UM_TRY(bind_vector(L, UM_T_OUT_NORM, 0, "weight", hp->d_model, &m->out_norm, err));
+    if (hp->tied)
+        m->output = m->tok_embd;
+    else
+        UM_TRY(bind_linear(L, UM_T_OUTPUT, 0, hp->n_vocab, hp->d_model, hp->bias, &m->output, &m->b_output, err));
+    UM_TRY(um_weights_check_all_taken(&m->weights, err));
+    classify_weights(m);
+    return UM_OK;
+}
+
+um_status um_model_load(um_model *m, const um_arch *a, const char *path, bool is_gguf, um_error *err) {
+    snprintf(m->arch, sizeof m->arch, "%s", a->name);
+    if (is_gguf) {
+        UM_TRY(um_weights_open_gguf(&m->weights, path, a, err));
+        UM_TRY(um_arch_read_gguf(a, &m->weights.gguf, &m->hp, err));
+    } else {
+        UM_TRY(load_config(a, path, &m->hp, err));
+        UM_TRY(um_weights_open_hf(&m->weights, path, err));
+    }
+    loader L = {m, a};
+    return bind_all(&L, err);
+}

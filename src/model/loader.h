@@ -1,0 +1,18 @@
+/* The one model loader: whatever the architecture and the format, the
+ * hyper-parameters come from the row's parser (config.json) or the shared
+ * GGUF key list, pass the one validator, and every tensor is bound by the
+ * row's name templates; nothing else may be in the file. */
+#ifndef UM_MODEL_LOADER_H
+#define UM_MODEL_LOADER_H
+
+#include <stdbool.h>
+
+#include "model/arch.h"
+#include "model/model.h"
+
+/* Loads path (a Hugging Face directory, or a GGUF file when is_gguf) as
+ * architecture a into m, a zeroed model. On failure m holds what was bound
+ * so far, for um_model_close. */
+um_status um_model_load(um_model *m, const um_arch *a, const char *path, bool is_gguf, um_error *err);
+
+#endif
