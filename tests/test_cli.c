@@ -186,9 +186,82 @@ static void example_program_generates(void **state) {
     cJSON_Delete(root);
 }
 
+/* run --batch: every reference case of tiny-llada (the LLaDA sampler's and
+ * Fast-dLLM's) as one line of a JSON Lines file, three live at once, in f32:
+ * each output line, in input order, has the reference's tokens and NFE. A bad
+ * line is an error naming it, before anything runs. */
+static void run_batch_matches_reference(void **state) {
+    static const char *const caches[] = {"none", "prefix", "dual", "vicinity"};
+    cJSON *root = load_reference("tiny-llada");
+    char *dir = make_temp_dir(), path[4096];
+    snprintf(path, sizeof path, "%s/requests.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    const cJSON *c, *cases[64];
+    int n = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (!ref || (strncmp(ref, LLADA_REFERENCE, strlen(LLADA_REFERENCE)) != 0 &&
+                     strncmp(ref, FASTDLLM_REFERENCE, strlen(FASTDLLM_REFERENCE)) != 0))
+            continue;
+        um_generate_params p = reference_case_params(c);
+        char *ids = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
+        fprintf(f,
+                "{\"prompt_tokens\": [%s], \"gen_length\": %d, \"steps\": %d, \"block_length\": %d, \"cache\": "
+                "\"%s\", \"decoder\": \"%s\", \"threshold\": %.17g, \"cfg_scale\": %.17g, \"logits_eos_inf\": %s, "
+                "\"confidence_eos_eot_inf\": %s}\n",
+                ids, p.gen_length, p.steps, p.block_length, caches[p.cache],
+                p.decoder == UM_DECODER_THRESHOLD ? "threshold" : "topk", p.threshold, p.cfg_scale,
+                p.logits_eos_inf ? "true" : "false", p.confidence_eos_eot_inf ? "true" : "false");
+        free(ids);
+        cases[n++] = c;
+    }
+    fclose(f);
+    assert_true(n >= 10);
+    f32_activations_for_commands(true);
+    cmd_result r = run_unmask("run -m %s --batch %s --parallel 3 -t 2", fixture("llada/tiny-llada/hf-f32-sharded"),
+                              path);
+    assert_int_equal(r.status, 0);
+    char *line = r.out;
+    for (int k = 0; k < n; k++) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = 0;
+        cJSON *out = cJSON_Parse(line);
+        assert_non_null(out);
+        const cJSON *want = cJSON_GetObjectItem(cases[k], "output"), *got = cJSON_GetObjectItem(out, "tokens");
+        assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+        for (int i = 0; i < cJSON_GetArraySize(want); i++)
+            if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+                fail_msg("request %d: token %d differs from the reference", k + 1, i);
+        assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(cases[k], "nfe")->valueint);
+        cJSON_Delete(out);
+        line = end + 1;
+    }
+    assert_string_equal(line, "");
+    assert_non_null(strstr(r.err, "up to 3 at once"));
+    cmd_result_free(&r);
+
+    f = fopen(path, "a");
+    fputs("{\"prompt_tokens\": [1, 2], \"temperature\": 0.5}\n", f);
+    fclose(f);
+    r = run_unmask("run -m %s --batch %s", fixture("llada/tiny-llada/hf-f32-sharded"), path);
+    assert_int_not_equal(r.status, 0);
+    char where[4200];
+    snprintf(where, sizeof where, "requests.jsonl:%d: error: temperature: not a request key", n + 1);
+    assert_non_null(strstr(r.err, where));
+    assert_string_equal(r.out, "");
+    cmd_result_free(&r);
+    f32_activations_for_commands(false);
+    remove_tree(dir);
+    free(dir);
+    cJSON_Delete(root);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(help_lists_commands),         cmocka_unit_test(run_json_matches_reference),
     cmocka_unit_test(run_text_output),             cmocka_unit_test(forward_writes_reference_logits),
     cmocka_unit_test(init_random_bench_and_run),   cmocka_unit_test(example_program_generates),
+    cmocka_unit_test(run_batch_matches_reference),
 };
 const test_group cli_group = {"cli", tests, sizeof tests / sizeof *tests};

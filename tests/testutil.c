@@ -333,41 +333,48 @@ void reference_case_flags(const cJSON *c, char *buf, size_t n) {
         snprintf(buf + k, n - (size_t)k, " --decoder topk");
 }
 
-static void run_case(um_model *m, const cJSON *c, const char *model, const char *label, reference_check_fn check,
-                     void *user) {
+void reference_case_prepare(reference_case *rc, const um_model *m, const cJSON *c, const char *model,
+                            const char *label) {
+    memset(rc, 0, sizeof *rc);
     um_model_info info;
     um_model_get_info(m, &info);
     assert_int_equal((int)json_number(c, "mask_id", -1), info.mask_id);
     assert_int_equal((int)json_number(c, "eos_id", -1), info.eos_id);
     assert_int_equal((int)json_number(c, "eot_id", -1), info.eot_id);
-    um_generate_params p = reference_case_params(c);
-    commit_log log = {0};
-    p.on_step = record_step;
-    p.user_data = &log;
-
-    reference_run run = {.json = c, .log = &log, .mask_id = info.mask_id};
-    int n_prompt;
-    int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
-    int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &run.n_want);
-    run.want = want;
-    run.want_nfe = (int)json_number(c, "nfe", -1);
-    char what[256];
+    rc->p = reference_case_params(c);
+    rc->p.on_step = record_step;
+    rc->p.user_data = &rc->log;
+    rc->run = (reference_run){.json = c, .log = &rc->log, .mask_id = info.mask_id, .what = rc->what};
+    rc->prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &rc->n_prompt);
+    rc->want = json_int_array(cJSON_GetObjectItem(c, "output"), &rc->run.n_want);
+    rc->run.want = rc->want;
+    rc->run.want_nfe = (int)json_number(c, "nfe", -1);
     static const char *const caches[] = {"none", "prefix", "dual", "vicinity"};
-    snprintf(what, sizeof what, "%s/%s steps %d gen %d block %d cfg %g eos_inf %d cache %s threshold %g", model,
-             label, p.steps, p.gen_length, p.block_length, p.cfg_scale, p.logits_eos_inf, caches[p.cache],
-             p.decoder == UM_DECODER_THRESHOLD ? p.threshold : 0.0);
-    run.what = what;
+    const um_generate_params *p = &rc->p;
+    snprintf(rc->what, sizeof rc->what, "%s/%s steps %d gen %d block %d cfg %g eos_inf %d cache %s threshold %g",
+             model, label, p->steps, p->gen_length, p->block_length, p->cfg_scale, p->logits_eos_inf,
+             caches[p->cache], p->decoder == UM_DECODER_THRESHOLD ? p->threshold : 0.0);
+}
+
+void reference_case_free(reference_case *rc) {
+    free(rc->prompt);
+    free(rc->want);
+    free(rc->log.n_commits);
+    free(rc->log.pairs);
+}
+
+static void run_case(um_model *m, const cJSON *c, const char *model, const char *label, reference_check_fn check,
+                     void *user) {
+    reference_case rc;
+    reference_case_prepare(&rc, m, c, model, label);
     um_generation g;
     um_error err;
-    if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
-        fail_msg("%s: %s", what, err.msg);
-    run.gen = &g;
-    check(&run, user);
+    if (t_generate(m, rc.prompt, rc.n_prompt, &rc.p, &g, &err) != UM_OK)
+        fail_msg("%s: %s", rc.what, err.msg);
+    rc.run.gen = &g;
+    check(&rc.run, user);
     um_generation_free(&g);
-    free(prompt);
-    free(want);
-    free(log.n_commits);
-    free(log.pairs);
+    reference_case_free(&rc);
 }
 
 int run_reference_cases_from(um_model *m, const char *model, const char *label, const char *reference_prefix,

@@ -143,4 +143,20 @@ void reference_case_flags(const cJSON *c, char *buf, size_t n);
 /* A check: output and NFE exactly as the reference (Fast-dLLM's cases carry no commits). */
 void expect_output_nfe(const reference_run *run, void *user);
 
+/* One case of reference.json made ready to run: its parameters (recording
+ * each step's commits into log), its prompt, and run for a check (set
+ * run.gen after generating). Keep it in place while it runs: the
+ * parameters point at its log. */
+typedef struct {
+    um_generate_params p;
+    int32_t *prompt, *want;
+    int n_prompt;
+    commit_log log;
+    reference_run run;
+    char what[256];
+} reference_case;
+void reference_case_prepare(reference_case *rc, const um_model *m, const cJSON *c, const char *model,
+                            const char *label);
+void reference_case_free(reference_case *rc);
+
 #endif

@@ -164,6 +164,25 @@ void cli_print_json(cJSON *o) {
     cJSON_Delete(o);
 }
 
+cJSON *cli_generation_json(const um_generation *g, const char *text) {
+    cJSON *o = cJSON_CreateObject();
+    if (text)
+        cJSON_AddStringToObject(o, "text", text);
+    cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
+    cJSON *gen = cJSON_AddArrayToObject(o, "generated");
+    for (int i = 0; i < g->n_tokens; i++) {
+        cJSON_AddItemToArray(tokens, cJSON_CreateNumber(g->tokens[i]));
+        if (i >= g->prompt_len)
+            cJSON_AddItemToArray(gen, cJSON_CreateNumber(g->tokens[i]));
+    }
+    cJSON_AddNumberToObject(o, "prompt_length", g->prompt_len);
+    cJSON_AddNumberToObject(o, "nfe", g->nfe);
+    cJSON_AddNumberToObject(o, "seconds", g->seconds);
+    cJSON_AddNumberToObject(o, "ms_per_forward", g->nfe ? 1e3 * g->forward_seconds / g->nfe : 0);
+    cJSON_AddNumberToObject(o, "tokens_per_second", g->seconds > 0 ? (g->n_tokens - g->prompt_len) / g->seconds : 0);
+    return o;
+}
+
 char *cli_unescape(const char *s) {
     char *o = malloc(strlen(s) + 1), *p = o;
     if (!o)

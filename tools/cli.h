@@ -48,6 +48,9 @@ typedef struct {
 um_generate_params cli_generate_defaults(void);
 /* Prints o on stdout as one line of JSON, then frees it. */
 void cli_print_json(cJSON *o);
+/* run --json's object for a generation: text (when not NULL), tokens
+ * (prompt included), generated, prompt_length, nfe and timings. */
+cJSON *cli_generation_json(const um_generation *g, const char *text);
 
 /* Consumes the current argument when it is a generation flag. */
 bool cli_generation_flag(cli_args *a, cli_gen_flags *f);

@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "run_batch.h"
 #include "text.h"
 #include "visual.h"
 
 static void run_usage(void) {
     puts("usage: unmask run -m MODEL (-p TEXT | -f FILE | --infill TEMPLATE | --prompt-tokens IDS) [options]\n"
+         "       unmask run -m MODEL --batch FILE.jsonl [--parallel N] [options]\n"
          "\n"
          "Generate with a KV cache and parallel decoding (by default Fast-dLLM's dual cache and threshold\n"
          "decoding at 0.9), or with the LLaDA reference sampler (ML-GSAI/LLaDA generate.py: --reference).\n"
@@ -27,6 +29,14 @@ static void run_usage(void) {
          "      --prompt-tokens IDS  the prompt as comma-separated token ids, e.g. 12,7,99; ids equal to the\n"
          "                           model's mask id are filled in too (infilling)\n"
          "      --visual             watch the canvas unmask step by step (when stdout is a terminal)\n"
+         "      --batch FILE.jsonl   one request per line: a JSON object whose keys are this command's long\n"
+         "                           flags with '_' for '-' (\"prompt\" text or \"prompt_tokens\" ids, \"gen_length\",\n"
+         "                           \"temp\", \"seed\", \"cache\", ...; \"chat\": true, \"system\"); the command line's\n"
+         "                           flags are the defaults. Prints one JSON line per request (the fields of\n"
+         "                           --json), in input order. Each step runs every live request in one forward\n"
+         "                           pass; a request's output is the same as when run alone\n"
+         "      --parallel N         --batch: at most N requests live at once (default: all); each live request\n"
+         "                           holds its canvas and, with a cache, K/V of every layer and position\n"
          "  -n, --gen-length N       tokens to generate (default 128)\n"
          "      --steps S            forward passes in total (default: gen length)\n"
          "      --block-length B     semi-autoregressive block size (default 32 when it divides N, else N)\n"
@@ -55,25 +65,6 @@ static void run_usage(void) {
          "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings,\n"
          "                           and text for text prompts\n"
          "  -h, --help               this help");
-}
-
-static void print_json(const um_generation *g, const char *text) {
-    cJSON *o = cJSON_CreateObject();
-    if (text)
-        cJSON_AddStringToObject(o, "text", text);
-    cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
-    cJSON *gen = cJSON_AddArrayToObject(o, "generated");
-    for (int i = 0; i < g->n_tokens; i++) {
-        cJSON_AddItemToArray(tokens, cJSON_CreateNumber(g->tokens[i]));
-        if (i >= g->prompt_len)
-            cJSON_AddItemToArray(gen, cJSON_CreateNumber(g->tokens[i]));
-    }
-    cJSON_AddNumberToObject(o, "prompt_length", g->prompt_len);
-    cJSON_AddNumberToObject(o, "nfe", g->nfe);
-    cJSON_AddNumberToObject(o, "seconds", g->seconds);
-    cJSON_AddNumberToObject(o, "ms_per_forward", g->nfe ? 1e3 * g->forward_seconds / g->nfe : 0);
-    cJSON_AddNumberToObject(o, "tokens_per_second", g->seconds > 0 ? (g->n_tokens - g->prompt_len) / g->seconds : 0);
-    cli_print_json(o);
 }
 
 static void print_text(const um_generation *g, const char *text) {
@@ -162,7 +153,7 @@ static int generate_and_print(um_context *ctx, um_generate_params *p, const int3
         }
     }
     if (json)
-        print_json(&g, text);
+        cli_print_json(cli_generation_json(&g, text));
     else
         print_text(&g, text);
     free(text);
@@ -170,12 +161,35 @@ static int generate_and_print(um_context *ctx, um_generate_params *p, const int3
     return 0;
 }
 
+/* run --batch: the prompts come from the file. */
+static int run_batch_command(const char *batch, int parallel, int sources, const char *model, int threads,
+                             const cli_gen_flags *gf, bool single_flags) {
+    if (!batch) {
+        cli_error("run", "--parallel applies to --batch");
+        return 2;
+    }
+    if (sources > 0 || single_flags) {
+        cli_error("run", "--batch takes its prompts from the file: no -p, -f, --infill, --prompt-tokens, --chat, "
+                         "--visual or --json (its output is JSON lines)");
+        return 2;
+    }
+    char default_path[4096];
+    model = cli_model_path(model, default_path, sizeof default_path);
+    um_model *m = cli_open_model("run", model, threads, false);
+    um_context *ctx = m ? cli_open_context("run", m) : NULL;
+    int rc = ctx ? run_batch(ctx, batch, gf, parallel, model) : 1;
+    um_context_free(ctx);
+    um_model_close(m);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv) {
     cli_args a;
     um_generate_params p = cli_generate_defaults();
     const char *model = NULL, *prompt_text = NULL;
     run_text rt = {0};
-    int threads = 0;
+    const char *batch = NULL;
+    int threads = 0, parallel = 0;
     bool json = false;
     cli_gen_flags gf = {&p, -1, -1, -1};
     cli_init(&a, "run", argc, argv);
@@ -192,6 +206,8 @@ int cmd_run(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--chat-template")) rt.template_name = cli_value(&a);
         else if (cli_is(&a, NULL, "--infill")) rt.infill = cli_value(&a);
         else if (cli_is(&a, NULL, "--visual")) rt.visual = true;
+        else if (cli_is(&a, NULL, "--batch")) batch = cli_value(&a);
+        else if (cli_is(&a, NULL, "--parallel")) parallel = cli_int(&a, 1, 1 << 16);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
         else if (cli_is(&a, NULL, "--json")) json = true;
         else if (!cli_generation_flag(&a, &gf))
@@ -200,6 +216,8 @@ cli_unknown(&a);
     if (!a.ok)
         return 2;
     int sources = (prompt_text != NULL) + (rt.text != NULL) + (rt.file != NULL) + (rt.infill != NULL);
+    if (batch || parallel)
+        return run_batch_command(batch, parallel, sources, model, threads, &gf, json || rt.visual || rt.chat);
     if (sources != 1) {
         cli_error("run", "%s: give one of -p TEXT, -f FILE, --infill TEMPLATE or --prompt-tokens IDS",
                   sources ? "more than one prompt" : "no prompt");

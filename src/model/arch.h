@@ -32,7 +32,6 @@ typedef enum {
     UM_T_DOWN,
     UM_T_COUNT
 } um_tensor_role;
-#define UM_T_FIRST_LAYER_ROLE UM_T_ATTN_NORM
 
 typedef struct {
     const char *name[UM_T_COUNT];
@@ -76,7 +75,7 @@ extern const um_arch *const um_archs[];
  * or to a GGUF file's general.architecture; NULL when none does. */
 const um_arch *um_arch_by_hf_name(const char *name);
 const um_arch *um_arch_by_gguf_name(const char *name);
-/* "llada, dream" (the table's names) into buf, for messages. */
+/* The table's names, comma-separated, into buf: for messages. */
 const char *um_arch_list(char *buf, size_t n);
 /* The row for name (from config.json when !is_gguf, else general.architecture),
  * or UM_ERR_UNSUPPORTED naming it, file and the supported ones. */
