@@ -206,6 +206,16 @@ static bool print_ready(request *rs, int n, cli_text *t) {
     return true;
 }
 
+/* Generated positions that hold a token, not a mask (max_nfe can leave some). */
+static int committed(const um_generation *g, const um_model *m) {
+    um_model_info info;
+    um_model_get_info(m, &info);
+    int n = 0;
+    for (int i = g->prompt_len; i < g->n_tokens; i++)
+        n += g->tokens[i] != info.mask_id;
+    return n;
+}
+
 /* Steps up to `parallel` sessions at a time until every request is done. */
 static bool run_requests(um_context *ctx, request *rs, int n, int parallel, cli_text *t) {
     um_session **live = malloc((size_t)n * sizeof *live);
@@ -229,7 +239,7 @@ static bool run_requests(um_context *ctx, request *rs, int n, int parallel, cli_
             ok = um_session_result(rs[i].s, &rs[i].out, &err) == UM_OK;
             rs[i].done = true;
             done++;
-            tokens += rs[i].out.n_tokens - rs[i].out.prompt_len;
+            tokens += committed(&rs[i].out, um_context_model(ctx));
             for (int k = 0; k < n_live; k++) /* it leaves the batch */
                 if (live[k] == rs[i].s)
                     live[k] = live[--n_live];
@@ -239,8 +249,12 @@ static bool run_requests(um_context *ctx, request *rs, int n, int parallel, cli_
     if (!ok && err.msg[0])
         cli_error("run", "%s", err.msg);
     double dt = um_now() - t0;
-    fprintf(stderr, "batch: %d requests, up to %d at once: %d tokens in %.3f s (%.1f tokens/s), %d batched forwards\n",
-            n, parallel, tokens, dt, dt > 0 ? tokens / dt : 0.0, forwards);
+    size_t peak;
+    um_memory_usage(NULL, &peak);
+    fprintf(stderr,
+            "batch: %d requests, up to %d at once: %d tokens committed in %.3f s (%.1f tokens/s), %d batched forwards; "
+            "peak RSS %.1f MiB\n",
+            n, parallel, tokens, dt, dt > 0 ? tokens / dt : 0.0, forwards, (double)peak / 1048576.0);
     free(live);
     return ok;
 }

@@ -299,17 +299,41 @@ typedef struct {
     int k, c; /* live session, candidate */
 } pick_owner;
 
+/* The picks of one chunk's candidates: own[i]'s logits start at row rows_at[i]. */
+typedef struct {
+    const live_session *live;
+    const pick_owner *own;
+    const int *rows_at;
+    float *logits;
+    size_t n_vocab;
+} pick_job;
+
+/* Candidates are independent (their draws are keyed by position), so they
+ * are picked in parallel; the credit decoder's memory is updated in order,
+ * after (pick_chunk). */
+static void pick_task(void *arg, int i, int thread) {
+    const pick_job *j = arg;
+    um_session *s = j->live[j->own[i].k].s;
+    if (s->p.decoder == UM_DECODER_CREDIT)
+        return;
+    float *cond = j->logits + (size_t)j->rows_at[i] * j->n_vocab;
+    pick_one(s, j->own[i].c, cond, s->cv.n_rows == 2 ? cond + j->n_vocab : NULL, NULL); /* cannot fail */
+}
+
 /* The head over one chunk of output rows, and the picks of their candidates. */
 static um_status pick_chunk(um_context *ctx, const live_session *live, const int32_t *rows, int n_rows,
                             const pick_owner *own, int n_own, um_error *err) {
-    size_t n_vocab = (size_t)ctx->m->hp.n_vocab, r = 0;
-    float *logits;
-    UM_TRY(um_context_head(ctx, rows, n_rows, &logits, err));
+    int rows_at[UM_HEAD_CHUNK];
+    pick_job j = {live, own, rows_at, NULL, (size_t)ctx->m->hp.n_vocab};
+    UM_TRY(um_context_head(ctx, rows, n_rows, &j.logits, err));
+    for (int i = 0, r = 0; i < n_own; r += live[own[i].k].s->cv.n_rows, i++)
+        rows_at[i] = r;
+    um_pool_run(ctx->ex.pool, n_own, pick_task, &j);
     for (int i = 0; i < n_own; i++) {
         um_session *s = live[own[i].k].s;
-        float *cond = logits + r * n_vocab;
-        UM_TRY(pick_one(s, own[i].c, cond, s->cv.n_rows == 2 ? cond + n_vocab : NULL, err));
-        r += (size_t)s->cv.n_rows;
+        float *cond = j.logits + (size_t)rows_at[i] * j.n_vocab;
+        if (s->p.decoder == UM_DECODER_CREDIT)
+            UM_TRY(pick_one(s, own[i].c, cond, s->cv.n_rows == 2 ? cond + j.n_vocab : NULL, err));
     }
     return UM_OK;
 }
