@@ -28,7 +28,7 @@ BASEFLAGS += -DUM_HAVE_ONEDNN
 LDLIBS    += -ldnnl -lgomp
 endif
 
-LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/model/*.c src/diffusion/*.c src/tokenizer/*.c src/train/*.c)
+LIB_SRC  = $(wildcard src/base/*.c src/format/*.c src/kernels/*.c src/backend/*.c src/model/*.c src/diffusion/*.c src/tokenizer/*.c src/train/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 

@@ -123,16 +123,7 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
 /* The logits of every output of the context's last forward, [n_out][V]. */
 static void all_outputs(um_context *ctx, float *out, int V) {
     um_error err;
-    int n = ctx->ws.n_out;
-    for (int r0 = 0; r0 < n; r0 += UM_HEAD_CHUNK) {
-        int32_t rows[UM_HEAD_CHUNK];
-        int k = n - r0 < UM_HEAD_CHUNK ? n - r0 : UM_HEAD_CHUNK;
-        for (int i = 0; i < k; i++)
-            rows[i] = r0 + i;
-        float *logits;
-        assert_int_equal(um_context_head(ctx, rows, k, &logits, &err), UM_OK);
-        memcpy(out + (size_t)r0 * V, logits, (size_t)k * V * sizeof *out);
-    }
+    assert_int_equal(um_context_logits(ctx, out, &err), UM_OK);
 }
 
 static void expect_close(const float *got, const float *want, int V, double bound, const char *what, int pos) {
@@ -164,7 +155,7 @@ static void cached_forward_matches_full(void **state) {
         um_kv_cache kv[2];
         um_batch_entry e[2];
         for (int r = 0; r < rows; r++) {
-            assert_int_equal(um_kv_cache_init(&kv[r], m, len, &err), UM_OK);
+            assert_int_equal(um_kv_cache_init(&kv[r], ctx->be, m, len, &err), UM_OK);
             e[r] = (um_batch_entry){tokens + r * len, len, 0, len, len, &kv[r], NULL, 0};
         }
         assert_int_equal(um_forward_batch(ctx, e, rows, &err), UM_OK);
@@ -236,7 +227,7 @@ static void batched_forward_matches_single(void **state) {
             want[k] = malloc((size_t)n_sel[k] * V * sizeof *want[k]);
             um_batch_entry e = {tok[k], lens[k], 0, lens[k], lens[k], NULL, sel[k], n_sel[k]};
             if (cached[k]) {
-                assert_int_equal(um_kv_cache_init(&kv[k], m, lens[k], &err), UM_OK);
+                assert_int_equal(um_kv_cache_init(&kv[k], ctx->be, m, lens[k], &err), UM_OK);
                 e.cache = &kv[k];
                 assert_int_equal(um_forward_batch(ctx, &e, 1, &err), UM_OK); /* fills the cache */
                 e.q0 = q0[k];
@@ -376,16 +367,16 @@ static void margin_and_entropy_rules(void **state) {
 
 /* The sampler's statistics for those rules, on logits whose softmax is known. */
 static void pick_statistics(void **state) {
-    um_sampler s = {0.0, UM_REMASK_LOW_CONFIDENCE, -1, 0};
+    um_pick_request s = {.uncond_row = -1, .eos_inf = -1, .eot_inf = -1, .stats = true};
     float logits[4] = {0.0f, (float)log(2.0), (float)log(5.0), (float)log(2.0)}; /* p = 0.1 0.2 0.5 0.2 */
     um_pick pk;
-    um_sample_pick(&s, true, logits, 4, 0, 0, &pk);
+    um_pick_row(&s, logits, NULL, 4, &pk);
     assert_int_equal(pk.token, 2);
     assert_true(fabs(pk.conf - 0.5) < 1e-6 && fabs(pk.p1 - 0.5) < 1e-6 && fabs(pk.p2 - 0.2) < 1e-6);
     double h = -(0.1 * log(0.1) + 0.2 * log(0.2) * 2 + 0.5 * log(0.5));
     assert_true(fabs(pk.entropy - h) < 1e-6);
     float tie[3] = {1.0f, 1.0f, -INFINITY}; /* two equal tops: margin 0, entropy log 2 */
-    um_sample_pick(&s, true, tie, 3, 0, 0, &pk);
+    um_pick_row(&s, tie, NULL, 3, &pk);
     assert_true(fabs(pk.p1 - pk.p2) < 1e-12 && fabs(pk.entropy - log(2.0)) < 1e-9);
 }
 
@@ -414,6 +405,16 @@ static void hierarchical_spans(void **state) {
     expect_positions(out, um_decode_select(&p, run, low, 3, 0, -1, 1.0, out), (int32_t[]){4}, 1);
 }
 
+/* The credit pick (kernels/pick.c) of one position: its boost lands in l. */
+static void apply_credit(um_credit *c, int pos, float *l, int n, double alpha, double gamma) {
+    um_pick_request r = {.uncond_row = -1, .eos_inf = -1, .eot_inf = -1, .credit_alpha = alpha, .credit_gamma = gamma};
+    um_error err;
+    assert_int_equal(um_credit_reserve(c, &err), UM_OK);
+    um_credit_point(c, pos, &r);
+    um_pick pk;
+    um_pick_row(&r, l, NULL, n, &pk);
+}
+
 /* Credit: each step decays the block's credit, adds p_top1^gamma to every
  * position's top-1 token and boosts logits by alpha * log(1 + credit). */
 static void credit_accumulation(void **state) {
@@ -424,18 +425,18 @@ static void credit_accumulation(void **state) {
     float l1[3] = {2.0f, 1.0f, 0.0f};
     double p1 = exp(2.0) / (exp(2.0) + exp(1.0) + 1.0), c0 = pow(p1, gamma);
     um_credit_step(&c, decay);
-    assert_int_equal(um_credit_apply(&c, 11, l1, 3, alpha, gamma, &err), UM_OK);
+    apply_credit(&c, 11, l1, 3, alpha, gamma);
     assert_true(fabs(l1[0] - (2.0 + alpha * log(1 + c0))) < 1e-5);
     assert_true(l1[1] == 1.0f && l1[2] == 0.0f);
     /* outside the block: untouched */
     float out[3] = {2.0f, 1.0f, 0.0f};
-    assert_int_equal(um_credit_apply(&c, 14, out, 3, alpha, gamma, &err), UM_OK);
+    apply_credit(&c, 14, out, 3, alpha, gamma);
     assert_true(out[0] == 2.0f);
 
     /* second step: the old credit decays and the same top-1 adds again */
     float l2[3] = {2.0f, 1.0f, 0.0f};
     um_credit_step(&c, decay);
-    assert_int_equal(um_credit_apply(&c, 11, l2, 3, alpha, gamma, &err), UM_OK);
+    apply_credit(&c, 11, l2, 3, alpha, gamma);
     double c1 = decay * c0 + pow(p1, gamma);
     assert_true(fabs(l2[0] - (2.0 + alpha * log(1 + c1))) < 1e-5);
 
@@ -443,7 +444,7 @@ static void credit_accumulation(void **state) {
     float l3[3] = {0.0f, 3.0f, 0.0f};
     double q1 = exp(3.0) / (exp(3.0) + 2.0);
     um_credit_step(&c, decay);
-    assert_int_equal(um_credit_apply(&c, 11, l3, 3, alpha, gamma, &err), UM_OK);
+    apply_credit(&c, 11, l3, 3, alpha, gamma);
     double c2 = decay * c1;
     assert_true(fabs(l3[0] - alpha * log(1 + c2)) < 1e-5);
     assert_true(fabs(l3[1] - (3.0 + alpha * log(1 + pow(q1, gamma)))) < 1e-5);
@@ -453,7 +454,7 @@ static void credit_accumulation(void **state) {
         float l[24] = {0};
         l[t] = 5.0f;
         um_credit_step(&c, decay);
-        assert_int_equal(um_credit_apply(&c, 12, l, 24, alpha, gamma, &err), UM_OK);
+        apply_credit(&c, 12, l, 24, alpha, gamma);
         assert_true(l[t] > 5.0f);
     }
     assert_int_equal(c.n[2], 20);
@@ -461,7 +462,7 @@ static void credit_accumulation(void **state) {
     assert_int_equal(um_credit_begin_block(&c, 14, 4, &err), UM_OK);
     float l4[3] = {2.0f, 1.0f, 0.0f};
     um_credit_step(&c, decay);
-    assert_int_equal(um_credit_apply(&c, 14, l4, 3, alpha, gamma, &err), UM_OK);
+    apply_credit(&c, 14, l4, 3, alpha, gamma);
     assert_true(fabs(l4[0] - (2.0 + alpha * log(1 + c0))) < 1e-5);
     um_credit_free(&c);
 }

@@ -46,10 +46,14 @@ static int select_topk(const int32_t *pos, const double *conf, int n, int k, int
     return um_decode_select(&p, pos, picks, n, k, -1, 1.0, out);
 }
 
-/* The token and confidence um_sample_pick gives one position. */
-static double sample_position(const um_sampler *s, float *logits, int n_vocab, int step, int pos, int32_t *token) {
+/* The token and confidence a pick (kernels/pick.c) gives one position. */
+static double sample_position(const um_pick_request *s, float *logits, int n_vocab, int step, int pos,
+                              int32_t *token) {
+    um_pick_request r = *s;
+    r.step = step;
+    r.pos = pos;
     um_pick pk;
-    um_sample_pick(s, false, logits, n_vocab, step, pos, &pk);
+    um_pick_row(&r, logits, NULL, n_vocab, &pk);
     *token = pk.token;
     return pk.conf;
 }
@@ -70,7 +74,7 @@ static void topk_order_and_ties(void **state) {
 /* Low-confidence remasking: confidence = softmax(logits)[argmax]; with the
  * reference's confidence_eos_eot_inf, EOT's logit is -inf in that softmax. */
 static void confidence_rules(void **state) {
-    um_sampler s = {0.0, UM_REMASK_LOW_CONFIDENCE, -1, 0};
+    um_pick_request s = {.uncond_row = -1, .eos_inf = -1, .eot_inf = -1};
     float logits[3] = {1.0f, 3.0f, 2.0f};
     int32_t tok;
     double e1 = exp(1.0), e2 = exp(2.0), e3 = exp(3.0);
@@ -78,20 +82,20 @@ static void confidence_rules(void **state) {
     assert_int_equal(tok, 1);
     assert_true(fabs(conf - e3 / (e1 + e2 + e3)) < 1e-7);
 
-    s.eot_inf_id = 1; /* EOT is the argmax: chosen, but its confidence is 0 */
+    s.eot_inf = 1; /* EOT is the argmax: chosen, but its confidence is 0 */
     float l2[3] = {1.0f, 3.0f, 2.0f};
     conf = sample_position(&s, l2, 3, 0, 0, &tok);
     assert_int_equal(tok, 1);
     assert_true(conf == 0.0);
 
-    s.eot_inf_id = 0; /* EOT elsewhere: the softmax loses its mass */
+    s.eot_inf = 0; /* EOT elsewhere: the softmax loses its mass */
     float l3[3] = {1.0f, 3.0f, 2.0f};
     conf = sample_position(&s, l3, 3, 0, 0, &tok);
     assert_int_equal(tok, 1);
     assert_true(fabs(conf - e3 / (e2 + e3)) < 1e-7);
 
-    s.eot_inf_id = -1; /* random remasking: confidence is a uniform draw */
-    s.remasking = UM_REMASK_RANDOM;
+    s.eot_inf = -1; /* random remasking: confidence is a uniform draw */
+    s.random_remasking = true;
     float l4[3] = {1.0f, 3.0f, 2.0f};
     double r1 = sample_position(&s, l4, 3, 5, 7, &tok);
     double r2 = sample_position(&s, l4, 3, 5, 7, &tok);

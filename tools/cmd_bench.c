@@ -128,7 +128,7 @@ static int bench_model(um_context *ctx, const char *model, const int *prompt, co
                        const limits *lim) {
     const um_model *m = ctx->m;
     const um_hparams *hp = &m->hp;
-    const char *kernel = um_matmul_kernel_name(&ctx->ex, m->layers[0].w_gate.type);
+    const char *kernel = um_matmul_kernel_name(um_cpu_backend_exec(ctx->be), m->layers[0].w_gate.type);
     int rc = 0;
     printf("| model | weights | threads | canvas | ms/forward (best) | ms/forward (mean) | canvas tokens/s | "
            "GFLOP/s | peak RSS MiB | kernel | %% of limit | limit now | %% of limit now |\n"
@@ -149,7 +149,7 @@ static int bench_model(um_context *ctx, const char *model, const int *prompt, co
             tokens[i] = i < prompt[c] ? (int32_t)(um_rng_next(&rng) % (uint64_t)max_tok) : hp->mask_id;
         for (int i = 0; rc == 0 && i < gen_len; i++)
             sel[i] = prompt[c] + i;
-        double best = 1e30, sum = 0, now_lim = limit_now(ctx->ex.pool, kernel);
+        double best = 1e30, sum = 0, now_lim = limit_now(um_cpu_backend_exec(ctx->be)->pool, kernel);
         um_error err;
         for (int r = 0; r <= reps && rc == 0; r++) {
             double t0 = um_now();
@@ -172,7 +172,7 @@ static int bench_model(um_context *ctx, const char *model, const int *prompt, co
             um_memory_usage(NULL, &peak);
             char p0[16], p1[16];
             printf("| %s | %s | %d | %d | %.1f | %.1f | %.0f | %.1f | %.0f | %s | %s | %.0f | %s |\n", model,
-                   m->weight_type, um_pool_threads(ctx->ex.pool), seq, best * 1e3, sum / reps * 1e3, seq / best, gflops,
+                   m->weight_type, um_pool_threads(um_cpu_backend_exec(ctx->be)->pool), seq, best * 1e3, sum / reps * 1e3, seq / best, gflops,
                    (double)peak / 1048576.0, kernel, percent(p0, gflops, lim ? limit_for(lim, kernel) : 0), now_lim,
                    percent(p1, gflops, now_lim));
             fflush(stdout);
@@ -389,7 +389,7 @@ int cmd_bench(int argc, char **argv) {
             um_model_close(m);
             return 1;
         }
-        pool = ctx->ex.pool;
+        pool = um_cpu_backend_exec(ctx->be)->pool;
     } else {
         pool = um_pool_create(threads);
         if (!pool) {

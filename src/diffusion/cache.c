@@ -23,18 +23,20 @@
 
 #include "diffusion/diffusion.h"
 
-um_status um_cache_init(um_cache *c, const um_model *m, const um_generate_params *p, int n_rows, int len,
-                        um_error *err) {
+void um_cache_init(um_cache *c, const um_generate_params *p) {
     memset(c, 0, sizeof *c);
     c->mode = p->cache;
     c->window = p->cache_window;
     c->refresh = p->cache_refresh;
+}
+
+um_status um_cache_ready(um_cache *c, um_backend *be, const um_model *m, int n_rows, int len, um_error *err) {
     for (int r = 0; c->mode != UM_CACHE_NONE && r < n_rows; r++) {
-        um_status s = um_kv_cache_init(&c->kv[r], m, len, err);
-        if (s != UM_OK) {
-            um_cache_free(c);
-            return s;
-        }
+        if (c->kv[r].be == be)
+            continue;
+        if (c->kv[r].be)
+            return um_fail(err, UM_ERR_ARG, "a session's KV cache lives on the backend that first stepped it");
+        UM_TRY(um_kv_cache_init(&c->kv[r], be, m, len, err));
     }
     return UM_OK;
 }

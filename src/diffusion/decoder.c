@@ -15,7 +15,7 @@
  *                 confidence > low_threshold, every candidate > threshold, and
  *                 the best overall
  *   credit        dInfer: threshold decoding on logits boosted by the credit
- *                 (um_credit_apply, before sampling)
+ *                 (kernels/pick.c, before sampling)
  *
  * EOS early rejection makes EOS candidates look less sure early in a block:
  * their confidence or margin is multiplied by gamma, their entropy divided. */
@@ -172,33 +172,16 @@ static um_status grow(um_credit *c, um_error *err) {
     return UM_OK;
 }
 
-um_status um_credit_apply(um_credit *c, int pos, float *logits, int n_vocab, double alpha, double gamma,
-                          um_error *err) {
-    int i = pos - c->start;
-    if (i < 0 || i >= c->len)
-        return UM_OK;
-    int32_t top = 0;
-    for (int t = 1; t < n_vocab; t++)
-        if (logits[t] > logits[top])
-            top = t;
-    double sum = 0;
-    for (int t = 0; t < n_vocab; t++)
-        sum += exp((double)logits[t] - logits[top]);
-    float add = (float)pow(1.0 / sum, gamma); /* p_top1^gamma */
-    um_credit_entry *e = c->e + (size_t)i * c->cap;
-    int j = 0;
-    while (j < c->n[i] && e[j].tok != top)
-        j++;
-    if (j == c->n[i]) {
-        if (c->n[i] == c->cap) {
-            UM_TRY(grow(c, err));
-            e = c->e + (size_t)i * c->cap;
-        }
-        e[j] = (um_credit_entry){top, 0.0f};
-        c->n[i]++;
-    }
-    e[j].credit += add;
-    for (j = 0; j < c->n[i]; j++)
-        logits[e[j].tok] += (float)alpha * logf(e[j].credit + 1.0f);
+um_status um_credit_reserve(um_credit *c, um_error *err) {
+    for (int i = 0; i < c->len; i++)
+        if (c->n[i] == c->cap)
+            return grow(c, err); /* doubles every position's room */
     return UM_OK;
+}
+
+void um_credit_point(um_credit *c, int pos, um_pick_request *r) {
+    int i = pos - c->start;
+    bool inside = i >= 0 && i < c->len;
+    r->credit = inside ? c->e + (size_t)i * c->cap : NULL;
+    r->n_credit = inside ? &c->n[i] : NULL;
 }

@@ -3,7 +3,6 @@
  *   canvas.c    the token state: rows, masks, the prompt, the EOS early stop
  *   schedule.c  blocks, steps, how many tokens a count-based step commits
  *   cache.c     what a step recomputes (none, prefix, dual, vicinity)
- *   sampler.c   which token a masked position gets, its probability, margin, entropy
  *   decoder.c   which candidates a step commits (top-k, threshold, factor, ...)
  *   session.c   the loop that ties them together, one step at a time, and the
  *               scheduler that steps many sessions in one forward pass
@@ -14,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kernels/pick.h"
 #include "model/model.h"
 #include "unmask.h"
 
@@ -84,8 +84,10 @@ typedef struct {
     bool full;
 } um_cache_plan;
 
-um_status um_cache_init(um_cache *c, const um_model *m, const um_generate_params *p, int n_rows, int len,
-                        um_error *err);
+void um_cache_init(um_cache *c, const um_generate_params *p);
+/* Allocates the rows' caches in be at a session's first step (a no-op after,
+ * and for UM_CACHE_NONE); a session stays on the backend that first stepped it. */
+um_status um_cache_ready(um_cache *c, um_backend *be, const um_model *m, int n_rows, int len, um_error *err);
 void um_cache_free(um_cache *c);
 um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block);
 /* The batch entries of the planned pass, one per canvas row (out holds
@@ -93,39 +95,12 @@ um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, in
 void um_cache_entries(um_cache *c, const int32_t *rows, int n_rows, int len, um_cache_plan plan, const int32_t *sel,
                       int n_sel, um_batch_entry *out);
 
-/* ---- sampler -------------------------------------------------------------- */
-
-typedef struct {
-    double temperature;
-    um_remasking remasking;
-    int eot_inf_id; /* >= 0: that logit is -inf in the confidence softmax */
-    uint64_t seed;
-} um_sampler;
-
-/* One position's proposal. */
-typedef struct {
-    int32_t token;
-    double conf;    /* softmax(logits)[token], or a uniform draw with random remasking */
-    double p1, p2;  /* the two largest probabilities (with stats) */
-    double entropy; /* of softmax(logits), nats (with stats) */
-} um_pick;
-
-/* Picks the token for one position from its logits (argmax, or Gumbel-max in
- * float64 when temperature > 0) and scores it; stats: also p1, p2 and the
- * entropy (for the margin, entropy and med decoders). step and pos key the
- * random streams, so draws are reproducible and thread-independent. */
-void um_sample_pick(const um_sampler *s, bool stats, float *logits, int n_vocab, int step, int pos, um_pick *out);
-
 /* ---- decoder -------------------------------------------------------------- */
 
 /* The credit decoder's memory for one block (dInfer's credit matrix, kept
  * sparse): per block position, the tokens that were its top-1 and their
- * decayed, accumulated credit. */
-typedef struct {
-    int32_t tok;
-    float credit;
-} um_credit_entry;
-
+ * decayed, accumulated credit (kernels/pick.h: um_credit_entry; the pick
+ * adds this step's credit and applies the boost). */
 typedef struct {
     int start, len, cap; /* block [start, start + len); cap entries per position */
     int *n;              /* entries per position */
@@ -137,11 +112,12 @@ um_status um_credit_begin_block(um_credit *c, int start, int len, um_error *err)
 void um_credit_free(um_credit *c);
 /* Starts a step: credit from earlier steps decays by the factor. */
 void um_credit_step(um_credit *c, double decay);
-/* Adds p_top1^gamma to pos's top-1 token, then boosts logits by
- * alpha * log(1 + credit) for every token pos has credit for. Positions
- * outside the block are left alone. */
-um_status um_credit_apply(um_credit *c, int pos, float *logits, int n_vocab, double alpha, double gamma,
-                          um_error *err);
+/* Makes room for one more entry at every position (before a step's picks,
+ * each of which may add one). */
+um_status um_credit_reserve(um_credit *c, um_error *err);
+/* Points r at pos's credit entries (NULL for positions outside the block:
+ * their logits are left alone). */
+void um_credit_point(um_credit *c, int pos, um_pick_request *r);
 
 /* The decoder's rule applied to n candidates (positions ascending, their
  * picks): writes the positions to commit to out, best first, and returns how

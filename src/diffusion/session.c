@@ -34,14 +34,13 @@
 struct um_session {
     const um_model *m;
     um_generate_params p;
-    um_sampler sampler;
-    bool stats;        /* the decoder reads p1, p2 and the entropy */
     um_canvas cv;
     um_cache cache;
     um_credit credit;
     int n_blocks, spb; /* blocks, and steps per block */
     int32_t *cand;     /* this step's candidates: masked positions it has logits for */
     um_pick *picks;    /* their proposals */
+    um_pick_request base; /* what every pick of this session shares (row, step, pos set per pick) */
     int32_t *chosen;   /* positions committed this step */
     int32_t *chosen_tok;
     int *counts;       /* the block's scheduled counts */
@@ -106,11 +105,17 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
     s->t_start = um_now();
     s->m = m;
     s->p = *p;
-    s->sampler.temperature = p->temperature;
-    s->sampler.remasking = p->remasking;
-    s->sampler.eot_inf_id = p->confidence_eos_eot_inf ? hp->eot_id : -1;
-    s->sampler.seed = p->seed;
-    s->stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY || p->decoder == UM_DECODER_MED;
+    s->base = (um_pick_request){
+        .guidance = (float)(p->cfg_scale + 1.0),
+        .eos_inf = p->logits_eos_inf ? hp->eos_id : -1,
+        .eot_inf = p->confidence_eos_eot_inf ? hp->eot_id : -1,
+        .temperature = p->temperature,
+        .seed = p->seed,
+        .random_remasking = p->remasking == UM_REMASK_RANDOM,
+        .stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY || p->decoder == UM_DECODER_MED,
+        .credit_alpha = p->credit_alpha,
+        .credit_gamma = p->credit_gamma,
+    };
     s->n_blocks = um_schedule_n_blocks(p);
     s->spb = p->steps / s->n_blocks;
     int n_rows = p->cfg_scale > 0 ? 2 : 1;
@@ -125,8 +130,7 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         if (!s->cand || !s->picks || !s->chosen || !s->chosen_tok || !s->counts)
             st = um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", s->cv.len);
     }
-    if (st == UM_OK)
-        st = um_cache_init(&s->cache, m, p, n_rows, s->cv.len, err);
+    um_cache_init(&s->cache, p);
     if (st != UM_OK) {
         um_session_free(s);
         return st;
@@ -271,92 +275,45 @@ static void commit_step(um_session *s) {
 
 /* ---- the scheduler: one forward pass for many sessions ------------------------ */
 
-/* One candidate's pick from its logits (row 0: the conditional row; with
- * CFG, un: the unconditional one). The arithmetic is the reference's,
- * in its order: guidance, EOS mask, credit boost, then the sampler. */
-static um_status pick_one(um_session *s, int c, float *logits, const float *un, um_error *err) {
-    const um_generate_params *p = &s->p;
-    int n_vocab = s->m->hp.n_vocab;
-    if (un) {
-        float scale = (float)(p->cfg_scale + 1.0);
-        for (int i = 0; i < n_vocab; i++)
-            logits[i] = un[i] + scale * (logits[i] - un[i]);
-    }
-    if (p->logits_eos_inf)
-        logits[s->m->hp.eos_id] = -INFINITY;
-    if (p->decoder == UM_DECODER_CREDIT)
-        UM_TRY(um_credit_apply(&s->credit, s->cand[c], logits, n_vocab, p->credit_alpha, p->credit_gamma, err));
-    um_sample_pick(&s->sampler, s->stats, logits, n_vocab, s->nfe - 1, s->cand[c], &s->picks[c]);
-    return UM_OK;
-}
-
 typedef struct {
     um_session *s;
     int out0; /* its first output row: candidates, then (CFG) their unconditional rows */
 } live_session;
 
-typedef struct {
-    int k, c; /* live session, candidate */
-} pick_owner;
-
-/* The picks of one chunk's candidates: own[i]'s logits start at row rows_at[i]. */
-typedef struct {
-    const live_session *live;
-    const pick_owner *own;
-    const int *rows_at;
-    float *logits;
-    size_t n_vocab;
-} pick_job;
-
-/* Candidates are independent (their draws are keyed by position), so they
- * are picked in parallel; the credit decoder's memory is updated in order,
- * after (pick_chunk). */
-static void pick_task(void *arg, int i, int thread) {
-    const pick_job *j = arg;
-    um_session *s = j->live[j->own[i].k].s;
-    if (s->p.decoder == UM_DECODER_CREDIT)
-        return;
-    float *cond = j->logits + (size_t)j->rows_at[i] * j->n_vocab;
-    pick_one(s, j->own[i].c, cond, s->cv.n_rows == 2 ? cond + j->n_vocab : NULL, NULL); /* cannot fail */
-}
-
-/* The head over one chunk of output rows, and the picks of their candidates. */
-static um_status pick_chunk(um_context *ctx, const live_session *live, const int32_t *rows, int n_rows,
-                            const pick_owner *own, int n_own, um_error *err) {
-    int rows_at[UM_HEAD_CHUNK];
-    pick_job j = {live, own, rows_at, NULL, (size_t)ctx->m->hp.n_vocab};
-    UM_TRY(um_context_head(ctx, rows, n_rows, &j.logits, err));
-    for (int i = 0, r = 0; i < n_own; r += live[own[i].k].s->cv.n_rows, i++)
-        rows_at[i] = r;
-    um_pool_run(ctx->ex.pool, n_own, pick_task, &j);
-    for (int i = 0; i < n_own; i++) {
-        um_session *s = live[own[i].k].s;
-        float *cond = j.logits + (size_t)rows_at[i] * j.n_vocab;
-        if (s->p.decoder == UM_DECODER_CREDIT)
-            UM_TRY(pick_one(s, own[i].c, cond, s->cv.n_rows == 2 ? cond + j.n_vocab : NULL, err));
+/* The pick requests of one session's candidates (its step already counted). */
+static um_status pick_requests(um_session *s, int out0, um_pick_request *r, um_error *err) {
+    bool credit = s->p.decoder == UM_DECODER_CREDIT;
+    if (credit)
+        UM_TRY(um_credit_reserve(&s->credit, err));
+    for (int c = 0; c < s->n_cand; c++) {
+        r[c] = s->base;
+        r[c].row = out0 + c;
+        r[c].uncond_row = s->cv.n_rows == 2 ? out0 + s->n_cand + c : -1;
+        r[c].step = s->nfe - 1;
+        r[c].pos = s->cand[c];
+        if (credit)
+            um_credit_point(&s->credit, s->cand[c], &r[c]);
     }
     return UM_OK;
 }
 
-/* The picks of every live session's candidates, UM_HEAD_CHUNK head rows at a time. */
+/* Every live session's picks, from the outputs of the forward pass. */
 static um_status pick_all(um_context *ctx, const live_session *live, int n_live, um_error *err) {
-    int32_t rows[UM_HEAD_CHUNK];
-    pick_owner own[UM_HEAD_CHUNK];
-    int n_rows = 0, n_own = 0;
-    for (int k = 0; k < n_live; k++) {
-        const um_session *s = live[k].s;
-        for (int c = 0; c < s->n_cand; c++) {
-            if (n_rows + s->cv.n_rows > UM_HEAD_CHUNK) {
-                UM_TRY(pick_chunk(ctx, live, rows, n_rows, own, n_own, err));
-                n_rows = n_own = 0;
-            }
-            own[n_own++] = (pick_owner){k, c};
-            rows[n_rows++] = live[k].out0 + c;
-            if (s->cv.n_rows == 2)
-                rows[n_rows++] = live[k].out0 + s->n_cand + c;
-        }
-    }
-    return n_rows > 0 ? pick_chunk(ctx, live, rows, n_rows, own, n_own, err) : UM_OK;
+    int n = 0;
+    for (int k = 0; k < n_live; k++)
+        n += live[k].s->n_cand;
+    um_pick_request *req = malloc((size_t)(n > 0 ? n : 1) * sizeof *req);
+    um_pick *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
+    um_status st = req && out ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
+    for (int k = 0, at = 0; st == UM_OK && k < n_live; at += live[k].s->n_cand, k++)
+        st = pick_requests(live[k].s, live[k].out0, req + at, err);
+    if (st == UM_OK && n > 0)
+        st = um_context_pick(ctx, req, n, out, err);
+    for (int k = 0, at = 0; st == UM_OK && k < n_live; at += live[k].s->n_cand, k++)
+        memcpy(live[k].s->picks, out + at, (size_t)live[k].s->n_cand * sizeof *out);
+    free(req);
+    free(out);
+    return st;
 }
 
 /* The forward pass of the live sessions' planned steps, and their picks. */
@@ -365,15 +322,18 @@ static um_status forward_and_pick(um_context *ctx, live_session *live, int n_liv
     if (!e)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     int n_e = 0, out = 0;
-    for (int k = 0; k < n_live; k++) {
+    um_status st = UM_OK;
+    for (int k = 0; st == UM_OK && k < n_live; k++) {
         um_session *s = live[k].s;
+        st = um_cache_ready(&s->cache, ctx->be, s->m, s->cv.n_rows, s->cv.len, err);
         um_cache_entries(&s->cache, s->cv.rows, s->cv.n_rows, s->cv.len, s->plan, s->cand, s->n_cand, e + n_e);
         n_e += s->cv.n_rows;
         live[k].out0 = out;
         out += s->cv.n_rows * s->n_cand;
     }
     double t0 = um_now();
-    um_status st = um_forward_batch(ctx, e, n_e, err);
+    if (st == UM_OK)
+        st = um_forward_batch(ctx, e, n_e, err);
     free(e);
     for (int k = 0; st == UM_OK && k < n_live; k++) {
         um_session *s = live[k].s;

@@ -1,8 +1,8 @@
 /* Contexts: what runs a model. The model is immutable once loaded; a
- * context owns the thread pool, the choice of arithmetic and instruction set
- * (from its parameters, defaulting to the environment's), and the forward
- * pass's working buffers, so contexts on different threads never share
- * mutable state. */
+ * context owns a backend (the CPU's: a thread pool, the arithmetic and the
+ * instruction set, from its parameters, defaulting to the environment's) and
+ * the forward pass's working buffers in it, so contexts on different threads
+ * never share mutable state. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +37,7 @@ static bool parse_kernel(const char *name, um_kernel_path *path, um_kernel_lib *
 }
 
 static um_status choose_exec(const um_context_params *p, um_exec *ex, um_error *err) {
-    *ex = um_exec_defaults(ex->pool);
+    *ex = um_exec_defaults(NULL);
     if (p->activations == UM_ACTIVATIONS_REDUCED || p->activations == UM_ACTIVATIONS_F32)
         ex->reduced = p->activations == UM_ACTIVATIONS_REDUCED;
     else if (p->activations != UM_ACTIVATIONS_DEFAULT)
@@ -62,12 +62,10 @@ um_status um_context_create(const um_model *m, const um_context_params *params, 
     if (!ctx)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     ctx->m = m;
-    um_status s = choose_exec(&p, &ctx->ex, err);
-    if (s == UM_OK) {
-        ctx->ex.pool = um_pool_create(p.n_threads > 0 ? p.n_threads : m->n_threads);
-        if (!ctx->ex.pool)
-            s = um_fail(err, UM_ERR_NOMEM, "cannot start threads");
-    }
+    um_exec ex;
+    um_status s = choose_exec(&p, &ex, err);
+    if (s == UM_OK)
+        s = um_cpu_backend_create(p.n_threads > 0 ? p.n_threads : m->n_threads, ex, &ctx->be, err);
     if (s != UM_OK) {
         um_context_free(ctx);
         return s;
@@ -79,8 +77,9 @@ um_status um_context_create(const um_model *m, const um_context_params *params, 
 void um_context_free(um_context *ctx) {
     if (!ctx)
         return;
-    um_workspace_free(&ctx->ws);
-    um_pool_destroy(ctx->ex.pool);
+    if (ctx->be)
+        um_workspace_free(ctx->be, &ctx->ws);
+    um_backend_free(ctx->be);
     free(ctx);
 }
 

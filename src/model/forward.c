@@ -5,13 +5,14 @@
  *   x = h + ff_out(silu(ff_proj(m)) * up_proj(m))                                m = ff_norm(h)
  *
  * then the final norm of the selected positions; the output head runs
- * separately (um_context_head), on as few rows as the caller needs. The
- * tokens of every entry are stacked, so each matmul reads its weights once
- * for the whole batch; only the attention runs entry by entry, each against
- * its own keys (its cache, or its own rows of this pass). The attention has no
- * causal mask; RoPE uses the rotate-half layout (interleaved for llama.cpp's
- * permuted GGUF rows). */
-#include <math.h>
+ * separately, on as few rows as the caller needs (um_context_pick,
+ * um_context_logits). The tokens of every entry are stacked, so each matmul
+ * reads its weights once for the whole batch; only the attention runs entry
+ * by entry, each against its own keys (its cache, or its own rows of this
+ * pass). Every operation goes through the context's backend
+ * (backend/backend.h), on tensors in its buffers: nothing here touches an
+ * activation. The attention has no causal mask; RoPE uses the rotate-half
+ * layout (interleaved for llama.cpp's permuted GGUF rows). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,175 +22,139 @@
 
 /* ---- workspace ------------------------------------------------------------ */
 
-static um_status reserve(um_context *ctx, int n_tok, int seq, int n_sel, um_error *err) {
+static um_tensor tensor(um_buffer *b, um_dtype type, int64_t rows, int64_t cols) {
+    return (um_tensor){b, 0, type, rows, cols};
+}
+
+/* Room for n_tok tokens and n_out outputs (grown, never shrunk). */
+static um_status reserve(um_context *ctx, int n_tok, int n_out, um_error *err) {
     um_workspace *ws = &ctx->ws;
-    if (n_tok <= ws->cap_tokens && seq <= ws->cap_seq && n_sel <= ws->cap_sel)
+    if (n_tok <= ws->cap_tokens && n_out <= ws->cap_out)
         return UM_OK;
     const um_hparams *hp = &ctx->m->hp;
     n_tok = n_tok > ws->cap_tokens ? n_tok : ws->cap_tokens;
-    seq = seq > ws->cap_seq ? seq : ws->cap_seq;
-    n_sel = n_sel > ws->cap_sel ? n_sel : ws->cap_sel;
-    size_t t = (size_t)n_tok, d = (size_t)hp->d_model, kv = (size_t)hp->n_kv_heads * hp->head_dim;
-    size_t ff = (size_t)hp->d_ff, nt = (size_t)um_pool_threads(ctx->ex.pool), half = (size_t)hp->head_dim / 2;
-    size_t max_cols = ff > d ? ff : d;
-    float **bufs[] = {&ws->x,        &ws->xn,       &ws->q,           &ws->k,          &ws->v,
-                      &ws->att,      &ws->gate,     &ws->up,          &ws->rope_cos,   &ws->rope_sin,
-                      &ws->att_scratch, &ws->mm_scratch, &ws->head_in, (float **)&ws->pos};
-    size_t sizes[] = {t * d,     t * d,  t * d, t * kv, t * kv, t * d, t * ff, t * ff, (size_t)seq * half,
-                      (size_t)seq * half, um_attention_scratch_floats((int)nt, seq, hp->n_kv_heads, hp->head_dim),
-                      um_matmul_scratch_floats((int)nt, (int64_t)max_cols), (size_t)n_sel * d, t};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        free(*bufs[i]);
-        *bufs[i] = um_aligned_alloc((sizes[i] ? sizes[i] : 1) * sizeof(float));
-        if (!*bufs[i]) {
-            ws->cap_tokens = ws->cap_seq = ws->cap_sel = 0;
-            return um_fail(err, UM_ERR_NOMEM, "out of memory for a batch of %d tokens", n_tok);
+    n_out = n_out > ws->cap_out ? n_out : ws->cap_out;
+    um_workspace_free(ctx->be, ws);
+    size_t t = (size_t)n_tok, d = (size_t)hp->d_model, kv = (size_t)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
+    um_buffer *bufs[] = {&ws->x, &ws->xn, &ws->q, &ws->k, &ws->v, &ws->att, &ws->gate, &ws->up, &ws->ids, &ws->pos,
+                         &ws->states};
+    size_t floats[] = {t * d, t * d, t * d, t * kv, t * kv, t * d, t * ff, t * ff, t, t, (size_t)n_out * d};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
+        um_status s = ctx->be->ops->alloc(ctx->be, bufs[i], floats[i] * sizeof(float), err);
+        if (s != UM_OK) {
+            um_workspace_free(ctx->be, ws);
+            return s;
         }
     }
-    um_rope_table(ws->rope_cos, ws->rope_sin, seq, hp->head_dim, hp->rope_theta);
     ws->cap_tokens = n_tok;
-    ws->cap_seq = seq;
-    ws->cap_sel = n_sel;
+    ws->cap_out = n_out;
     return UM_OK;
 }
 
-void um_workspace_free(um_workspace *ws) {
-    float *bufs[] = {ws->x,        ws->xn,         ws->q,          ws->k,        ws->v,
-                     ws->att,      ws->gate,       ws->up,         ws->rope_cos, ws->rope_sin,
-                     ws->att_scratch, ws->mm_scratch, ws->head_in, (float *)ws->pos, ws->head_rows,
-                     ws->head_logits};
+void um_workspace_free(um_backend *be, um_workspace *ws) {
+    um_buffer *bufs[] = {&ws->x, &ws->xn, &ws->q, &ws->k, &ws->v, &ws->att, &ws->gate, &ws->up, &ws->ids, &ws->pos,
+                         &ws->states};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        free(bufs[i]);
+        if (bufs[i]->data)
+            be->ops->release(be, bufs[i]);
     memset(ws, 0, sizeof *ws);
 }
 
-/* ---- elementwise steps ------------------------------------------------------ */
-
-/* The elementwise steps of a layer, run on the pool over ranges of tokens,
- * so that no core idles through them (each token's result is the same). */
-typedef enum { ROWS_ADD_NORM, ROWS_ROPE, ROWS_SWIGLU } rows_op;
-
+/* The activations of n tokens, as tensors. */
 typedef struct {
-    rows_op op;
-    um_context *ctx;
-    const float *add;  /* ADD_NORM: x += add first, unless NULL */
-    const float *norm; /* ADD_NORM: then xn = rmsnorm(x) with this weight, unless NULL */
-    int n, per;        /* tokens in all, per task */
-} rows_job;
+    um_tensor x, xn, q, k, v, att, gate, up, ids, pos;
+} acts;
 
-static void rows_task(void *arg, int task, int thread) {
-    const rows_job *j = arg;
-    const um_hparams *hp = &j->ctx->m->hp;
-    um_workspace *ws = &j->ctx->ws;
-    int t0 = task * j->per, t1 = t0 + j->per < j->n ? t0 + j->per : j->n, d = hp->d_model;
-    int kv = hp->n_kv_heads * hp->head_dim, half = hp->head_dim / 2;
-    size_t at = (size_t)t0 * d, count = (size_t)(t1 - t0) * d;
-    switch (j->op) {
-    case ROWS_ADD_NORM:
-        for (size_t i = 0; j->add && i < count; i++)
-            ws->x[at + i] += j->add[at + i];
-        if (j->norm)
-            um_rmsnorm(ws->xn + at, ws->x + at, j->norm, t1 - t0, d, hp->norm_eps);
-        break;
-    case ROWS_ROPE:
-        for (int t = t0; t < t1;) { /* runs of consecutive positions */
-            int run = 1;
-            while (t + run < t1 && ws->pos[t + run] == ws->pos[t] + run)
-                run++;
-            const float *c = ws->rope_cos + (size_t)ws->pos[t] * half, *s = ws->rope_sin + (size_t)ws->pos[t] * half;
-            um_rope(ws->q + (size_t)t * d, run, hp->n_heads, hp->head_dim, hp->rope_interleaved, c, s);
-            um_rope(ws->k + (size_t)t * kv, run, hp->n_kv_heads, hp->head_dim, hp->rope_interleaved, c, s);
-            t += run;
-        }
-        break;
-    case ROWS_SWIGLU:
-        um_swiglu(j->ctx->ex.path, ws->gate + (size_t)t0 * hp->d_ff, ws->up + (size_t)t0 * hp->d_ff,
-                  (int64_t)(t1 - t0) * hp->d_ff);
-        break;
-    }
-}
-
-static void run_rows(um_context *ctx, rows_job j) {
-    int tasks = 4 * um_pool_threads(ctx->ex.pool);
-    j.ctx = ctx;
-    j.per = (j.n + tasks - 1) / tasks;
-    if (j.n > 0)
-        um_pool_run(ctx->ex.pool, (j.n + j.per - 1) / j.per, rows_task, &j);
+static acts activations(um_context *ctx, int n) {
+    const um_hparams *hp = &ctx->m->hp;
+    um_workspace *ws = &ctx->ws;
+    int64_t d = hp->d_model, kv = (int64_t)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
+    return (acts){tensor(&ws->x, UM_F32, n, d),    tensor(&ws->xn, UM_F32, n, d),   tensor(&ws->q, UM_F32, n, d),
+                  tensor(&ws->k, UM_F32, n, kv),   tensor(&ws->v, UM_F32, n, kv),   tensor(&ws->att, UM_F32, n, d),
+                  tensor(&ws->gate, UM_F32, n, ff), tensor(&ws->up, UM_F32, n, ff), tensor(&ws->ids, UM_I32, n, 1),
+                  tensor(&ws->pos, UM_I32, n, 1)};
 }
 
 /* ---- one layer -------------------------------------------------------------- */
 
-static um_status oom(um_error *err, const char *what) {
-    return um_fail(err, UM_ERR_NOMEM, "out of memory for the %s's packed operands", what);
+/* Layer l's keys or values in c, all positions. */
+static um_tensor cache_layer(um_kv_cache *c, um_buffer *b, int l) {
+    um_tensor t = tensor(b, UM_F32, c->seq, c->kv_dim);
+    return um_tensor_rows(&t, (int64_t)l * c->seq, c->seq);
 }
 
 /* Each entry's queries against its keys: its cache (this pass's keys and
  * values written in first) or its own rows of this pass. */
-static void attend(um_context *ctx, int layer, const um_batch_entry *e, int n, bool reduced) {
+static um_status attend(um_context *ctx, int layer, const um_batch_entry *e, int n, const acts *a, bool reduced,
+                        um_error *err) {
     const um_hparams *hp = &ctx->m->hp;
-    um_workspace *ws = &ctx->ws;
-    int d = hp->d_model, kv = hp->n_kv_heads * hp->head_dim;
-    size_t row = 0;
-    for (int i = 0; i < n; row += (size_t)(e[i].q1 - e[i].q0), i++) {
+    um_backend *be = ctx->be;
+    um_attn_shape shape = {hp->n_heads, hp->n_kv_heads, hp->head_dim, reduced};
+    int64_t row = 0;
+    for (int i = 0; i < n; row += e[i].q1 - e[i].q0, i++) {
         int nq = e[i].q1 - e[i].q0;
-        float *q = ws->q + row * d, *k = ws->k + row * kv, *v = ws->v + row * kv;
+        um_tensor q = um_tensor_rows(&a->q, row, nq), out = um_tensor_rows(&a->att, row, nq);
+        um_tensor k = um_tensor_rows(&a->k, row, nq), v = um_tensor_rows(&a->v, row, nq);
         if (e[i].cache) {
-            um_kv_cache *c = e[i].cache;
-            size_t base = (size_t)layer * c->seq * kv;
-            memcpy(c->k + base + (size_t)e[i].q0 * kv, k, (size_t)nq * kv * sizeof(float));
-            memcpy(c->v + base + (size_t)e[i].q0 * kv, v, (size_t)nq * kv * sizeof(float));
-            k = c->k + base;
-            v = c->v + base;
+            um_tensor ck = cache_layer(e[i].cache, &e[i].cache->k, layer), cv = cache_layer(e[i].cache, &e[i].cache->v, layer);
+            um_tensor ck_dst = um_tensor_rows(&ck, e[i].q0, nq), cv_dst = um_tensor_rows(&cv, e[i].q0, nq);
+            UM_TRY(be->ops->copy_rows(be, &ck_dst, NULL, &k, NULL, nq, err));
+            UM_TRY(be->ops->copy_rows(be, &cv_dst, NULL, &v, NULL, nq, err));
+            k = ck;
+            v = cv;
         }
-        um_attention(&ctx->ex, q, nq, k, v, e[i].n_kv, ws->att + row * d, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-                     reduced, ws->att_scratch);
+        UM_TRY(be->ops->attention(be, &q, &k, &v, e[i].n_kv, &out, &shape, err));
     }
+    return UM_OK;
 }
 
-static um_status layer_forward(um_context *ctx, int layer, const um_batch_entry *e, int n_entries, int n,
+static um_status layer_forward(um_context *ctx, int layer, const um_batch_entry *e, int n_entries, const acts *a,
                                um_error *err) {
+    const um_hparams *hp = &ctx->m->hp;
     const um_layer *l = &ctx->m->layers[layer];
-    um_workspace *ws = &ctx->ws;
-    const um_exec *ex = &ctx->ex;
-    float *scr = ws->mm_scratch;
+    um_backend *be = ctx->be;
     /* attention rounds its operands as the layer's matmuls round their activations (F32 weights never) */
-    bool reduced_attention = ex->reduced && l->wq.type != UM_F32;
+    bool reduced_attention = be->reduced && l->wq.type != UM_F32;
+    um_rope_shape rs = {hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->rope_theta, hp->rope_interleaved};
 
-    run_rows(ctx, (rows_job){.op = ROWS_ADD_NORM, .norm = l->attn_norm, .n = n});
+    UM_TRY(be->ops->add_rmsnorm(be, &a->x, NULL, l->attn_norm, hp->norm_eps, &a->xn, err));
     const um_weight *qkv[] = {&l->wq, &l->wk, &l->wv};
     const float *qkv_bias[] = {l->bq, l->bk, l->bv};
-    float *qkv_out[] = {ws->q, ws->k, ws->v};
-    if (!um_matmul_many(ex, ws->xn, n, 3, qkv, qkv_bias, qkv_out, scr))
-        return oom(err, "q/k/v projection");
-    run_rows(ctx, (rows_job){.op = ROWS_ROPE, .n = n});
-    attend(ctx, layer, e, n_entries, reduced_attention);
-    if (!um_matmul(ex, ws->att, n, &l->wo, l->bo, ws->q, scr))
-        return oom(err, "attention output");
-    run_rows(ctx, (rows_job){.op = ROWS_ADD_NORM, .add = ws->q, .norm = l->ffn_norm, .n = n});
+    const um_tensor *qkv_out[] = {&a->q, &a->k, &a->v};
+    UM_TRY(be->ops->matmul(be, &a->xn, 3, qkv, qkv_bias, qkv_out, err));
+    UM_TRY(be->ops->rope(be, &a->q, &a->k, &a->pos, &rs, err));
+    UM_TRY(attend(ctx, layer, e, n_entries, a, reduced_attention, err));
+    const um_weight *wo[] = {&l->wo};
+    const float *bo[] = {l->bo};
+    const um_tensor *o_out[] = {&a->q};
+    UM_TRY(be->ops->matmul(be, &a->att, 1, wo, bo, o_out, err));
+    UM_TRY(be->ops->add_rmsnorm(be, &a->x, &a->q, l->ffn_norm, hp->norm_eps, &a->xn, err));
     const um_weight *gate_up[] = {&l->w_gate, &l->w_up};
     const float *gate_up_bias[] = {l->b_gate, l->b_up};
-    float *gate_up_out[] = {ws->gate, ws->up};
-    if (!um_matmul_many(ex, ws->xn, n, 2, gate_up, gate_up_bias, gate_up_out, scr))
-        return oom(err, "feed-forward input");
-    run_rows(ctx, (rows_job){.op = ROWS_SWIGLU, .n = n});
-    if (!um_matmul(ex, ws->gate, n, &l->w_down, l->b_down, ws->q, scr))
-        return oom(err, "feed-forward output");
-    run_rows(ctx, (rows_job){.op = ROWS_ADD_NORM, .add = ws->q, .n = n});
-    return UM_OK;
+    const um_tensor *gate_up_out[] = {&a->gate, &a->up};
+    UM_TRY(be->ops->matmul(be, &a->xn, 2, gate_up, gate_up_bias, gate_up_out, err));
+    UM_TRY(be->ops->swiglu(be, &a->gate, &a->up, err));
+    const um_weight *down[] = {&l->w_down};
+    const float *b_down[] = {l->b_down};
+    const um_tensor *down_out[] = {&a->q};
+    UM_TRY(be->ops->matmul(be, &a->gate, 1, down, b_down, down_out, err));
+    return be->ops->add_rmsnorm(be, &a->x, &a->q, NULL, 0, NULL, err);
 }
 
 /* ---- the batch ---------------------------------------------------------------- */
 
-um_status um_kv_cache_init(um_kv_cache *c, const um_model *m, int seq, um_error *err) {
+um_status um_kv_cache_init(um_kv_cache *c, um_backend *be, const um_model *m, int seq, um_error *err) {
     memset(c, 0, sizeof *c);
     const um_hparams *hp = &m->hp;
     size_t n;
     if (seq <= 0 || !um_mul_size((size_t)hp->n_layers, (size_t)seq * (size_t)hp->n_kv_heads * hp->head_dim, &n) ||
         !um_mul_size(n, sizeof(float), &n))
         return um_fail(err, UM_ERR_ARG, "KV cache of %d positions is too large", seq);
-    c->k = um_aligned_alloc(n);
-    c->v = um_aligned_alloc(n);
-    if (!c->k || !c->v) {
+    c->be = be;
+    um_status s = be->ops->alloc(be, &c->k, n, err);
+    if (s == UM_OK)
+        s = be->ops->alloc(be, &c->v, n, err);
+    if (s != UM_OK) {
         um_kv_cache_free(c);
         return um_fail(err, UM_ERR_NOMEM, "out of memory for a KV cache of %d positions (%.1f MiB)", seq,
                        2.0 * (double)n / (1 << 20));
@@ -201,13 +166,15 @@ um_status um_kv_cache_init(um_kv_cache *c, const um_model *m, int seq, um_error 
 }
 
 void um_kv_cache_free(um_kv_cache *c) {
-    free(c->k);
-    free(c->v);
+    if (c->be && c->k.data)
+        c->be->ops->release(c->be, &c->k);
+    if (c->be && c->v.data)
+        c->be->ops->release(c->be, &c->v);
     memset(c, 0, sizeof *c);
 }
 
-static um_status check_entry(const um_model *m, const um_batch_entry *e, int i, um_error *err) {
-    const um_hparams *hp = &m->hp;
+static um_status check_entry(const um_context *ctx, const um_batch_entry *e, int i, um_error *err) {
+    const um_hparams *hp = &ctx->m->hp;
     if (e->len <= 0 || !e->tokens)
         return um_fail(err, UM_ERR_ARG, "forward: entry %d is empty (%d tokens)", i, e->len);
     if (e->len > hp->max_seq)
@@ -218,9 +185,10 @@ static um_status check_entry(const um_model *m, const um_batch_entry *e, int i, 
                        e->q1, e->n_kv, e->len);
     if (!e->cache && (e->q0 != 0 || e->q1 != e->len || e->n_kv != e->len))
         return um_fail(err, UM_ERR_ARG, "forward: a pass over part of a sequence needs a KV cache");
-    if (e->cache && (e->cache->n_layers != hp->n_layers || e->cache->seq < e->len ||
+    if (e->cache && (e->cache->be != ctx->be || e->cache->n_layers != hp->n_layers || e->cache->seq < e->len ||
                      e->cache->kv_dim != hp->n_kv_heads * hp->head_dim))
-        return um_fail(err, UM_ERR_ARG, "forward: the KV cache of entry %d does not fit %d tokens", i, e->len);
+        return um_fail(err, UM_ERR_ARG, "forward: the KV cache of entry %d does not fit %d tokens on this backend", i,
+                       e->len);
     for (int t = 0; t < e->len; t++)
         if (e->tokens[t] < 0 || e->tokens[t] >= hp->n_vocab)
             return um_fail(err, UM_ERR_ARG, "token id %d at position %d is outside the vocabulary [0, %d)",
@@ -232,77 +200,76 @@ static um_status check_entry(const um_model *m, const um_batch_entry *e, int i, 
     return UM_OK;
 }
 
+/* The batch's token ids and positions, and the rows of its selected outputs (host lists). */
+static um_status stage_inputs(um_context *ctx, const um_batch_entry *e, int n_entries, const acts *a,
+                              int32_t *out_rows, um_error *err) {
+    int64_t n = a->ids.rows;
+    int32_t *ids = malloc((size_t)n * 2 * sizeof *ids), *pos = ids ? ids + n : NULL;
+    if (!ids)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    int row = 0, out = 0;
+    for (int i = 0; i < n_entries; i++) {
+        int k = e[i].sel ? e[i].n_sel : e[i].q1 - e[i].q0;
+        for (int s = 0; s < k; s++)
+            out_rows[out++] = row + (e[i].sel ? e[i].sel[s] - e[i].q0 : s);
+        for (int p = e[i].q0; p < e[i].q1; p++, row++) {
+            ids[row] = e[i].tokens[p];
+            pos[row] = p;
+        }
+    }
+    um_status s = ctx->be->ops->upload(ctx->be, &a->ids, ids, err);
+    if (s == UM_OK)
+        s = ctx->be->ops->upload(ctx->be, &a->pos, pos, err);
+    free(ids);
+    return s;
+}
+
 um_status um_forward_batch(um_context *ctx, const um_batch_entry *e, int n_entries, um_error *err) {
     const um_model *m = ctx->m;
     const um_hparams *hp = &m->hp;
+    um_backend *be = ctx->be;
     if (n_entries <= 0)
         return um_fail(err, UM_ERR_ARG, "forward: an empty batch");
-    int64_t n = 0, n_sel = 0;
-    int max_len = 0;
+    int64_t n = 0, n_out = 0;
     for (int i = 0; i < n_entries; i++) {
-        UM_TRY(check_entry(m, &e[i], i, err));
+        UM_TRY(check_entry(ctx, &e[i], i, err));
         n += e[i].q1 - e[i].q0;
-        n_sel += e[i].sel ? e[i].n_sel : e[i].q1 - e[i].q0;
-        max_len = e[i].len > max_len ? e[i].len : max_len;
+        n_out += e[i].sel ? e[i].n_sel : e[i].q1 - e[i].q0;
     }
-    if (n > INT32_MAX / 2 || n_sel > INT32_MAX / 2)
+    if (n > INT32_MAX / 2 || n_out > INT32_MAX / 2)
         return um_fail(err, UM_ERR_ARG, "forward: a batch of %lld tokens is too large", (long long)n);
-    UM_TRY(reserve(ctx, (int)n, max_len, (int)n_sel, err));
-    um_workspace *ws = &ctx->ws;
-    int d = hp->d_model;
-    size_t row = 0;
-    for (int i = 0; i < n_entries; i++)
-        for (int p = e[i].q0; p < e[i].q1; p++, row++) {
-            um_weight_row_f32(&m->tok_embd, e[i].tokens[p], ws->x + row * d);
-            ws->pos[row] = p;
-        }
-    for (int l = 0; l < hp->n_layers; l++)
-        UM_TRY(layer_forward(ctx, l, e, n_entries, (int)n, err));
-
-    size_t out = 0;
-    row = 0;
-    for (int i = 0; i < n_entries; row += (size_t)(e[i].q1 - e[i].q0), i++) {
-        int k = e[i].sel ? e[i].n_sel : e[i].q1 - e[i].q0;
-        for (int s = 0; s < k; s++, out++) {
-            int at = e[i].sel ? e[i].sel[s] - e[i].q0 : s;
-            memcpy(ws->head_in + out * d, ws->x + (row + (size_t)at) * d, (size_t)d * sizeof(float));
-        }
-    }
-    ws->n_out = (int)out;
-    um_rmsnorm(ws->head_in, ws->head_in, m->out_norm, (int)out, d, hp->norm_eps);
-    return UM_OK;
+    UM_TRY(reserve(ctx, (int)n, (int)n_out, err));
+    acts a = activations(ctx, (int)n);
+    int32_t *out_rows = malloc((size_t)(n_out > 0 ? n_out : 1) * sizeof *out_rows);
+    if (!out_rows)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    um_status s = stage_inputs(ctx, e, n_entries, &a, out_rows, err);
+    if (s == UM_OK)
+        s = be->ops->get_rows(be, &m->tok_embd, &a.ids, &a.x, err);
+    for (int l = 0; s == UM_OK && l < hp->n_layers; l++)
+        s = layer_forward(ctx, l, e, n_entries, &a, err);
+    um_tensor states = tensor(&ctx->ws.states, UM_F32, n_out, hp->d_model);
+    if (s == UM_OK)
+        s = be->ops->copy_rows(be, &states, NULL, &a.x, out_rows, (int)n_out, err);
+    if (s == UM_OK)
+        s = be->ops->add_rmsnorm(be, &states, NULL, m->out_norm, hp->norm_eps, &states, err);
+    free(out_rows);
+    ctx->ws.n_out = s == UM_OK ? (int)n_out : 0;
+    return s;
 }
 
-/* The output head over n rows of normalized states. */
-static um_status head(um_context *ctx, const float *states, int n, float *logits, um_error *err) {
-    if (n > 0 && !um_matmul(&ctx->ex, states, n, &ctx->m->output, ctx->m->b_output, logits, ctx->ws.mm_scratch))
-        return oom(err, "output head");
-    return UM_OK;
+static um_tensor outputs(um_context *ctx) {
+    return tensor(&ctx->ws.states, UM_F32, ctx->ws.n_out, ctx->m->hp.d_model);
 }
 
-um_status um_context_head(um_context *ctx, const int32_t *rows, int n, float **logits, um_error *err) {
-    um_workspace *ws = &ctx->ws;
-    const um_hparams *hp = &ctx->m->hp;
-    if (n < 0 || n > UM_HEAD_CHUNK)
-        return um_fail(err, UM_ERR_ARG, "head: %d rows at once (at most %d)", n, UM_HEAD_CHUNK);
-    if (!ws->head_logits) {
-        ws->head_rows = um_aligned_alloc((size_t)UM_HEAD_CHUNK * hp->d_model * sizeof(float));
-        ws->head_logits = um_aligned_alloc((size_t)UM_HEAD_CHUNK * hp->n_vocab * sizeof(float));
-        if (!ws->head_rows || !ws->head_logits) {
-            free(ws->head_rows);
-            free(ws->head_logits);
-            ws->head_rows = ws->head_logits = NULL;
-            return um_fail(err, UM_ERR_NOMEM, "out of memory for %d rows of logits", UM_HEAD_CHUNK);
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        if (rows[i] < 0 || rows[i] >= ws->n_out)
-            return um_fail(err, UM_ERR_ARG, "head: row %d of %d outputs", rows[i], ws->n_out);
-        memcpy(ws->head_rows + (size_t)i * hp->d_model, ws->head_in + (size_t)rows[i] * hp->d_model,
-               (size_t)hp->d_model * sizeof(float));
-    }
-    *logits = ws->head_logits;
-    return head(ctx, ws->head_rows, n, ws->head_logits, err);
+um_status um_context_pick(um_context *ctx, const um_pick_request *req, int n, um_pick *out, um_error *err) {
+    um_tensor states = outputs(ctx);
+    return ctx->be->ops->pick(ctx->be, &states, &ctx->m->output, ctx->m->b_output, req, n, out, err);
+}
+
+um_status um_context_logits(um_context *ctx, float *logits, um_error *err) {
+    um_tensor states = outputs(ctx);
+    return ctx->be->ops->logits(ctx->be, &states, &ctx->m->output, ctx->m->b_output, logits, err);
 }
 
 um_status um_model_forward(um_context *ctx, const int32_t *tokens, int n_rows, int seq, const int32_t *sel, int n_sel,
@@ -317,7 +284,7 @@ um_status um_model_forward(um_context *ctx, const int32_t *tokens, int n_rows, i
     um_status s = um_forward_batch(ctx, e, n_rows, err);
     free(e);
     UM_TRY(s);
-    return head(ctx, ctx->ws.head_in, ctx->ws.n_out, logits, err);
+    return um_context_logits(ctx, logits, err);
 }
 
 double um_model_forward_flops(const um_model *m, int n_rows, int seq, int n_sel) {

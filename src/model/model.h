@@ -10,6 +10,7 @@
 
 #include "base/pool.h"
 #include "model/weights.h"
+#include "backend/backend.h"
 #include "kernels/kernels.h"
 #include "unmask.h"
 
@@ -45,23 +46,17 @@ typedef struct {
     float *bq, *bk, *bv, *bo, *b_gate, *b_up, *b_down; /* NULL when absent */
 } um_layer;
 
-/* Buffers of one forward pass, grown when a larger batch arrives. */
+/* Buffers of one forward pass, in the context's backend, grown when a
+ * larger batch arrives. */
 typedef struct {
-    int cap_tokens, cap_seq, cap_sel;
-    float *x, *xn, *q, *k, *v, *att, *gate, *up;
-    float *rope_cos, *rope_sin, *att_scratch, *mm_scratch;
-    float *head_in;   /* [cap_sel][d_model]: the normalized final states of the selected positions */
-    int32_t *pos;     /* [cap_tokens]: each computed token's position in its sequence */
-    int n_out;        /* rows of head_in the last forward wrote */
-    float *head_rows; /* [UM_HEAD_CHUNK][d_model] and [UM_HEAD_CHUNK][n_vocab]: um_context_head's */
-    float *head_logits;
+    int cap_tokens, cap_out;
+    um_buffer x, xn, q, k, v, att, gate, up; /* [tokens][...] f32 */
+    um_buffer ids, pos;                      /* [tokens] i32: token ids, positions */
+    um_buffer states;                        /* [outputs][d_model]: final normalized states of the selected positions */
+    int n_out;                               /* rows of states the last forward wrote */
 } um_workspace;
 
-void um_workspace_free(um_workspace *ws);
-
-/* Rows of logits um_context_head computes at once: the logits a step holds
- * are this many rows of the vocabulary, whatever the batch's candidates. */
-#define UM_HEAD_CHUNK 64
+void um_workspace_free(um_backend *be, um_workspace *ws);
 
 struct um_model {
     char arch[16];
@@ -79,7 +74,7 @@ struct um_model {
 
 struct um_context {
     const um_model *m;
-    um_exec ex; /* threads, arithmetic, instruction set */
+    um_backend *be; /* threads, arithmetic, instruction set: the CPU backend */
     um_workspace ws;
 };
 
@@ -88,14 +83,16 @@ struct um_context {
 um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err);
 
 /* Keys (after RoPE) and values of one sequence, every layer and position,
- * f32, laid out [layer][pos][n_kv_heads * head_dim]: what a KV-cached step
- * reads for the positions it does not recompute. Each sequence owns one. */
+ * f32 in a backend's buffers, laid out [layer][pos][n_kv_heads * head_dim]:
+ * what a KV-cached step reads for the positions it does not recompute. Each
+ * sequence owns one. */
 typedef struct {
     int n_layers, seq, kv_dim;
-    float *k, *v;
+    um_backend *be;
+    um_buffer k, v;
 } um_kv_cache;
 
-um_status um_kv_cache_init(um_kv_cache *c, const um_model *m, int seq, um_error *err);
+um_status um_kv_cache_init(um_kv_cache *c, um_backend *be, const um_model *m, int seq, um_error *err);
 void um_kv_cache_free(um_kv_cache *c);
 
 /* One sequence of a batch. The pass computes its positions [q0, q1) (tokens
@@ -116,13 +113,13 @@ typedef struct {
 
 /* One forward pass over every entry, every matmul over all their tokens at
  * once. Leaves the final normalized states of the selected positions in the
- * context (ws.head_in, ws.n_out rows) for um_context_head. */
+ * context (ws.states, ws.n_out rows: the outputs) for um_context_pick or
+ * um_context_logits. */
 um_status um_forward_batch(um_context *ctx, const um_batch_entry *e, int n, um_error *err);
-
-/* Logits of n <= UM_HEAD_CHUNK output rows of the last forward (rows index
- * its selected positions, in entry order); *logits points into the context,
- * [n][n_vocab], valid until the next call. */
-um_status um_context_head(um_context *ctx, const int32_t *rows, int n, float **logits, um_error *err);
+/* The picks of the requests (their rows: outputs of the last forward). */
+um_status um_context_pick(um_context *ctx, const um_pick_request *req, int n, um_pick *out, um_error *err);
+/* The logits of every output of the last forward, [n_out][n_vocab], into host memory. */
+um_status um_context_logits(um_context *ctx, float *logits, um_error *err);
 
 /* Forward pass over n_rows whole sequences of seq tokens with logits for the
  * positions in sel (the same for every row; NULL: all), laid out

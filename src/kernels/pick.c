@@ -1,5 +1,11 @@
-/* Token choice and scores for one masked position, as the reference
- * sampler computes them:
+/* The pick of one masked position from its logits, as the references
+ * compute it. First the logits are adjusted, in the reference's order:
+ *   guidance  cond = un + (cfg_scale + 1)(cond - un)     (LLaDA's CFG)
+ *   EOS       logits[eos] = -inf                          (logits_eos_inf)
+ *   credit    the top-1 token's credit grows by p_top1^gamma, then every
+ *             token with credit gets alpha * log(1 + credit) (dInfer's
+ *             CreditThresholdParallelDecoder)
+ * then the token is chosen and scored:
  *   x0   = argmax(logits)                                     temperature 0
  *        = argmax(exp(logits) / (-log u)^T), u ~ U[0,1) f64   temperature T > 0
  *   conf = softmax(logits)[x0]        (low_confidence remasking)
@@ -9,9 +15,10 @@
  * logits - T*log(-log u), the log of the reference's expression: the same
  * argmax without overflowing exp(). */
 #include <math.h>
+#include <stddef.h>
 
 #include "base/rng.h"
-#include "diffusion/diffusion.h"
+#include "kernels/pick.h"
 
 enum { STREAM_GUMBEL = 1, STREAM_REMASK = 2 };
 
@@ -70,23 +77,47 @@ static double softmax_at(const float *logits, int n, int32_t k, um_pick *st) {
     return exp((double)logits[k] - mx) / sum;
 }
 
-void um_sample_pick(const um_sampler *s, bool stats, float *logits, int n_vocab, int step, int pos, um_pick *out) {
+static void add_credit(const um_pick_request *r, float *logits, int n_vocab) {
+    int32_t top = argmax_f32(logits, n_vocab);
+    double sum = 0;
+    for (int t = 0; t < n_vocab; t++)
+        sum += exp((double)logits[t] - logits[top]);
+    float add = (float)pow(1.0 / sum, r->credit_gamma); /* p_top1^gamma */
+    um_credit_entry *e = r->credit;
+    int j = 0;
+    while (j < *r->n_credit && e[j].tok != top)
+        j++;
+    if (j == *r->n_credit) /* the caller keeps a free slot */
+        e[(*r->n_credit)++] = (um_credit_entry){top, 0.0f};
+    e[j].credit += add;
+    for (j = 0; j < *r->n_credit; j++)
+        logits[e[j].tok] += (float)r->credit_alpha * logf(e[j].credit + 1.0f);
+}
+
+void um_pick_row(const um_pick_request *r, float *logits, const float *un, int n_vocab, um_pick *out) {
+    if (un)
+        for (int i = 0; i < n_vocab; i++)
+            logits[i] = un[i] + r->guidance * (logits[i] - un[i]);
+    if (r->eos_inf >= 0 && r->eos_inf < n_vocab)
+        logits[r->eos_inf] = -INFINITY;
+    if (r->credit)
+        add_credit(r, logits, n_vocab);
     um_rng rng;
     out->p1 = out->p2 = out->entropy = 0;
-    if (s->temperature > 0) {
-        um_rng_stream(&rng, s->seed, STREAM_GUMBEL, (uint64_t)step, (uint64_t)pos);
-        out->token = gumbel_argmax(logits, n_vocab, s->temperature, &rng);
+    if (r->temperature > 0) {
+        um_rng_stream(&rng, r->seed, STREAM_GUMBEL, (uint64_t)r->step, (uint64_t)r->pos);
+        out->token = gumbel_argmax(logits, n_vocab, r->temperature, &rng);
     } else {
         out->token = argmax_f32(logits, n_vocab);
     }
-    if (s->remasking == UM_REMASK_RANDOM) {
-        um_rng_stream(&rng, s->seed, STREAM_REMASK, (uint64_t)step, (uint64_t)pos);
+    if (r->random_remasking) {
+        um_rng_stream(&rng, r->seed, STREAM_REMASK, (uint64_t)r->step, (uint64_t)r->pos);
         out->conf = um_rng_uniform(&rng);
         return;
     }
     /* The reference's confidence_eos_eot_inf sets the EOT logit to -inf after
      * the token is chosen and before the confidence softmax. */
-    if (s->eot_inf_id >= 0 && s->eot_inf_id < n_vocab)
-        logits[s->eot_inf_id] = -INFINITY;
-    out->conf = softmax_at(logits, n_vocab, out->token, stats ? out : NULL);
+    if (r->eot_inf >= 0 && r->eot_inf < n_vocab)
+        logits[r->eot_inf] = -INFINITY;
+    out->conf = softmax_at(logits, n_vocab, out->token, r->stats ? out : NULL);
 }

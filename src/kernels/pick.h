@@ -1,0 +1,46 @@
+/* Picks: a masked position's logits turned into the token it proposes and
+ * the scores the decoders rank by (kernels/pick.c). A backend runs them
+ * next to the logits (backend.h: pick), so the logits never travel. */
+#ifndef UM_KERNELS_PICK_H
+#define UM_KERNELS_PICK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* One position's proposal. */
+typedef struct {
+    int32_t token;
+    double conf;    /* softmax(logits)[token], or a uniform draw with random remasking */
+    double p1, p2;  /* the two largest probabilities (with stats) */
+    double entropy; /* of softmax(logits), nats (with stats) */
+} um_pick;
+
+/* A token's credit with the credit decoder (dInfer's credit matrix, kept sparse). */
+typedef struct {
+    int32_t tok;
+    float credit;
+} um_credit_entry;
+
+/* What one pick needs. */
+typedef struct {
+    int32_t row, uncond_row; /* rows of the states to pick from; uncond_row < 0: no guidance */
+    float guidance;          /* with uncond_row: logits = un + guidance * (cond - un), guidance = cfg_scale + 1 */
+    int32_t eos_inf;         /* this logit is -inf (-1: none) */
+    int32_t eot_inf;         /* this logit is -inf in the confidence softmax only (-1: none) */
+    double temperature;      /* 0: argmax; > 0: Gumbel-max in float64 */
+    uint64_t seed;           /* random streams keyed by (seed, step, pos): */
+    int32_t step, pos;       /* draws do not depend on threads or batches */
+    bool random_remasking;   /* conf is a uniform draw */
+    bool stats;              /* also p1, p2 and the entropy */
+    /* the credit decoder: the position's entries (tok, credit), *n_credit of
+     * them and room for one more; NULL: no credit */
+    um_credit_entry *credit;
+    int *n_credit;
+    double credit_alpha, credit_gamma;
+} um_pick_request;
+
+/* The pick of one request from its logits (cond, modified in place) and,
+ * with guidance, the unconditional row's. */
+void um_pick_row(const um_pick_request *r, float *cond, const float *un, int n_vocab, um_pick *out);
+
+#endif
