@@ -17,7 +17,7 @@ enum { N = 10, D = 64, HEADS = 4, KV_HEADS = 2, HD = 16, KV = KV_HEADS * HD, FF 
 
 typedef struct {
     um_backend *be;
-    um_buffer bufs[16];
+    um_buffer bufs[32];
     int n_bufs;
 } side;
 
@@ -29,6 +29,7 @@ static float frand(uint64_t *s) {
 /* A tensor of rows x cols in a new buffer of s's backend, holding host (when not NULL). */
 static um_tensor make(side *s, um_dtype type, int64_t rows, int64_t cols, const void *host) {
     um_error err;
+    assert_true(s->n_bufs < 32);
     um_buffer *b = &s->bufs[s->n_bufs++];
     assert_int_equal(s->be->ops->alloc(s->be, b, (size_t)(rows * cols) * um_dtype_size(type), &err), UM_OK);
     um_tensor t = {b, 0, type, rows, cols};
