@@ -2,6 +2,7 @@
  * forward pass per step for all of them, each giving exactly what it gives
  * alone (the references' outputs, NFE and commits). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,11 +269,77 @@ static void context_parameters(void **state) {
     um_model_close(m);
 }
 
+/* One model, several contexts on several threads at once: each thread's
+ * generations are the reference's (the model is immutable once loaded; a
+ * context is all a thread's mutable state). */
+typedef struct {
+    const um_model *m;
+    reference_case *rc;
+    int n;
+    um_generation out[MAX_SESSIONS];
+    um_status status;
+} thread_work;
+
+static void *generate_all(void *arg) {
+    thread_work *w = arg;
+    um_context *ctx;
+    um_error err;
+    um_context_params cp = um_context_default_params();
+    cp.activations = UM_ACTIVATIONS_F32;
+    cp.n_threads = 1;
+    w->status = um_context_create(w->m, &cp, &ctx, &err);
+    for (int k = 0; w->status == UM_OK && k < w->n; k++) {
+        um_generate_params p = w->rc[k].p;
+        p.on_step = NULL; /* the commit log is one per case, not per thread */
+        w->status = um_generate(ctx, w->rc[k].prompt, w->rc[k].n_prompt, &p, &w->out[k], &err);
+    }
+    um_context_free(ctx);
+    return NULL;
+}
+
+static void contexts_share_a_model_across_threads(void **state) {
+    um_model *m = open_fixture_model("tiny-llada", "hf-bf16", 1);
+    cJSON *root = load_reference("tiny-llada");
+    static reference_case rc[MAX_SESSIONS];
+    int n = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (ref && strncmp(ref, LLADA_REFERENCE, strlen(LLADA_REFERENCE)) == 0 && n < MAX_SESSIONS)
+            reference_case_prepare(&rc[n++], m, c, "tiny-llada", "hf-bf16, 3 threads");
+    }
+    enum { THREADS = 3 };
+    static thread_work w[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (thread_work){m, rc, n, {{0}}, UM_OK};
+        assert_int_equal(pthread_create(&t[i], NULL, generate_all, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(w[i].status, UM_OK);
+        for (int k = 0; k < n; k++) {
+            assert_int_equal(w[i].out[k].n_tokens, rc[k].run.n_want);
+            if (memcmp(w[i].out[k].tokens, rc[k].want, (size_t)rc[k].run.n_want * sizeof *rc[k].want) != 0)
+                fail_msg("thread %d: %s differs from the reference", i, rc[k].what);
+            assert_int_equal(w[i].out[k].nfe, rc[k].run.want_nfe);
+            um_generation_free(&w[i].out[k]);
+        }
+    }
+    print_message("    %d threads x %d reference cases on one model: each as the reference\n", THREADS, n);
+    for (int k = 0; k < n; k++)
+        reference_case_free(&rc[k]);
+    cJSON_Delete(root);
+    um_model_close(m);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(reference_cases_in_one_batch),
     cmocka_unit_test(sessions_independent_of_neighbours),
     cmocka_unit_test(cancel_and_errors),
     cmocka_unit_test(context_parameters),
+    cmocka_unit_test(contexts_share_a_model_across_threads),
 };
 
 const test_group batch_group = {"batch", tests, sizeof tests / sizeof *tests};
