@@ -60,10 +60,14 @@ struct um_session {
     um_error err;
 };
 
+/* Ends the session; what only a running session needs (its KV caches, the
+ * credit memory) is released at once, not when the caller frees it. */
 static void finish(um_session *s, um_status status, const um_error *err) {
     if (s->done)
         return;
     s->done = true;
+    um_cache_free(&s->cache);
+    um_credit_free(&s->credit);
     s->seconds = um_now() - s->t_start;
     s->status = status;
     if (err)
