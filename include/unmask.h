@@ -71,12 +71,13 @@ typedef struct {
 
 /* What a loaded model is. Strings are owned by the model. */
 typedef struct {
-    const char *architecture; /* "llada" */
+    const char *architecture; /* "llada", "dream" */
     const char *weight_type;  /* "f32", "bf16", "q8_0", ... or "mixed" */
     int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff;
     int n_vocab;              /* rows of the output head: valid token ids are [0, n_vocab) */
     int max_seq_len;
     int mask_id, eos_id, eot_id; /* -1 when the model does not have one */
+    int logit_shift;          /* 1: position i's prediction is the model's output row i - 1 (Dream); else 0 */
     int64_t n_params;
     int n_threads;
 } um_model_info;
@@ -238,10 +239,13 @@ UM_API um_status um_session_begin(const um_model *model, const int32_t *prompt, 
                                   const um_generate_params *params, um_session **out, um_error *err);
 /* One step of every unfinished session among s[0 .. n), as ONE forward pass
  * over all their sequences (the weights are read once for all). A session
- * whose step callback asks to stop finishes with UM_ERR_ABORTED (its
- * result says so) without disturbing the others; an error of the pass
- * itself (out of memory) is returned and finishes every session stepped,
- * with that error. Sessions may join and leave between calls. */
+ * whose step callback asks to stop finishes with UM_ERR_ABORTED, and one
+ * whose KV cache cannot be allocated with UM_ERR_NOMEM (their results say
+ * so), without disturbing the others; an error of the pass itself (out of
+ * memory) is returned and finishes every session stepped, with that error.
+ * Sessions may join and leave between calls, and any context of the model
+ * may step a session (its caches live in the kind of backend that first
+ * stepped it: today every context runs on the CPU). */
 UM_API um_status um_sessions_step(um_context *ctx, um_session *const *s, int n, um_error *err);
 UM_API um_status um_session_step(um_context *ctx, um_session *s, um_error *err);
 UM_API bool um_session_finished(const um_session *s);

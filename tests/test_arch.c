@@ -75,7 +75,7 @@ static void lookups(void **state) {
     assert_null(um_arch_by_gguf_name("LLaDAModelLM"));
     assert_null(um_arch_by_hf_name(NULL));
     char list[64], key[64];
-    assert_string_equal(um_arch_list(list, sizeof list), "llada");
+    assert_string_equal(um_arch_list(list, sizeof list), "llada, dream");
     assert_string_equal(um_gguf_key_name(UM_KEY_BLOCK_COUNT, "llada", key, sizeof key), "llada.block_count");
     assert_string_equal(um_gguf_key_name(UM_KEY_SHIFT_LOGITS, "llada", key, sizeof key), "diffusion.shift_logits");
     /* LLaDA's block as the table states it */
@@ -185,29 +185,29 @@ static void expect_unsupported(const char *path, const char *name) {
     snprintf(want, sizeof want, "unsupported architecture '%s'", name);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, want));
-    assert_non_null(strstr(err.msg, "(supported: llada)"));
+    assert_non_null(strstr(err.msg, "(supported: llada, dream)"));
 }
 
 static void unknown_architectures(void **state) {
     char *dir = make_temp_dir(), path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    write_file(path, "{\"model_type\": \"dream\"}", 23);
+    write_file(path, "{\"model_type\": \"dream\"}", 23); /* Dream's is "Dream": names are exact */
     expect_unsupported(dir, "dream");
-    const char *cfg = "{\"architectures\": [\"DreamModel\"]}";
+    const char *cfg = "{\"architectures\": [\"Qwen2ForCausalLM\"]}";
     write_file(path, cfg, strlen(cfg));
-    expect_unsupported(dir, "DreamModel");
+    expect_unsupported(dir, "Qwen2ForCausalLM");
 
     /* a GGUF file whose general.architecture is not in the table */
     snprintf(path, sizeof path, "%s/model.gguf", dir);
     um_gguf_writer *w = um_gguf_writer_new();
     um_error err;
     assert_non_null(w);
-    assert_int_equal(um_gguf_writer_add_str(w, "general.architecture", "dream", &err), UM_OK);
-    assert_int_equal(um_gguf_writer_add_u32(w, "dream.block_count", 1, &err), UM_OK);
+    assert_int_equal(um_gguf_writer_add_str(w, "general.architecture", "qwen2", &err), UM_OK);
+    assert_int_equal(um_gguf_writer_add_u32(w, "qwen2.block_count", 1, &err), UM_OK);
     if (um_gguf_writer_write(w, path, &err) != UM_OK)
         fail_msg("%s", err.msg);
     um_gguf_writer_free(w);
-    expect_unsupported(path, "dream");
+    expect_unsupported(path, "qwen2");
     remove_tree(dir);
     free(dir);
 }

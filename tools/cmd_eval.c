@@ -750,14 +750,22 @@ int cmd_eval(int argc, char **argv) {
     e.model = cli_model_path(e.model, default_path, sizeof default_path);
     um_model *m = cli_open_model("eval", e.model, e.threads, false);
     um_context *ctx = m ? cli_open_context("eval", m) : NULL;
-    if (!ctx)
+    um_model_info info;
+    if (m)
+        um_model_get_info(m, &info);
+    if (!ctx) {
         rc = 1;
-    else if (e.batch)
+    } else if (info.logit_shift) { /* the loss and the ELBO read position i's logits from row i */
+        cli_error("eval", "%s models (logits shifted by one position) are not supported by eval yet",
+                  info.architecture);
+        rc = 1;
+    } else if (e.batch) {
         rc = eval_masked_batch(ctx, e.batch, e.json);
-    else if (e.text)
+    } else if (e.text) {
         rc = eval_text(ctx, e.model, e.text, &e.elbo, e.json);
-    else
+    } else {
         rc = eval_tasks(ctx, e.model, &tasks, st, n_st, &e.task, e.json);
+    }
     tasks_free(&tasks);
     um_context_free(ctx);
     um_model_close(m);

@@ -120,6 +120,8 @@ static void describe_hparams(cJSON *o, const um_model *m) {
     add_id(h, "eos_id", hp->eos_id);
     add_id(h, "eot_id", hp->eot_id);
     cJSON_AddBoolToObject(h, "tied_output", hp->tied);
+    cJSON_AddBoolToObject(h, "qkv_bias", hp->qkv_bias);
+    cJSON_AddNumberToObject(h, "logit_shift", hp->logit_shift);
     cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
 }
 
@@ -279,6 +281,7 @@ static const char *const hparam_fields[][2] = {
     {"rope_theta", "rope theta"}, {"rms_eps", "rms eps"},
     {"mask_id", "mask id"},       {"eos_id", "eos id"},
     {"eot_id", "eot id"},         {"tied_output", "tied output"},
+    {"qkv_bias", "q/k/v bias"},   {"logit_shift", "logit shift"},
 };
 
 static const char *const tokenizer_fields[][2] = {

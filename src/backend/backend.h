@@ -66,6 +66,9 @@ typedef struct {
     const char *name;
     void (*destroy)(um_backend *be); /* frees the backend and its state */
     um_status (*alloc)(um_backend *be, um_buffer *buf, size_t bytes, um_error *err);
+    /* Frees buf; needs only the buffer (be may be NULL): a buffer (a session's
+     * KV cache) may outlive the backend instance that allocated it, and any
+     * backend of the same table may use it. */
     void (*release)(um_backend *be, um_buffer *buf);
     um_status (*upload)(um_backend *be, const um_tensor *dst, const void *src, um_error *err);
     um_status (*download)(um_backend *be, void *dst, const um_tensor *src, um_error *err);

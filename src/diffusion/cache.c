@@ -32,10 +32,10 @@ void um_cache_init(um_cache *c, const um_generate_params *p) {
 
 um_status um_cache_ready(um_cache *c, um_backend *be, const um_model *m, int n_rows, int len, um_error *err) {
     for (int r = 0; c->mode != UM_CACHE_NONE && r < n_rows; r++) {
-        if (c->kv[r].be == be)
+        if (c->kv[r].ops == be->ops)
             continue;
-        if (c->kv[r].be)
-            return um_fail(err, UM_ERR_ARG, "a session's KV cache lives on the backend that first stepped it");
+        if (c->kv[r].ops)
+            return um_fail(err, UM_ERR_ARG, "a session's KV cache lives on the kind of backend that first stepped it");
         UM_TRY(um_kv_cache_init(&c->kv[r], be, m, len, err));
     }
     return UM_OK;

@@ -86,7 +86,8 @@ typedef struct {
 
 void um_cache_init(um_cache *c, const um_generate_params *p);
 /* Allocates the rows' caches in be at a session's first step (a no-op after,
- * and for UM_CACHE_NONE); a session stays on the backend that first stepped it. */
+ * and for UM_CACHE_NONE); a session stays on the kind of backend that first
+ * stepped it. */
 um_status um_cache_ready(um_cache *c, um_backend *be, const um_model *m, int n_rows, int len, um_error *err);
 void um_cache_free(um_cache *c);
 um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block);

@@ -6,7 +6,7 @@
  *   for each block, for each of its steps:
  *     logits = model(canvas)                 (with CFG: un + (s+1)(cond - un))
  *     every masked position up to the block's end proposes a token and a
- *     confidence (sampler.c); positions past the block get -inf
+ *     confidence (kernels/pick.c); positions past the block get -inf
  *     commit the step's count of most confident proposals (schedule.c)
  *
  * The accelerations swap one part each: the cache manager (cache.c) narrows
@@ -20,9 +20,9 @@
  * a step is three phases: prepare (find the next step, or finish), the
  * forward pass with its picks, and commit. The scheduler (um_sessions_step)
  * runs the middle phase of many sessions as one batch: each session's canvas
- * rows are entries of one forward pass, and the output head runs only on the
- * candidates, UM_HEAD_CHUNK rows at a time, each row's logits turned into a
- * pick (guidance, EOS masking, credit, sampling) before the next chunk. */
+ * rows are entries of one forward pass, and the backend's pick runs the
+ * output head on the candidates only, turning each row of logits into a pick
+ * (guidance, EOS masking, credit, sampling) next to where it was made. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +81,11 @@ static um_status check_request(const um_model *m, const int32_t *prompt, int n_p
     const um_hparams *hp = &m->hp;
     if (n_prompt < 0 || (n_prompt > 0 && !prompt))
         return um_fail(err, UM_ERR_ARG, "invalid prompt");
+    /* the samplers here read position i's logits from row i; Dream's come with its own sampler */
+    if (hp->logit_shift)
+        return um_fail(err, UM_ERR_UNSUPPORTED,
+                       "generation with %s models (logits shifted by one position) is not supported yet; "
+                       "`unmask forward` and `info` run them", m->arch);
     for (int i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= hp->n_vocab)
             return um_fail(err, UM_ERR_ARG, "prompt token %d (at index %d) is outside the vocabulary [0, %d)",
@@ -326,18 +331,15 @@ static um_status forward_and_pick(um_context *ctx, live_session *live, int n_liv
     if (!e)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     int n_e = 0, out = 0;
-    um_status st = UM_OK;
-    for (int k = 0; st == UM_OK && k < n_live; k++) {
+    for (int k = 0; k < n_live; k++) {
         um_session *s = live[k].s;
-        st = um_cache_ready(&s->cache, ctx->be, s->m, s->cv.n_rows, s->cv.len, err);
         um_cache_entries(&s->cache, s->cv.rows, s->cv.n_rows, s->cv.len, s->plan, s->cand, s->n_cand, e + n_e);
         n_e += s->cv.n_rows;
         live[k].out0 = out;
         out += s->cv.n_rows * s->n_cand;
     }
     double t0 = um_now();
-    if (st == UM_OK)
-        st = um_forward_batch(ctx, e, n_e, err);
+    um_status st = um_forward_batch(ctx, e, n_e, err);
     free(e);
     for (int k = 0; st == UM_OK && k < n_live; k++) {
         um_session *s = live[k].s;
@@ -358,15 +360,21 @@ um_status um_sessions_step(um_context *ctx, um_session *const *s, int n, um_erro
     if (!live)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     int n_live = 0;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n; k++)
         if (s[k]->m != ctx->m) {
             free(live);
             return um_fail(err, UM_ERR_ARG, "session %d belongs to another model than the context's", k);
         }
-        if (next_step(s[k])) {
-            plan_step(s[k]);
-            live[n_live++] = (live_session){s[k], 0};
+    for (int k = 0; k < n; k++) {
+        if (!next_step(s[k]))
+            continue;
+        um_error e; /* a session that cannot have its caches ends alone; the others go on */
+        if (um_cache_ready(&s[k]->cache, ctx->be, s[k]->m, s[k]->cv.n_rows, s[k]->cv.len, &e) != UM_OK) {
+            finish(s[k], e.code, &e);
+            continue;
         }
+        plan_step(s[k]);
+        live[n_live++] = (live_session){s[k], 0};
     }
     um_status st = n_live > 0 ? forward_and_pick(ctx, live, n_live, err) : UM_OK;
     for (int k = 0; k < n_live; k++) {

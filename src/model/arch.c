@@ -10,7 +10,7 @@
 
 #include "format/json.h"
 
-const um_arch *const um_archs[] = {&um_arch_llada, NULL};
+const um_arch *const um_archs[] = {&um_arch_llada, &um_arch_dream, NULL};
 
 const um_arch *um_arch_by_hf_name(const char *name) {
     for (int i = 0; name && um_archs[i]; i++)
@@ -273,9 +273,11 @@ static um_status read_u32(const um_gguf_file *f, const char *key, bool required,
     return UM_OK;
 }
 
-/* A flag the file may carry that this architecture's block must match. */
+/* A flag the file may carry that this architecture's block must match
+ * (absent: the row's; llama.cpp writes diffusion.shift_logits for some
+ * families only). */
 static um_status read_flag(const um_arch *a, const um_gguf_file *f, const char *key, bool want, um_error *err) {
-    bool v = false;
+    bool v = want;
     if (um_gguf_find_kv(f, key))
         UM_TRY(um_gguf_get_bool(f, key, &v, err));
     if (v != want)
@@ -392,7 +394,10 @@ um_status um_arch_write_gguf(const um_arch *a, um_gguf_writer *w, const um_hpara
                              um_error *err) {
     char key[128];
     um_hparams h = *hp;
-    for (int i = 0; i < UM_KEY_COUNT; i++) {
+    if (!a->gguf_write_keys)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "writing %s models to GGUF is not supported yet", a->name);
+    for (const int *k = a->gguf_write_keys; *k != UM_KEY_COUNT; k++) {
+        int i = *k;
         um_gguf_key_name((um_gguf_key_id)i, a->gguf_name, key, sizeof key);
         switch (gguf_keys[i].kind) {
         case KEY_INT:

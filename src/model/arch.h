@@ -64,6 +64,10 @@ typedef struct um_arch {
     const struct um_hparam_names *config_names; /* how config.json names the fields, for messages */
     const um_tensor_names *hf, *gguf; /* tensor names in a checkpoint and in a GGUF file */
     um_block_options block;
+    /* The hyper-parameter keys llama.cpp's converter writes for the family,
+     * in its order (um_gguf_key_id values, ending with UM_KEY_COUNT); NULL:
+     * unmask cannot write the family's GGUF files yet. */
+    const int *gguf_write_keys;
     int default_mask_id; /* when a GGUF file has no tokenizer.ggml.mask_token_id */
     const char *eot_token; /* the end-of-turn token's text, looked up in the tokenizer; NULL: none */
 } um_arch;
@@ -161,5 +165,9 @@ um_status um_arch_write_gguf(const um_arch *a, um_gguf_writer *w, const um_hpara
 /* ---- LLaDA (model/llada.c) ---------------------------------------------------- */
 
 extern const um_arch um_arch_llada;
+
+/* ---- Dream (model/dream.c) ---------------------------------------------------- */
+
+extern const um_arch um_arch_dream;
 
 #endif

@@ -384,6 +384,9 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     um_status s = um_arch_from_config(cfg, cfg_path, &a, err);
     if (s == UM_OK)
         s = um_arch_parse_config(a, cfg, cfg_path, &hp, err);
+    if (s == UM_OK && !a->gguf_write_keys)
+        s = um_fail(err, UM_ERR_UNSUPPORTED, "%s: converting %s checkpoints to GGUF is not supported yet", dir,
+                    a->name);
     cJSON_Delete(cfg);
     UM_TRY(s);
     model_name(cp->name ? cp->name : dir, name, sizeof name);

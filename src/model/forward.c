@@ -150,7 +150,7 @@ um_status um_kv_cache_init(um_kv_cache *c, um_backend *be, const um_model *m, in
     if (seq <= 0 || !um_mul_size((size_t)hp->n_layers, (size_t)seq * (size_t)hp->n_kv_heads * hp->head_dim, &n) ||
         !um_mul_size(n, sizeof(float), &n))
         return um_fail(err, UM_ERR_ARG, "KV cache of %d positions is too large", seq);
-    c->be = be;
+    c->ops = be->ops;
     um_status s = be->ops->alloc(be, &c->k, n, err);
     if (s == UM_OK)
         s = be->ops->alloc(be, &c->v, n, err);
@@ -166,10 +166,10 @@ um_status um_kv_cache_init(um_kv_cache *c, um_backend *be, const um_model *m, in
 }
 
 void um_kv_cache_free(um_kv_cache *c) {
-    if (c->be && c->k.data)
-        c->be->ops->release(c->be, &c->k);
-    if (c->be && c->v.data)
-        c->be->ops->release(c->be, &c->v);
+    if (c->ops && c->k.data)
+        c->ops->release(NULL, &c->k);
+    if (c->ops && c->v.data)
+        c->ops->release(NULL, &c->v);
     memset(c, 0, sizeof *c);
 }
 
@@ -185,7 +185,7 @@ static um_status check_entry(const um_context *ctx, const um_batch_entry *e, int
                        e->q1, e->n_kv, e->len);
     if (!e->cache && (e->q0 != 0 || e->q1 != e->len || e->n_kv != e->len))
         return um_fail(err, UM_ERR_ARG, "forward: a pass over part of a sequence needs a KV cache");
-    if (e->cache && (e->cache->be != ctx->be || e->cache->n_layers != hp->n_layers || e->cache->seq < e->len ||
+    if (e->cache && (e->cache->ops != ctx->be->ops || e->cache->n_layers != hp->n_layers || e->cache->seq < e->len ||
                      e->cache->kv_dim != hp->n_kv_heads * hp->head_dim))
         return um_fail(err, UM_ERR_ARG, "forward: the KV cache of entry %d does not fit %d tokens on this backend", i,
                        e->len);

@@ -118,6 +118,12 @@ static const um_tensor_names hf_tensors = {{
 
 static const char *const hf_names[] = {"llada", "LLaDAModelLM", NULL};
 
+/* convert_hf_to_gguf.py's LLaDAModel writes every key of the list, in its order */
+static const int gguf_write_keys[] = {
+    UM_KEY_BLOCK_COUNT,      UM_KEY_CONTEXT_LENGTH, UM_KEY_HEAD_COUNT,    UM_KEY_HEAD_COUNT_KV, UM_KEY_ROPE_FREQ_BASE,
+    UM_KEY_RMS_EPS,          UM_KEY_FILE_TYPE,      UM_KEY_VOCAB_SIZE,    UM_KEY_ROPE_DIM,      UM_KEY_EMBEDDING_LENGTH,
+    UM_KEY_FFN_LENGTH,       UM_KEY_CAUSAL,         UM_KEY_SHIFT_LOGITS,  UM_KEY_COUNT};
+
 const um_arch um_arch_llada = {
     .name = "llada",
     .hf_names = hf_names,
@@ -130,6 +136,7 @@ const um_arch um_arch_llada = {
        converter permutes q/k rows for its pairwise RoPE */
     .block = {.ffn = UM_FFN_DENSE, .attn_mask = UM_ATTN_BIDIRECTIONAL, .logit_shift = 0,
               .rope_hf = UM_ROPE_HALVES, .rope_gguf = UM_ROPE_PAIRS},
+    .gguf_write_keys = gguf_write_keys,
     .default_mask_id = LLADA_DEFAULT_MASK_ID,
     .eot_token = "<|eot_id|>",
 };

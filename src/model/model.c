@@ -106,6 +106,7 @@ void um_model_get_info(const um_model *m, um_model_info *info) {
     info->mask_id = hp->mask_id;
     info->eos_id = hp->eos_id;
     info->eot_id = hp->eot_id;
+    info->logit_shift = hp->logit_shift;
     info->n_params = m->n_params;
     info->n_threads = m->n_threads;
 }

@@ -88,7 +88,7 @@ um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams 
  * sequence owns one. */
 typedef struct {
     int n_layers, seq, kv_dim;
-    um_backend *be;
+    const um_backend_ops *ops; /* the kind of backend its buffers belong to */
     um_buffer k, v;
 } um_kv_cache;
 
