@@ -165,7 +165,10 @@ typedef enum {
 /* How many tokens the count-based decoders (topk, margin, entropy) commit per step. */
 typedef enum {
     UM_SCHEDULE_UNIFORM = 0, /* the block's masks spread evenly over its steps (the reference) */
-    UM_SCHEDULE_POWER = 1    /* step i of a block commits 2^i: about log2(block_length) steps */
+    UM_SCHEDULE_POWER = 1,   /* step i of a block commits 2^i: about log2(block_length) steps */
+    UM_SCHEDULE_TIMESTEPS = 2 /* Dream's diffusion_generate: t = linspace(1, eps, steps + 1) in float32; step i
+                                 of n masks left commits int(n * (1 - t[i+1] / t[i])) (float32, truncated; it
+                                 may be 0), the last step all that remain */
 } um_schedule;
 
 typedef struct {
@@ -200,6 +203,9 @@ typedef struct {
     double eos_gamma;     /* (0.4) */
     bool early_stop;      /* end once an EOS is committed with no mask before it; masks after it become EOS */
     int max_nfe;          /* stop after this many forward passes, leaving the rest masked; 0: no limit */
+    int top_k;            /* 1..1024: logits below the k-th largest are dropped before the softmax that chooses
+                             and scores a token (Dream's generation config: 50); 0: off */
+    double schedule_eps;  /* timesteps schedule: the grid's end (1e-3) */
 } um_generate_params;
 
 typedef struct {

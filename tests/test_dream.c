@@ -77,13 +77,133 @@ static void hyper_parameters(void **state) {
     }
 }
 
-/* Generation and eval read position i's logits from row i: with Dream's
- * shift they would be wrong, so they are refused by name until Dream's
- * sampler comes; so is writing Dream GGUFs (llama.cpp's key order). */
+/* Each step's commits, as (position, token) pairs. */
+typedef struct {
+    int n_steps;
+    int n_commits[256];
+    int32_t pairs[4096][2];
+    int n_pairs;
+} step_log;
+
+static int log_step(const um_step_info *info, void *user) {
+    step_log *l = user;
+    assert_true(l->n_steps < 256 && l->n_pairs + info->n_committed <= 4096);
+    l->n_commits[l->n_steps++] = info->n_committed;
+    for (int i = 0; i < info->n_committed; i++) {
+        l->pairs[l->n_pairs][0] = info->committed_pos[i];
+        l->pairs[l->n_pairs++][1] = info->committed_tok[i];
+    }
+    return 0;
+}
+
+static int cmp_pair(const void *a, const void *b) {
+    const int32_t *x = a, *y = b;
+    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Every step commits the reference's (position, token) pairs (in any order). */
+static void expect_commits(const cJSON *want, step_log *l, const char *what) {
+    assert_int_equal(cJSON_GetArraySize(want), l->n_steps);
+    int at = 0;
+    for (int s = 0; s < l->n_steps; s++) {
+        const cJSON *step = cJSON_GetArrayItem(want, s);
+        int n = cJSON_GetArraySize(step);
+        if (n != l->n_commits[s])
+            fail_msg("%s: step %d commits %d, the reference %d", what, s, l->n_commits[s], n);
+        int32_t ref[256][2];
+        for (int i = 0; i < n; i++) {
+            ref[i][0] = cJSON_GetArrayItem(cJSON_GetArrayItem(step, i), 0)->valueint;
+            ref[i][1] = cJSON_GetArrayItem(cJSON_GetArrayItem(step, i), 1)->valueint;
+        }
+        qsort(ref, (size_t)n, sizeof *ref, cmp_pair);
+        qsort(l->pairs + at, (size_t)n, sizeof *ref, cmp_pair);
+        if (n && memcmp(ref, l->pairs + at, (size_t)n * sizeof *ref) != 0)
+            fail_msg("%s: step %d commits differ from the reference", what, s);
+        at += n;
+    }
+}
+
+/* Dream's diffusion_generate (maskgit_plus, topk_margin, entropy; the implicit
+ * top-50 or none) as generation parameters: one block over everything, a
+ * full forward per step, the timesteps schedule, the decoder of its alg. */
+static bool dream_params(const cJSON *c, um_generate_params *p) {
+    const cJSON *params = cJSON_GetObjectItem(c, "params"), *eff = cJSON_GetObjectItem(c, "effective");
+    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItem(params, "alg"));
+    const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+    if (!ref || !strstr(ref, "Dream-org") || !alg || strcmp(alg, "origin") == 0)
+        return false;
+    *p = um_generate_default_params();
+    p->gen_length = p->block_length = cJSON_GetObjectItem(params, "max_new_tokens")->valueint;
+    p->steps = cJSON_GetObjectItem(params, "steps")->valueint;
+    p->schedule = UM_SCHEDULE_TIMESTEPS;
+    p->schedule_eps = cJSON_GetObjectItem(eff, "eps")->valuedouble;
+    const cJSON *top_k = cJSON_GetObjectItem(eff, "top_k");
+    p->top_k = cJSON_IsNumber(top_k) ? top_k->valueint : 0;
+    p->decoder = strcmp(alg, "topk_margin") == 0 ? UM_DECODER_MARGIN
+                 : strcmp(alg, "entropy") == 0   ? UM_DECODER_ENTROPY
+                                                 : UM_DECODER_TOPK;
+    assert_true(strcmp(alg, "maskgit_plus") == 0 || p->decoder != UM_DECODER_TOPK);
+    return true;
+}
+
+/* Every diffusion_generate case of reference.json but the origin ones
+ * (torch's generator picks their positions): output, NFE and each step's
+ * commits, in f32, from Hugging Face and GGUF files. */
+static void diffusion_generate_cases(void **state) {
+    size_t n;
+    char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    free(text);
+    assert_non_null(root);
+    const char *files[] = {"tiny-dream/hf-bf16", "tiny-dream/hf-f32-sharded", "gguf/tiny-dream-f32.gguf"};
+    for (int f = 0; f < 3; f++) {
+        um_model *m = open_dream(files[f]);
+        int checked = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+            um_generate_params p;
+            if (!dream_params(c, &p))
+                continue;
+            static step_log log;
+            memset(&log, 0, sizeof log);
+            p.on_step = log_step;
+            p.user_data = &log;
+            int n_prompt, n_want;
+            int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
+            int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
+            char what[160];
+            snprintf(what, sizeof what, "%s %s steps %d top_k %d", files[f],
+                     cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "params"), "alg")), p.steps,
+                     p.top_k);
+            um_generation g;
+            um_error err;
+            if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
+                fail_msg("%s: %s", what, err.msg);
+            assert_int_equal(g.n_tokens, n_want);
+            if (memcmp(g.tokens, want, (size_t)n_want * sizeof *want) != 0)
+                fail_msg("%s: output differs from the reference", what);
+            assert_int_equal(g.nfe, cJSON_GetObjectItem(c, "nfe")->valueint);
+            expect_commits(cJSON_GetObjectItem(c, "commits_per_step"), &log, what);
+            um_generation_free(&g);
+            free(prompt);
+            free(want);
+            checked++;
+        }
+        print_message("    %s: %d diffusion_generate cases: output, nfe and commits match\n", files[f], checked);
+        assert_int_equal(checked, 10);
+        um_model_close(m);
+    }
+    cJSON_Delete(root);
+}
+
+/* What is not built yet for Dream is refused by name: cached decoding
+ * (Fast-dLLM's Dream variants), and writing Dream GGUFs (llama.cpp's key
+ * order). */
 static void not_yet_refused(void **state) {
     um_model *m = open_dream("tiny-dream/hf-bf16");
     um_generate_params p = um_generate_default_params();
     p.gen_length = p.steps = p.block_length = 8;
+    p.cache = UM_CACHE_DUAL;
     int32_t prompt[2] = {1, 2};
     um_generation g;
     um_error err;
@@ -123,6 +243,7 @@ static void config_without_mask_id(void **state) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream),
     cmocka_unit_test(hyper_parameters),
+    cmocka_unit_test(diffusion_generate_cases),
     cmocka_unit_test(not_yet_refused),
     cmocka_unit_test(config_without_mask_id),
 };

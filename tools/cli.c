@@ -267,6 +267,7 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     if (cli_is(a, NULL, "--reference")) {
         p->cache = UM_CACHE_NONE;
         p->decoder = UM_DECODER_TOPK;
+        f->set_cache = f->set_decoder = true;
     } else if (cli_is(a, "-n", "--gen-length")) f->gen_length = cli_int(a, 0, 1 << 20);
     else if (cli_is(a, NULL, "--steps")) f->steps = cli_int(a, 1, 1 << 20);
     else if (cli_is(a, NULL, "--block-length")) f->block = cli_int(a, 1, 1 << 20);
@@ -281,13 +282,21 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     } else if (cli_is(a, NULL, "--cache")) {
         static const char *const names[] = {"none", "prefix", "dual", "vicinity"};
         p->cache = (um_cache_mode)cli_choice(a, names, 4);
+        f->set_cache = true;
     } else if (cli_is(a, NULL, "--decoder")) {
         static const char *const names[] = {"topk",    "threshold", "factor",       "margin",
                                             "entropy", "med",       "hierarchical", "credit"};
         p->decoder = (um_decoder)cli_choice(a, names, 8);
+        f->set_decoder = true;
     } else if (cli_is(a, NULL, "--schedule")) {
-        static const char *const names[] = {"uniform", "power"};
-        p->schedule = (um_schedule)cli_choice(a, names, 2);
+        static const char *const names[] = {"uniform", "power", "timesteps"};
+        p->schedule = (um_schedule)cli_choice(a, names, 3);
+        f->set_schedule = true;
+    } else if (cli_is(a, NULL, "--top-k")) {
+        p->top_k = cli_int(a, 0, 1024);
+        f->set_top_k = true;
+    } else if (cli_is(a, NULL, "--eps")) {
+        p->schedule_eps = cli_double(a, 1e-9, 0.999999);
     }
     else if (cli_is(a, NULL, "--window")) p->cache_window = cli_int(a, 0, 1 << 20);
     else if (cli_is(a, NULL, "--refresh")) p->cache_refresh = cli_int(a, 0, 1 << 20);
@@ -314,6 +323,24 @@ void cli_generation_finish(cli_gen_flags *f, int default_gen_length) {
     p->gen_length = f->gen_length >= 0 ? f->gen_length : default_gen_length;
     p->block_length = f->block > 0 ? f->block : (p->gen_length > 0 && p->gen_length % 32 == 0 ? 32 : p->gen_length);
     p->steps = f->steps > 0 ? f->steps : p->gen_length;
+}
+
+void cli_generation_for_model(cli_gen_flags *f, const um_model *m) {
+    um_model_info info;
+    um_model_get_info(m, &info);
+    um_generate_params *p = f->p;
+    if (!info.logit_shift)
+        return;
+    if (!f->set_cache)
+        p->cache = UM_CACHE_NONE;
+    if (!f->set_decoder)
+        p->decoder = UM_DECODER_ENTROPY;
+    if (!f->set_schedule)
+        p->schedule = UM_SCHEDULE_TIMESTEPS;
+    if (!f->set_top_k)
+        p->top_k = 50;
+    if (f->block <= 0 && p->gen_length > 0)
+        p->block_length = p->gen_length;
 }
 
 void cli_progress(int i, int n, const char *fmt, ...) {

@@ -40,6 +40,7 @@ int cli_choice(cli_args *a, const char *const *names, int n);
 typedef struct {
     um_generate_params *p;
     int gen_length, steps, block; /* -1: not given */
+    bool set_cache, set_decoder, set_schedule, set_top_k; /* given on the command line (or a --batch line) */
 } cli_gen_flags;
 /* The generation defaults of run, chat and eval: Fast-dLLM's dual cache with
  * threshold decoding at 0.9 (README, "Fast decoding": the reference sampler's
@@ -57,6 +58,12 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f);
 /* Lengths from the flags, defaults for the rest: block 32 when it divides the
  * gen length (else the gen length), steps = gen length. */
 void cli_generation_finish(cli_gen_flags *f, int default_gen_length);
+/* The model family's defaults for what the flags left unsaid, after
+ * cli_generation_finish: for Dream (logits shifted by one position), its
+ * diffusion_generate's: no cache, one block, the timesteps schedule, the
+ * entropy decoder, top-k 50 (transformers' implicit default, which Dream's
+ * users get). */
+void cli_generation_for_model(cli_gen_flags *f, const um_model *m);
 
 /* "12,7,99" -> ids (malloc'd). False with a message on bad input. */
 bool cli_parse_tokens(const char *cmd, const char *text, int32_t **ids, int *n);

@@ -89,7 +89,7 @@ static void trim_newline(char *s) {
 int cmd_chat(int argc, char **argv) {
     cli_args a;
     um_generate_params p = cli_generate_defaults();
-    cli_gen_flags gf = {&p, -1, -1, -1};
+    cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     const char *model = NULL, *system = NULL, *template_name = NULL;
     int threads = 0;
     cli_init(&a, "chat", argc, argv);
@@ -110,6 +110,8 @@ int cmd_chat(int argc, char **argv) {
     model = cli_model_path(model, default_path, sizeof default_path);
     um_model *m = cli_open_model("chat", model, threads, false);
     um_context *ctx = m ? cli_open_context("chat", m) : NULL;
+    if (m)
+        cli_generation_for_model(&gf, m);
     cli_text t;
     if (!ctx || !cli_text_open(&t, "chat", model, template_name)) {
         um_context_free(ctx);

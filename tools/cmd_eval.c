@@ -727,7 +727,7 @@ static bool build_settings(const eval_args *e, const um_generate_params *p, cons
 int cmd_eval(int argc, char **argv) {
     eval_args e = {.elbo = {.seq = 256, .samples = 8}};
     um_generate_params p = cli_generate_defaults();
-    cli_gen_flags gf = {&p, -1, -1, -1};
+    cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     int rc = parse_args(argc, argv, &e, &p, &gf);
     if (rc >= 0)
         return rc;

@@ -55,12 +55,20 @@ static void run_usage(void) {
          "                           med (--entropy-bound, 0.3 nats), hierarchical (--threshold,\n"
          "                           --low-threshold 0.4), credit (--threshold; --credit-alpha 0.7 logit\n"
          "                           boost, --credit-gamma 0.2 exponent, --credit-decay 0.8 per step)\n"
-         "      --schedule S         uniform (default) or power: step i of a block commits 2^i tokens\n"
+         "      --schedule S         uniform (default), power (step i of a block commits 2^i tokens) or timesteps\n"
+         "                           (Dream's: t = linspace(1, --eps, steps + 1), step i of n masks left commits\n"
+         "                           int(n (1 - t[i+1]/t[i])), the last all; --eps defaults to 1e-3)\n"
+         "      --top-k K            choose and score tokens among the K largest logits only (0: all, the default;\n"
+         "                           at most 1024)\n"
          "      --eos-rejection      scale EOS confidence by gamma rising from 0.4 to 1 over a block's steps\n"
          "      --eos-gamma G        --eos-rejection starting from gamma G instead of 0.4\n"
          "      --early-stop         stop once EOS is committed with no mask before it (rest filled with EOS)\n"
          "      --max-nfe N          stop after N forward passes, leaving the rest masked\n"
          "  -s, --seed N             random seed (default 0)\n"
+         "Dream models (logits shifted by one position) default to Dream's diffusion_generate: --cache none, one\n"
+         "block, --schedule timesteps, --decoder entropy (its alg=entropy; topk is maskgit_plus, margin topk_margin)\n"
+         "and --top-k 50 (the top-k its users get from transformers' generation defaults); cached decoding of\n"
+         "Dream is not built yet\n"
          "  -t, --threads N          worker threads (default: one per physical core)\n"
          "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings,\n"
          "                           and text for text prompts\n"
@@ -191,7 +199,7 @@ int cmd_run(int argc, char **argv) {
     const char *batch = NULL;
     int threads = 0, parallel = 0;
     bool json = false;
-    cli_gen_flags gf = {&p, -1, -1, -1};
+    cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     cli_init(&a, "run", argc, argv);
     while (cli_next(&a)) {
         if (cli_is(&a, "-h", "--help")) {
@@ -238,6 +246,8 @@ cli_unknown(&a);
     um_model *m = cli_open_model("run", model, threads, false);
     um_context *ctx = m ? cli_open_context("run", m) : NULL;
     int rc = ctx ? 0 : 1;
+    if (m)
+        cli_generation_for_model(&gf, m);
     bool text_mode = !prompt_text;
     if (rc == 0 && text_mode)
         rc = run_text_prompt(&rt, m, model, &prompt, &n_prompt) ? 0 : 1;

@@ -137,6 +137,7 @@ static bool read_request(const line_ctx *lc, const char *json, const um_model *m
     if (!ok)
         return false;
     cli_generation_finish(&gf, 128);
+    cli_generation_for_model(&gf, m);
     um_error err;
     um_session *s; /* checks the request now (lengths, ids, settings), so errors name the line */
     if (um_session_begin(m, r->prompt, r->n_prompt, &r->p, &s, &err) != UM_OK)

@@ -52,6 +52,9 @@ int um_schedule_power_counts(int n_masked, int *counts, int cap);
 /* A block's counts under p's schedule; returns the number of steps. counts
  * holds max(steps_per_block, 64) ints. */
 int um_schedule_block_counts(const um_generate_params *p, int n_masked, int steps_per_block, int *counts);
+/* The timesteps schedule's count at step (0-based) of steps with n_masked
+ * masks left (unmask.h: UM_SCHEDULE_TIMESTEPS). */
+int um_schedule_timestep_count(int n_masked, int step, int steps, double eps);
 /* EOS early rejection's gamma at a block's step (0-based) of n_steps:
  * linear from gamma0 to 1, then 1. */
 double um_schedule_eos_gamma(double gamma0, int step, int n_steps);

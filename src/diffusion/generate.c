@@ -25,6 +25,7 @@ um_generate_params um_generate_default_params(void) {
     p.credit_decay = 0.8;
     p.schedule = UM_SCHEDULE_UNIFORM;
     p.eos_gamma = 0.4;
+    p.schedule_eps = 1e-3;
     return p;
 }
 

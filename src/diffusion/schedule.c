@@ -26,7 +26,23 @@ int um_schedule_power_counts(int n_masked, int *counts, int cap) {
     return n;
 }
 
+/* torch.linspace(start, end, n)[i] in float32, as its CPU kernel computes
+ * it: from the start for the first half, from the end for the second. */
+static float linspace_f32(float start, float end, int n, int i) {
+    float step = (end - start) / (float)(n - 1);
+    return i < n / 2 ? start + step * (float)i : end - step * (float)(n - 1 - i);
+}
+
+int um_schedule_timestep_count(int n_masked, int step, int steps, double eps) {
+    if (step >= steps - 1)
+        return n_masked;
+    float t = linspace_f32(1.0f, (float)eps, steps + 1, step), s = linspace_f32(1.0f, (float)eps, steps + 1, step + 1);
+    return (int)((float)n_masked * (1.0f - s / t));
+}
+
 int um_schedule_block_counts(const um_generate_params *p, int n_masked, int steps_per_block, int *counts) {
+    if (p->schedule == UM_SCHEDULE_TIMESTEPS)
+        return steps_per_block; /* counted step by step from the masks left (um_schedule_timestep_count) */
     if (p->schedule == UM_SCHEDULE_POWER)
         return um_schedule_power_counts(n_masked, counts, 64);
     um_schedule_transfer_counts(n_masked, steps_per_block, counts);
@@ -51,8 +67,12 @@ static um_status check_decoding(const um_generate_params *p, um_error *err) {
         return um_fail(err, UM_ERR_ARG, "unknown cache mode %d", (int)p->cache);
     if ((unsigned)p->decoder > UM_DECODER_CREDIT)
         return um_fail(err, UM_ERR_ARG, "unknown decoder %d", (int)p->decoder);
-    if ((unsigned)p->schedule > UM_SCHEDULE_POWER)
+    if ((unsigned)p->schedule > UM_SCHEDULE_TIMESTEPS)
         return um_fail(err, UM_ERR_ARG, "unknown schedule %d", (int)p->schedule);
+    if (p->top_k < 0 || p->top_k > UM_PICK_MAX_TOP_K)
+        return um_fail(err, UM_ERR_ARG, "top_k must be in [0, %d] (0: off), got %d", UM_PICK_MAX_TOP_K, p->top_k);
+    if (p->schedule == UM_SCHEDULE_TIMESTEPS && !(p->schedule_eps > 0 && p->schedule_eps < 1))
+        return um_fail(err, UM_ERR_ARG, "the timesteps schedule's eps must be in (0, 1), got %g", p->schedule_eps);
     um_decoder d = p->decoder;
     if (p->cache == UM_CACHE_VICINITY && (p->cache_window < 0 || p->cache_refresh < 0))
         return um_fail(err, UM_ERR_ARG, "vicinity cache: window and refresh interval must be >= 0");
@@ -72,8 +92,9 @@ static um_status check_decoding(const um_generate_params *p, um_error *err) {
         return um_fail(err, UM_ERR_ARG, "EOS rejection's gamma must be in (0, 1]");
     if (p->max_nfe < 0)
         return um_fail(err, UM_ERR_ARG, "max_nfe must be >= 0");
-    if (p->schedule == UM_SCHEDULE_POWER && !um_decoder_counts(d))
-        return um_fail(err, UM_ERR_ARG, "the power schedule sets counts for the topk, margin and entropy decoders only");
+    if (p->schedule != UM_SCHEDULE_UNIFORM && !um_decoder_counts(d))
+        return um_fail(err, UM_ERR_ARG, "the %s schedule sets counts for the topk, margin and entropy decoders only",
+                       p->schedule == UM_SCHEDULE_POWER ? "power" : "timesteps");
     if (p->remasking == UM_REMASK_RANDOM && d != UM_DECODER_TOPK && d != UM_DECODER_THRESHOLD &&
         d != UM_DECODER_FACTOR)
         return um_fail(err, UM_ERR_ARG, "random remasking works with the topk, threshold and factor decoders only");

@@ -39,6 +39,7 @@ struct um_session {
     um_credit credit;
     int n_blocks, spb; /* blocks, and steps per block */
     int32_t *cand;     /* this step's candidates: masked positions it has logits for */
+    int32_t *rows;     /* the positions whose outputs they read: themselves, or with a logit shift the one before */
     um_pick *picks;    /* their proposals */
     um_pick_request base; /* what every pick of this session shares (row, step, pos set per pick) */
     int32_t *chosen;   /* positions committed this step */
@@ -81,11 +82,12 @@ static um_status check_request(const um_model *m, const int32_t *prompt, int n_p
     const um_hparams *hp = &m->hp;
     if (n_prompt < 0 || (n_prompt > 0 && !prompt))
         return um_fail(err, UM_ERR_ARG, "invalid prompt");
-    /* the samplers here read position i's logits from row i; Dream's come with its own sampler */
-    if (hp->logit_shift)
+    /* a cached step's range would have to reach one position further back for a shifted model's
+       first candidate; Fast-dLLM's Dream caches decide that differently (not built yet) */
+    if (hp->logit_shift && p->cache != UM_CACHE_NONE)
         return um_fail(err, UM_ERR_UNSUPPORTED,
-                       "generation with %s models (logits shifted by one position) is not supported yet; "
-                       "`unmask forward` and `info` run them", m->arch);
+                       "%s models (logits shifted by one position) run without a KV cache for now: use cache none",
+                       m->arch);
     for (int i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= hp->n_vocab)
             return um_fail(err, UM_ERR_ARG, "prompt token %d (at index %d) is outside the vocabulary [0, %d)",
@@ -122,6 +124,7 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         .seed = p->seed,
         .random_remasking = p->remasking == UM_REMASK_RANDOM,
         .stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY || p->decoder == UM_DECODER_MED,
+        .top_k = p->top_k,
         .credit_alpha = p->credit_alpha,
         .credit_gamma = p->credit_gamma,
     };
@@ -132,11 +135,12 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
     if (st == UM_OK) {
         size_t max_cand = (size_t)um_canvas_count_masks(&s->cv, 0, n_prompt) + (size_t)p->block_length;
         s->cand = malloc(max_cand * sizeof *s->cand);
+        s->rows = malloc(max_cand * sizeof *s->rows);
         s->picks = malloc(max_cand * sizeof *s->picks);
         s->chosen = malloc(max_cand * sizeof *s->chosen);
         s->chosen_tok = malloc(max_cand * sizeof *s->chosen_tok);
         s->counts = malloc((size_t)(s->spb > 64 ? s->spb : 64) * sizeof *s->counts);
-        if (!s->cand || !s->picks || !s->chosen || !s->chosen_tok || !s->counts)
+        if (!s->cand || !s->rows || !s->picks || !s->chosen || !s->chosen_tok || !s->counts)
             st = um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", s->cv.len);
     }
     um_cache_init(&s->cache, p);
@@ -155,6 +159,7 @@ void um_session_free(um_session *s) {
     um_cache_free(&s->cache);
     um_credit_free(&s->credit);
     free(s->cand);
+    free(s->rows);
     free(s->picks);
     free(s->chosen);
     free(s->chosen_tok);
@@ -227,7 +232,11 @@ static bool next_step(um_session *s) {
             break;
         }
         s->eos_gamma = p->eos_rejection ? um_schedule_eos_gamma(p->eos_gamma, i, s->planned) : 1.0;
-        s->count = counting ? s->counts[i] : 0;
+        s->count = !counting                               ? 0
+                   : p->schedule == UM_SCHEDULE_TIMESTEPS ? um_schedule_timestep_count(
+                                                                um_canvas_count_masks(&s->cv, s->from, s->end), i,
+                                                                s->planned, p->schedule_eps)
+                                                          : s->counts[i];
         return true;
     }
     return false;
@@ -246,6 +255,9 @@ static void plan_step(um_session *s) {
         plan = (um_cache_plan){0, s->cv.len, true};
     s->plan = plan;
     s->n_cand = um_canvas_masked(&s->cv, plan.q0, plan.q1 < s->end ? plan.q1 : s->end, s->cand);
+    /* Dream predicts position i from the model's row i - 1 (row 0 keeps its own) */
+    for (int c = 0; c < s->n_cand; c++)
+        s->rows[c] = s->cand[c] - (s->m->hp.logit_shift && s->cand[c] > 0 ? 1 : 0);
     um_canvas_sync_uncond(&s->cv);
 }
 
@@ -333,7 +345,7 @@ static um_status forward_and_pick(um_context *ctx, live_session *live, int n_liv
     int n_e = 0, out = 0;
     for (int k = 0; k < n_live; k++) {
         um_session *s = live[k].s;
-        um_cache_entries(&s->cache, s->cv.rows, s->cv.n_rows, s->cv.len, s->plan, s->cand, s->n_cand, e + n_e);
+        um_cache_entries(&s->cache, s->cv.rows, s->cv.n_rows, s->cv.len, s->plan, s->rows, s->n_cand, e + n_e);
         n_e += s->cv.n_rows;
         live[k].out0 = out;
         out += s->cv.n_rows * s->n_cand;

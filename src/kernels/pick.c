@@ -94,6 +94,44 @@ static void add_credit(const um_pick_request *r, float *logits, int n_vocab) {
         logits[e[j].tok] += (float)r->credit_alpha * logf(e[j].credit + 1.0f);
 }
 
+/* Sifts heap[i] down a min-heap of n. */
+static void sift_down(float *heap, int n, int i) {
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && heap[c + 1] < heap[c])
+            c++;
+        if (heap[i] <= heap[c])
+            return;
+        float t = heap[i];
+        heap[i] = heap[c];
+        heap[c] = t;
+        i = c;
+    }
+}
+
+/* Logits below the k-th largest become -inf (ties with it stay), as
+ * transformers' top-k filter does: a min-heap of the k largest seen. */
+static void keep_top_k(float *logits, int n_vocab, int k) {
+    if (k <= 0 || k >= n_vocab)
+        return;
+    float heap[UM_PICK_MAX_TOP_K];
+    for (int i = 0; i < k; i++)
+        heap[i] = logits[i];
+    for (int i = k / 2 - 1; i >= 0; i--)
+        sift_down(heap, k, i);
+    for (int i = k; i < n_vocab; i++)
+        if (logits[i] > heap[0]) {
+            heap[0] = logits[i];
+            sift_down(heap, k, 0);
+        }
+    float kth = heap[0];
+    for (int i = 0; i < n_vocab; i++)
+        if (logits[i] < kth)
+            logits[i] = -INFINITY;
+}
+
 void um_pick_row(const um_pick_request *r, float *logits, const float *un, int n_vocab, um_pick *out) {
     if (un)
         for (int i = 0; i < n_vocab; i++)
@@ -102,6 +140,7 @@ void um_pick_row(const um_pick_request *r, float *logits, const float *un, int n
         logits[r->eos_inf] = -INFINITY;
     if (r->credit)
         add_credit(r, logits, n_vocab);
+    keep_top_k(logits, n_vocab, r->top_k);
     um_rng rng;
     out->p1 = out->p2 = out->entropy = 0;
     if (r->temperature > 0) {

@@ -21,6 +21,8 @@ typedef struct {
     float credit;
 } um_credit_entry;
 
+#define UM_PICK_MAX_TOP_K 1024
+
 /* What one pick needs. */
 typedef struct {
     int32_t row, uncond_row; /* rows of the states to pick from; uncond_row < 0: no guidance */
@@ -32,6 +34,8 @@ typedef struct {
     int32_t step, pos;       /* draws do not depend on threads or batches */
     bool random_remasking;   /* conf is a uniform draw */
     bool stats;              /* also p1, p2 and the entropy */
+    int32_t top_k;           /* in (0, UM_PICK_MAX_TOP_K]: logits below the k-th largest are -inf before choosing
+                                and scoring; 0: off */
     /* the credit decoder: the position's entries (tok, credit), *n_credit of
      * them and room for one more; NULL: no credit */
     um_credit_entry *credit;
