@@ -193,8 +193,10 @@ static side backend_on(um_kernel_path path, bool reduced) {
 /* Every operation of the CPU backend on each path this CPU has (the others
  * say why not) against the scalar path, in f32 and reduced arithmetic. A
  * path without bf16 dot products (AVX2, NEON without bf16) runs the products
- * with BF16 operands in f32 even when reduced (kernels.h): those are held to
- * the scalar path's f32 results, the int8 products to its reduced ones. */
+ * with BF16 operands in f32 even when reduced, and one without int8 dot
+ * products (NEON without dotprod) the quantized ones (kernels.h): each
+ * product is held to the scalar path's result in the arithmetic the path
+ * runs it in. */
 static void every_op_matches_scalar(void **state) {
     static inputs in;
     fill(&in);
@@ -218,13 +220,17 @@ static void every_op_matches_scalar(void **state) {
             run_ops(&s, &in, &got);
             release(&s);
             mixed = want[reduced];
-            if (reduced && !um_kernel_path_bf16_dot((um_kernel_path)p)) {
+            um_exec ex = {NULL, true, (um_kernel_path)p, UM_LIB_NONE};
+            if (reduced && strstr(um_matmul_kernel_name(&ex, UM_BF16), "f32")) {
                 memcpy(mixed.mm[0], want[0].mm[0], sizeof mixed.mm[0]);
                 memcpy(mixed.mm[2], want[0].mm[2], sizeof mixed.mm[2]);
-                memcpy(mixed.att, want[0].att, sizeof mixed.att);
                 memcpy(mixed.logits, want[0].logits, sizeof mixed.logits);
                 memcpy(mixed.picks, want[0].picks, sizeof mixed.picks);
             }
+            if (reduced && strstr(um_matmul_kernel_name(&ex, UM_Q8_0), "f32"))
+                memcpy(mixed.mm[1], want[0].mm[1], sizeof mixed.mm[1]);
+            if (reduced && !um_kernel_path_bf16_dot((um_kernel_path)p))
+                memcpy(mixed.att, want[0].att, sizeof mixed.att);
             compare(what, &got, &mixed, reduced);
             print_message("    %s: every operation matches the scalar path\n", what);
         }
