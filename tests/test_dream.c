@@ -77,52 +77,6 @@ static void hyper_parameters(void **state) {
     }
 }
 
-/* Each step's commits, as (position, token) pairs. */
-typedef struct {
-    int n_steps;
-    int n_commits[256];
-    int32_t pairs[4096][2];
-    int n_pairs;
-} step_log;
-
-static int log_step(const um_step_info *info, void *user) {
-    step_log *l = user;
-    assert_true(l->n_steps < 256 && l->n_pairs + info->n_committed <= 4096);
-    l->n_commits[l->n_steps++] = info->n_committed;
-    for (int i = 0; i < info->n_committed; i++) {
-        l->pairs[l->n_pairs][0] = info->committed_pos[i];
-        l->pairs[l->n_pairs++][1] = info->committed_tok[i];
-    }
-    return 0;
-}
-
-static int cmp_pair(const void *a, const void *b) {
-    const int32_t *x = a, *y = b;
-    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
-}
-
-/* Every step commits the reference's (position, token) pairs (in any order). */
-static void expect_commits(const cJSON *want, step_log *l, const char *what) {
-    assert_int_equal(cJSON_GetArraySize(want), l->n_steps);
-    int at = 0;
-    for (int s = 0; s < l->n_steps; s++) {
-        const cJSON *step = cJSON_GetArrayItem(want, s);
-        int n = cJSON_GetArraySize(step);
-        if (n != l->n_commits[s])
-            fail_msg("%s: step %d commits %d, the reference %d", what, s, l->n_commits[s], n);
-        int32_t ref[256][2];
-        for (int i = 0; i < n; i++) {
-            ref[i][0] = cJSON_GetArrayItem(cJSON_GetArrayItem(step, i), 0)->valueint;
-            ref[i][1] = cJSON_GetArrayItem(cJSON_GetArrayItem(step, i), 1)->valueint;
-        }
-        qsort(ref, (size_t)n, sizeof *ref, cmp_pair);
-        qsort(l->pairs + at, (size_t)n, sizeof *ref, cmp_pair);
-        if (n && memcmp(ref, l->pairs + at, (size_t)n * sizeof *ref) != 0)
-            fail_msg("%s: step %d commits differ from the reference", what, s);
-        at += n;
-    }
-}
-
 /* Dream's diffusion_generate (maskgit_plus, topk_margin, entropy; the implicit
  * top-50 or none) as generation parameters: one block over everything, a
  * full forward per step, the timesteps schedule, the decoder of its alg. */
@@ -164,9 +118,8 @@ static void diffusion_generate_cases(void **state) {
             um_generate_params p;
             if (!dream_params(c, &p))
                 continue;
-            static step_log log;
-            memset(&log, 0, sizeof log);
-            p.on_step = log_step;
+            commit_log log = {0};
+            p.on_step = record_step;
             p.user_data = &log;
             int n_prompt, n_want;
             int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
@@ -183,7 +136,8 @@ static void diffusion_generate_cases(void **state) {
             if (memcmp(g.tokens, want, (size_t)n_want * sizeof *want) != 0)
                 fail_msg("%s: output differs from the reference", what);
             assert_int_equal(g.nfe, cJSON_GetObjectItem(c, "nfe")->valueint);
-            expect_commits(cJSON_GetObjectItem(c, "commits_per_step"), &log, what);
+            check_commits(cJSON_GetObjectItem(c, "commits_per_step"), &log, what);
+            commit_log_free(&log);
             um_generation_free(&g);
             free(prompt);
             free(want);

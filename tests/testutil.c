@@ -197,7 +197,7 @@ um_model *open_fixture_model(const char *model, const char *layout, int n_thread
 
 /* ---- the LLaDA reference sampler's cases ---------------------------------- */
 
-static int record_step(const um_step_info *info, void *user) {
+int record_step(const um_step_info *info, void *user) {
     commit_log *log = user;
     if (log->n_steps == log->cap) {
         log->cap = log->cap ? 2 * log->cap : 64;
@@ -222,7 +222,7 @@ static int cmp_pair(const void *a, const void *b) {
 }
 
 /* The reference lists each step's commits in no particular order: compare sets. */
-static void check_commits(const cJSON *want, const commit_log *log, const char *what) {
+void check_commits(const cJSON *want, const commit_log *log, const char *what) {
     assert_int_equal(cJSON_GetArraySize(want), log->n_steps);
     int offset = 0;
     for (int s = 0; s < log->n_steps; s++) {
@@ -356,11 +356,16 @@ void reference_case_prepare(reference_case *rc, const um_model *m, const cJSON *
              caches[p->cache], p->decoder == UM_DECODER_THRESHOLD ? p->threshold : 0.0);
 }
 
+void commit_log_free(commit_log *log) {
+    free(log->n_commits);
+    free(log->pairs);
+    memset(log, 0, sizeof *log);
+}
+
 void reference_case_free(reference_case *rc) {
     free(rc->prompt);
     free(rc->want);
-    free(rc->log.n_commits);
-    free(rc->log.pairs);
+    commit_log_free(&rc->log);
 }
 
 static void run_case(um_model *m, const cJSON *c, const char *model, const char *label, reference_check_fn check,

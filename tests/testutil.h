@@ -103,6 +103,13 @@ typedef struct {
     int n_pairs, cap_pairs;
 } commit_log;
 
+/* A step callback (user_data: a commit_log) that records every step's commits. */
+int record_step(const um_step_info *info, void *user);
+/* Every step committed the (position, token) pairs of want (a reference's
+ * commits_per_step), in any order within a step; fails naming what. */
+void check_commits(const cJSON *want, const commit_log *log, const char *what);
+void commit_log_free(commit_log *log);
+
 /* What a reference case's check gets: the case, our generation and commits,
  * and a label naming model, file and parameters for messages. */
 typedef struct {
