@@ -236,6 +236,20 @@ um_kernel_lib um_kernel_lib_get(void) {
     return (um_kernel_lib)atomic_load(&lib_current);
 }
 
+bool um_kernel_parse(const char *name, um_kernel_path *path, um_kernel_lib *lib) {
+    *path = um_kernel_path_best();
+    *lib = strcmp(name, "onednn") == 0 ? UM_LIB_ONEDNN : UM_LIB_AUTO;
+    if (strcmp(name, "auto") == 0 || *lib == UM_LIB_ONEDNN)
+        return true;
+    for (int i = 0; i < UM_PATH_COUNT; i++)
+        if (strcmp(name, um_kernel_path_name((um_kernel_path)i)) == 0) {
+            *path = (um_kernel_path)i;
+            *lib = UM_LIB_NONE;
+            return true;
+        }
+    return false;
+}
+
 um_kernel_path um_kernel_path_get(void) {
     int p = atomic_load(&path_current);
     if (p >= 0)
@@ -243,25 +257,14 @@ um_kernel_path um_kernel_path_get(void) {
     um_kernel_path want = um_kernel_path_best();
     um_kernel_lib lib = UM_LIB_AUTO;
     const char *env = getenv("UNMASK_KERNEL");
-    if (env && *env && strcmp(env, "auto") != 0) {
-        lib = UM_LIB_NONE;
-        bool named = false;
-        for (int i = 0; i < UM_PATH_COUNT; i++)
-            if (strcmp(env, um_kernel_path_name((um_kernel_path)i)) == 0) {
-                want = (um_kernel_path)i;
-                named = true;
-            }
-        if (!named && strcmp(env, "onednn") == 0) {
-            lib = UM_LIB_ONEDNN;
-            if (!um_onednn_available())
-                fprintf(stderr, "unmask: UNMASK_KERNEL=onednn: this build has no oneDNN; using our %s kernels\n",
-                        um_kernel_path_name(want));
-        } else if (!named) {
-            lib = UM_LIB_AUTO;
+    if (env && *env) {
+        if (!um_kernel_parse(env, &want, &lib))
             fprintf(stderr,
                     "unmask: UNMASK_KERNEL=%s is not one of scalar, avx2, avx512, neon, onednn, auto; using %s\n",
                     env, um_kernel_path_name(want));
-        }
+        else if (lib == UM_LIB_ONEDNN && !um_onednn_available())
+            fprintf(stderr, "unmask: UNMASK_KERNEL=onednn: this build has no oneDNN; using our %s kernels\n",
+                    um_kernel_path_name(want));
         if (um_kernel_path_lack(want))
             fprintf(stderr, "unmask: UNMASK_KERNEL=%s: this CPU lacks %s; using %s\n", env,
                     um_kernel_path_lack(want), um_kernel_path_name(path_fallback(want)));

@@ -76,12 +76,17 @@ const char *um_kernel_path_name(um_kernel_path p);
  * arithmetic runs on SIMD. */
 bool um_kernel_path_bf16_dot(um_kernel_path p);
 
+/* The path and library a kernel name asks for ("scalar", "avx2", "avx512",
+ * "neon": that path and our kernels only; "onednn" and "auto": the best path
+ * with that library choice); false, with the auto choice, for an unknown name. */
+typedef enum { UM_LIB_AUTO, UM_LIB_NONE, UM_LIB_ONEDNN } um_kernel_lib;
+bool um_kernel_parse(const char *name, um_kernel_path *path, um_kernel_lib *lib);
+
 /* The matmul library backend. AUTO (no UNMASK_KERNEL, or auto) uses a
  * library only where it was measured faster (matmul.c: um_onednn_default);
  * NONE (a forced path) never; ONEDNN (UNMASK_KERNEL=onednn) wherever it
  * handles the type and mode. um_kernel_lib_set() overrides it (tests, bench);
  * ONEDNN without oneDNN in the build stays NONE (returned). */
-typedef enum { UM_LIB_AUTO, UM_LIB_NONE, UM_LIB_ONEDNN } um_kernel_lib;
 um_kernel_lib um_kernel_lib_get(void);
 um_kernel_lib um_kernel_lib_set(um_kernel_lib l);
 /* Whether this build links oneDNN (matmul_onednn.c). */

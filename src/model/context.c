@@ -15,27 +15,6 @@ um_context_params um_context_default_params(void) {
     return p;
 }
 
-/* The path and library a kernel name asks for; false for an unknown name. */
-static bool parse_kernel(const char *name, um_kernel_path *path, um_kernel_lib *lib) {
-    if (strcmp(name, "auto") == 0) {
-        *path = um_kernel_path_best();
-        *lib = UM_LIB_AUTO;
-        return true;
-    }
-    if (strcmp(name, "onednn") == 0) {
-        *path = um_kernel_path_best();
-        *lib = UM_LIB_ONEDNN;
-        return true;
-    }
-    for (int i = 0; i < UM_PATH_COUNT; i++)
-        if (strcmp(name, um_kernel_path_name((um_kernel_path)i)) == 0) {
-            *path = (um_kernel_path)i;
-            *lib = UM_LIB_NONE;
-            return true;
-        }
-    return false;
-}
-
 static um_status choose_exec(const um_context_params *p, um_exec *ex, um_error *err) {
     *ex = um_exec_defaults(NULL);
     if (p->activations == UM_ACTIVATIONS_REDUCED || p->activations == UM_ACTIVATIONS_F32)
@@ -44,7 +23,7 @@ static um_status choose_exec(const um_context_params *p, um_exec *ex, um_error *
         return um_fail(err, UM_ERR_ARG, "context: unknown activations %d", (int)p->activations);
     if (!p->kernel)
         return UM_OK;
-    if (!parse_kernel(p->kernel, &ex->path, &ex->lib))
+    if (!um_kernel_parse(p->kernel, &ex->path, &ex->lib))
         return um_fail(err, UM_ERR_ARG, "context: unknown kernel '%s' (scalar, avx2, avx512, neon, onednn or auto)",
                        p->kernel);
     if (um_kernel_path_lack(ex->path))
