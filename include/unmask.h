@@ -71,14 +71,16 @@ typedef struct {
 
 /* What a loaded model is. Strings are owned by the model. */
 typedef struct {
-    const char *architecture; /* "llada", "dream" */
+    const char *architecture; /* "llada", "dream", "llada-moe" */
     const char *weight_type;  /* "f32", "bf16", "q8_0", ... or "mixed" */
     int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff;
     int n_vocab;              /* rows of the output head: valid token ids are [0, n_vocab) */
     int max_seq_len;
     int mask_id, eos_id, eot_id; /* -1 when the model does not have one */
     int logit_shift;          /* 1: position i's prediction is the model's output row i - 1 (Dream); else 0 */
-    int64_t n_params;
+    int n_expert, n_expert_used, d_ff_expert; /* mixture of experts; 0 for dense models */
+    int64_t n_params;         /* all of them */
+    int64_t n_active_params;  /* those one token runs through (the experts it is routed to); n_params when dense */
     int n_threads;
 } um_model_info;
 

@@ -29,7 +29,7 @@ static void hparams_of_config(const char *model, const char *layout, um_hparams 
     um_error err;
     const um_arch *a;
     if (um_json_load(path, 1u << 20, &cfg, &err) != UM_OK || um_arch_from_config(cfg, path, &a, &err) != UM_OK ||
-        um_arch_parse_config(a, cfg, path, hp, &err) != UM_OK)
+        um_arch_parse_config(a, cfg, path, -1, hp, &err) != UM_OK)
         fail_msg("%s", err.msg);
     assert_ptr_equal(a, &um_arch_llada);
     cJSON_Delete(cfg);
@@ -75,7 +75,16 @@ static void lookups(void **state) {
     assert_null(um_arch_by_gguf_name("LLaDAModelLM"));
     assert_null(um_arch_by_hf_name(NULL));
     char list[64], key[64];
-    assert_string_equal(um_arch_list(list, sizeof list), "llada, dream");
+    assert_string_equal(um_arch_list(list, sizeof list), "llada, dream, llada-moe");
+    assert_ptr_equal(um_arch_by_hf_name("LLaDAMoEModelLM"), &um_arch_llada_moe);
+    assert_ptr_equal(um_arch_by_gguf_name("llada-moe"), &um_arch_llada_moe);
+    /* LLaDA-MoE's config says model_type "llada": its class name decides */
+    cJSON *cfg = cJSON_Parse("{\"model_type\": \"llada\", \"architectures\": [\"LLaDAMoEModelLM\"]}");
+    const um_arch *a = NULL;
+    um_error e;
+    assert_int_equal(um_arch_from_config(cfg, "config.json", &a, &e), UM_OK);
+    assert_ptr_equal(a, &um_arch_llada_moe);
+    cJSON_Delete(cfg);
     assert_string_equal(um_gguf_key_name(UM_KEY_BLOCK_COUNT, "llada", key, sizeof key), "llada.block_count");
     assert_string_equal(um_gguf_key_name(UM_KEY_SHIFT_LOGITS, "llada", key, sizeof key), "diffusion.shift_logits");
     /* LLaDA's block as the table states it */
@@ -185,7 +194,7 @@ static void expect_unsupported(const char *path, const char *name) {
     snprintf(want, sizeof want, "unsupported architecture '%s'", name);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, want));
-    assert_non_null(strstr(err.msg, "(supported: llada, dream)"));
+    assert_non_null(strstr(err.msg, "(supported: llada, dream, llada-moe)"));
 }
 
 static void unknown_architectures(void **state) {

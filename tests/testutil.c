@@ -166,7 +166,7 @@ void copy_file(const char *from, const char *to) {
 
 cJSON *load_reference(const char *model) {
     char rel[256];
-    snprintf(rel, sizeof rel, "llada/%s/reference.json", model);
+    snprintf(rel, sizeof rel, "%s%s/reference.json", strchr(model, '/') ? "" : "llada/", model);
     size_t n;
     char *text = read_whole_file(fixture(rel), &n);
     cJSON *root = cJSON_Parse(text);
@@ -186,7 +186,7 @@ int32_t *json_int_array(const cJSON *arr, int *n) {
 
 um_model *open_fixture_model(const char *model, const char *layout, int n_threads) {
     char rel[256];
-    snprintf(rel, sizeof rel, "llada/%s/%s", model, layout);
+    snprintf(rel, sizeof rel, "%s%s/%s", strchr(model, '/') ? "" : "llada/", model, layout);
     um_model_params mp = {n_threads};
     um_model *m = NULL;
     um_error err;

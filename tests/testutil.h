@@ -65,7 +65,8 @@ void copy_file(const char *from, const char *to);
  * that cannot run on this CPU is reported, never passed in silence. */
 void skip_note(const char *lack, const char *what);
 
-/* The parsed reference.json of a fixture model ("tiny-llada" / "tiny-llada-gqa"). */
+/* The parsed reference.json of a fixture model: "tiny-llada" / "tiny-llada-gqa"
+ * under llada/, or a path with its family's folder ("llada-moe/tiny-llada-moe"). */
 cJSON *load_reference(const char *model);
 /* A JSON array of integers as a malloc'd int32 array. */
 int32_t *json_int_array(const cJSON *arr, int *n);
@@ -78,6 +79,7 @@ const cJSON *find_reference_case(const cJSON *root, int steps, int block, double
 /* A JSON array of ids as "1,2,3" (malloc'd), for --prompt-tokens. */
 char *json_ids_csv(const cJSON *arr);
 
+/* model (named as for load_reference) in layout ("hf-bf16"). */
 um_model *open_fixture_model(const char *model, const char *layout, int n_threads);
 
 /* The process defaults (um_exec_defaults) on pool now, for the kernel

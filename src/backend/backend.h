@@ -60,6 +60,15 @@ typedef struct {
     bool interleaved;
 } um_rope_shape;
 
+/* A mixture-of-experts FFN (the moe operation): a router and n_expert
+ * gated FFNs, of which each token runs n_used. */
+typedef struct {
+    int n_expert, n_used;
+    bool renormalize;             /* the kept scores divided by their sum */
+    um_weight router;             /* [n_expert][d_model], F32 */
+    um_weight *gate, *up, *down;  /* n_expert each: [d_ff][d_model] twice, [d_model][d_ff] */
+} um_moe_weights;
+
 typedef struct um_backend um_backend;
 
 typedef struct {
@@ -89,6 +98,11 @@ typedef struct {
                       const um_rope_shape *shape, um_error *err);
     /* gate = silu(gate) * up. */
     um_status (*swiglu)(um_backend *be, const um_tensor *gate, const um_tensor *up, um_error *err);
+    /* out = the FFN of w for each row of x: softmax router scores, the
+     * n_used best experts, out = sum of score * down(silu(gate(x)) * up(x))
+     * (kernels/moe.h). Each expert's weights are read once for all its rows. */
+    um_status (*moe)(um_backend *be, const um_tensor *x, const um_moe_weights *w, const um_tensor *out,
+                     um_error *err);
     /* out = attention of the q rows against keys and values rows [0, n_kv) (no mask). */
     um_status (*attention)(um_backend *be, const um_tensor *q, const um_tensor *k, const um_tensor *v, int n_kv,
                            const um_tensor *out, const um_attn_shape *shape, um_error *err);

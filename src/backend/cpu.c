@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "base/sys.h"
+#include "kernels/moe.h"
 
 typedef struct {
     um_exec ex;
@@ -17,6 +18,9 @@ typedef struct {
     float rope_theta;
     float *head_rows, *head_logits; /* pick's chunk of states and their logits */
     size_t head_rows_floats, head_logits_floats;
+    float *moe_f;   /* moe: router logits and weights, the grouped rows, their gate/up and outputs */
+    float *moe_i;   /* moe: expert ids and groups (int32_t; grown as floats, the same size) */
+    size_t moe_floats, moe_ints;
 } cpu_state;
 
 /* Rows of logits a pick computes at once: what a step holds of logits. */
@@ -139,14 +143,15 @@ static um_status cpu_attention(um_backend *be, const um_tensor *q, const um_tens
 
 /* ---- elementwise, on the pool over ranges of rows ------------------------------- */
 
-typedef enum { ROWS_ADD_NORM, ROWS_ROPE, ROWS_SWIGLU } rows_op;
+typedef enum { ROWS_ADD_NORM, ROWS_ROPE, ROWS_SWIGLU, ROWS_MOE_SUM } rows_op;
 
 typedef struct {
     rows_op op;
     const cpu_state *st;
     float *a, *out;         /* ADD_NORM: x, out; ROPE: q; SWIGLU: gate */
-    const float *b, *w;     /* ADD_NORM: add, weight; ROPE: k; SWIGLU: up */
-    const int32_t *pos;     /* ROPE */
+    const float *b, *w;     /* ADD_NORM: add, weight; ROPE: k; SWIGLU: up; MOE_SUM: expert outputs, weights */
+    const int32_t *pos;     /* ROPE; MOE_SUM: the row of each (token, slot) in b */
+    int slots;              /* MOE_SUM: experts per token, their weights in w */
     const um_rope_shape *rs;
     int64_t cols, cols_b;   /* values per row of a (and of b) */
     float eps;
@@ -180,6 +185,18 @@ static void rows_task(void *arg, int task, int thread) {
     }
     case ROWS_SWIGLU:
         um_swiglu(j->st->ex.path, j->a + at, j->b + at, (int64_t)count);
+        break;
+    case ROWS_MOE_SUM: /* a[t] = sum over slots of w[t][slot] * b[its row], slots in order */
+        for (int64_t t = t0; t < t1; t++) {
+            float *o = j->a + (size_t)t * j->cols;
+            memset(o, 0, (size_t)j->cols * sizeof *o);
+            for (int k = 0; k < j->slots; k++) {
+                size_t pair = (size_t)t * j->slots + k;
+                const float *y = j->b + (size_t)j->pos[pair] * j->cols;
+                for (int64_t c = 0; c < j->cols; c++)
+                    o[c] += j->w[pair] * y[c];
+            }
+        }
         break;
     }
 }
@@ -240,6 +257,59 @@ static um_status cpu_rope(um_backend *be, const um_tensor *q, const um_tensor *k
 
 static um_status cpu_swiglu(um_backend *be, const um_tensor *gate, const um_tensor *up, um_error *err) {
     run_rows(state(be), (rows_job){.op = ROWS_SWIGLU, .a = f32(gate), .b = f32(up), .cols = gate->cols, .n = gate->rows});
+    return UM_OK;
+}
+
+/* ---- mixture of experts ---------------------------------------------------------- */
+
+/* The expert products of the grouped rows: each expert's gate and up over
+ * its rows at once, then (after the SwiGLU of all rows) its down. */
+static bool moe_experts(cpu_state *st, const um_moe_weights *w, const int32_t *start, int64_t d, int64_t ff,
+                        float *xg, float *g, float *u, float *yg, bool down) {
+    for (int e = 0; e < w->n_expert; e++) {
+        int r = start[e], cnt = start[e + 1] - start[e];
+        if (cnt == 0)
+            continue;
+        const um_weight *gu[] = {&w->gate[e], &w->up[e]};
+        const float *no_bias[] = {NULL, NULL};
+        float *gu_out[] = {g + (size_t)r * ff, u + (size_t)r * ff};
+        bool ok = down ? um_matmul(&st->ex, g + (size_t)r * ff, cnt, &w->down[e], NULL, yg + (size_t)r * d,
+                                   st->mm_scratch)
+                       : um_matmul_many(&st->ex, xg + (size_t)r * d, cnt, 2, gu, no_bias, gu_out, st->mm_scratch);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static um_status cpu_moe(um_backend *be, const um_tensor *x, const um_moe_weights *w, const um_tensor *out,
+                         um_error *err) {
+    cpu_state *st = state(be);
+    int64_t n = x->rows, d = x->cols, ff = w->gate[0].rows, E = w->n_expert, k = w->n_used, pairs = n * k;
+    if (w->router.cols != d || w->router.rows != E || k < 1 || k > E || out->rows != n || out->cols != d)
+        return um_fail(err, UM_ERR_ARG, "moe: %lld rows of %lld into [%lld x %lld] with %lld of %lld experts",
+                       (long long)n, (long long)d, (long long)out->rows, (long long)out->cols, (long long)k,
+                       (long long)E);
+    UM_TRY(grow(&st->moe_f, &st->moe_floats, (size_t)(n * E + pairs + pairs * (2 * d + 2 * ff)), err));
+    UM_TRY(grow(&st->moe_i, &st->moe_ints, (size_t)(3 * pairs + E + 1), err));
+    UM_TRY(grow(&st->mm_scratch, &st->mm_floats,
+                um_matmul_scratch_floats(um_pool_threads(st->ex.pool), d > ff ? d : ff), err));
+    float *logits = st->moe_f, *weights = logits + n * E, *xg = weights + pairs, *g = xg + pairs * d,
+          *u = g + pairs * ff, *yg = u + pairs * ff;
+    int32_t *ids = (int32_t *)st->moe_i, *token_of = ids + pairs, *row_of = token_of + pairs, *start = row_of + pairs;
+    if (!um_matmul(&st->ex, f32(x), (int)n, &w->router, NULL, logits, st->mm_scratch))
+        return oom(err, "router");
+    um_moe_route(logits, (int)n, (int)E, (int)k, w->renormalize, ids, weights);
+    um_moe_group(ids, (int)n, (int)k, (int)E, start, token_of, row_of);
+    for (int64_t r = 0; r < pairs; r++)
+        memcpy(xg + r * d, f32(x) + (size_t)token_of[r] * d, (size_t)d * sizeof(float));
+    if (!moe_experts(st, w, start, d, ff, xg, g, u, yg, false))
+        return oom(err, "experts");
+    run_rows(st, (rows_job){.op = ROWS_SWIGLU, .a = g, .b = u, .cols = ff, .n = pairs});
+    if (!moe_experts(st, w, start, d, ff, xg, g, u, yg, true))
+        return oom(err, "experts");
+    run_rows(st, (rows_job){.op = ROWS_MOE_SUM, .a = f32(out), .b = yg, .w = weights, .pos = row_of,
+                            .slots = (int)k, .cols = d, .n = n});
     return UM_OK;
 }
 
@@ -324,7 +394,7 @@ static void cpu_destroy(um_backend *be);
 
 static const um_backend_ops cpu_ops = {
     "cpu",         cpu_destroy,     cpu_alloc,       cpu_release, cpu_upload, cpu_download, cpu_get_rows, cpu_copy_rows,
-    cpu_matmul,    cpu_add_rmsnorm, cpu_rope,    cpu_swiglu, cpu_attention, cpu_logits, cpu_pick,
+    cpu_matmul,    cpu_add_rmsnorm, cpu_rope,    cpu_swiglu, cpu_moe,    cpu_attention, cpu_logits, cpu_pick,
 };
 
 um_status um_cpu_backend_create(int n_threads, um_exec ex, um_backend **out, um_error *err) {
@@ -364,6 +434,8 @@ static void cpu_destroy(um_backend *be) {
         free(st->rope_sin);
         free(st->head_rows);
         free(st->head_logits);
+        free(st->moe_f);
+        free(st->moe_i);
         free(st);
     }
     free(be);

@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/sys.h"
 #include "format/json.h"
 
-const um_arch *const um_archs[] = {&um_arch_llada, &um_arch_dream, NULL};
+const um_arch *const um_archs[] = {&um_arch_llada, &um_arch_dream, &um_arch_llada_moe, NULL};
 
 const um_arch *um_arch_by_hf_name(const char *name) {
     for (int i = 0; name && um_archs[i]; i++)
@@ -44,12 +45,25 @@ um_status um_arch_find(const char *name, bool is_gguf, const char *file, const u
                    um_arch_list(list, sizeof list));
 }
 
+/* model_type must name a row when present; architectures[] then picks
+ * among rows: LLaDA-MoE's model_type is dense LLaDA's "llada", and its class
+ * name (LLaDAMoEModelLM) is what tells them apart. */
 um_status um_arch_from_config(const cJSON *cfg, const char *file, const um_arch **out, um_error *err) {
     const char *type = um_json_get_string(cfg, "model_type");
-    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
-    const cJSON *first = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
-    if (!type && cJSON_IsString(first))
-        type = first->valuestring;
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures"), *a;
+    if (type)
+        UM_TRY(um_arch_find(type, false, file, out, err));
+    if (!cJSON_IsArray(archs))
+        archs = NULL;
+    cJSON_ArrayForEach(a, archs) {
+        const um_arch *row = cJSON_IsString(a) ? um_arch_by_hf_name(a->valuestring) : NULL;
+        if (row) {
+            *out = row;
+            return UM_OK;
+        }
+        if (!type && cJSON_IsString(a))
+            type = a->valuestring;
+    }
     if (!type)
         return um_fail(err, UM_ERR_FORMAT, "%s: no 'model_type' or 'architectures' to say what model this is", file);
     return um_arch_find(type, false, file, out, err);
@@ -70,6 +84,12 @@ const um_tensor_names um_llama_cpp_tensor_names = {{
     [UM_T_GATE] = "blk.%d.ffn_gate",
     [UM_T_UP] = "blk.%d.ffn_up",
     [UM_T_DOWN] = "blk.%d.ffn_down",
+    [UM_T_Q_NORM] = "blk.%d.attn_q_norm",
+    [UM_T_K_NORM] = "blk.%d.attn_k_norm",
+    [UM_T_ROUTER] = "blk.%d.ffn_gate_inp",
+    [UM_T_GATE_EXP] = "blk.%d.ffn_gate_exps",
+    [UM_T_UP_EXP] = "blk.%d.ffn_up_exps",
+    [UM_T_DOWN_EXP] = "blk.%d.ffn_down_exps",
 }};
 
 /* tmpl with its one conversion spec ("%d" or "%s") replaced by value. */
@@ -87,6 +107,20 @@ bool um_arch_tensor_name(const um_tensor_names *t, um_tensor_role role, int laye
     if (!tmpl || !expand(tmpl, "%d", num, stem, sizeof stem))
         return false;
     int len = snprintf(out, n, "%s.%s", stem, suffix);
+    return len >= 0 && (size_t)len < n;
+}
+
+bool um_arch_expert_name(const um_tensor_names *t, um_tensor_role role, int layer, int expert, const char *suffix,
+                         char *out, size_t n) {
+    char num[16], stem[192], full[192];
+    const char *tmpl = t->name[role];
+    snprintf(num, sizeof num, "%d", layer);
+    if (!tmpl || !expand(tmpl, "%d", num, stem, sizeof stem))
+        return false;
+    snprintf(num, sizeof num, "%d", expert);
+    if (!expand(stem, "%d", num, full, sizeof full))
+        return false;
+    int len = snprintf(out, n, "%s.%s", full, suffix);
     return len >= 0 && (size_t)len < n;
 }
 
@@ -153,6 +187,21 @@ float um_f32(double v) {
 
 /* ---- validation ---------------------------------------------------------------- */
 
+#define UM_MAX_EXPERTS 4096
+
+static um_status validate_experts(const um_hparams *hp, const um_hparam_names *nm, const char *src, um_error *err) {
+    if (hp->n_expert < 1 || hp->n_expert > UM_MAX_EXPERTS)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [1, %d]", src, nm->n_expert, hp->n_expert,
+                       UM_MAX_EXPERTS);
+    if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d does not fit %s %d (it must be in [1, %d])", src,
+                       nm->n_expert_used, hp->n_expert_used, nm->n_expert, hp->n_expert, hp->n_expert);
+    if (hp->d_ff_exp < 1 || hp->d_ff_exp > UM_MAX_D_FF)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [1, %d]", src, nm->d_ff_exp, hp->d_ff_exp,
+                       UM_MAX_D_FF);
+    return UM_OK;
+}
+
 um_status um_hparams_validate(const um_hparams *hp, const um_hparam_names *nm, const char *src, um_error *err) {
     const struct {
         const char *name;
@@ -187,7 +236,7 @@ um_status um_hparams_validate(const um_hparams *hp, const um_hparam_names *nm, c
     if (hp->mask_id < 0 || hp->mask_id >= hp->n_vocab)
         return um_fail(err, UM_ERR_FORMAT, "%s: %s %d is outside the vocabulary (%d)", src, nm->mask_id, hp->mask_id,
                        hp->n_vocab);
-    return UM_OK;
+    return hp->ffn == UM_FFN_MOE ? validate_experts(hp, nm, src, err) : UM_OK;
 }
 
 /* What every source leaves to be derived once valid. */
@@ -212,13 +261,40 @@ static void start(const um_arch *a, um_hparams *hp) {
     hp->mask_id = hp->eos_id = hp->eot_id = -1;
 }
 
-um_status um_arch_parse_config(const um_arch *a, const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
+um_status um_arch_parse_config(const um_arch *a, const cJSON *cfg, const char *file, int mask_id, um_hparams *hp,
+                               um_error *err) {
     start(a, hp);
     hp->rope_interleaved = a->block.rope_hf == UM_ROPE_PAIRS;
     UM_TRY(a->parse_config(cfg, file, hp, err));
+    if (hp->mask_id < 0)
+        hp->mask_id = mask_id;
     UM_TRY(um_hparams_validate(hp, a->config_names, file, err));
     complete(hp);
     return UM_OK;
+}
+
+int um_hf_added_token(const char *dir, const char *text) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    cJSON *tok;
+    if (!text || !um_file_exists(path) || um_json_load(path, 256u << 20, &tok, NULL) != UM_OK)
+        return -1;
+    int id = -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tok, "added_tokens")) {
+        const char *content = um_json_get_string(e, "content");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (content && strcmp(content, text) == 0 && cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+            v->valuedouble < 1e9)
+            id = (int)v->valuedouble;
+    }
+    cJSON_Delete(tok);
+    return id;
+}
+
+int um_arch_hf_mask_id(const um_arch *a, const char *dir) {
+    int id = a->mask_token ? um_hf_added_token(dir, a->mask_token) : -1;
+    return id >= 0 ? id : a->default_mask_id;
 }
 
 /* ---- GGUF keys ------------------------------------------------------------------- */
@@ -237,6 +313,7 @@ static const struct {
     key_kind kind;
     size_t field; /* offset of the KEY_INT/KEY_FLOAT field */
     bool required;
+    bool experts; /* required of mixture-of-experts models, not read for others */
 } gguf_keys[UM_KEY_COUNT] = {
     [UM_KEY_BLOCK_COUNT] = {"%s.block_count", KEY_INT, offsetof(um_hparams, n_layers), true},
     [UM_KEY_CONTEXT_LENGTH] = {"%s.context_length", KEY_INT, offsetof(um_hparams, max_seq), false},
@@ -251,6 +328,10 @@ static const struct {
     [UM_KEY_FFN_LENGTH] = {"%s.feed_forward_length", KEY_INT, offsetof(um_hparams, d_ff), true},
     [UM_KEY_CAUSAL] = {"%s.attention.causal", KEY_CAUSAL, 0, false},
     [UM_KEY_SHIFT_LOGITS] = {"diffusion.shift_logits", KEY_SHIFT, 0, false},
+    [UM_KEY_EXPERT_COUNT] = {"%s.expert_count", KEY_INT, offsetof(um_hparams, n_expert), false, true},
+    [UM_KEY_EXPERT_USED_COUNT] = {"%s.expert_used_count", KEY_INT, offsetof(um_hparams, n_expert_used), false, true},
+    [UM_KEY_EXPERT_FFN_LENGTH] = {"%s.expert_feed_forward_length", KEY_INT, offsetof(um_hparams, d_ff_exp), false,
+                                  true},
 };
 
 const char *um_gguf_key_name(um_gguf_key_id id, const char *arch, char *out, size_t n) {
@@ -292,7 +373,9 @@ static um_status read_keys(const um_arch *a, const um_gguf_file *f, um_hparams *
     *rope_dim = -1;
     for (int i = 0; i < UM_KEY_COUNT; i++) {
         um_gguf_key_name((um_gguf_key_id)i, a->gguf_name, key, sizeof key);
-        bool req = gguf_keys[i].required;
+        bool req = gguf_keys[i].required || gguf_keys[i].experts;
+        if (gguf_keys[i].experts && hp->ffn != UM_FFN_MOE)
+            continue;
         switch (gguf_keys[i].kind) {
         case KEY_INT:
             UM_TRY(read_u32(f, key, req, int_field(hp, (um_gguf_key_id)i), err));
@@ -371,17 +454,19 @@ um_status um_arch_read_gguf(const um_arch *a, const um_gguf_file *f, um_hparams 
     hp->bias |= has_tensor(a, f, UM_T_ATTN_OUT, "bias");
     hp->rope_interleaved = a->block.rope_gguf == UM_ROPE_PAIRS;
 
-    char names[10][128];
-    um_gguf_key_id ids[] = {UM_KEY_BLOCK_COUNT, UM_KEY_EMBEDDING_LENGTH, UM_KEY_HEAD_COUNT, UM_KEY_HEAD_COUNT_KV,
-                            UM_KEY_FFN_LENGTH,  UM_KEY_VOCAB_SIZE,       UM_KEY_CONTEXT_LENGTH, UM_KEY_RMS_EPS,
-                            UM_KEY_ROPE_FREQ_BASE};
+    char names[13][128];
+    um_gguf_key_id ids[] = {UM_KEY_BLOCK_COUNT,    UM_KEY_EMBEDDING_LENGTH, UM_KEY_HEAD_COUNT,
+                            UM_KEY_HEAD_COUNT_KV,  UM_KEY_FFN_LENGTH,       UM_KEY_VOCAB_SIZE,
+                            UM_KEY_CONTEXT_LENGTH, UM_KEY_RMS_EPS,          UM_KEY_ROPE_FREQ_BASE,
+                            UM_KEY_EXPERT_COUNT,   UM_KEY_EXPERT_USED_COUNT, UM_KEY_EXPERT_FFN_LENGTH};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         um_gguf_key_name(ids[i], a->gguf_name, names[i], sizeof names[i]);
-    snprintf(names[9], sizeof names[9], "%s's rows", a->gguf->name[UM_T_EMBD]);
+    snprintf(names[12], sizeof names[12], "%s's rows", a->gguf->name[UM_T_EMBD]);
     const um_hparam_names nm = {.n_layers = names[0],   .d_model = names[1],    .n_heads = names[2],
                                 .n_kv_heads = names[3], .d_ff = names[4],       .vocab_size = names[5],
-                                .n_vocab = names[9],    .max_seq = names[6],    .norm_eps = names[7],
-                                .rope_theta = names[8], .mask_id = "tokenizer.ggml.mask_token_id"};
+                                .n_vocab = names[12],   .max_seq = names[6],    .norm_eps = names[7],
+                                .rope_theta = names[8], .mask_id = "tokenizer.ggml.mask_token_id",
+                                .n_expert = names[9],   .n_expert_used = names[10], .d_ff_exp = names[11]};
     UM_TRY(um_hparams_validate(hp, &nm, f->path, err));
     complete(hp);
     if (rope_dim >= 0 && rope_dim != hp->head_dim)

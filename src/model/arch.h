@@ -30,6 +30,15 @@ typedef enum {
     UM_T_GATE,
     UM_T_UP,
     UM_T_DOWN,
+    UM_T_Q_NORM,   /* QK-norm weights [head_dim] */
+    UM_T_K_NORM,
+    UM_T_ROUTER,   /* mixture of experts: the router [n_expert, d_model] */
+    /* The experts' gate, up and down: in a Hugging Face checkpoint one tensor
+     * per expert, the template holding a second %d (the expert); in GGUF one
+     * 3-D tensor per layer, experts outermost (loader.c: bind_experts) */
+    UM_T_GATE_EXP,
+    UM_T_UP_EXP,
+    UM_T_DOWN_EXP,
     UM_T_COUNT
 } um_tensor_role;
 
@@ -69,6 +78,7 @@ typedef struct um_arch {
      * unmask cannot write the family's GGUF files yet. */
     const int *gguf_write_keys;
     int default_mask_id; /* when a GGUF file has no tokenizer.ggml.mask_token_id */
+    const char *mask_token; /* the mask token's text, looked up in tokenizer.json when config.json has no id */
     const char *eot_token; /* the end-of-turn token's text, looked up in the tokenizer; NULL: none */
 } um_arch;
 
@@ -96,6 +106,9 @@ bool um_arch_hf_name(const um_arch *a, const char *gguf_name, char *out, size_t 
 /* The name of role (layer: for per-layer roles) with suffix ("weight", "bias"). */
 bool um_arch_tensor_name(const um_tensor_names *t, um_tensor_role role, int layer, const char *suffix, char *out,
                          size_t n);
+/* The name of an expert's tensor in a checkpoint that stores them one by one. */
+bool um_arch_expert_name(const um_tensor_names *t, um_tensor_role role, int layer, int expert, const char *suffix,
+                         char *out, size_t n);
 
 /* Row r of a GGUF attn_q/attn_k tensor whose rows llama.cpp's converter
  * permuted for pairwise RoPE holds this checkpoint row. */
@@ -120,7 +133,7 @@ float um_f32(double v);
  * as that source's messages show them. */
 typedef struct um_hparam_names {
     const char *n_layers, *d_model, *n_heads, *n_kv_heads, *d_ff, *n_vocab, *max_seq, *norm_eps, *rope_theta,
-        *mask_id, *vocab_size;
+        *mask_id, *vocab_size, *n_expert, *n_expert_used, *d_ff_exp;
 } um_hparam_names;
 
 /* The one check of hyper-parameters, whatever file they came from: ranges,
@@ -129,8 +142,16 @@ typedef struct um_hparam_names {
 um_status um_hparams_validate(const um_hparams *hp, const um_hparam_names *names, const char *source, um_error *err);
 
 /* Parses config.json with the row's parser, validates and completes hp
- * (head_dim; eos/eot ids outside the vocabulary become -1). */
-um_status um_arch_parse_config(const um_arch *a, const cJSON *cfg, const char *file, um_hparams *hp, um_error *err);
+ * (head_dim; eos/eot ids outside the vocabulary become -1). mask_id is the
+ * mask token's id when config.json has none (-1: unknown; the loader finds
+ * it in the tokenizer, um_hf_added_token). */
+um_status um_arch_parse_config(const um_arch *a, const cJSON *cfg, const char *file, int mask_id, um_hparams *hp,
+                               um_error *err);
+/* text's id among the added tokens of dir/tokenizer.json; -1 when absent. */
+int um_hf_added_token(const char *dir, const char *text);
+/* The mask id of the checkpoint in dir when its config.json has none: the
+ * tokenizer's mask token (the row's mask_token), else the row's default. */
+int um_arch_hf_mask_id(const um_arch *a, const char *dir);
 
 /* The GGUF hyper-parameter keys, in the order llama.cpp's converter writes
  * them: the reader (um_arch_read_gguf) and the writer (um_arch_write_gguf)
@@ -149,6 +170,9 @@ typedef enum {
     UM_KEY_FFN_LENGTH,
     UM_KEY_CAUSAL,
     UM_KEY_SHIFT_LOGITS,
+    UM_KEY_EXPERT_COUNT,
+    UM_KEY_EXPERT_USED_COUNT,
+    UM_KEY_EXPERT_FFN_LENGTH,
     UM_KEY_COUNT
 } um_gguf_key_id;
 
@@ -169,5 +193,9 @@ extern const um_arch um_arch_llada;
 /* ---- Dream (model/dream.c) ---------------------------------------------------- */
 
 extern const um_arch um_arch_dream;
+
+/* ---- LLaDA-MoE (model/llada_moe.c) --------------------------------------------- */
+
+extern const um_arch um_arch_llada_moe;
 
 #endif

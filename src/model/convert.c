@@ -383,7 +383,7 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     const um_arch *a;
     um_status s = um_arch_from_config(cfg, cfg_path, &a, err);
     if (s == UM_OK)
-        s = um_arch_parse_config(a, cfg, cfg_path, &hp, err);
+        s = um_arch_parse_config(a, cfg, cfg_path, um_arch_hf_mask_id(a, dir), &hp, err);
     if (s == UM_OK && !a->gguf_write_keys)
         s = um_fail(err, UM_ERR_UNSUPPORTED, "%s: converting %s checkpoints to GGUF is not supported yet", dir,
                     a->name);

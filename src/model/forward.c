@@ -35,7 +35,8 @@ static um_status reserve(um_context *ctx, int n_tok, int n_out, um_error *err) {
     n_tok = n_tok > ws->cap_tokens ? n_tok : ws->cap_tokens;
     n_out = n_out > ws->cap_out ? n_out : ws->cap_out;
     um_workspace_free(ctx->be, ws);
-    size_t t = (size_t)n_tok, d = (size_t)hp->d_model, kv = (size_t)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
+    size_t t = (size_t)n_tok, d = (size_t)hp->d_model, kv = (size_t)hp->n_kv_heads * hp->head_dim;
+    size_t ff = hp->ffn == UM_FFN_DENSE ? (size_t)hp->d_ff : 0; /* the experts' buffers are the backend's */
     um_buffer *bufs[] = {&ws->x, &ws->xn, &ws->q, &ws->k, &ws->v, &ws->att, &ws->gate, &ws->up, &ws->ids, &ws->pos,
                          &ws->states};
     size_t floats[] = {t * d, t * d, t * d, t * kv, t * kv, t * d, t * ff, t * ff, t, t, (size_t)n_out * d};
@@ -68,7 +69,8 @@ typedef struct {
 static acts activations(um_context *ctx, int n) {
     const um_hparams *hp = &ctx->m->hp;
     um_workspace *ws = &ctx->ws;
-    int64_t d = hp->d_model, kv = (int64_t)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
+    int64_t d = hp->d_model, kv = (int64_t)hp->n_kv_heads * hp->head_dim;
+    int64_t ff = hp->ffn == UM_FFN_DENSE ? hp->d_ff : 0;
     return (acts){tensor(&ws->x, UM_F32, n, d),    tensor(&ws->xn, UM_F32, n, d),   tensor(&ws->q, UM_F32, n, d),
                   tensor(&ws->k, UM_F32, n, kv),   tensor(&ws->v, UM_F32, n, kv),   tensor(&ws->att, UM_F32, n, d),
                   tensor(&ws->gate, UM_F32, n, ff), tensor(&ws->up, UM_F32, n, ff), tensor(&ws->ids, UM_I32, n, 1),
@@ -108,6 +110,34 @@ static um_status attend(um_context *ctx, int layer, const um_batch_entry *e, int
     return UM_OK;
 }
 
+/* QK-norm: each head's slice of q and k normalized with one weight for all heads. */
+static um_status qk_norm(um_context *ctx, const um_layer *l, const acts *a, um_error *err) {
+    const um_hparams *hp = &ctx->m->hp;
+    um_backend *be = ctx->be;
+    um_tensor q = a->q, k = a->k;
+    q.rows *= hp->n_heads;
+    k.rows *= hp->n_kv_heads;
+    q.cols = k.cols = hp->head_dim;
+    UM_TRY(be->ops->add_rmsnorm(be, &q, NULL, l->q_norm, hp->norm_eps, &q, err));
+    return be->ops->add_rmsnorm(be, &k, NULL, l->k_norm, hp->norm_eps, &k, err);
+}
+
+/* The FFN of the normalized rows xn, into out. */
+static um_status ffn(um_context *ctx, const um_layer *l, const acts *a, const um_tensor *out, um_error *err) {
+    um_backend *be = ctx->be;
+    if (ctx->m->hp.ffn == UM_FFN_MOE)
+        return be->ops->moe(be, &a->xn, &l->moe, out, err);
+    const um_weight *gate_up[] = {&l->w_gate, &l->w_up};
+    const float *gate_up_bias[] = {l->b_gate, l->b_up};
+    const um_tensor *gate_up_out[] = {&a->gate, &a->up};
+    UM_TRY(be->ops->matmul(be, &a->xn, 2, gate_up, gate_up_bias, gate_up_out, err));
+    UM_TRY(be->ops->swiglu(be, &a->gate, &a->up, err));
+    const um_weight *down[] = {&l->w_down};
+    const float *b_down[] = {l->b_down};
+    const um_tensor *down_out[] = {out};
+    return be->ops->matmul(be, &a->gate, 1, down, b_down, down_out, err);
+}
+
 static um_status layer_forward(um_context *ctx, int layer, const um_batch_entry *e, int n_entries, const acts *a,
                                um_error *err) {
     const um_hparams *hp = &ctx->m->hp;
@@ -122,6 +152,8 @@ static um_status layer_forward(um_context *ctx, int layer, const um_batch_entry 
     const float *qkv_bias[] = {l->bq, l->bk, l->bv};
     const um_tensor *qkv_out[] = {&a->q, &a->k, &a->v};
     UM_TRY(be->ops->matmul(be, &a->xn, 3, qkv, qkv_bias, qkv_out, err));
+    if (hp->qk_norm)
+        UM_TRY(qk_norm(ctx, l, a, err));
     UM_TRY(be->ops->rope(be, &a->q, &a->k, &a->pos, &rs, err));
     UM_TRY(attend(ctx, layer, e, n_entries, a, reduced_attention, err));
     const um_weight *wo[] = {&l->wo};
@@ -129,15 +161,7 @@ static um_status layer_forward(um_context *ctx, int layer, const um_batch_entry 
     const um_tensor *o_out[] = {&a->q};
     UM_TRY(be->ops->matmul(be, &a->att, 1, wo, bo, o_out, err));
     UM_TRY(be->ops->add_rmsnorm(be, &a->x, &a->q, l->ffn_norm, hp->norm_eps, &a->xn, err));
-    const um_weight *gate_up[] = {&l->w_gate, &l->w_up};
-    const float *gate_up_bias[] = {l->b_gate, l->b_up};
-    const um_tensor *gate_up_out[] = {&a->gate, &a->up};
-    UM_TRY(be->ops->matmul(be, &a->xn, 2, gate_up, gate_up_bias, gate_up_out, err));
-    UM_TRY(be->ops->swiglu(be, &a->gate, &a->up, err));
-    const um_weight *down[] = {&l->w_down};
-    const float *b_down[] = {l->b_down};
-    const um_tensor *down_out[] = {&a->q};
-    UM_TRY(be->ops->matmul(be, &a->gate, 1, down, b_down, down_out, err));
+    UM_TRY(ffn(ctx, l, a, &a->q, err));
     return be->ops->add_rmsnorm(be, &a->x, &a->q, NULL, 0, NULL, err);
 }
 
@@ -290,6 +314,8 @@ um_status um_model_forward(um_context *ctx, const int32_t *tokens, int n_rows, i
 double um_model_forward_flops(const um_model *m, int n_rows, int seq, int n_sel) {
     const um_hparams *hp = &m->hp;
     double d = hp->d_model, kv = (double)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
+    if (hp->ffn == UM_FFN_MOE) /* the experts a token runs, and the router */
+        ff = (double)hp->d_ff_exp * hp->n_expert_used + hp->n_expert / 3.0;
     double per_layer_params = d * d * 2 + 2 * d * kv + 3 * d * ff;
     double tokens = (double)n_rows * seq;
     double matmul = 2.0 * per_layer_params * tokens * hp->n_layers;

@@ -87,7 +87,7 @@ static um_status parse_config(const cJSON *cfg, const char *file, um_hparams *hp
 }
 
 um_status um_llada_parse_hparams(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
-    return um_arch_parse_config(&um_arch_llada, cfg, file, hp, err);
+    return um_arch_parse_config(&um_arch_llada, cfg, file, -1, hp, err);
 }
 
 /* ---- the row ---------------------------------------------------------------- */

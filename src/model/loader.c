@@ -8,44 +8,22 @@
 
 #include "base/sys.h"
 #include "format/json.h"
+#include "kernels/quant.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
-#define TOKENIZER_MAX_BYTES (256u << 20)
 
 /* ---- hyper-parameters -------------------------------------------------------- */
-
-/* text's id among tokenizer.json's added tokens: LLaDA's config.json does not
- * carry its end-of-turn id, but the reference sampler needs it. -1 when not found. */
-static int find_added_token(const char *dir, const char *text) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    cJSON *tok;
-    if (!text || !um_file_exists(path) || um_json_load(path, TOKENIZER_MAX_BYTES, &tok, NULL) != UM_OK)
-        return -1;
-    int id = -1;
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(tok, "added_tokens");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, added) {
-        const char *content = um_json_get_string(e, "content");
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (content && strcmp(content, text) == 0 && cJSON_IsNumber(v) && v->valuedouble >= 0 &&
-            v->valuedouble < 1e9)
-            id = (int)v->valuedouble;
-    }
-    cJSON_Delete(tok);
-    return id;
-}
 
 static um_status load_config(const um_arch *a, const char *dir, um_hparams *hp, um_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *cfg;
     UM_TRY(um_json_load(path, CONFIG_MAX_BYTES, &cfg, err));
-    um_status s = um_arch_parse_config(a, cfg, path, hp, err);
+    um_status s = um_arch_parse_config(a, cfg, path, um_arch_hf_mask_id(a, dir), hp, err);
     cJSON_Delete(cfg);
     UM_TRY(s);
     if (hp->eot_id < 0) {
-        int eot = find_added_token(dir, a->eot_token);
+        int eot = um_hf_added_token(dir, a->eot_token);
         hp->eot_id = eot < hp->n_vocab ? eot : -1;
     }
     return UM_OK;
@@ -93,30 +71,43 @@ static um_status missing_tensor(const loader *L, const char *name, um_error *err
     return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", um_weights_source(w), name);
 }
 
-/* Finds name and checks its type and shape. Matrices may be F32, BF16, F16 or
- * a llama.cpp block type; vectors (norms, biases) must be floats. */
-static um_status take(loader *L, const char *name, int n_dims, int64_t d0, int64_t d1, um_tensor_ref *t,
-                      um_error *err) {
+/* Checks a found tensor's type and shape (want: n_dims sizes, outermost
+ * first). Matrices (and stacks of them) may be F32, BF16, F16 or a llama.cpp
+ * block type; vectors (norms, biases) must be floats. */
+static um_status check_tensor(loader *L, const um_tensor_ref *t, int n_dims, const int64_t *want, um_error *err) {
     um_model *m = L->m;
-    const char *implied = m->weights.is_gguf ? "the GGUF metadata implies" : "config.json implies";
-    if (!um_weights_take(&m->weights, name, t))
-        return missing_tensor(L, name, err);
-    bool ok_type = is_float_type(t->type) || (n_dims == 2 && um_dtype_block_elems(t->type) > 1 &&
+    bool gguf = m->weights.is_gguf;
+    bool ok_type = is_float_type(t->type) || (n_dims >= 2 && um_dtype_block_elems(t->type) > 1 &&
                                               t->type >= UM_Q8_0 && t->type < UM_DTYPE_COUNT);
     if (!ok_type)
         return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; %s must be F32, BF16 or F16%s",
-                       t->file, t->name, um_dtype_name(t->type), n_dims == 2 ? "weights" : "vectors",
-                       n_dims == 2 ? " or a llama.cpp quantized type" : "");
-    if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims == 2 && t->shape[1] != d1)) {
-        bool gguf = m->weights.is_gguf;
-        int64_t want[2] = {d0, d1};
-        char got[128], exp[64];
+                       t->file, t->name, um_dtype_name(t->type), n_dims >= 2 ? "weights" : "vectors",
+                       n_dims >= 2 ? " or a llama.cpp quantized type" : "");
+    bool same = t->n_dims == n_dims;
+    int64_t numel = 1;
+    for (int i = 0; i < n_dims; i++) {
+        same &= same && t->shape[i] == want[i];
+        numel *= want[i];
+    }
+    if (!same) {
+        char got[128], exp[128];
         return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s %s%s", t->file, t->name,
-                       shape_str(t->shape, t->n_dims, gguf, got, sizeof got), implied,
+                       shape_str(t->shape, t->n_dims, gguf, got, sizeof got),
+                       gguf ? "the GGUF metadata implies" : "config.json implies",
                        shape_str(want, n_dims, gguf, exp, sizeof exp), gguf ? " (innermost dimension first)" : "");
     }
-    m->n_params += n_dims == 2 ? d0 * d1 : d0;
+    m->n_params += numel;
     return UM_OK;
+}
+
+/* Finds name (a Hugging Face name) and checks it: a vector of d0, or a
+ * [d0, d1] matrix. */
+static um_status take(loader *L, const char *name, int n_dims, int64_t d0, int64_t d1, um_tensor_ref *t,
+                      um_error *err) {
+    if (!um_weights_take(&L->m->weights, name, t))
+        return missing_tensor(L, name, err);
+    int64_t want[2] = {d0, d1};
+    return check_tensor(L, t, n_dims, want, err);
 }
 
 /* t's data in place, or an aligned copy when the file leaves it misaligned
@@ -181,7 +172,71 @@ static um_status bind_linear(loader *L, um_tensor_role role, int i, int64_t rows
     return has_bias ? bind_vector(L, role, i, "bias", rows, bias, err) : UM_OK;
 }
 
-/* A dense block: two norms, attention's four projections, the gated FFN's three. */
+/* The router, as an f32 copy (small; llama.cpp's files keep it F32): the
+ * choice of experts is taken in f32 whatever the arithmetic of the rest. */
+static um_status bind_router(loader *L, int i, um_weight *w, um_error *err) {
+    const um_hparams *hp = &L->m->hp;
+    UM_TRY(bind_matrix(L, UM_T_ROUTER, i, hp->n_expert, hp->d_model, w, err));
+    float *f = um_aligned_alloc((size_t)hp->n_expert * (size_t)hp->d_model * sizeof *f);
+    if (!f)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    UM_TRY(own(L->m, f, err));
+    for (int r = 0; r < hp->n_expert; r++)
+        um_weight_row_f32(w, r, f + (size_t)r * hp->d_model);
+    *w = (um_weight){UM_F32, hp->n_expert, hp->d_model, f, false};
+    return UM_OK;
+}
+
+/* Layer i's experts of one role, [rows, cols] each: one tensor per expert in
+ * a checkpoint, views into the one 3-D tensor of a GGUF file. */
+static um_status bind_experts(loader *L, um_tensor_role role, int i, int64_t rows, int64_t cols, um_weight **out,
+                              um_error *err) {
+    um_model *m = L->m;
+    int n = m->hp.n_expert;
+    um_weight *w = calloc((size_t)n, sizeof *w);
+    if (!w)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    UM_TRY(own(m, w, err));
+    *out = w;
+    char name[192];
+    um_tensor_ref t;
+    const void *data;
+    if (!m->weights.is_gguf) {
+        for (int e = 0; e < n; e++) {
+            um_arch_expert_name(L->arch->hf, role, i, e, "weight", name, sizeof name);
+            UM_TRY(take(L, name, 2, rows, cols, &t, err));
+            UM_TRY(aligned_data(m, &t, &data, err));
+            w[e] = (um_weight){t.type, rows, cols, data, false};
+        }
+        return UM_OK;
+    }
+    um_arch_tensor_name(L->arch->gguf, role, i, "weight", name, sizeof name);
+    if (!um_weights_take_stored(&m->weights, name, &t))
+        return um_fail(err, UM_ERR_FORMAT, "%s: missing tensor '%s'", um_weights_source(&m->weights), name);
+    int64_t want[3] = {n, rows, cols};
+    UM_TRY(check_tensor(L, &t, 3, want, err));
+    UM_TRY(aligned_data(m, &t, &data, err));
+    size_t per = um_row_bytes(t.type, cols) * (size_t)rows;
+    for (int e = 0; e < n; e++)
+        w[e] = (um_weight){t.type, rows, cols, (const char *)data + (size_t)e * per, false};
+    return UM_OK;
+}
+
+/* The mixture-of-experts FFN: the router and every expert's three matrices. */
+static um_status bind_moe(loader *L, int i, um_error *err) {
+    const um_hparams *hp = &L->m->hp;
+    um_moe_weights *moe = &L->m->layers[i].moe;
+    int64_t d = hp->d_model, ff = hp->d_ff_exp;
+    moe->n_expert = hp->n_expert;
+    moe->n_used = hp->n_expert_used;
+    UM_TRY(bind_router(L, i, &moe->router, err));
+    UM_TRY(bind_experts(L, UM_T_GATE_EXP, i, ff, d, &moe->gate, err));
+    UM_TRY(bind_experts(L, UM_T_UP_EXP, i, ff, d, &moe->up, err));
+    return bind_experts(L, UM_T_DOWN_EXP, i, d, ff, &moe->down, err);
+}
+
+/* A block: two norms, attention's four projections (and QK-norm weights),
+ * the gated FFN's three matrices or the experts. */
 static um_status bind_layer(loader *L, int i, um_error *err) {
     const um_hparams *hp = &L->m->hp;
     um_layer *l = &L->m->layers[i];
@@ -201,38 +256,65 @@ static um_status bind_layer(loader *L, int i, um_error *err) {
     };
     UM_TRY(bind_vector(L, UM_T_ATTN_NORM, i, "weight", d, &l->attn_norm, err));
     UM_TRY(bind_vector(L, UM_T_FFN_NORM, i, "weight", d, &l->ffn_norm, err));
-    for (size_t k = 0; k < sizeof linear / sizeof *linear; k++)
+    if (hp->qk_norm) {
+        UM_TRY(bind_vector(L, UM_T_Q_NORM, i, "weight", hp->head_dim, &l->q_norm, err));
+        UM_TRY(bind_vector(L, UM_T_K_NORM, i, "weight", hp->head_dim, &l->k_norm, err));
+    }
+    size_t n_linear = hp->ffn == UM_FFN_DENSE ? sizeof linear / sizeof *linear : 4; /* attention's only */
+    for (size_t k = 0; k < n_linear; k++)
         UM_TRY(bind_linear(L, linear[k].role, i, linear[k].rows, linear[k].cols, linear[k].bias, linear[k].w,
                            linear[k].b, err));
-    return UM_OK;
+    return hp->ffn == UM_FFN_MOE ? bind_moe(L, i, err) : UM_OK;
 }
 
-/* Matrix i of the forward's 7 per layer and the output head (i == 7 * n_layers). */
-static um_weight *matrix_at(um_model *m, int i) {
-    if (i == 7 * m->hp.n_layers)
-        return &m->output;
-    um_layer *l = &m->layers[i / 7];
-    um_weight *ws[7] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-    return ws[i % 7];
+/* The matrices the forward multiplies by (the router aside: an f32 copy)
+ * and the output head, into out (when not NULL); returns their count. */
+static int matrices(um_model *m, um_weight **out) {
+    int n = 0;
+    for (int i = 0; i < m->hp.n_layers; i++) {
+        um_layer *l = &m->layers[i];
+        um_weight *attn[] = {&l->wq, &l->wk, &l->wv, &l->wo}, *dense[] = {&l->w_gate, &l->w_up, &l->w_down};
+        for (int k = 0; k < 4; k++, n++)
+            if (out)
+                out[n] = attn[k];
+        for (int k = 0; m->hp.ffn == UM_FFN_DENSE && k < 3; k++, n++)
+            if (out)
+                out[n] = dense[k];
+        for (int e = 0; m->hp.ffn == UM_FFN_MOE && e < m->hp.n_expert; e++, n += 3)
+            if (out) {
+                out[n] = &l->moe.gate[e];
+                out[n + 1] = &l->moe.up[e];
+                out[n + 2] = &l->moe.down[e];
+            }
+    }
+    if (out)
+        out[n] = &m->output;
+    return n + 1;
 }
 
 /* Names the weight type ("q8_0", or "mixed"), and marks the F16 matrices of
  * a quantized file for the int8 path (um_weight.q8_0_when_reduced): they are
  * what llama.cpp's quantizer (and unmask convert) leave F16 because their
  * rows are not whole blocks, in a file whose user chose quantized weights. */
-static void classify_weights(um_model *m) {
-    int n = 7 * m->hp.n_layers + 1;
+static um_status classify_weights(um_model *m, um_error *err) {
+    int n = matrices(m, NULL);
+    um_weight **w = malloc((size_t)n * sizeof *w);
+    if (!w)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    matrices(m, w);
     um_dtype t = m->tok_embd.type;
     bool mixed = false, quantized = um_dtype_block_elems(t) > 1;
     for (int i = 0; i < n; i++) {
-        mixed |= matrix_at(m, i)->type != t;
-        quantized |= um_dtype_block_elems(matrix_at(m, i)->type) > 1;
+        mixed |= w[i]->type != t;
+        quantized |= um_dtype_block_elems(w[i]->type) > 1;
     }
     for (int i = 0; i < n; i++)
-        matrix_at(m, i)->q8_0_when_reduced = quantized && matrix_at(m, i)->type == UM_F16;
+        w[i]->q8_0_when_reduced = quantized && w[i]->type == UM_F16;
+    free(w);
     snprintf(m->weight_type, sizeof m->weight_type, "%s", mixed ? "mixed" : um_dtype_name(t));
     for (char *c = m->weight_type; *c; c++)
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    return UM_OK;
 }
 
 /* Binds every tensor the hyper-parameters call for, then insists nothing
@@ -252,8 +334,7 @@ static um_status bind_all(loader *L, um_error *err) {
     else
         UM_TRY(bind_linear(L, UM_T_OUTPUT, 0, hp->n_vocab, hp->d_model, hp->bias, &m->output, &m->b_output, err));
     UM_TRY(um_weights_check_all_taken(&m->weights, err));
-    classify_weights(m);
-    return UM_OK;
+    return classify_weights(m, err);
 }
 
 um_status um_model_load(um_model *m, const um_arch *a, const char *path, bool is_gguf, um_error *err) {

@@ -5,6 +5,7 @@
 
 #include "base/sys.h"
 #include "format/json.h"
+#include "model/arch.h"
 #include "model/loader.h"
 #include "model/model.h"
 
@@ -19,43 +20,37 @@ void um_model_close(um_model *m) {
     free(m);
 }
 
-/* Reads config.json's model_type (or architectures[0]) to pick a loader. */
-static um_status detect_architecture(const char *dir, char *arch, size_t n, um_error *err) {
+/* The row config.json asks for (architectures[], then model_type). */
+static um_status config_architecture(const char *dir, const um_arch **row, um_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *cfg;
     UM_TRY(um_json_load(path, 1u << 20, &cfg, err));
-    const char *type = um_json_get_string(cfg, "model_type");
-    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
-    const cJSON *first = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
-    if (!type && cJSON_IsString(first))
-        type = first->valuestring;
-    um_status s = UM_OK;
-    if (!type)
-        s = um_fail(err, UM_ERR_FORMAT, "%s: no 'model_type' or 'architectures' to say what model this is", path);
-    else
-        snprintf(arch, n, "%s", type);
+    um_status s = um_arch_from_config(cfg, path, row, err);
     cJSON_Delete(cfg);
     return s;
 }
 
-/* general.architecture of a GGUF file. */
-static um_status gguf_architecture(const char *path, char *arch, size_t n, um_error *err) {
+/* The row of a GGUF file's general.architecture. */
+static um_status gguf_architecture(const char *path, const um_arch **row, um_error *err) {
     um_gguf_file f;
     UM_TRY(um_gguf_open(path, &f, err));
     um_gguf_str s;
+    char arch[64];
     um_status st = um_gguf_get_str(&f, "general.architecture", &s, err);
-    if (st == UM_OK)
-        snprintf(arch, n, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
+    if (st == UM_OK) {
+        snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
+        st = um_arch_find(arch, true, path, row, err);
+    }
     um_gguf_close(&f);
     return st;
 }
 
 /* A directory is a Hugging Face checkpoint; a file must be GGUF. */
-static um_status identify(const char *path, bool *is_gguf, char *arch, size_t n, um_error *err) {
+static um_status identify(const char *path, bool *is_gguf, const um_arch **row, um_error *err) {
     *is_gguf = !um_is_directory(path);
     if (!*is_gguf)
-        return detect_architecture(path, arch, n, err);
+        return config_architecture(path, row, err);
     if (!um_file_exists(path))
         return um_fail(err, UM_ERR_IO, "%s: no such model directory or GGUF file", path);
     um_mapped_file map;
@@ -65,18 +60,14 @@ static um_status identify(const char *path, bool *is_gguf, char *arch, size_t n,
     if (!magic)
         return um_fail(err, UM_ERR_UNSUPPORTED,
                        "%s: not a GGUF file; expected a GGUF file or a Hugging Face model directory", path);
-    return gguf_architecture(path, arch, n, err);
+    return gguf_architecture(path, row, err);
 }
 
 um_status um_model_open(const char *path, const um_model_params *params, um_model **out, um_error *err) {
     *out = NULL;
     bool is_gguf;
-    char arch[64];
-    UM_TRY(identify(path, &is_gguf, arch, sizeof arch, err));
-    char where[4200];
-    snprintf(where, sizeof where, "%s%s", path, is_gguf ? "" : "/config.json");
     const um_arch *row;
-    UM_TRY(um_arch_find(arch, is_gguf, where, &row, err));
+    UM_TRY(identify(path, &is_gguf, &row, err));
     um_model *m = calloc(1, sizeof *m);
     if (!m)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
@@ -108,5 +99,13 @@ void um_model_get_info(const um_model *m, um_model_info *info) {
     info->eot_id = hp->eot_id;
     info->logit_shift = hp->logit_shift;
     info->n_params = m->n_params;
+    info->n_active_params = m->n_params;
+    if (hp->ffn == UM_FFN_MOE) {
+        info->n_expert = hp->n_expert;
+        info->n_expert_used = hp->n_expert_used;
+        info->d_ff_expert = hp->d_ff_exp;
+        info->n_active_params -= (int64_t)hp->n_layers * (hp->n_expert - hp->n_expert_used) * 3 *
+                                 (int64_t)hp->d_ff_exp * hp->d_model;
+    }
     info->n_threads = m->n_threads;
 }

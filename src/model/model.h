@@ -16,7 +16,10 @@
 
 /* The options of a transformer block that differ between architectures
  * (model/arch.h's table says which each one has). */
-typedef enum { UM_FFN_DENSE } um_ffn_kind;            /* mixture-of-experts comes with its forward */
+typedef enum {
+    UM_FFN_DENSE, /* one gated FFN */
+    UM_FFN_MOE    /* a router's top k of n_expert gated FFNs, weighted by their softmax scores */
+} um_ffn_kind;
 typedef enum { UM_ATTN_BIDIRECTIONAL } um_attn_mask;  /* block-causal likewise */
 typedef enum {
     UM_ROPE_HALVES, /* rotate-half (GPT-NeoX): pairs (i, i + head_dim/2); Hugging Face checkpoints */
@@ -38,19 +41,25 @@ typedef struct {
     um_ffn_kind ffn;
     um_attn_mask attn_mask;
     int logit_shift;       /* position i's logits predict token i + logit_shift (Dream: 1) */
+    /* mixture of experts (ffn UM_FFN_MOE): every layer's FFN is n_expert
+       gated FFNs of d_ff_exp; each token runs the n_expert_used of highest
+       softmax score, weighted by those scores (not renormalized) */
+    int n_expert, n_expert_used, d_ff_exp;
 } um_hparams;
 
 typedef struct {
     float *attn_norm, *ffn_norm; /* f32 copies: tiny */
-    um_weight wq, wk, wv, wo, w_gate, w_up, w_down;
+    float *q_norm, *k_norm;      /* [head_dim], shared by the heads; NULL without qk_norm */
+    um_weight wq, wk, wv, wo, w_gate, w_up, w_down; /* w_gate/up/down: dense FFN only */
     float *bq, *bk, *bv, *bo, *b_gate, *b_up, *b_down; /* NULL when absent */
+    um_moe_weights moe; /* mixture-of-experts FFN only */
 } um_layer;
 
 /* Buffers of one forward pass, in the context's backend, grown when a
  * larger batch arrives. */
 typedef struct {
     int cap_tokens, cap_out;
-    um_buffer x, xn, q, k, v, att, gate, up; /* [tokens][...] f32 */
+    um_buffer x, xn, q, k, v, att, gate, up; /* [tokens][...] f32; gate/up: dense FFN only */
     um_buffer ids, pos;                      /* [tokens] i32: token ids, positions */
     um_buffer states;                        /* [outputs][d_model]: final normalized states of the selected positions */
     int n_out;                               /* rows of states the last forward wrote */

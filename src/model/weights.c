@@ -39,10 +39,10 @@ const char *um_weights_source(const um_weights *w) {
     return w->ck.source ? w->ck.source : w->ck.files[0].path;
 }
 
-static bool take_gguf(um_weights *w, const char *hf_name, um_tensor_ref *out) {
-    char name[192];
-    if (!um_arch_gguf_name(w->arch, hf_name, name, sizeof name, NULL))
-        return false;
+bool um_weights_take_stored(um_weights *w, const char *name, um_tensor_ref *out) {
+    memset(out, 0, sizeof *out);
+    if (!w->is_gguf)
+        return um_weights_take(w, name, out);
     const um_gguf_tensor *t = um_gguf_find_tensor(&w->gguf, name);
     if (!t)
         return false;
@@ -56,6 +56,11 @@ static bool take_gguf(um_weights *w, const char *hf_name, um_tensor_ref *out) {
     out->data = t->data;
     out->nbytes = t->nbytes;
     return true;
+}
+
+static bool take_gguf(um_weights *w, const char *hf_name, um_tensor_ref *out) {
+    char name[192];
+    return um_arch_gguf_name(w->arch, hf_name, name, sizeof name, NULL) && um_weights_take_stored(w, name, out);
 }
 
 bool um_weights_take(um_weights *w, const char *hf_name, um_tensor_ref *out) {

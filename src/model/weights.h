@@ -37,6 +37,10 @@ void um_weights_close(um_weights *w);
 const char *um_weights_source(const um_weights *w);
 /* Finds a tensor by Hugging Face name and marks it used; false when absent. */
 bool um_weights_take(um_weights *w, const char *hf_name, um_tensor_ref *out);
+/* Finds a tensor by the name the file itself gives it (GGUF: llama.cpp's
+ * name; a tensor with no Hugging Face counterpart, such as a stack of
+ * experts) and marks it used. */
+bool um_weights_take_stored(um_weights *w, const char *name, um_tensor_ref *out);
 /* Fails naming the first tensor of the file that no loader took. */
 um_status um_weights_check_all_taken(const um_weights *w, um_error *err);
 

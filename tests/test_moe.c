@@ -1,0 +1,161 @@
+/* LLaDA-MoE (fixtures/llada-moe): the mixture-of-experts row of the
+ * architecture table. Its forward against the upstream model's logits from
+ * Hugging Face and llama.cpp's GGUF files, the routing against upstream's
+ * choice of experts, results independent of the thread count, and the
+ * reference sampler's cases exact. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/safetensors.h"
+#include "kernels/moe.h"
+#include "testutil.h"
+
+#define MOE "llada-moe/tiny-llada-moe"
+
+static um_model *open_moe(const char *rel, int threads) {
+    char path[256];
+    snprintf(path, sizeof path, "llada-moe/%s", rel);
+    um_model *m = NULL;
+    um_model_params mp = {threads};
+    um_error err;
+    if (um_model_open(fixture(path), &mp, &m, &err) != UM_OK)
+        fail_msg("opening %s: %s", path, err.msg);
+    return m;
+}
+
+static const um_st_tensor *find(const um_st_file *f, const char *name, um_dtype type) {
+    const um_st_tensor *t = um_st_find(f, name);
+    assert_non_null(t);
+    assert_int_equal(t->dtype, type);
+    return t;
+}
+
+/* Our logits of forward.safetensors' inputs (f32 arithmetic), malloc'd. */
+static float *forward_logits(const char *rel, int threads, const um_st_file *ref, size_t *n) {
+    const um_st_tensor *ids = find(ref, "input_ids", UM_I32), *logits = find(ref, "logits", UM_F32);
+    int rows = (int)ids->shape[0], seq = (int)ids->shape[1];
+    *n = (size_t)rows * seq * (size_t)logits->shape[2];
+    um_model *m = open_moe(rel, threads);
+    float *ours = malloc(*n * sizeof *ours);
+    um_error err;
+    if (t_forward(m, (const int32_t *)ids->data, rows, seq, ours, &err) != UM_OK)
+        fail_msg("%s: %s", rel, err.msg);
+    um_model_close(m);
+    return ours;
+}
+
+static double forward_error(const char *rel) {
+    um_st_file ref;
+    um_error err;
+    if (um_st_open(fixture(MOE "/forward.safetensors"), &ref, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    size_t n;
+    float *ours = forward_logits(rel, 2, &ref, &n);
+    double e = max_rel_error(ours, (const float *)find(&ref, "logits", UM_F32)->data, n);
+    print_message("    %s: max relative error %.2e\n", rel, e);
+    free(ours);
+    um_st_close(&ref);
+    return e;
+}
+
+static void forward_matches_upstream(void **state) {
+    assert_true(forward_error("tiny-llada-moe/hf-bf16") <= 1e-4);
+    assert_true(forward_error("tiny-llada-moe/hf-f32-sharded") <= 1e-4);
+    assert_true(forward_error("gguf/tiny-llada-moe-f32.gguf") <= 1e-4);
+    assert_true(forward_error("gguf/tiny-llada-moe-f16.gguf") <= 1e-4); /* bf16-representable weights fit f16 */
+}
+
+/* The routing rule on upstream's own router logits picks upstream's
+ * experts, highest score first, with its (softmax, not renormalized) weights. */
+static void routing_matches_upstream(void **state) {
+    um_st_file ref;
+    um_error err;
+    if (um_st_open(fixture(MOE "/forward.safetensors"), &ref, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    const um_st_tensor *logits = find(&ref, "router_logits", UM_F32), *ids = find(&ref, "router_topk_ids", UM_I32),
+                       *weights = find(&ref, "router_topk_weights", UM_F32);
+    int n_expert = (int)logits->shape[3], k = (int)ids->shape[3];
+    int n = (int)(logits->shape[0] * logits->shape[1] * logits->shape[2]);
+    assert_int_equal(n_expert, 8);
+    assert_int_equal(k, 2);
+    int32_t *got_ids = malloc((size_t)n * k * sizeof *got_ids);
+    float *got_w = malloc((size_t)n * k * sizeof *got_w);
+    um_moe_route((const float *)logits->data, n, n_expert, k, false, got_ids, got_w);
+    const int32_t *want_ids = (const int32_t *)ids->data;
+    const float *want_w = (const float *)weights->data;
+    for (int i = 0; i < n * k; i++) {
+        if (got_ids[i] != want_ids[i])
+            fail_msg("token %d slot %d: expert %d, upstream %d", i / k, i % k, got_ids[i], want_ids[i]);
+        assert_true(fabsf(got_w[i] - want_w[i]) <= 1e-6f);
+    }
+    print_message("    %d tokens x %d layers routed as upstream\n", (int)(logits->shape[1] * logits->shape[2]),
+                  (int)logits->shape[0]);
+    free(got_ids);
+    free(got_w);
+    um_st_close(&ref);
+}
+
+/* Grouping tokens by expert is deterministic: the same bits on 1, 2 and 3 threads. */
+static void independent_of_threads(void **state) {
+    um_st_file ref;
+    um_error err;
+    if (um_st_open(fixture(MOE "/forward.safetensors"), &ref, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    size_t n;
+    float *one = forward_logits("gguf/tiny-llada-moe-q8_0.gguf", 1, &ref, &n);
+    for (int t = 2; t <= 3; t++) {
+        float *more = forward_logits("gguf/tiny-llada-moe-q8_0.gguf", t, &ref, &n);
+        assert_memory_equal(one, more, n * sizeof *one);
+        free(more);
+    }
+    free(one);
+    um_st_close(&ref);
+}
+
+/* The fixture README's shape and ids, the same from config.json (which has
+ * no mask id: the tokenizer's <|mask|>) and from llama.cpp's GGUF metadata. */
+static void hyper_parameters(void **state) {
+    const char *files[] = {"tiny-llada-moe/hf-bf16", "tiny-llada-moe/hf-f32-sharded", "gguf/tiny-llada-moe-f32.gguf",
+                           "gguf/tiny-llada-moe-q8_0.gguf"};
+    for (int i = 0; i < 4; i++) {
+        um_model *m = open_moe(files[i], 1);
+        um_model_info in;
+        um_model_get_info(m, &in);
+        assert_string_equal(in.architecture, "llada-moe");
+        assert_int_equal(in.n_layers, 3);
+        assert_int_equal(in.d_model, 64);
+        assert_int_equal(in.n_heads, 4);
+        assert_int_equal(in.n_kv_heads, 4);
+        assert_int_equal(in.n_vocab, 512);
+        assert_int_equal(in.n_expert, 8);
+        assert_int_equal(in.n_expert_used, 2);
+        assert_int_equal(in.d_ff_expert, 48);
+        assert_int_equal(in.mask_id, 500);
+        assert_int_equal(in.eos_id, 501);
+        assert_int_equal(in.eot_id, 502); /* <|role_end|> */
+        assert_int_equal(in.logit_shift, 0);
+        um_model_close(m);
+        
+    }
+}
+
+/* ML-GSAI/LLaDA's generate on the MoE model: every case exact (output,
+ * NFE, each step's commits) in f32, from Hugging Face and GGUF files. */
+static void reference_sampler_cases(void **state) {
+    const char *layouts[] = {"hf-bf16", "hf-f32-sharded", "../gguf/tiny-llada-moe-f32.gguf"};
+    for (int i = 0; i < 3; i++) {
+        um_model *m = open_fixture_model(MOE, layouts[i], 2);
+        assert_int_equal(run_reference_cases(m, MOE, layouts[i], expect_reference_exact, NULL), 7);
+        um_model_close(m);
+    }
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(forward_matches_upstream), cmocka_unit_test(routing_matches_upstream),
+    cmocka_unit_test(independent_of_threads),   cmocka_unit_test(hyper_parameters),
+    cmocka_unit_test(reference_sampler_cases),
+};
+
+const test_group moe_group = {"moe", tests, sizeof tests / sizeof *tests};
