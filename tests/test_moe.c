@@ -8,19 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/gguf.h"
 #include "format/safetensors.h"
 #include "kernels/moe.h"
+#include "model/convert.h"
 #include "testutil.h"
 
 #define MOE "llada-moe/tiny-llada-moe"
 
+/* rel: under llada-moe/ in the fixtures, or an absolute path. */
 static um_model *open_moe(const char *rel, int threads) {
-    char path[256];
+    char path[512];
     snprintf(path, sizeof path, "llada-moe/%s", rel);
     um_model *m = NULL;
     um_model_params mp = {threads};
     um_error err;
-    if (um_model_open(fixture(path), &mp, &m, &err) != UM_OK)
+    if (um_model_open(rel[0] == '/' ? rel : fixture(path), &mp, &m, &err) != UM_OK)
         fail_msg("opening %s: %s", path, err.msg);
     return m;
 }
@@ -65,6 +68,9 @@ static void forward_matches_upstream(void **state) {
     assert_true(forward_error("tiny-llada-moe/hf-f32-sharded") <= 1e-4);
     assert_true(forward_error("gguf/tiny-llada-moe-f32.gguf") <= 1e-4);
     assert_true(forward_error("gguf/tiny-llada-moe-f16.gguf") <= 1e-4); /* bf16-representable weights fit f16 */
+    /* Q8_0: a rounded router logit can flip a token's expert; llama.cpp's own
+       forward of this file is 2.0 off on logits up to 23 (8.7e-2) */
+    assert_true(forward_error("gguf/tiny-llada-moe-q8_0.gguf") <= 1e-1);
 }
 
 /* The routing rule on upstream's own router logits picks upstream's
@@ -152,10 +158,93 @@ static void reference_sampler_cases(void **state) {
     }
 }
 
+/* Whether a general.* key is gguf-py's naming of the model from its folder
+ * (name, basename, finetune, size label): metadata, not the model. */
+static bool naming_key(const char *key) {
+    return strncmp(key, "general.", 8) == 0 && strcmp(key, "general.architecture") != 0 &&
+           strcmp(key, "general.file_type") != 0 && strcmp(key, "general.quantization_version") != 0;
+}
+
+/* Two GGUF files hold the same keys and values in the same order (naming
+ * aside), the same tensors (name, type, shape, offset) and the same data. */
+static void expect_same_gguf(const char *ours, const char *theirs) {
+    um_gguf_file a, b;
+    um_error err;
+    if (um_gguf_open(ours, &a, &err) != UM_OK || um_gguf_open(theirs, &b, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    size_t i = 0, j = 0;
+    for (;; i++, j++) {
+        while (i < a.n_kv && naming_key(a.kvs[i].key))
+            i++;
+        while (j < b.n_kv && naming_key(b.kvs[j].key))
+            j++;
+        if (i == a.n_kv || j == b.n_kv)
+            break;
+        if (strcmp(a.kvs[i].key, b.kvs[j].key) != 0 || a.kvs[i].type != b.kvs[j].type ||
+            a.kvs[i].value_size != b.kvs[j].value_size ||
+            memcmp(a.kvs[i].value, b.kvs[j].value, a.kvs[i].value_size) != 0)
+            fail_msg("%s: key %zu is %s, llama.cpp's %s (or their values differ)", ours, i, a.kvs[i].key, b.kvs[j].key);
+    }
+    assert_true(i == a.n_kv && j == b.n_kv);
+    assert_int_equal(a.n_tensors, b.n_tensors);
+    for (size_t t = 0; t < a.n_tensors; t++) {
+        const um_gguf_tensor *x = &a.tensors[t], *y = &b.tensors[t];
+        if (strcmp(x->name, y->name) != 0 || x->ggml_type != y->ggml_type || x->n_dims != y->n_dims ||
+            memcmp(x->ne, y->ne, sizeof x->ne) != 0 || x->offset != y->offset || x->nbytes != y->nbytes ||
+            memcmp(x->data, y->data, x->nbytes) != 0)
+            fail_msg("%s: tensor %zu (%s) differs from llama.cpp's %s", ours, t, x->name, y->name);
+    }
+    um_gguf_close(&a);
+    um_gguf_close(&b);
+}
+
+/* convert stacks each layer's experts as llama.cpp's converter does (3-D
+ * tensors down, gate, up at the place of the last expert), router F32: the
+ * fixtures' files key for key and byte for byte, gguf-py's naming of the
+ * model from its folder aside. */
+static void convert_matches_llama_cpp(void **state) {
+    const char *types[] = {"f32", "f16", "q8_0"};
+    char *dir = make_temp_dir();
+    for (int t = 0; t < 3; t++) {
+        char out[512], ref[128];
+        snprintf(out, sizeof out, "%s/%s.gguf", dir, types[t]);
+        snprintf(ref, sizeof ref, "llada-moe/gguf/tiny-llada-moe-%s.gguf", types[t]);
+        um_convert_params p = {um_recipe_find(types[t]), NULL, 2, NULL, NULL};
+        um_error err;
+        if (um_convert_hf_to_gguf(fixture(MOE "/hf-f32-sharded"), out, &p, &err) != UM_OK)
+            fail_msg("convert %s: %s", types[t], err.msg);
+        expect_same_gguf(out, fixture(ref));
+    }
+    remove_tree(dir);
+    free(dir);
+}
+
+/* quantize re-quantizes the stacks of experts row by row; the result loads
+ * and stays close to the f32 forward. */
+static void quantize_experts(void **state) {
+    char *dir = make_temp_dir(), out[512];
+    snprintf(out, sizeof out, "%s/q4_k_m.gguf", dir);
+    um_convert_params p = {um_recipe_find("q4_k_m"), NULL, 2, NULL, NULL};
+    um_error err;
+    if (um_quantize_gguf(fixture("llada-moe/gguf/tiny-llada-moe-f32.gguf"), out, &p, &err) != UM_OK)
+        fail_msg("quantize: %s", err.msg);
+    um_gguf_file f;
+    assert_int_equal(um_gguf_open(out, &f, &err), UM_OK);
+    const um_gguf_tensor *exps = um_gguf_find_tensor(&f, "blk.0.ffn_gate_exps.weight");
+    const um_gguf_tensor *router = um_gguf_find_tensor(&f, "blk.0.ffn_gate_inp.weight");
+    assert_true(exps && exps->n_dims == 3 && exps->ne[2] == 8 && exps->type == UM_Q8_0); /* 64 values a row: no K-quant */
+    assert_true(router && router->type == UM_F32);
+    um_gguf_close(&f);
+    assert_true(forward_error(out) <= 1e-1); /* as Q8_0 above: it is Q8_0 at this width */
+    remove_tree(dir);
+    free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream), cmocka_unit_test(routing_matches_upstream),
     cmocka_unit_test(independent_of_threads),   cmocka_unit_test(hyper_parameters),
-    cmocka_unit_test(reference_sampler_cases),
+    cmocka_unit_test(reference_sampler_cases), cmocka_unit_test(convert_matches_llama_cpp),
+    cmocka_unit_test(quantize_experts),
 };
 
 const test_group moe_group = {"moe", tests, sizeof tests / sizeof *tests};

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/sys.h"
@@ -143,6 +144,28 @@ static bool match(const char *tmpl, const char *stem, size_t len, int *layer) {
         return false;
     *layer = (int)v;
     return true;
+}
+
+bool um_arch_hf_expert(const um_arch *a, const char *name, um_tensor_role *role, int *layer, int *expert) {
+    const char *dot = strrchr(name, '.');
+    if (!dot || strcmp(dot, ".weight") != 0)
+        return false;
+    for (int r = UM_T_GATE_EXP; r <= UM_T_DOWN_EXP; r++) {
+        const char *tmpl = a->hf->name[r], *at = tmpl ? strstr(tmpl, "%d") : NULL;
+        size_t pre = at ? (size_t)(at - tmpl) : 0;
+        if (!at || strncmp(name, tmpl, pre) != 0)
+            continue;
+        const char *p = name + pre, *q = p;
+        while (q < dot && *q >= '0' && *q <= '9' && q - p < 6)
+            q++;
+        /* the layer, then the rest of the template with its one %d (the expert) */
+        if (q == p || (q - p > 1 && *p == '0') || !match(at + 2, q, (size_t)(dot - q), expert))
+            continue;
+        *layer = atoi(p);
+        *role = (um_tensor_role)r;
+        return true;
+    }
+    return false;
 }
 
 /* name in the from vocabulary, rewritten in the to vocabulary. */
@@ -332,6 +355,7 @@ static const struct {
     [UM_KEY_EXPERT_USED_COUNT] = {"%s.expert_used_count", KEY_INT, offsetof(um_hparams, n_expert_used), false, true},
     [UM_KEY_EXPERT_FFN_LENGTH] = {"%s.expert_feed_forward_length", KEY_INT, offsetof(um_hparams, d_ff_exp), false,
                                   true},
+    [UM_KEY_MASK_ID] = {"tokenizer.ggml.mask_token_id", KEY_INT, offsetof(um_hparams, mask_id), false},
 };
 
 const char *um_gguf_key_name(um_gguf_key_id id, const char *arch, char *out, size_t n) {
@@ -446,7 +470,6 @@ um_status um_arch_read_gguf(const um_arch *a, const um_gguf_file *f, um_hparams 
     if (hp->n_kv_heads < 0)
         hp->n_kv_heads = hp->n_heads;
     UM_TRY(read_vocab(a, f, hp, err));
-    UM_TRY(read_u32(f, "tokenizer.ggml.mask_token_id", false, &hp->mask_id, err));
     UM_TRY(read_u32(f, "tokenizer.ggml.eos_token_id", false, &hp->eos_id, err));
     hp->eot_id = find_token(f, a->eot_token);
     hp->tied = !has_tensor(a, f, UM_T_OUTPUT, "weight");

@@ -80,6 +80,7 @@ typedef struct um_arch {
     int default_mask_id; /* when a GGUF file has no tokenizer.ggml.mask_token_id */
     const char *mask_token; /* the mask token's text, looked up in tokenizer.json when config.json has no id */
     const char *eot_token; /* the end-of-turn token's text, looked up in the tokenizer; NULL: none */
+    bool gguf_add_bos; /* llama.cpp's converter writes add_bos_token true whatever the tokenizer says */
 } um_arch;
 
 /* The table, NULL-terminated. */
@@ -106,6 +107,9 @@ bool um_arch_hf_name(const um_arch *a, const char *gguf_name, char *out, size_t 
 /* The name of role (layer: for per-layer roles) with suffix ("weight", "bias"). */
 bool um_arch_tensor_name(const um_tensor_names *t, um_tensor_role role, int layer, const char *suffix, char *out,
                          size_t n);
+/* Whether name is one expert's tensor in a checkpoint of the row (the
+ * expert roles' two-number templates); its role, layer and expert if so. */
+bool um_arch_hf_expert(const um_arch *a, const char *name, um_tensor_role *role, int *layer, int *expert);
 /* The name of an expert's tensor in a checkpoint that stores them one by one. */
 bool um_arch_expert_name(const um_tensor_names *t, um_tensor_role role, int layer, int expert, const char *suffix,
                          char *out, size_t n);
@@ -173,6 +177,7 @@ typedef enum {
     UM_KEY_EXPERT_COUNT,
     UM_KEY_EXPERT_USED_COUNT,
     UM_KEY_EXPERT_FFN_LENGTH,
+    UM_KEY_MASK_ID, /* tokenizer.ggml.mask_token_id: among the model's keys for some converters */
     UM_KEY_COUNT
 } um_gguf_key_id;
 

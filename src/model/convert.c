@@ -54,35 +54,43 @@ static void convert_rows(void *ctx, int task, int thread) {
 typedef struct {
     um_pool *pool;
     const uint8_t *src;
+    const uint8_t **parts; /* a stack of experts: the source of each part's rows (src unused) */
+    const uint8_t **parts_owned; /* plans[0] of a conversion: the array the parts point into */
+    int n_parts;
     um_dtype src_type, dst_type;
     int n_dims;
-    int64_t rows, cols;
+    int64_t rows, cols;    /* rows of all the parts together */
     int permute_head_dim;
     const char *name; /* in the output file */
-    int64_t ne[2];    /* the output shape, innermost first */
+    int64_t ne[4];    /* the output shape, innermost first */
     um_convert_progress progress;
     void *progress_user;
     int index, count;
 } tensor_plan;
 
-/* The writer's data callback: converts the whole tensor, then writes it. */
+/* The writer's data callback: converts the whole tensor (part after part
+ * for a stack of experts), then writes it. */
 static um_status write_tensor(void *user, const char *name, um_gguf_sink *sink, um_error *err) {
     tensor_plan *t = user;
     if (t->progress)
         t->progress(t->progress_user, t->index, t->count, t->name, t->dst_type);
-    size_t dst_bytes = um_row_bytes(t->dst_type, t->cols) * (size_t)t->rows;
-    if (t->src_type == t->dst_type && t->permute_head_dim == 0)
-        return um_gguf_sink_write(sink, t->src, dst_bytes, err);
+    int n_parts = t->n_parts > 0 ? t->n_parts : 1;
+    int64_t part_rows = t->rows / n_parts;
+    size_t dst_bytes = um_row_bytes(t->dst_type, t->cols) * (size_t)part_rows;
+    bool copy = t->src_type == t->dst_type && t->permute_head_dim == 0;
     int nt = um_pool_threads(t->pool);
     size_t per = (size_t)t->cols * 2 + 16;
-    convert_job j = {t->src, t->src_type, t->dst_type, t->rows, t->cols, t->permute_head_dim,
-                     malloc(dst_bytes ? dst_bytes : 1), malloc((size_t)nt * per * sizeof(float)), per};
+    convert_job j = {NULL, t->src_type, t->dst_type, part_rows, t->cols, t->permute_head_dim,
+                     copy ? NULL : malloc(dst_bytes ? dst_bytes : 1),
+                     copy ? NULL : malloc((size_t)nt * per * sizeof(float)), per};
     um_status s = UM_OK;
-    if (!j.dst || !j.scratch)
+    if (!copy && (!j.dst || !j.scratch))
         s = um_fail(err, UM_ERR_NOMEM, "out of memory converting '%s'", name);
-    if (s == UM_OK) {
-        um_pool_run(t->pool, (int)((t->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK), convert_rows, &j);
-        s = um_gguf_sink_write(sink, j.dst, dst_bytes, err);
+    for (int p = 0; s == UM_OK && p < n_parts; p++) {
+        j.src = t->n_parts > 0 ? t->parts[p] : t->src;
+        if (!copy)
+            um_pool_run(t->pool, (int)((part_rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK), convert_rows, &j);
+        s = um_gguf_sink_write(sink, copy ? j.src : j.dst, dst_bytes, err);
     }
     free(j.dst);
     free(j.scratch);
@@ -257,9 +265,16 @@ static void load_tokenizer(const char *dir, tokenizer_files *tf) {
         um_json_load(path, TOKENIZER_MAX_BYTES, &tf->tok_cfg, NULL);
 }
 
+static bool writes_key(const um_arch *a, um_gguf_key_id id) {
+    for (const int *k = a->gguf_write_keys; *k != UM_KEY_COUNT; k++)
+        if (*k == (int)id)
+            return true;
+    return false;
+}
+
 /* tokenizer.* keys in the order llama.cpp's converter writes them. */
-static um_status add_tokenizer(um_gguf_writer *w, const tokenizer_files *tf, const um_hparams *hp, int vocab,
-                               const char *dir, um_error *err) {
+static um_status add_tokenizer(um_gguf_writer *w, const um_arch *a, const tokenizer_files *tf, const um_hparams *hp,
+                               int vocab, const char *dir, um_error *err) {
     UM_TRY(um_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2", err));
     UM_TRY(um_gguf_writer_add_str(w, "tokenizer.ggml.pre", pre_tokenizer_name(tf->tok), err));
     UM_TRY(add_vocab(w, tf, vocab, dir, err));
@@ -273,9 +288,10 @@ static um_status add_tokenizer(um_gguf_writer *w, const tokenizer_files *tf, con
         UM_TRY(um_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos, err));
     if (pad >= 0)
         UM_TRY(um_gguf_writer_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)pad, err));
-    UM_TRY(um_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)hp->mask_id, err));
-    /* LLaDA's converter forces add_bos_token on: its chat format starts with BOS */
-    UM_TRY(um_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", true, err));
+    if (!writes_key(a, UM_KEY_MASK_ID))
+        UM_TRY(um_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)hp->mask_id, err));
+    bool add_bos = a->gguf_add_bos || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tf->tok_cfg, "add_bos_token"));
+    UM_TRY(um_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", add_bos, err));
     bool add_eos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tf->tok_cfg, "add_eos_token"));
     UM_TRY(um_gguf_writer_add_bool(w, "tokenizer.ggml.add_eos_token", add_eos, err));
     const char *tmpl = um_json_get_string(tf->tok_cfg, "chat_template");
@@ -315,54 +331,121 @@ static void sort_like_llama_cpp(um_checkpoint *ck) {
     }
 }
 
+/* The GGUF tensor of a checkpoint tensor, or of a stack of n_parts experts
+ * whose rows come from parts (rows: all of them; NULL for one tensor). */
+static um_status plan_one(tensor_plan *p, const um_st_tensor *t, const uint8_t **parts, int n_parts,
+                          const char *gname, um_tensor_role role, const um_arch *a, const um_hparams *hp,
+                          const um_recipe *r, um_error *err) {
+    p->src = t->data;
+    p->parts = parts;
+    p->n_parts = n_parts;
+    p->src_type = t->dtype;
+    p->n_dims = t->n_dims + (parts ? 1 : 0);
+    /* a vector is converted as rows of one value, so q/k biases permute like q/k rows */
+    p->rows = t->shape[0] * (parts ? n_parts : 1);
+    p->cols = t->n_dims == 2 ? t->shape[1] : 1;
+    p->ne[0] = t->n_dims == 2 ? t->shape[1] : t->shape[0];
+    p->ne[1] = t->shape[0];
+    p->ne[2] = n_parts;
+    /* a tied model's embedding is also its output head: quantize it as one */
+    const char *rule_name = hp->tied && strcmp(gname, "token_embd.weight") == 0 ? "output.weight" : gname;
+    p->dst_type = um_recipe_tensor_type(r, rule_name, p->n_dims, p->ne[0], hp->n_layers);
+    /* llama.cpp's converter reorders q/k rows where its RoPE pairs values differently */
+    bool permute = (role == UM_T_Q || role == UM_T_K) && a->block.rope_hf != a->block.rope_gguf;
+    p->permute_head_dim = permute ? hp->head_dim : 0;
+    p->name = strdup(gname);
+    return p->name ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
+}
+
+/* Experts seen so far, [layer][gate, up, down][expert], until a layer has
+ * all of them: llama.cpp's converter then writes its three stacks (down,
+ * gate, up), at the place of the layer's last expert tensor. */
+typedef struct {
+    const um_st_tensor **t;
+    const uint8_t **data; /* the same, as each stack's parts */
+    int *seen;            /* per layer */
+    int n_expert;
+} expert_stash;
+
+static um_status stash_expert(expert_stash *x, const um_checkpoint *ck, int i, um_tensor_role role, int layer,
+                              int e, const um_hparams *hp, um_error *err) {
+    const um_st_tensor *t = ck->tensors[i];
+    if (layer >= hp->n_layers || e >= x->n_expert || t->n_dims != 2)
+        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' is no expert of this model (%d layers, %d experts)",
+                       ck->tensor_file[i], t->name, hp->n_layers, x->n_expert);
+    size_t at = ((size_t)layer * 3 + (size_t)(role - UM_T_GATE_EXP)) * (size_t)x->n_expert + (size_t)e;
+    const um_st_tensor *first = x->t[at - (size_t)e];
+    if (first && (first->dtype != t->dtype || first->shape[0] != t->shape[0] || first->shape[1] != t->shape[1]))
+        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' differs in type or shape from expert 0's",
+                       ck->tensor_file[i], t->name);
+    if (x->t[at])
+        return um_fail(err, UM_ERR_FORMAT, "%s: tensor '%s' appears twice", ck->tensor_file[i], t->name);
+    x->t[at] = t;
+    x->data[at] = t->data;
+    x->seen[layer]++;
+    return UM_OK;
+}
+
 static um_status plan_tensors(um_weights *src, const um_arch *a, const um_hparams *hp, const um_recipe *r, um_pool *pool,
                               const um_convert_params *cp, tensor_plan **out, int *n_out, int64_t *n_params,
                               um_error *err) {
     um_checkpoint *ck = &src->ck;
     sort_like_llama_cpp(ck);
+    int E = hp->ffn == UM_FFN_MOE ? hp->n_expert : 0;
+    size_t stash_n = (size_t)hp->n_layers * 3 * (size_t)E;
     tensor_plan *plans = calloc((size_t)ck->n_tensors + 1, sizeof *plans);
-    if (!plans)
-        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    expert_stash x = {calloc(stash_n + 1, sizeof *x.t), calloc(stash_n + 1, sizeof *x.data),
+                      calloc((size_t)hp->n_layers, sizeof *x.seen), E};
+    um_status s = plans && x.t && x.data && x.seen ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
+    int n = 0;
     *n_params = 0;
-    for (int i = 0; i < ck->n_tensors; i++) {
+    for (int i = 0; s == UM_OK && i < ck->n_tensors; i++) {
         const um_st_tensor *t = ck->tensors[i];
-        tensor_plan *p = &plans[i];
         char gname[192];
         um_tensor_role role;
-        if (!um_arch_gguf_name(a, t->name, gname, sizeof gname, &role) || (t->n_dims != 1 && t->n_dims != 2) ||
-            (t->dtype != UM_F32 && t->dtype != UM_F16 && t->dtype != UM_BF16)) {
-            free(plans);
-            return um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' (%s, %d dims) has no place in a %s GGUF",
-                           ck->tensor_file[i], t->name, um_dtype_name(t->dtype), t->n_dims, a->gguf_name);
-        }
-        p->pool = pool;
-        p->src = t->data;
-        p->src_type = t->dtype;
-        p->n_dims = t->n_dims;
-        /* a vector is converted as rows of one value, so q/k biases permute like q/k rows */
-        p->rows = t->shape[0];
-        p->cols = t->n_dims == 2 ? t->shape[1] : 1;
-        p->ne[0] = t->n_dims == 2 ? t->shape[1] : t->shape[0];
-        p->ne[1] = t->shape[0];
-        /* a tied model's embedding is also its output head: quantize it as one */
-        const char *rule_name = hp->tied && strcmp(gname, "token_embd.weight") == 0 ? "output.weight" : gname;
-        p->dst_type = um_recipe_tensor_type(r, rule_name, t->n_dims, p->ne[0], hp->n_layers);
-        /* llama.cpp's converter reorders q/k rows where its RoPE pairs values differently */
-        bool permute = (role == UM_T_Q || role == UM_T_K) && a->block.rope_hf != a->block.rope_gguf;
-        p->permute_head_dim = permute ? hp->head_dim : 0;
-        p->name = strdup(gname);
-        if (!p->name) {
-            free(plans);
-            return um_fail(err, UM_ERR_NOMEM, "out of memory");
-        }
-        p->progress = cp->progress;
-        p->progress_user = cp->progress_user;
-        p->index = i;
-        p->count = ck->n_tensors;
+        int layer, e;
         *n_params += um_st_numel(t);
+        if (t->dtype != UM_F32 && t->dtype != UM_F16 && t->dtype != UM_BF16) {
+            s = um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; converting needs F32, F16 or BF16",
+                        ck->tensor_file[i], t->name, um_dtype_name(t->dtype));
+        } else if (E > 0 && um_arch_hf_expert(a, t->name, &role, &layer, &e)) {
+            s = stash_expert(&x, ck, i, role, layer, e, hp, err);
+            static const um_tensor_role order[] = {UM_T_DOWN_EXP, UM_T_GATE_EXP, UM_T_UP_EXP};
+            for (int k = 0; s == UM_OK && x.seen[layer] == 3 * E && k < 3; k++) {
+                size_t at = ((size_t)layer * 3 + (size_t)(order[k] - UM_T_GATE_EXP)) * (size_t)E;
+                um_arch_tensor_name(a->gguf, order[k], layer, "weight", gname, sizeof gname);
+                s = plan_one(&plans[n++], x.t[at], x.data + at, E, gname, order[k], a, hp, r, err);
+            }
+        } else if (!um_arch_gguf_name(a, t->name, gname, sizeof gname, &role) || (t->n_dims != 1 && t->n_dims != 2)) {
+            s = um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' (%d dims) has no place in a %s GGUF",
+                        ck->tensor_file[i], t->name, t->n_dims, a->gguf_name);
+        } else {
+            s = plan_one(&plans[n++], t, NULL, 0, gname, role, a, hp, r, err);
+        }
+    }
+    for (int l = 0; s == UM_OK && l < hp->n_layers && E > 0; l++)
+        if (x.seen[l] != 3 * E)
+            s = um_fail(err, UM_ERR_FORMAT, "%s: layer %d has %d of its %d expert tensors", um_weights_source(src), l,
+                        x.seen[l], 3 * E);
+    for (int i = 0; i < n; i++) {
+        plans[i].pool = pool;
+        plans[i].progress = cp->progress;
+        plans[i].progress_user = cp->progress_user;
+        plans[i].index = i;
+        plans[i].count = n;
+    }
+    free(x.t);
+    free(x.seen);
+    if (s != UM_OK) {
+        for (int i = 0; i < n; i++)
+            free((char *)plans[i].name);
+        free(plans);
+        free(x.data);
+        return s;
     }
     *out = plans;
-    *n_out = ck->n_tensors;
+    *n_out = n;
+    plans[0].parts_owned = x.data; /* freed with the plans */
     return UM_OK;
 }
 
@@ -406,8 +489,8 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     if (s == UM_OK)
         s = add_hparams(w, a, &hp, name, n_params, cp->recipe, err);
     if (s == UM_OK && tf.tok)
-        s = add_tokenizer(w, &tf, &hp, hp.vocab_size, dir, err);
-    else if (s == UM_OK) /* with a tokenizer it sits among the tokenizer's keys, where llama.cpp puts it */
+        s = add_tokenizer(w, a, &tf, &hp, hp.vocab_size, dir, err);
+    else if (s == UM_OK && !writes_key(a, UM_KEY_MASK_ID)) /* with a tokenizer it sits among its keys */
         s = um_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)hp.mask_id, err);
     if (s == UM_OK)
         s = add_tensors(w, plans, n, err);
@@ -417,6 +500,8 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     cJSON_Delete(tf.tok_cfg);
     for (int i = 0; i < n; i++)
         free((char *)plans[i].name);
+    if (plans)
+        free(plans[0].parts_owned);
     free(plans);
     um_gguf_writer_free(w);
     um_pool_destroy(pool);
@@ -455,24 +540,24 @@ um_status um_quantize_gguf(const char *in_path, const char *out_path, const um_c
     for (size_t i = 0; s == UM_OK && i < in.n_tensors; i++) {
         const um_gguf_tensor *t = &in.tensors[i];
         tensor_plan *p = &plans[i];
-        if (t->n_dims < 1 || t->n_dims > 2 || um_row_bytes(t->type, t->ne[0]) == 0 ||
+        if (t->n_dims < 1 || t->n_dims > 3 || um_row_bytes(t->type, t->ne[0]) == 0 ||
             (t->n_dims == 1 && um_dtype_size(t->type) == 0)) {
             s = um_fail(err, UM_ERR_UNSUPPORTED, "%s: tensor '%s' of type %s cannot be re-quantized", in_path,
                         t->name, um_dtype_name(t->type));
             break;
         }
         const char *rule_name = !has_output && strcmp(t->name, "token_embd.weight") == 0 ? "output.weight" : t->name;
-        /* as in the HF path, a vector is rows of one value */
-        bool matrix = t->n_dims == 2;
+        /* as in the HF path, a vector is rows of one value; a stack of experts is rows of all of them */
+        bool matrix = t->n_dims >= 2;
         p->pool = pool;
         p->src = t->data;
         p->src_type = t->type;
         p->n_dims = t->n_dims;
-        p->rows = matrix ? t->ne[1] : t->ne[0];
+        p->rows = matrix ? t->ne[1] * (t->n_dims == 3 ? t->ne[2] : 1) : t->ne[0];
         p->cols = matrix ? t->ne[0] : 1;
         p->name = t->name;
-        p->ne[0] = t->ne[0];
-        p->ne[1] = t->ne[1];
+        for (int d = 0; d < t->n_dims; d++)
+            p->ne[d] = t->ne[d];
         p->progress = cp->progress;
         p->progress_user = cp->progress_user;
         p->index = (int)i;

@@ -139,4 +139,5 @@ const um_arch um_arch_llada = {
     .gguf_write_keys = gguf_write_keys,
     .default_mask_id = LLADA_DEFAULT_MASK_ID,
     .eot_token = "<|eot_id|>",
+    .gguf_add_bos = true, /* its chat format starts with BOS */
 };

@@ -99,6 +99,13 @@ static const um_hparam_names config_names = {
     .d_ff_exp = "expert_intermediate_size",
 };
 
+/* convert_hf_to_gguf.py's LLaDAMoEModel writes these, in this order */
+static const int gguf_write_keys[] = {
+    UM_KEY_BLOCK_COUNT,  UM_KEY_CONTEXT_LENGTH,    UM_KEY_EMBEDDING_LENGTH, UM_KEY_FFN_LENGTH,
+    UM_KEY_HEAD_COUNT,   UM_KEY_HEAD_COUNT_KV,     UM_KEY_ROPE_FREQ_BASE,   UM_KEY_RMS_EPS,
+    UM_KEY_EXPERT_COUNT, UM_KEY_EXPERT_USED_COUNT, UM_KEY_FILE_TYPE,        UM_KEY_EXPERT_FFN_LENGTH,
+    UM_KEY_MASK_ID,      UM_KEY_CAUSAL,            UM_KEY_SHIFT_LOGITS,     UM_KEY_COUNT};
+
 static const um_tensor_names hf_tensors = {{
     [UM_T_EMBD] = "model.embed_tokens",
     [UM_T_OUT_NORM] = "model.norm",
@@ -131,6 +138,7 @@ const um_arch um_arch_llada_moe = {
     /* llama.cpp runs it with NeoX RoPE: its converter leaves q/k rows as they are */
     .block = {.qk_norm = true, .ffn = UM_FFN_MOE, .attn_mask = UM_ATTN_BIDIRECTIONAL, .logit_shift = 0,
               .rope_hf = UM_ROPE_HALVES, .rope_gguf = UM_ROPE_HALVES},
+    .gguf_write_keys = gguf_write_keys,
     .default_mask_id = LLADA_MOE_DEFAULT_MASK_ID,
     .mask_token = "<|mask|>",
     .eot_token = "<|role_end|>",

@@ -65,7 +65,8 @@ static um_dtype choose(const um_recipe *r, const char *name, int layer, int n_la
 }
 
 um_dtype um_recipe_tensor_type(const um_recipe *r, const char *gguf_name, int n_dims, int64_t ne0, int n_layers) {
-    if (n_dims < 2)
+    /* vectors, and a mixture of experts' router: small, and llama.cpp keeps them f32 */
+    if (n_dims < 2 || strstr(gguf_name, "ffn_gate_inp"))
         return UM_F32;
     int layer = -1;
     if (sscanf(gguf_name, "blk.%d.", &layer) != 1)
