@@ -218,11 +218,17 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool 
         size_t rss;
         um_model_get_info(m, &info);
         um_memory_usage(&rss, NULL);
+        char ffn[64];
+        if (info.n_expert > 0)
+            snprintf(ffn, sizeof ffn, "%d of %d experts of %d (%.1fM active)", info.n_expert_used, info.n_expert,
+                     info.d_ff_expert, (double)info.n_active_params / 1e6);
+        else
+            snprintf(ffn, sizeof ffn, "ffn %d", info.d_ff);
         fprintf(stderr,
-                "model: %s %s, %.1fM params, %d layers, d_model %d, %d heads (%d kv), ffn %d, vocab %d; "
+                "model: %s %s, %.1fM params, %d layers, d_model %d, %d heads (%d kv), %s, vocab %d; "
                 "%d threads; resident %.1f MiB\n",
                 info.architecture, info.weight_type, (double)info.n_params / 1e6, info.n_layers, info.d_model,
-                info.n_heads, info.n_kv_heads, info.d_ff, info.n_vocab, info.n_threads, (double)rss / 1048576.0);
+                info.n_heads, info.n_kv_heads, ffn, info.n_vocab, info.n_threads, (double)rss / 1048576.0);
     }
     return m;
 }

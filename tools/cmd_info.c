@@ -122,7 +122,16 @@ static void describe_hparams(cJSON *o, const um_model *m) {
     cJSON_AddBoolToObject(h, "tied_output", hp->tied);
     cJSON_AddBoolToObject(h, "qkv_bias", hp->qkv_bias);
     cJSON_AddNumberToObject(h, "logit_shift", hp->logit_shift);
+    cJSON_AddBoolToObject(h, "qk_norm", hp->qk_norm);
+    um_model_info info;
+    um_model_get_info(m, &info);
+    if (info.n_expert > 0) {
+        cJSON_AddNumberToObject(h, "n_expert", info.n_expert);
+        cJSON_AddNumberToObject(h, "n_expert_used", info.n_expert_used);
+        cJSON_AddNumberToObject(h, "d_ff_expert", info.d_ff_expert);
+    }
     cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
+    cJSON_AddNumberToObject(o, "n_active_params", (double)info.n_active_params);
 }
 
 /* Tensor count and bytes per type, largest share first: every tensor of the
@@ -281,7 +290,9 @@ static const char *const hparam_fields[][2] = {
     {"rope_theta", "rope theta"}, {"rms_eps", "rms eps"},
     {"mask_id", "mask id"},       {"eos_id", "eos id"},
     {"eot_id", "eot id"},         {"tied_output", "tied output"},
-    {"qkv_bias", "q/k/v bias"},   {"logit_shift", "logit shift"},
+    {"qkv_bias", "q/k/v bias"},   {"qk_norm", "q/k norm"},
+    {"logit_shift", "logit shift"}, {"n_expert", "experts"},
+    {"n_expert_used", "experts a token"}, {"d_ff_expert", "expert ffn"},
 };
 
 static const char *const tokenizer_fields[][2] = {
@@ -332,6 +343,9 @@ static void print_text(const cJSON *o) {
     print_fields(cJSON_GetObjectItem(o, "hparams"), hparam_fields, sizeof hparam_fields / sizeof *hparam_fields);
     double n_params = cJSON_GetObjectItem(o, "n_params")->valuedouble;
     printf("parameters: %.0f (%s)\n", n_params, human_count(n_params, buf, sizeof buf));
+    double active = cJSON_GetObjectItem(o, "n_active_params")->valuedouble;
+    if (active != n_params)
+        printf("active parameters: %.0f (%s a token)\n", active, human_count(active, buf, sizeof buf));
     printf("tensor types:\n");
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, "tensor_types")) {

@@ -1,5 +1,6 @@
-/* unmask init-random: a LLaDA model of a real shape with random weights, in
- * Hugging Face layout, so speed can be measured without downloading 16 GB. */
+/* unmask init-random: a LLaDA or LLaDA-MoE model of a real shape with random
+ * weights, in Hugging Face layout, so speed can be measured without
+ * downloading 16 GB. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,26 +15,32 @@
 typedef struct {
     const char *name;
     int n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab, mask_id, eos_id, max_seq;
+    int n_expert, n_expert_used, d_ff_exp; /* LLaDA-MoE; 0: a dense LLaDA */
 } preset;
 
 /* LLaDA-8B from its config.json; LLaDA-1B from the LLaDA paper's table of
- * architectures; tiny matches the shape of the test fixtures. */
+ * architectures; LLaDA-MoE-7B-A1B as the fixtures' README gives the real
+ * model (16 layers, hidden 2048, 16 heads, 64 experts, top 8, experts of
+ * 1024, vocabulary 157184, mask 156895, EOS 156892); tiny matches the shape
+ * of the test fixtures. */
 static const preset presets[] = {
-    {"llada-8b", 32, 4096, 32, 32, 12288, 126464, 126336, 126081, 4096},
-    {"llada-1b", 22, 2048, 32, 32, 5634, 126464, 126336, 126081, 4096},
-    {"tiny", 3, 64, 4, 4, 192, 512, 500, 501, 4096},
+    {"llada-8b", 32, 4096, 32, 32, 12288, 126464, 126336, 126081, 4096, 0, 0, 0},
+    {"llada-1b", 22, 2048, 32, 32, 5634, 126464, 126336, 126081, 4096, 0, 0, 0},
+    {"llada-moe-7b-a1b", 16, 2048, 16, 16, 8192, 157184, 156895, 156892, 8192, 64, 8, 1024},
+    {"tiny", 3, 64, 4, 4, 192, 512, 500, 501, 4096, 0, 0, 0},
 };
 
 static void init_usage(void) {
     puts("usage: unmask init-random --preset NAME -o DIR [--dtype bf16|f16|f32] [--std S] [-s SEED]\n"
          "                           [shape flags]\n"
          "\n"
-         "Write a LLaDA model with random weights (uniform with std S; norms 1) in Hugging Face\n"
+         "Write a LLaDA (or LLaDA-MoE) model with random weights (uniform with std S; norms 1) in Hugging Face\n"
          "layout: DIR/config.json and DIR/model.safetensors: a real shape to benchmark, or the\n"
          "starting point of `unmask train`.\n"
          "\n"
-         "  --preset NAME   llada-8b (8.0B params), llada-1b (1.7B), tiny (0.4M; the default\n"
-         "                  when only shape flags are given)\n"
+         "  --preset NAME   llada-8b (8.0B params), llada-1b (1.7B), llada-moe-7b-a1b (7.4B, 64\n"
+         "                  experts, 8 a token: 1.7B active), tiny (0.4M; the default when only\n"
+         "                  shape flags are given)\n"
          "  shape flags     override the preset: --layers N, --d-model N, --heads N, --kv-heads N,\n"
          "                  --ff N (SwiGLU hidden size), --vocab N, --mask-id N, --eos-id N,\n"
          "                  --max-seq N\n"
@@ -45,10 +52,37 @@ static void init_usage(void) {
          "  -h, --help      this help");
 }
 
-static int write_config(const char *dir, const preset *p) {
+/* LLaDA-MoE's config.json (its configuration_lladamoe keys). */
+static cJSON *moe_config(const preset *p) {
     cJSON *c = cJSON_CreateObject();
-    cJSON *arch = cJSON_AddArrayToObject(c, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString("LLaDAModelLM"));
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "architectures"), cJSON_CreateString("LLaDAMoEModelLM"));
+    cJSON_AddStringToObject(c, "model_type", "llada");
+    cJSON_AddStringToObject(c, "hidden_act", "silu");
+    cJSON_AddNumberToObject(c, "num_hidden_layers", p->n_layers);
+    cJSON_AddNumberToObject(c, "hidden_size", p->d_model);
+    cJSON_AddNumberToObject(c, "num_attention_heads", p->n_heads);
+    cJSON_AddNumberToObject(c, "num_key_value_heads", p->n_kv_heads);
+    cJSON_AddNumberToObject(c, "dense_intermediate_size", p->d_ff);
+    cJSON_AddNumberToObject(c, "expert_intermediate_size", p->d_ff_exp);
+    cJSON_AddNumberToObject(c, "num_experts", p->n_expert);
+    cJSON_AddNumberToObject(c, "num_experts_per_tok", p->n_expert_used);
+    cJSON_AddBoolToObject(c, "norm_topk_prob", 0);
+    cJSON_AddBoolToObject(c, "qk_layernorm", 1);
+    cJSON_AddNumberToObject(c, "vocab_size", p->vocab);
+    cJSON_AddNumberToObject(c, "max_position_embeddings", p->max_seq);
+    cJSON_AddNumberToObject(c, "mask_token_id", p->mask_id);
+    cJSON_AddNumberToObject(c, "eos_token_id", p->eos_id);
+    cJSON_AddNumberToObject(c, "pad_token_id", p->eos_id);
+    cJSON_AddNumberToObject(c, "rms_norm_eps", 1e-5);
+    cJSON_AddNumberToObject(c, "rope_theta", 50000.0);
+    cJSON_AddBoolToObject(c, "tie_word_embeddings", 0);
+    return c;
+}
+
+/* LLaDA's config.json (OLMo's keys). */
+static cJSON *dense_config(const preset *p) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "architectures"), cJSON_CreateString("LLaDAModelLM"));
     cJSON_AddStringToObject(c, "model_type", "llada");
     cJSON_AddStringToObject(c, "block_type", "llama");
     cJSON_AddStringToObject(c, "activation_type", "silu");
@@ -71,6 +105,11 @@ static int write_config(const char *dir, const preset *p) {
     cJSON_AddBoolToObject(c, "weight_tying", 0);
     cJSON_AddBoolToObject(c, "include_bias", 0);
     cJSON_AddBoolToObject(c, "include_qkv_bias", 0);
+    return c;
+}
+
+static int write_config(const char *dir, const preset *p) {
+    cJSON *c = p->n_expert > 0 ? moe_config(p) : dense_config(p);
     char *text = cJSON_Print(c);
     cJSON_Delete(c);
     char path[4096];
@@ -85,41 +124,76 @@ static int write_config(const char *dir, const preset *p) {
     return ok;
 }
 
-/* Tensors in checkpoint order; norms are 1-D. */
-static int describe(const preset *p, um_dtype dt, um_st_desc **out) {
-    int n = 0, cap = 2 + 9 * p->n_layers + 2;
-    um_st_desc *d = calloc((size_t)cap, sizeof *d);
-    char **names = calloc((size_t)cap, sizeof *names);
-    if (!d || !names)
-        return -1;
+typedef struct {
+    um_st_desc *d;
+    int n;
+    um_dtype dt;
+} tensor_list;
+
+static void add(tensor_list *t, const char *name, int n_dims, int64_t a, int64_t b) {
+    t->d[t->n] = (um_st_desc){strdup(name), t->dt, n_dims, {a, b}, NULL};
+    t->n++;
+}
+
+/* One dense LLaDA block (its checkpoint's names); norms are 1-D. */
+static void dense_layer(tensor_list *t, const preset *p, int l) {
     int64_t dm = p->d_model, kv = (int64_t)p->n_kv_heads * (p->d_model / p->n_heads), ff = p->d_ff;
-#define ADD(nm, nd, a, b)                                                                   \
-    do {                                                                                    \
-        names[n] = strdup(nm);                                                              \
-        d[n] = (um_st_desc){names[n], dt, nd, {a, b}, NULL};                                \
-        n++;                                                                                \
+    const struct {
+        const char *name;
+        int nd;
+        int64_t a, b;
+    } parts[] = {{"attn_norm", 1, dm, 0}, {"q_proj", 2, dm, dm},  {"k_proj", 2, kv, dm},
+                 {"v_proj", 2, kv, dm},   {"attn_out", 2, dm, dm}, {"ff_norm", 1, dm, 0},
+                 {"ff_proj", 2, ff, dm},  {"up_proj", 2, ff, dm},  {"ff_out", 2, dm, ff}};
+    char k[128];
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        snprintf(k, sizeof k, "model.transformer.blocks.%d.%s.weight", l, parts[i].name);
+        add(t, k, parts[i].nd, parts[i].a, parts[i].b);
+    }
+}
+
+/* One LLaDA-MoE block: attention with QK-norm, the router, the experts. */
+static void moe_layer(tensor_list *t, const preset *p, int l) {
+    int64_t dm = p->d_model, hd = p->d_model / p->n_heads, kv = (int64_t)p->n_kv_heads * hd, ff = p->d_ff_exp;
+    char k[160];
+#define LAYER_TENSOR(part, nd, a, b)                                            \
+    do {                                                                       \
+        snprintf(k, sizeof k, "model.layers.%d.%s.weight", l, part);           \
+        add(t, k, nd, a, b);                                                   \
     } while (0)
-    ADD("model.transformer.wte.weight", 2, p->vocab, dm);
-    for (int l = 0; l < p->n_layers; l++) {
-        char k[128];
-        const struct {
-            const char *name;
-            int nd;
-            int64_t a, b;
-        } parts[] = {{"attn_norm", 1, dm, 0}, {"q_proj", 2, dm, dm},  {"k_proj", 2, kv, dm},
-                     {"v_proj", 2, kv, dm},   {"attn_out", 2, dm, dm}, {"ff_norm", 1, dm, 0},
-                     {"ff_proj", 2, ff, dm},  {"up_proj", 2, ff, dm},  {"ff_out", 2, dm, ff}};
-        for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-            snprintf(k, sizeof k, "model.transformer.blocks.%d.%s.weight", l, parts[i].name);
-            ADD(k, parts[i].nd, parts[i].a, parts[i].b);
+    LAYER_TENSOR("input_layernorm", 1, dm, 0);
+    LAYER_TENSOR("self_attn.q_proj", 2, dm, dm);
+    LAYER_TENSOR("self_attn.k_proj", 2, kv, dm);
+    LAYER_TENSOR("self_attn.v_proj", 2, kv, dm);
+    LAYER_TENSOR("self_attn.o_proj", 2, dm, dm);
+    LAYER_TENSOR("self_attn.q_norm", 1, hd, 0);
+    LAYER_TENSOR("self_attn.k_norm", 1, hd, 0);
+    LAYER_TENSOR("post_attention_layernorm", 1, dm, 0);
+    LAYER_TENSOR("mlp.gate", 2, p->n_expert, dm);
+#undef LAYER_TENSOR
+    for (int e = 0; e < p->n_expert; e++) {
+        const char *proj[] = {"gate_proj", "up_proj", "down_proj"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(k, sizeof k, "model.layers.%d.mlp.experts.%d.%s.weight", l, e, proj[i]);
+            add(t, k, 2, i < 2 ? ff : dm, i < 2 ? dm : ff);
         }
     }
-    ADD("model.transformer.ln_f.weight", 1, dm, 0);
-    ADD("model.transformer.ff_out.weight", 2, p->vocab, dm);
-#undef ADD
-    free(names); /* the descs keep the strings */
-    *out = d;
-    return n;
+}
+
+/* Tensors in checkpoint order. */
+static int describe(const preset *p, um_dtype dt, um_st_desc **out) {
+    int per_layer = p->n_expert > 0 ? 9 + 3 * p->n_expert : 9;
+    tensor_list t = {calloc((size_t)(4 + per_layer * p->n_layers), sizeof *t.d), 0, dt};
+    if (!t.d)
+        return -1;
+    bool moe = p->n_expert > 0;
+    add(&t, moe ? "model.embed_tokens.weight" : "model.transformer.wte.weight", 2, p->vocab, p->d_model);
+    for (int l = 0; l < p->n_layers; l++)
+        (moe ? moe_layer : dense_layer)(&t, p, l);
+    add(&t, moe ? "model.norm.weight" : "model.transformer.ln_f.weight", 1, p->d_model, 0);
+    add(&t, moe ? "lm_head.weight" : "model.transformer.ff_out.weight", 2, p->vocab, p->d_model);
+    *out = t.d;
+    return t.n;
 }
 
 static void store(void *buf, size_t i, um_dtype dt, float v) {
@@ -224,7 +298,7 @@ int cmd_init_random(int argc, char **argv) {
         if (strcmp(preset_name, presets[i].name) == 0)
             p = &presets[i];
     if (!p || !dir) {
-        cli_error("init-random", "need --preset (llada-8b, llada-1b or tiny) and -o DIR");
+        cli_error("init-random", "need --preset (llada-8b, llada-1b, llada-moe-7b-a1b or tiny) and -o DIR");
         return 2;
     }
     preset chosen = *p;
