@@ -4,7 +4,8 @@
  * forward against the full one; the rules without an upstream fixture on
  * hand-made tables (threshold, factor, margin, entropy, med, hierarchical
  * spans, credit accumulation, power schedule, EOS rejection and early stop);
- * and invariants of every cache x decoder combination on the tiny models. */
+ * and invariants of every cache x decoder combination on the tiny models
+ * (LLaDA, its GQA variant and LLaDA-MoE). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -597,9 +598,10 @@ static const char *const DECODERS[] = {"topk", "threshold", "factor", "margin", 
  * temperature): every block finishes, NFE <= gen_length, the same seed gives
  * the same output. */
 static void every_combination_invariants(void **state) {
-    const char *models[] = {"tiny-llada", "tiny-llada-gqa"};
+    /* the mixture of experts too: its mask and EOS ids are the dense models' */
+    const char *models[] = {"tiny-llada", "tiny-llada-gqa", "llada-moe/tiny-llada-moe"};
     int runs = 0;
-    for (int mi = 0; mi < 2; mi++) {
+    for (int mi = 0; mi < 3; mi++) {
         um_model *m = open_fixture_model(models[mi], "hf-bf16", 2);
         for (int cache = 0; cache < 4; cache++)
             for (int dec = 0; dec < 8; dec++)
