@@ -808,6 +808,84 @@ static void config_heads_do_not_divide(void **state) {
     scratch_free(&s);
 }
 
+/* A temporary copy of LLaDA-MoE's BF16 model, with its tokenizer (which
+ * names the mask: its config has no mask id). */
+#define MOE_DIR "llada-moe/tiny-llada-moe/hf-bf16"
+#define MOE_ROUTER "model.layers.1.mlp.gate.weight"
+#define MOE_EXPERT "model.layers.2.mlp.experts.5.down_proj.weight"
+
+static void scratch_moe(scratch *s) {
+    memset(s, 0, sizeof *s);
+    s->dir = make_temp_dir();
+    snprintf(s->cfg, sizeof s->cfg, "%s/config.json", s->dir);
+    snprintf(s->st, sizeof s->st, "%s/model.safetensors", s->dir);
+    char tok[4200];
+    snprintf(tok, sizeof tok, "%s/tokenizer.json", s->dir);
+    copy_fixture_file(MOE_DIR, "config.json", s->cfg);
+    copy_fixture_file(MOE_DIR, "model.safetensors", s->st);
+    copy_fixture_file(MOE_DIR, "tokenizer.json", tok);
+}
+
+#define MOE_CONFIG_CASE(key, json, code, ...)                 \
+    do {                                                      \
+        scratch s_;                                           \
+        scratch_moe(&s_);                                     \
+        config_set(s_.cfg, key, json);                        \
+        expect_open_fails(s_.dir, code, s_.cfg, __VA_ARGS__); \
+        scratch_free(&s_);                                    \
+    } while (0)
+
+/* Mixture-of-experts settings that do not fit, each named. */
+static void moe_config_does_not_fit(void **state) {
+    MOE_CONFIG_CASE("num_experts_per_tok", "9", UM_ERR_FORMAT, "num_experts_per_tok = 9 does not fit num_experts 8");
+    MOE_CONFIG_CASE("num_experts_per_tok", "0", UM_ERR_FORMAT, "num_experts_per_tok");
+    MOE_CONFIG_CASE("num_experts", "0", UM_ERR_FORMAT, "num_experts");
+    MOE_CONFIG_CASE("num_experts", NULL, UM_ERR_FORMAT, "num_experts");
+    MOE_CONFIG_CASE("expert_intermediate_size", NULL, UM_ERR_FORMAT, "expert_intermediate_size");
+    MOE_CONFIG_CASE("num_key_value_heads", "3", UM_ERR_FORMAT,
+                    "num_attention_heads 4 is not a multiple of num_key_value_heads 3");
+    MOE_CONFIG_CASE("moe_layer_freq", "[1, 0, 1]", UM_ERR_UNSUPPORTED, "moe_layer_freq must be all 1");
+    MOE_CONFIG_CASE("shared_expert_intermediate_size", "64", UM_ERR_UNSUPPORTED, "shared_expert_intermediate_size");
+    MOE_CONFIG_CASE("moe_router_enable_expert_bias", "true", UM_ERR_UNSUPPORTED, "moe_router_enable_expert_bias");
+    /* more experts than the checkpoint has: the router's shape says so first */
+    scratch s;
+    scratch_moe(&s);
+    config_set(s.cfg, "num_experts", "16");
+    expect_open_fails(s.dir, UM_ERR_FORMAT, s.st, "tensor 'model.layers.0.mlp.gate.weight' has shape [8, 64]",
+                      "config.json implies [16, 64]");
+    scratch_free(&s);
+}
+
+/* Without tokenizer.json nothing names the mask, and the released model's
+ * id does not fit this vocabulary. */
+static void moe_without_mask_id(void **state) {
+    scratch s;
+    scratch_moe(&s);
+    char tok[4200];
+    snprintf(tok, sizeof tok, "%s/tokenizer.json", s.dir);
+    remove(tok);
+    expect_open_fails(s.dir, UM_ERR_FORMAT, s.cfg, "<|mask|> in tokenizer.json", "156895 is outside the vocabulary");
+    config_set(s.cfg, "mask_token_id", "500"); /* a config that says it is fine */
+    um_model *m = NULL;
+    um_error err;
+    assert_int_equal(um_model_open(s.dir, NULL, &m, &err), UM_OK);
+    um_model_close(m);
+    scratch_free(&s);
+}
+
+static void moe_missing_tensors(void **state) {
+    const char *drop[] = {MOE_ROUTER, MOE_EXPERT};
+    for (int i = 0; i < 2; i++) {
+        scratch s;
+        scratch_moe(&s);
+        rewrite_tensors(s.st, drop[i], NULL);
+        char want[256];
+        snprintf(want, sizeof want, "missing tensor '%s'", drop[i]);
+        expect_open_fails(s.dir, UM_ERR_FORMAT, s.st, want);
+        scratch_free(&s);
+    }
+}
+
 static void unsupported_architecture(void **state) {
     CONFIG_CASE("model_type", "\"llama\"", UM_ERR_UNSUPPORTED, "unsupported architecture 'llama'");
     CONFIG_CASE("block_type", "\"sequential\"", UM_ERR_UNSUPPORTED, "block_type 'sequential' is not supported");
@@ -1327,6 +1405,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_disagrees_with_weights),
     cmocka_unit_test(config_heads_do_not_divide),
     cmocka_unit_test(unsupported_architecture),
+    cmocka_unit_test(moe_config_does_not_fit),
+    cmocka_unit_test(moe_without_mask_id),
+    cmocka_unit_test(moe_missing_tensors),
     cmocka_unit_test(sharded_missing_shard),
     cmocka_unit_test(sharded_name_escapes_directory),
     cmocka_unit_test(sharded_index_lists_absent_tensor),

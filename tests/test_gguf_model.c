@@ -407,6 +407,7 @@ static void gguf_and_safetensors_agree(void **state) {
 
 /* One change to tiny-llada-f32.gguf; everything else is copied as it is. */
 typedef struct {
+    const char *src;           /* the file changed: tiny-llada-f32.gguf unless given (a fixture path) */
     const char *arch;          /* general.architecture becomes this */
     const char *drop_kv;       /* this key is left out */
     const char *true_kv;       /* this BOOL key becomes true */
@@ -416,6 +417,8 @@ typedef struct {
     const char *quant_tensor;  /* an F32 tensor written as Q8_0 */
     const char *f32_kv;        /* this F32 key becomes f32_value */
     float f32_value;
+    const char *u32_kv;        /* this UINT32 key becomes u32_value */
+    uint32_t u32_value;
 } variant;
 
 static void add_kv(um_gguf_writer *w, const um_gguf_kv *kv, const variant *v) {
@@ -429,6 +432,8 @@ static void add_kv(um_gguf_writer *w, const um_gguf_kv *kv, const variant *v) {
         s = um_gguf_writer_add_bool(w, kv->key, true, &err);
     else if (v->f32_kv && strcmp(kv->key, v->f32_kv) == 0)
         s = um_gguf_writer_add_f32(w, kv->key, v->f32_value, &err);
+    else if (v->u32_kv && strcmp(kv->key, v->u32_kv) == 0)
+        s = um_gguf_writer_add_u32(w, kv->key, v->u32_value, &err);
     else
         s = um_gguf_writer_add_kv(w, kv, &err);
     if (s != UM_OK)
@@ -460,7 +465,7 @@ static void add_tensor(um_gguf_writer *w, const um_gguf_tensor *t, const variant
 static void write_variant(const char *path, const variant *v) {
     um_gguf_file f;
     um_error err;
-    if (um_gguf_open(gguf_fixture("tiny-llada-f32"), &f, &err) != UM_OK)
+    if (um_gguf_open(v->src ? fixture(v->src) : gguf_fixture("tiny-llada-f32"), &f, &err) != UM_OK)
         fail_msg("%s", err.msg);
     um_gguf_writer *w = um_gguf_writer_new();
     assert_non_null(w);
@@ -571,6 +576,21 @@ static void hostile_rope_base(void **state) {
                   "llada.rope.freq_base must be greater than 1", "got 1");
     check_variant(&(variant){.f32_kv = "llada.attention.layer_norm_rms_epsilon", .f32_value = 0.0f},
                   UM_ERR_FORMAT, "llada.attention.layer_norm_rms_epsilon must be in (0, 1)", "got 0");
+}
+
+/* LLaDA-MoE's keys and 3-D expert tensors: each fault named. */
+#define MOE_GGUF "llada-moe/gguf/tiny-llada-moe-f32.gguf"
+static void hostile_experts(void **state) {
+    check_variant(&(variant){.src = MOE_GGUF, .u32_kv = "llada-moe.expert_used_count", .u32_value = 9},
+                  UM_ERR_FORMAT, "llada-moe.expert_used_count = 9 does not fit", "llada-moe.expert_count 8");
+    check_variant(&(variant){.src = MOE_GGUF, .drop_kv = "llada-moe.expert_count"}, UM_ERR_FORMAT,
+                  "llada-moe.expert_count", "missing");
+    check_variant(&(variant){.src = MOE_GGUF, .drop_tensor = "blk.1.ffn_gate_exps.weight"}, UM_ERR_FORMAT,
+                  "missing tensor 'blk.1.ffn_gate_exps.weight'", NULL);
+    check_variant(&(variant){.src = MOE_GGUF, .drop_tensor = "blk.0.ffn_gate_inp.weight"}, UM_ERR_FORMAT,
+                  "missing tensor 'blk.0.ffn_gate_inp.weight'", "model.layers.0.mlp.gate.weight");
+    check_variant(&(variant){.src = MOE_GGUF, .halve_tensor = "blk.2.ffn_up_exps.weight"}, UM_ERR_FORMAT,
+                  "tensor 'blk.2.ffn_up_exps.weight' has shape [64, 48, 4]", "GGUF metadata implies [64, 48, 8]");
 }
 
 static void hostile_quantized_norm(void **state) {
@@ -856,6 +876,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(hostile_missing_key),
     cmocka_unit_test(hostile_rope_base),
     cmocka_unit_test(hostile_quantized_norm),
+    cmocka_unit_test(hostile_experts),
     cmocka_unit_test(hostile_not_gguf),
     cmocka_unit_test(cli_run_gguf),
     cmocka_unit_test(cli_info_gguf),
