@@ -1,12 +1,16 @@
 /* libFuzzer target for the GGUF parser: any bytes must either parse into
  * metadata and tensors that lie inside the buffer, or fail with a one-line
  * message naming the file. What parses is also written back by our writer
- * and must parse again to the same contents. Built and run by `make fuzz`. */
+ * and must parse again to the same contents, and is read by every
+ * architecture's hyper-parameter reader (the shared key list, the expert
+ * keys). Built and run by `make fuzz`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format/gguf.h"
+#include "hparams_check.h"
+#include "model/arch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -133,6 +137,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hi = data + size;
     unsigned sum = touch_values(&f);
     round_trip(&f);
+    for (int i = 0; um_archs[i]; i++) {
+        um_hparams hp;
+        if (um_arch_read_gguf(um_archs[i], &f, &hp, &err) == UM_OK)
+            check_hparams(&hp);
+        else if (err.code == UM_OK || strncmp(err.msg, "fuzz.gguf", 9) != 0 || strchr(err.msg, '\n'))
+            abort();
+    }
     um_gguf_close(&f);
     return (int)(sum & 0); /* keeps the reads */
 }
