@@ -299,7 +299,7 @@ static void vicinity_covering_all_is_reference(void **state) {
 
 /* ---- decoders on hand-made tables ---------------------------------------- */
 
-static um_pick pick_conf(int32_t tok, double conf) { return (um_pick){tok, conf, conf, 0, 0}; }
+static um_pick pick_conf(int32_t tok, double conf) { return (um_pick){tok, conf, conf, 0, 0, 0}; }
 
 static void expect_positions(const int32_t *got, int n_got, const int32_t *want, int n_want) {
     if (n_got != n_want)
@@ -347,8 +347,8 @@ static void factor_rule(void **state) {
 static void margin_and_entropy_rules(void **state) {
     um_generate_params p = um_generate_default_params();
     int32_t pos[] = {10, 11, 12, 13};
-    um_pick pk[4] = {{1, 0.60, 0.60, 0.39, 0.9}, {1, 0.50, 0.50, 0.10, 0.2}, {1, 0.90, 0.90, 0.05, 1.5},
-                     {1, 0.45, 0.45, 0.44, 0.1}};
+    um_pick pk[4] = {{1, 0.60, 0.60, 0.39, 0.9, 0}, {1, 0.50, 0.50, 0.10, 0.2, 0}, {1, 0.90, 0.90, 0.05, 1.5, 0},
+                     {1, 0.45, 0.45, 0.44, 0.1, 0}};
     int32_t out[4];
     p.decoder = UM_DECODER_MARGIN; /* margins 0.21 0.40 0.85 0.01 */
     expect_positions(out, um_decode_select(&p, pos, pk, 4, 2, -1, 1.0, out), (int32_t[]){12, 11}, 2);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diffusion/diffusion.h"
 #include "format/safetensors.h"
 #include "testutil.h"
 
@@ -77,33 +78,152 @@ static void hyper_parameters(void **state) {
     }
 }
 
-/* Dream's diffusion_generate (maskgit_plus, topk_margin, entropy; the implicit
- * top-50 or none) as generation parameters: one block over everything, a
- * full forward per step, the timesteps schedule, the decoder of its alg. */
-static bool dream_params(const cJSON *c, um_generate_params *p) {
-    const cJSON *params = cJSON_GetObjectItem(c, "params"), *eff = cJSON_GetObjectItem(c, "effective");
-    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItem(params, "alg"));
+/* The upstream functions of reference.json's generation cases. */
+typedef enum {
+    DIFFUSION_GENERATE, /* Dream's diffusion_generate: maskgit_plus, topk_margin, entropy */
+    ORIGIN,             /* the same with alg=origin (torch's generator picks the positions) */
+    FASTDLLM_THRESHOLD, /* Fast-dLLM generation_utils.py: confidence_threshold, no cache */
+    FASTDLLM_BLOCK,     /* Fast-dLLM generation_utils_block.py: prefix or dual cache */
+} dream_kind;
+
+static const char *const kind_names[] = {"diffusion_generate", "origin", "Fast-dLLM threshold", "Fast-dLLM block"};
+
+static dream_kind case_kind(const cJSON *c) {
     const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
-    if (!ref || !strstr(ref, "Dream-org") || !alg || strcmp(alg, "origin") == 0)
-        return false;
-    *p = um_generate_default_params();
-    p->gen_length = p->block_length = cJSON_GetObjectItem(params, "max_new_tokens")->valueint;
-    p->steps = cJSON_GetObjectItem(params, "steps")->valueint;
-    p->schedule = UM_SCHEDULE_TIMESTEPS;
-    p->schedule_eps = cJSON_GetObjectItem(eff, "eps")->valuedouble;
-    const cJSON *top_k = cJSON_GetObjectItem(eff, "top_k");
-    p->top_k = cJSON_IsNumber(top_k) ? top_k->valueint : 0;
-    p->decoder = strcmp(alg, "topk_margin") == 0 ? UM_DECODER_MARGIN
-                 : strcmp(alg, "entropy") == 0   ? UM_DECODER_ENTROPY
-                                                 : UM_DECODER_TOPK;
-    assert_true(strcmp(alg, "maskgit_plus") == 0 || p->decoder != UM_DECODER_TOPK);
-    return true;
+    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "params"), "alg"));
+    assert_non_null(ref);
+    assert_non_null(alg);
+    if (strstr(ref, "generation_utils_block.py"))
+        return FASTDLLM_BLOCK;
+    if (strstr(ref, "Fast-dLLM"))
+        return FASTDLLM_THRESHOLD;
+    assert_non_null(strstr(ref, "Dream-org"));
+    return strcmp(alg, "origin") == 0 ? ORIGIN : DIFFUSION_GENERATE;
 }
 
-/* Every diffusion_generate case of reference.json but the origin ones
- * (torch's generator picks their positions): output, NFE and each step's
- * commits, in f32, from Hugging Face and GGUF files. */
-static void diffusion_generate_cases(void **state) {
+/* Dream's alg as a decoder: maskgit_plus is topk, topk_margin margin. */
+static um_decoder decoder_of(const char *alg) {
+    if (strcmp(alg, "topk_margin") == 0)
+        return UM_DECODER_MARGIN;
+    if (strcmp(alg, "entropy") == 0)
+        return UM_DECODER_ENTROPY;
+    if (strcmp(alg, "origin") == 0)
+        return UM_DECODER_ORIGIN;
+    if (strcmp(alg, "confidence_threshold") == 0)
+        return UM_DECODER_THRESHOLD;
+    assert_string_equal(alg, "maskgit_plus");
+    return UM_DECODER_TOPK;
+}
+
+/* A case's call as generation parameters. diffusion_generate: one block
+ * over everything, a full forward per step, the timesteps schedule, the
+ * decoder of its alg (origin: its own). Fast-dLLM without cache: threshold
+ * decoding under the quota schedule. Fast-dLLM's block mode: the prefix or
+ * dual cache, and threshold decoding, or for any other alg the entropy
+ * decoder on the timesteps schedule (upstream scores by negative entropy
+ * whatever alg says). The implicit top-50, or none. */
+static um_generate_params case_params(const cJSON *c) {
+    const cJSON *params = cJSON_GetObjectItem(c, "params"), *eff = cJSON_GetObjectItem(c, "effective");
+    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItem(params, "alg"));
+    um_generate_params p = um_generate_default_params();
+    p.gen_length = p.block_length = cJSON_GetObjectItem(params, "max_new_tokens")->valueint;
+    p.steps = cJSON_GetObjectItem(params, "steps")->valueint;
+    p.schedule = UM_SCHEDULE_TIMESTEPS;
+    p.schedule_eps = cJSON_GetObjectItem(eff, "eps")->valuedouble;
+    const cJSON *top_k = cJSON_GetObjectItem(eff, "top_k");
+    p.top_k = cJSON_IsNumber(top_k) ? top_k->valueint : 0;
+    p.decoder = decoder_of(alg);
+    const cJSON *threshold = cJSON_GetObjectItem(params, "threshold");
+    if (cJSON_IsNumber(threshold))
+        p.threshold = threshold->valuedouble;
+    switch (case_kind(c)) {
+    case FASTDLLM_THRESHOLD:
+        p.schedule = UM_SCHEDULE_QUOTA;
+        break;
+    case FASTDLLM_BLOCK:
+        p.block_length = cJSON_GetObjectItem(params, "block_length")->valueint;
+        p.cache = cJSON_IsTrue(cJSON_GetObjectItem(params, "dual_cache")) ? UM_CACHE_DUAL : UM_CACHE_PREFIX;
+        if (p.decoder == UM_DECODER_THRESHOLD)
+            p.schedule = UM_SCHEDULE_UNIFORM;
+        else
+            p.decoder = UM_DECODER_ENTROPY;
+        break;
+    default:
+        break;
+    }
+    return p;
+}
+
+/* Upstream's origin positions replayed (um_session_set_draws): at forward
+ * pass `step`, the positions its commits_per_step lists draw 0 (committed
+ * whatever the probability), every other one 1 (never: draws lie in [0, 1)). */
+static double replay_draw(int step, int pos, void *user) {
+    const cJSON *commits = cJSON_GetArrayItem((const cJSON *)user, step);
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, commits) {
+        if (cJSON_GetArrayItem(pair, 0)->valueint == pos)
+            return 0.0;
+    }
+    return 1.0;
+}
+
+/* um_generate's loop, with the session's draws replayed from want_commits. */
+static um_status generate_replaying(const um_model *m, const int32_t *prompt, int n_prompt,
+                                    const um_generate_params *p, const cJSON *want_commits, um_generation *out,
+                                    um_error *err) {
+    um_context *ctx;
+    um_session *s = NULL;
+    um_status st = um_context_create(m, NULL, &ctx, err);
+    if (st == UM_OK)
+        st = um_session_begin(m, prompt, n_prompt, p, &s, err);
+    if (st == UM_OK)
+        um_session_set_draws(s, replay_draw, (void *)want_commits);
+    while (st == UM_OK && !um_session_finished(s))
+        st = um_session_step(ctx, s, err);
+    if (st == UM_OK)
+        st = um_session_result(s, out, err);
+    um_session_free(s);
+    um_context_free(ctx);
+    return st;
+}
+
+/* Generates case c with m and holds output, NFE and each step's commits to
+ * the reference. Origin replays upstream's positions, so what it checks is
+ * the tokens (argmax at each recorded position), the output and the NFE. */
+static void expect_case(um_model *m, const cJSON *c, const char *file) {
+    um_generate_params p = case_params(c);
+    commit_log log = {0};
+    p.on_step = record_step;
+    p.user_data = &log;
+    int n_prompt, n_want;
+    int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
+    int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
+    const cJSON *commits = cJSON_GetObjectItem(c, "commits_per_step");
+    char what[200];
+    snprintf(what, sizeof what, "%s %s %s steps %d block %d top_k %d", file, kind_names[case_kind(c)],
+             cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "params"), "alg")), p.steps,
+             p.block_length, p.top_k);
+    um_generation g;
+    um_error err;
+    um_status st = case_kind(c) == ORIGIN ? generate_replaying(m, prompt, n_prompt, &p, commits, &g, &err)
+                                          : t_generate(m, prompt, n_prompt, &p, &g, &err);
+    if (st != UM_OK)
+        fail_msg("%s: %s", what, err.msg);
+    assert_int_equal(g.n_tokens, n_want);
+    if (memcmp(g.tokens, want, (size_t)n_want * sizeof *want) != 0)
+        fail_msg("%s: output differs from the reference", what);
+    if (g.nfe != cJSON_GetObjectItem(c, "nfe")->valueint)
+        fail_msg("%s: nfe %d, reference %d", what, g.nfe, cJSON_GetObjectItem(c, "nfe")->valueint);
+    check_commits(commits, &log, what);
+    commit_log_free(&log);
+    um_generation_free(&g);
+    free(prompt);
+    free(want);
+}
+
+/* Every case of reference.json made by that upstream function (want of
+ * them), from Hugging Face (BF16, sharded F32) and GGUF files, in f32. */
+static void expect_cases(dream_kind kind, int want) {
     size_t n;
     char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
     cJSON *root = cJSON_ParseWithLength(text, n);
@@ -115,49 +235,39 @@ static void diffusion_generate_cases(void **state) {
         int checked = 0;
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
-            um_generate_params p;
-            if (!dream_params(c, &p))
+            if (!cJSON_GetObjectItem(c, "reference") || case_kind(c) != kind)
                 continue;
-            commit_log log = {0};
-            p.on_step = record_step;
-            p.user_data = &log;
-            int n_prompt, n_want;
-            int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
-            int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
-            char what[160];
-            snprintf(what, sizeof what, "%s %s steps %d top_k %d", files[f],
-                     cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "params"), "alg")), p.steps,
-                     p.top_k);
-            um_generation g;
-            um_error err;
-            if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
-                fail_msg("%s: %s", what, err.msg);
-            assert_int_equal(g.n_tokens, n_want);
-            if (memcmp(g.tokens, want, (size_t)n_want * sizeof *want) != 0)
-                fail_msg("%s: output differs from the reference", what);
-            assert_int_equal(g.nfe, cJSON_GetObjectItem(c, "nfe")->valueint);
-            check_commits(cJSON_GetObjectItem(c, "commits_per_step"), &log, what);
-            commit_log_free(&log);
-            um_generation_free(&g);
-            free(prompt);
-            free(want);
+            expect_case(m, c, files[f]);
             checked++;
         }
-        print_message("    %s: %d diffusion_generate cases: output, nfe and commits match\n", files[f], checked);
-        assert_int_equal(checked, 10);
+        print_message("    %s: %d %s cases: output, nfe and commits match\n", files[f], checked, kind_names[kind]);
+        assert_int_equal(checked, want);
         um_model_close(m);
     }
     cJSON_Delete(root);
 }
 
-/* What is not built yet for Dream is refused by name: cached decoding
- * (Fast-dLLM's Dream variants), and writing Dream GGUFs (llama.cpp's key
- * order). */
+/* maskgit_plus, topk_margin, entropy; the implicit top-50 or none. */
+static void diffusion_generate_cases(void **state) { expect_cases(DIFFUSION_GENERATE, 10); }
+
+/* alg=origin, its positions replayed from the reference: every token
+ * committed at them is ours (argmax), and the output and NFE follow. */
+static void origin_cases(void **state) { expect_cases(ORIGIN, 2); }
+
+/* confidence_threshold without cache: the quota, its carry, the extra steps. */
+static void fastdllm_threshold_cases(void **state) { expect_cases(FASTDLLM_THRESHOLD, 3); }
+
+/* The block mode with prefix and dual cache: the head step, frozen K/V, the
+ * shift inside the cached slice; threshold and entropy. */
+static void fastdllm_block_cases(void **state) { expect_cases(FASTDLLM_BLOCK, 8); }
+
+/* What is not built for Dream is refused by name: the vicinity cache (no
+ * upstream to hold it to), and writing Dream GGUFs (llama.cpp's key order). */
 static void not_yet_refused(void **state) {
     um_model *m = open_dream("tiny-dream/hf-bf16");
     um_generate_params p = um_generate_default_params();
     p.gen_length = p.steps = p.block_length = 8;
-    p.cache = UM_CACHE_DUAL;
+    p.cache = UM_CACHE_VICINITY;
     int32_t prompt[2] = {1, 2};
     um_generation g;
     um_error err;
@@ -198,6 +308,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream),
     cmocka_unit_test(hyper_parameters),
     cmocka_unit_test(diffusion_generate_cases),
+    cmocka_unit_test(origin_cases),
+    cmocka_unit_test(fastdllm_threshold_cases),
+    cmocka_unit_test(fastdllm_block_cases),
     cmocka_unit_test(not_yet_refused),
     cmocka_unit_test(config_without_mask_id),
 };
