@@ -1,7 +1,11 @@
 /* Dream (fixtures/dream): the second row of the architecture table. Its
  * forward pass against the upstream model's raw logits, from Hugging Face
- * and llama.cpp's GGUF files; its hyper-parameters; and what is not there
- * yet (its sampler: the logit shift) refused by name. */
+ * and llama.cpp's GGUF files; its hyper-parameters; every generation case of
+ * reference.json (Dream's diffusion_generate, origin given its positions,
+ * Fast-dLLM's threshold decoding and block mode with prefix and dual cache)
+ * through the API, `unmask run` and `run --batch`; and what is not there
+ * refused by name. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,21 +265,148 @@ static void fastdllm_threshold_cases(void **state) { expect_cases(FASTDLLM_THRES
  * shift inside the cached slice; threshold and entropy. */
 static void fastdllm_block_cases(void **state) { expect_cases(FASTDLLM_BLOCK, 8); }
 
-/* What is not built for Dream is refused by name: the vicinity cache (no
- * upstream to hold it to), and writing Dream GGUFs (llama.cpp's key order). */
-static void not_yet_refused(void **state) {
+/* A case's call as `unmask run` flags, over Dream's defaults (no cache, one
+ * block, the timesteps schedule, the entropy decoder, top-k 50; threshold
+ * without cache: the quota schedule; with a cache: the block mode). */
+static void case_flags(const cJSON *c, char *buf, size_t n) {
+    const cJSON *params = cJSON_GetObjectItem(c, "params"), *eff = cJSON_GetObjectItem(c, "effective");
+    um_generate_params p = case_params(c);
+    static const char *const decoders[] = {[UM_DECODER_TOPK] = "topk", [UM_DECODER_MARGIN] = "margin",
+                                           [UM_DECODER_ENTROPY] = "entropy", [UM_DECODER_THRESHOLD] = "threshold"};
+    int at = snprintf(buf, n, "--gen-length %d --steps %d --decoder %s", p.gen_length, p.steps, decoders[p.decoder]);
+    if (p.decoder == UM_DECODER_THRESHOLD)
+        at += snprintf(buf + at, n - at, " --threshold %.15g", p.threshold);
+    if (!cJSON_IsNumber(cJSON_GetObjectItem(eff, "top_k")))
+        at += snprintf(buf + at, n - at, " --top-k 0");
+    if (case_kind(c) == FASTDLLM_BLOCK)
+        snprintf(buf + at, n - at, " --block-length %d --cache %s", p.block_length,
+                 cJSON_IsTrue(cJSON_GetObjectItem(params, "dual_cache")) ? "dual" : "prefix");
+}
+
+static void expect_json_matches(const cJSON *out, const cJSON *c, const char *what) {
+    const cJSON *got = cJSON_GetObjectItem(out, "tokens"), *want = cJSON_GetObjectItem(c, "output");
+    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+    for (int i = 0; i < cJSON_GetArraySize(want); i++)
+        if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+            fail_msg("%s: token %d differs", what, i);
+    int nfe = cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe = cJSON_GetObjectItem(c, "nfe")->valueint;
+    if (nfe != want_nfe)
+        fail_msg("%s: nfe %d, reference %d", what, nfe, want_nfe);
+}
+
+/* Every case but origin's through `unmask run` with the flags a user would
+ * pass, and all of them again as one --batch file (the flags as JSONL keys). */
+static void cases_through_the_command(void **state) {
+    f32_activations_for_commands(true); /* the reference's arithmetic */
+    size_t n;
+    char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    free(text);
+    const char *model = fixture("dream/gguf/tiny-dream-f32.gguf");
+    char *dir = make_temp_dir(), path[4096];
+    snprintf(path, sizeof path, "%s/requests.jsonl", dir);
+    FILE *batch = fopen(path, "w");
+    assert_non_null(batch);
+    const cJSON *cases[32], *c;
+    int checked = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        if (!cJSON_GetObjectItem(c, "reference") || case_kind(c) == ORIGIN)
+            continue;
+        assert_true(checked < 32);
+        char flags[256], what[400];
+        case_flags(c, flags, sizeof flags);
+        char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
+        cJSON *out = run_unmask_json("run -m %s --prompt-tokens %s %s --json", model, prompt, flags);
+        snprintf(what, sizeof what, "run %s", flags);
+        expect_json_matches(out, c, what);
+        cJSON_Delete(out);
+        /* the same flags as a --batch line: "--top-k 0" is "top_k": 0 */
+        fprintf(batch, "{\"prompt_tokens\": [%s]", prompt);
+        for (char *f = strtok(flags, " "); f; f = strtok(NULL, " ")) {
+            char *v = strtok(NULL, " ");
+            fprintf(batch, ", \"");
+            for (f += 2; *f; f++)
+                fputc(*f == '-' ? '_' : *f, batch);
+            fprintf(batch, "\": %s%s%s", isdigit((unsigned char)v[0]) ? "" : "\"", v,
+                    isdigit((unsigned char)v[0]) ? "" : "\"");
+        }
+        fprintf(batch, "}\n");
+        cases[checked++] = c;
+        free(prompt);
+    }
+    fclose(batch);
+    assert_int_equal(checked, 21);
+    cmd_result r = run_unmask("run -m %s --batch %s --parallel 5", model, path);
+    if (r.status != 0)
+        fail_msg("run --batch: %s", r.err);
+    char *line = r.out;
+    for (int i = 0; i < checked; i++) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = 0;
+        cJSON *out = cJSON_Parse(line);
+        assert_non_null(out);
+        expect_json_matches(out, cases[i], "run --batch");
+        cJSON_Delete(out);
+        line = end + 1;
+    }
+    print_message("    %d cases through run and run --batch: output and nfe match\n", checked);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+    cJSON_Delete(root);
+    f32_activations_for_commands(false);
+}
+
+/* What has no upstream to hold it to, and combinations that cannot work, are
+ * refused by name: the vicinity cache with shifted logits, the block mode's
+ * counts off the timesteps schedule or with one step per block, the quota
+ * with a cache, origin off the timesteps grid, alg_temp on a decoder that
+ * does not count, top_p outside [0, 1]; and writing Dream GGUFs (llama.cpp's
+ * key order). */
+static void refused_combinations(void **state) {
     um_model *m = open_dream("tiny-dream/hf-bf16");
-    um_generate_params p = um_generate_default_params();
-    p.gen_length = p.steps = p.block_length = 8;
-    p.cache = UM_CACHE_VICINITY;
-    int32_t prompt[2] = {1, 2};
-    um_generation g;
-    um_error err;
-    assert_int_equal(t_generate(m, prompt, 2, &p, &g, &err), UM_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "shifted"));
+    static const struct {
+        um_cache_mode cache;
+        um_decoder decoder;
+        um_schedule schedule;
+        int steps;
+        double top_p, alg_temp;
+        const char *says;
+    } bad[] = {
+        {UM_CACHE_VICINITY, UM_DECODER_ENTROPY, UM_SCHEDULE_TIMESTEPS, 8, 0, 0, "shifted"},
+        {UM_CACHE_DUAL, UM_DECODER_TOPK, UM_SCHEDULE_UNIFORM, 8, 0, 0, "timesteps schedule"},
+        {UM_CACHE_PREFIX, UM_DECODER_ENTROPY, UM_SCHEDULE_TIMESTEPS, 1, 0, 0, "at least 2 steps per block"},
+        {UM_CACHE_DUAL, UM_DECODER_THRESHOLD, UM_SCHEDULE_QUOTA, 8, 0, 0, "without a KV cache"},
+        {UM_CACHE_NONE, UM_DECODER_ENTROPY, UM_SCHEDULE_QUOTA, 8, 0, 0, "threshold decoder only"},
+        {UM_CACHE_NONE, UM_DECODER_ORIGIN, UM_SCHEDULE_UNIFORM, 8, 0, 0, "timesteps schedule"},
+        {UM_CACHE_NONE, UM_DECODER_THRESHOLD, UM_SCHEDULE_UNIFORM, 8, 0, 0.5, "alg_temp"},
+        {UM_CACHE_NONE, UM_DECODER_ENTROPY, UM_SCHEDULE_TIMESTEPS, 8, 1.5, 0, "top_p"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        um_generate_params p = um_generate_default_params();
+        p.gen_length = p.block_length = 8;
+        p.steps = bad[i].steps;
+        p.cache = bad[i].cache;
+        p.decoder = bad[i].decoder;
+        p.schedule = bad[i].schedule;
+        p.top_p = bad[i].top_p;
+        p.alg_temp = bad[i].alg_temp;
+        int32_t prompt[2] = {1, 2};
+        um_generation g;
+        um_error err;
+        assert_int_not_equal(t_generate(m, prompt, 2, &p, &g, &err), UM_OK);
+        if (!strstr(err.msg, bad[i].says))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err.msg, bad[i].says);
+    }
     um_model_close(m);
+    cmd_result r = run_unmask("run -m %s --prompt-tokens 1,2 -n 8 --cache vicinity",
+                              fixture("dream/tiny-dream/hf-bf16"));
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "not vicinity"));
+    cmd_result_free(&r);
     char *dir = make_temp_dir();
-    cmd_result r = run_unmask("convert %s -o %s/d.gguf", fixture("dream/tiny-dream/hf-bf16"), dir);
+    r = run_unmask("convert %s -o %s/d.gguf", fixture("dream/tiny-dream/hf-bf16"), dir);
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "converting dream checkpoints to GGUF is not supported yet"));
     cmd_result_free(&r);
@@ -311,7 +442,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(origin_cases),
     cmocka_unit_test(fastdllm_threshold_cases),
     cmocka_unit_test(fastdllm_block_cases),
-    cmocka_unit_test(not_yet_refused),
+    cmocka_unit_test(cases_through_the_command),
+    cmocka_unit_test(refused_combinations),
     cmocka_unit_test(config_without_mask_id),
 };
 
