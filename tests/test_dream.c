@@ -265,6 +265,58 @@ static void fastdllm_threshold_cases(void **state) { expect_cases(FASTDLLM_THRES
  * shift inside the cached slice; threshold and entropy. */
 static void fastdllm_block_cases(void **state) { expect_cases(FASTDLLM_BLOCK, 8); }
 
+/* alg_temp samples the positions from softmax(confidence / alg_temp): near 0
+ * it is the top-k of diffusion_generate, case for case; above, a seed's
+ * draws (the same twice, and another seed another trajectory). */
+static void alg_temp_positions(void **state) {
+    size_t n;
+    char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    free(text);
+    um_model *m = open_dream("tiny-dream/hf-bf16");
+    const cJSON *c, *last = NULL;
+    int checked = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        if (!cJSON_GetObjectItem(c, "reference") || case_kind(c) != DIFFUSION_GENERATE)
+            continue;
+        um_generate_params p = case_params(c);
+        p.alg_temp = 1e-7; /* the smallest confidence gap, 2.6e-3, is 2.6e4 Gumbel scales */
+        int n_prompt, n_want;
+        int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
+        int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
+        um_generation g;
+        um_error err;
+        if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
+            fail_msg("%s", err.msg);
+        assert_int_equal(g.n_tokens, n_want);
+        assert_memory_equal(g.tokens, want, (size_t)n_want * sizeof *want);
+        um_generation_free(&g);
+        free(prompt);
+        free(want);
+        last = c;
+        checked++;
+    }
+    assert_int_equal(checked, 10);
+    um_generate_params p = case_params(last);
+    p.alg_temp = 0.02;
+    int n_prompt;
+    int32_t *prompt = json_int_array(cJSON_GetObjectItem(last, "prompt"), &n_prompt);
+    um_generation g[3];
+    um_error err;
+    for (int i = 0; i < 3; i++) {
+        p.seed = i < 2 ? 1 : 2;
+        if (t_generate(m, prompt, n_prompt, &p, &g[i], &err) != UM_OK)
+            fail_msg("%s", err.msg);
+    }
+    assert_memory_equal(g[0].tokens, g[1].tokens, (size_t)g[0].n_tokens * sizeof *g[0].tokens);
+    assert_memory_not_equal(g[0].tokens, g[2].tokens, (size_t)g[0].n_tokens * sizeof *g[0].tokens);
+    for (int i = 0; i < 3; i++)
+        um_generation_free(&g[i]);
+    free(prompt);
+    um_model_close(m);
+    cJSON_Delete(root);
+}
+
 /* A case's call as `unmask run` flags, over Dream's defaults (no cache, one
  * block, the timesteps schedule, the entropy decoder, top-k 50; threshold
  * without cache: the quota schedule; with a cache: the block mode). */
@@ -442,6 +494,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(origin_cases),
     cmocka_unit_test(fastdllm_threshold_cases),
     cmocka_unit_test(fastdllm_block_cases),
+    cmocka_unit_test(alg_temp_positions),
     cmocka_unit_test(cases_through_the_command),
     cmocka_unit_test(refused_combinations),
     cmocka_unit_test(config_without_mask_id),
