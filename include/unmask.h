@@ -160,17 +160,25 @@ typedef enum {
     UM_DECODER_MED = 5,          /* entropy-bounded: every candidate with entropy < entropy_bound, at least one */
     UM_DECODER_HIERARCHICAL = 6, /* dInfer: the best of each run of adjacent masks if above low_threshold, every
                                     candidate above threshold, at least the best */
-    UM_DECODER_CREDIT = 7        /* dInfer: threshold decoding on logits boosted by the credit that each
+    UM_DECODER_CREDIT = 7,       /* dInfer: threshold decoding on logits boosted by the credit that each
                                     position's top-1 tokens build up over the block's steps */
+    UM_DECODER_ORIGIN = 8        /* Dream's alg=origin: every mask committed independently with probability
+                                    1 - t[i+1]/t[i] of the timesteps schedule's grid (1 at the last step), from
+                                    unmask's random streams (torch's generator's draws are not reproduced) */
 } um_decoder;
 
 /* How many tokens the count-based decoders (topk, margin, entropy) commit per step. */
 typedef enum {
     UM_SCHEDULE_UNIFORM = 0, /* the block's masks spread evenly over its steps (the reference) */
     UM_SCHEDULE_POWER = 1,   /* step i of a block commits 2^i: about log2(block_length) steps */
-    UM_SCHEDULE_TIMESTEPS = 2 /* Dream's diffusion_generate: t = linspace(1, eps, steps + 1) in float32; step i
-                                 of n masks left commits int(n * (1 - t[i+1] / t[i])) (float32, truncated; it
-                                 may be 0), the last step all that remain */
+    UM_SCHEDULE_TIMESTEPS = 2, /* Dream's diffusion_generate: t = linspace(1, eps, steps + 1) in float32; step i
+                                  of n masks left commits int(n * (1 - t[i+1] / t[i])) (float32, truncated; it
+                                  may be 0), the last step all that remain */
+    UM_SCHEDULE_QUOTA = 3      /* Fast-dLLM's Dream threshold decoding (threshold decoder, no cache): step i
+                                  ranks only its quota, the uniform schedule's count plus what earlier steps
+                                  deferred, and commits the best and the rest of them at or above the
+                                  threshold; after the planned steps the quota is what is left, and steps go on
+                                  until nothing is */
 } um_schedule;
 
 typedef struct {
@@ -208,6 +216,11 @@ typedef struct {
     int top_k;            /* 1..1024: logits below the k-th largest are dropped before the softmax that chooses
                              and scores a token (Dream's generation config: 50); 0: off */
     double schedule_eps;  /* timesteps schedule: the grid's end (1e-3) */
+    double top_p;         /* (0, 1): nucleus filter before the softmax that chooses and scores a token (on the
+                             logits divided by the temperature, as Dream's sample_tokens); 0 or 1: off */
+    double alg_temp;      /* Dream's alg_temp: > 0 makes the topk, margin and entropy decoders sample the
+                             step's positions from softmax(confidence / alg_temp) without replacement, not the
+                             count most confident; 0: off */
 } um_generate_params;
 
 typedef struct {

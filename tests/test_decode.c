@@ -300,7 +300,7 @@ static void vicinity_covering_all_is_reference(void **state) {
 
 /* ---- decoders on hand-made tables ---------------------------------------- */
 
-static um_pick pick_conf(int32_t tok, double conf) { return (um_pick){tok, conf, conf, 0, 0}; }
+static um_pick pick_conf(int32_t tok, double conf) { return (um_pick){tok, conf, conf, 0, 0, 0}; }
 
 static void expect_positions(const int32_t *got, int n_got, const int32_t *want, int n_want) {
     if (n_got != n_want)
@@ -348,8 +348,8 @@ static void factor_rule(void **state) {
 static void margin_and_entropy_rules(void **state) {
     um_generate_params p = um_generate_default_params();
     int32_t pos[] = {10, 11, 12, 13};
-    um_pick pk[4] = {{1, 0.60, 0.60, 0.39, 0.9}, {1, 0.50, 0.50, 0.10, 0.2}, {1, 0.90, 0.90, 0.05, 1.5},
-                     {1, 0.45, 0.45, 0.44, 0.1}};
+    um_pick pk[4] = {{1, 0.60, 0.60, 0.39, 0.9, 0}, {1, 0.50, 0.50, 0.10, 0.2, 0}, {1, 0.90, 0.90, 0.05, 1.5, 0},
+                     {1, 0.45, 0.45, 0.44, 0.1, 0}};
     int32_t out[4];
     p.decoder = UM_DECODER_MARGIN; /* margins 0.21 0.40 0.85 0.01 */
     expect_positions(out, um_decode_select(&p, pos, pk, 4, 2, -1, 1.0, out), (int32_t[]){12, 11}, 2);
@@ -379,6 +379,138 @@ static void pick_statistics(void **state) {
     float tie[3] = {1.0f, 1.0f, -INFINITY}; /* two equal tops: margin 0, entropy log 2 */
     um_pick_row(&s, tie, NULL, 3, &pk);
     assert_true(fabs(pk.p1 - pk.p2) < 1e-12 && fabs(pk.entropy - log(2.0)) < 1e-9);
+}
+
+/* A reproducible uniform in [0, 1) for the tests below (an LCG's top bits). */
+static double lcg_uniform(uint64_t *state) {
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*state >> 11) / 9007199254740992.0;
+}
+
+/* The nucleus the plain way, as transformers' TopPLogitsWarper and Dream's
+ * top_p_logits state it: sort every token by logit, softmax of logits / T,
+ * keep a token while the mass sorted before it is at most top_p (the first
+ * always). */
+static void plain_nucleus(const float *logits, int n, double top_p, double temp, bool *keep) {
+    int *order = malloc((size_t)n * sizeof *order);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort, largest first */
+        for (int j = i; j > 0 && logits[order[j]] > logits[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    double scale = temp > 0 ? 1.0 / temp : 1.0, z = 0, before = 0;
+    for (int i = 0; i < n; i++)
+        z += exp((logits[i] - logits[order[0]]) * scale);
+    for (int r = 0; r < n; r++) {
+        keep[order[r]] = r == 0 || before / z <= top_p;
+        before += exp((logits[order[r]] - logits[order[0]]) * scale);
+    }
+    free(order);
+}
+
+/* top_p against plain_nucleus on random rows: peaked and flat, small and
+ * large vocabularies (a nucleus past the 1024 largest logits too), at
+ * temperature 0 (the token, its probability, the top two and the entropy of
+ * the kept tokens' softmax) and above (the entropy, and the sampled token
+ * inside the nucleus). */
+static void top_p_nucleus(void **state) {
+    static const struct {
+        int n;
+        double spread; /* logits uniform in [0, spread) */
+    } rows[] = {{40, 8.0}, {512, 20.0}, {3000, 0.5}, {3000, 6.0}};
+    static const double top_ps[] = {0.05, 0.3, 0.7, 0.9, 0.99};
+    static const double temps[] = {0, 0.5, 2.0};
+    uint64_t rng = 17;
+    int checked = 0;
+    for (size_t ri = 0; ri < sizeof rows / sizeof *rows; ri++) {
+        int n = rows[ri].n;
+        float *logits = malloc((size_t)n * sizeof *logits), *work = malloc((size_t)n * sizeof *work);
+        bool *keep = malloc((size_t)n * sizeof *keep);
+        for (int i = 0; i < n; i++)
+            logits[i] = (float)(rows[ri].spread * lcg_uniform(&rng));
+        for (size_t pi = 0; pi < sizeof top_ps / sizeof *top_ps; pi++)
+            for (size_t ti = 0; ti < sizeof temps / sizeof *temps; ti++) {
+                plain_nucleus(logits, n, top_ps[pi], temps[ti], keep);
+                /* the kept tokens' softmax of the logits themselves: what the pick scores by */
+                double z = 0, mx = -INFINITY, h = 0, p1 = 0, p2 = 0;
+                int kept = 0, best = -1;
+                for (int i = 0; i < n; i++)
+                    if (keep[i] && logits[i] > mx) {
+                        mx = logits[i];
+                        best = i;
+                    }
+                for (int i = 0; i < n; i++)
+                    if (keep[i]) {
+                        z += exp(logits[i] - mx);
+                        kept++;
+                    }
+                for (int i = 0; i < n; i++)
+                    if (keep[i]) {
+                        double q = exp(logits[i] - mx) / z;
+                        h -= q * log(q);
+                        if (q > p1) {
+                            p2 = p1;
+                            p1 = q;
+                        } else if (q > p2) {
+                            p2 = q;
+                        }
+                    }
+                um_pick_request r = {.uncond_row = -1, .eos_inf = -1, .eot_inf = -1, .stats = true,
+                                     .top_p = top_ps[pi], .temperature = temps[ti], .seed = 5, .pos = 3};
+                memcpy(work, logits, (size_t)n * sizeof *work);
+                um_pick pk;
+                um_pick_row(&r, work, NULL, n, &pk);
+                if (fabs(pk.entropy - h) > 1e-9)
+                    fail_msg("vocab %d top_p %g temp %g: entropy %.12g, plain nucleus (%d tokens) %.12g", n,
+                             top_ps[pi], temps[ti], pk.entropy, kept, h);
+                assert_true(keep[pk.token]);
+                if (temps[ti] == 0) {
+                    assert_int_equal(pk.token, best);
+                    assert_true(fabs(pk.conf - p1) < 1e-12 && fabs(pk.p1 - p1) < 1e-12 && fabs(pk.p2 - p2) < 1e-12);
+                }
+                checked += kept > 1024; /* the bisection's side */
+            }
+        free(logits);
+        free(work);
+        free(keep);
+    }
+    assert_true(checked > 0);
+}
+
+/* alg_temp: a count-based decoder samples its positions from
+ * softmax(score / alg_temp) without replacement. One position out of three:
+ * how often each is chosen over many draws, against that softmax; two out of
+ * three: distinct positions; alg_temp near 0: the most confident. */
+static void alg_temp_sampling(void **state) {
+    um_generate_params p = um_generate_default_params();
+    p.decoder = UM_DECODER_TOPK;
+    p.alg_temp = 0.5;
+    int32_t pos[] = {4, 5, 6}, out[3];
+    um_pick pk[] = {pick_conf(1, 0.2), pick_conf(1, 0.5), pick_conf(1, 0.9)};
+    double z = 0, want[3];
+    for (int i = 0; i < 3; i++)
+        z += want[i] = exp(pk[i].conf / p.alg_temp);
+    int hits[3] = {0}, trials = 40000;
+    uint64_t rng = 3;
+    for (int t = 0; t < trials; t++) {
+        for (int i = 0; i < 3; i++)
+            pk[i].draw = lcg_uniform(&rng);
+        assert_int_equal(um_decode_select(&p, pos, pk, 3, 1, -1, 1.0, out), 1);
+        hits[out[0] - 4]++;
+        assert_int_equal(um_decode_select(&p, pos, pk, 3, 2, -1, 1.0, out), 2);
+        assert_true(out[0] != out[1]);
+    }
+    for (int i = 0; i < 3; i++)
+        if (fabs((double)hits[i] / trials - want[i] / z) > 0.01)
+            fail_msg("position %d chosen %.4f of the time, softmax %.4f", pos[i], (double)hits[i] / trials,
+                     want[i] / z);
+    p.alg_temp = 1e-9;
+    for (int i = 0; i < 3; i++)
+        pk[i].draw = 0.01 + 0.49 * i;
+    expect_positions(out, um_decode_select(&p, pos, pk, 3, 2, -1, 1.0, out), (int32_t[]){6, 5}, 2);
 }
 
 /* Hierarchical: the best of each run of adjacent candidates when above the
@@ -819,6 +951,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(factor_rule),
     cmocka_unit_test(margin_and_entropy_rules),
     cmocka_unit_test(pick_statistics),
+    cmocka_unit_test(top_p_nucleus),
+    cmocka_unit_test(alg_temp_sampling),
     cmocka_unit_test(hierarchical_spans),
     cmocka_unit_test(credit_accumulation),
     cmocka_unit_test(power_schedule_counts),

@@ -1,12 +1,17 @@
 /* Dream (fixtures/dream): the second row of the architecture table. Its
  * forward pass against the upstream model's raw logits, from Hugging Face
- * and llama.cpp's GGUF files; its hyper-parameters; and what is not there
- * yet (its sampler: the logit shift) refused by name. */
+ * and llama.cpp's GGUF files; its hyper-parameters; every generation case of
+ * reference.json (Dream's diffusion_generate, origin given its positions,
+ * Fast-dLLM's threshold decoding and block mode with prefix and dual cache)
+ * through the API, `unmask run` and `run --batch`; and what is not there
+ * refused by name. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "diffusion/diffusion.h"
 #include "format/safetensors.h"
 #include "testutil.h"
 
@@ -77,33 +82,152 @@ static void hyper_parameters(void **state) {
     }
 }
 
-/* Dream's diffusion_generate (maskgit_plus, topk_margin, entropy; the implicit
- * top-50 or none) as generation parameters: one block over everything, a
- * full forward per step, the timesteps schedule, the decoder of its alg. */
-static bool dream_params(const cJSON *c, um_generate_params *p) {
-    const cJSON *params = cJSON_GetObjectItem(c, "params"), *eff = cJSON_GetObjectItem(c, "effective");
-    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItem(params, "alg"));
+/* The upstream functions of reference.json's generation cases. */
+typedef enum {
+    DIFFUSION_GENERATE, /* Dream's diffusion_generate: maskgit_plus, topk_margin, entropy */
+    ORIGIN,             /* the same with alg=origin (torch's generator picks the positions) */
+    FASTDLLM_THRESHOLD, /* Fast-dLLM generation_utils.py: confidence_threshold, no cache */
+    FASTDLLM_BLOCK,     /* Fast-dLLM generation_utils_block.py: prefix or dual cache */
+} dream_kind;
+
+static const char *const kind_names[] = {"diffusion_generate", "origin", "Fast-dLLM threshold", "Fast-dLLM block"};
+
+static dream_kind case_kind(const cJSON *c) {
     const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
-    if (!ref || !strstr(ref, "Dream-org") || !alg || strcmp(alg, "origin") == 0)
-        return false;
-    *p = um_generate_default_params();
-    p->gen_length = p->block_length = cJSON_GetObjectItem(params, "max_new_tokens")->valueint;
-    p->steps = cJSON_GetObjectItem(params, "steps")->valueint;
-    p->schedule = UM_SCHEDULE_TIMESTEPS;
-    p->schedule_eps = cJSON_GetObjectItem(eff, "eps")->valuedouble;
-    const cJSON *top_k = cJSON_GetObjectItem(eff, "top_k");
-    p->top_k = cJSON_IsNumber(top_k) ? top_k->valueint : 0;
-    p->decoder = strcmp(alg, "topk_margin") == 0 ? UM_DECODER_MARGIN
-                 : strcmp(alg, "entropy") == 0   ? UM_DECODER_ENTROPY
-                                                 : UM_DECODER_TOPK;
-    assert_true(strcmp(alg, "maskgit_plus") == 0 || p->decoder != UM_DECODER_TOPK);
-    return true;
+    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "params"), "alg"));
+    assert_non_null(ref);
+    assert_non_null(alg);
+    if (strstr(ref, "generation_utils_block.py"))
+        return FASTDLLM_BLOCK;
+    if (strstr(ref, "Fast-dLLM"))
+        return FASTDLLM_THRESHOLD;
+    assert_non_null(strstr(ref, "Dream-org"));
+    return strcmp(alg, "origin") == 0 ? ORIGIN : DIFFUSION_GENERATE;
 }
 
-/* Every diffusion_generate case of reference.json but the origin ones
- * (torch's generator picks their positions): output, NFE and each step's
- * commits, in f32, from Hugging Face and GGUF files. */
-static void diffusion_generate_cases(void **state) {
+/* Dream's alg as a decoder: maskgit_plus is topk, topk_margin margin. */
+static um_decoder decoder_of(const char *alg) {
+    if (strcmp(alg, "topk_margin") == 0)
+        return UM_DECODER_MARGIN;
+    if (strcmp(alg, "entropy") == 0)
+        return UM_DECODER_ENTROPY;
+    if (strcmp(alg, "origin") == 0)
+        return UM_DECODER_ORIGIN;
+    if (strcmp(alg, "confidence_threshold") == 0)
+        return UM_DECODER_THRESHOLD;
+    assert_string_equal(alg, "maskgit_plus");
+    return UM_DECODER_TOPK;
+}
+
+/* A case's call as generation parameters. diffusion_generate: one block
+ * over everything, a full forward per step, the timesteps schedule, the
+ * decoder of its alg (origin: its own). Fast-dLLM without cache: threshold
+ * decoding under the quota schedule. Fast-dLLM's block mode: the prefix or
+ * dual cache, and threshold decoding, or for any other alg the entropy
+ * decoder on the timesteps schedule (upstream scores by negative entropy
+ * whatever alg says). The implicit top-50, or none. */
+static um_generate_params case_params(const cJSON *c) {
+    const cJSON *params = cJSON_GetObjectItem(c, "params"), *eff = cJSON_GetObjectItem(c, "effective");
+    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItem(params, "alg"));
+    um_generate_params p = um_generate_default_params();
+    p.gen_length = p.block_length = cJSON_GetObjectItem(params, "max_new_tokens")->valueint;
+    p.steps = cJSON_GetObjectItem(params, "steps")->valueint;
+    p.schedule = UM_SCHEDULE_TIMESTEPS;
+    p.schedule_eps = cJSON_GetObjectItem(eff, "eps")->valuedouble;
+    const cJSON *top_k = cJSON_GetObjectItem(eff, "top_k");
+    p.top_k = cJSON_IsNumber(top_k) ? top_k->valueint : 0;
+    p.decoder = decoder_of(alg);
+    const cJSON *threshold = cJSON_GetObjectItem(params, "threshold");
+    if (cJSON_IsNumber(threshold))
+        p.threshold = threshold->valuedouble;
+    switch (case_kind(c)) {
+    case FASTDLLM_THRESHOLD:
+        p.schedule = UM_SCHEDULE_QUOTA;
+        break;
+    case FASTDLLM_BLOCK:
+        p.block_length = cJSON_GetObjectItem(params, "block_length")->valueint;
+        p.cache = cJSON_IsTrue(cJSON_GetObjectItem(params, "dual_cache")) ? UM_CACHE_DUAL : UM_CACHE_PREFIX;
+        if (p.decoder == UM_DECODER_THRESHOLD)
+            p.schedule = UM_SCHEDULE_UNIFORM;
+        else
+            p.decoder = UM_DECODER_ENTROPY;
+        break;
+    default:
+        break;
+    }
+    return p;
+}
+
+/* Upstream's origin positions replayed (um_session_set_draws): at forward
+ * pass `step`, the positions its commits_per_step lists draw 0 (committed
+ * whatever the probability), every other one 1 (never: draws lie in [0, 1)). */
+static double replay_draw(int step, int pos, void *user) {
+    const cJSON *commits = cJSON_GetArrayItem((const cJSON *)user, step);
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, commits) {
+        if (cJSON_GetArrayItem(pair, 0)->valueint == pos)
+            return 0.0;
+    }
+    return 1.0;
+}
+
+/* um_generate's loop, with the session's draws replayed from want_commits. */
+static um_status generate_replaying(const um_model *m, const int32_t *prompt, int n_prompt,
+                                    const um_generate_params *p, const cJSON *want_commits, um_generation *out,
+                                    um_error *err) {
+    um_context *ctx;
+    um_session *s = NULL;
+    um_status st = um_context_create(m, NULL, &ctx, err);
+    if (st == UM_OK)
+        st = um_session_begin(m, prompt, n_prompt, p, &s, err);
+    if (st == UM_OK)
+        um_session_set_draws(s, replay_draw, (void *)want_commits);
+    while (st == UM_OK && !um_session_finished(s))
+        st = um_session_step(ctx, s, err);
+    if (st == UM_OK)
+        st = um_session_result(s, out, err);
+    um_session_free(s);
+    um_context_free(ctx);
+    return st;
+}
+
+/* Generates case c with m and holds output, NFE and each step's commits to
+ * the reference. Origin replays upstream's positions, so what it checks is
+ * the tokens (argmax at each recorded position), the output and the NFE. */
+static void expect_case(um_model *m, const cJSON *c, const char *file) {
+    um_generate_params p = case_params(c);
+    commit_log log = {0};
+    p.on_step = record_step;
+    p.user_data = &log;
+    int n_prompt, n_want;
+    int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
+    int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
+    const cJSON *commits = cJSON_GetObjectItem(c, "commits_per_step");
+    char what[200];
+    snprintf(what, sizeof what, "%s %s %s steps %d block %d top_k %d", file, kind_names[case_kind(c)],
+             cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "params"), "alg")), p.steps,
+             p.block_length, p.top_k);
+    um_generation g;
+    um_error err;
+    um_status st = case_kind(c) == ORIGIN ? generate_replaying(m, prompt, n_prompt, &p, commits, &g, &err)
+                                          : t_generate(m, prompt, n_prompt, &p, &g, &err);
+    if (st != UM_OK)
+        fail_msg("%s: %s", what, err.msg);
+    assert_int_equal(g.n_tokens, n_want);
+    if (memcmp(g.tokens, want, (size_t)n_want * sizeof *want) != 0)
+        fail_msg("%s: output differs from the reference", what);
+    if (g.nfe != cJSON_GetObjectItem(c, "nfe")->valueint)
+        fail_msg("%s: nfe %d, reference %d", what, g.nfe, cJSON_GetObjectItem(c, "nfe")->valueint);
+    check_commits(commits, &log, what);
+    commit_log_free(&log);
+    um_generation_free(&g);
+    free(prompt);
+    free(want);
+}
+
+/* Every case of reference.json made by that upstream function (want of
+ * them), from Hugging Face (BF16, sharded F32) and GGUF files, in f32. */
+static void expect_cases(dream_kind kind, int want) {
     size_t n;
     char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
     cJSON *root = cJSON_ParseWithLength(text, n);
@@ -115,57 +239,226 @@ static void diffusion_generate_cases(void **state) {
         int checked = 0;
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
-            um_generate_params p;
-            if (!dream_params(c, &p))
+            if (!cJSON_GetObjectItem(c, "reference") || case_kind(c) != kind)
                 continue;
-            commit_log log = {0};
-            p.on_step = record_step;
-            p.user_data = &log;
-            int n_prompt, n_want;
-            int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
-            int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
-            char what[160];
-            snprintf(what, sizeof what, "%s %s steps %d top_k %d", files[f],
-                     cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "params"), "alg")), p.steps,
-                     p.top_k);
-            um_generation g;
-            um_error err;
-            if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
-                fail_msg("%s: %s", what, err.msg);
-            assert_int_equal(g.n_tokens, n_want);
-            if (memcmp(g.tokens, want, (size_t)n_want * sizeof *want) != 0)
-                fail_msg("%s: output differs from the reference", what);
-            assert_int_equal(g.nfe, cJSON_GetObjectItem(c, "nfe")->valueint);
-            check_commits(cJSON_GetObjectItem(c, "commits_per_step"), &log, what);
-            commit_log_free(&log);
-            um_generation_free(&g);
-            free(prompt);
-            free(want);
+            expect_case(m, c, files[f]);
             checked++;
         }
-        print_message("    %s: %d diffusion_generate cases: output, nfe and commits match\n", files[f], checked);
-        assert_int_equal(checked, 10);
+        print_message("    %s: %d %s cases: output, nfe and commits match\n", files[f], checked, kind_names[kind]);
+        assert_int_equal(checked, want);
         um_model_close(m);
     }
     cJSON_Delete(root);
 }
 
-/* What is not built yet for Dream is refused by name: cached decoding
- * (Fast-dLLM's Dream variants), and writing Dream GGUFs (llama.cpp's key
- * order). */
-static void not_yet_refused(void **state) {
+/* maskgit_plus, topk_margin, entropy; the implicit top-50 or none. */
+static void diffusion_generate_cases(void **state) { expect_cases(DIFFUSION_GENERATE, 10); }
+
+/* alg=origin, its positions replayed from the reference: every token
+ * committed at them is ours (argmax), and the output and NFE follow. */
+static void origin_cases(void **state) { expect_cases(ORIGIN, 2); }
+
+/* confidence_threshold without cache: the quota, its carry, the extra steps. */
+static void fastdllm_threshold_cases(void **state) { expect_cases(FASTDLLM_THRESHOLD, 3); }
+
+/* The block mode with prefix and dual cache: the head step, frozen K/V, the
+ * shift inside the cached slice; threshold and entropy. */
+static void fastdllm_block_cases(void **state) { expect_cases(FASTDLLM_BLOCK, 8); }
+
+/* alg_temp samples the positions from softmax(confidence / alg_temp): near 0
+ * it is the top-k of diffusion_generate, case for case; above, a seed's
+ * draws (the same twice, and another seed another trajectory). */
+static void alg_temp_positions(void **state) {
+    size_t n;
+    char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    free(text);
     um_model *m = open_dream("tiny-dream/hf-bf16");
-    um_generate_params p = um_generate_default_params();
-    p.gen_length = p.steps = p.block_length = 8;
-    p.cache = UM_CACHE_DUAL;
-    int32_t prompt[2] = {1, 2};
-    um_generation g;
+    const cJSON *c, *last = NULL;
+    int checked = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        if (!cJSON_GetObjectItem(c, "reference") || case_kind(c) != DIFFUSION_GENERATE)
+            continue;
+        um_generate_params p = case_params(c);
+        p.alg_temp = 1e-7; /* the smallest confidence gap, 2.6e-3, is 2.6e4 Gumbel scales */
+        int n_prompt, n_want;
+        int32_t *prompt = json_int_array(cJSON_GetObjectItem(c, "prompt"), &n_prompt);
+        int32_t *want = json_int_array(cJSON_GetObjectItem(c, "output"), &n_want);
+        um_generation g;
+        um_error err;
+        if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
+            fail_msg("%s", err.msg);
+        assert_int_equal(g.n_tokens, n_want);
+        assert_memory_equal(g.tokens, want, (size_t)n_want * sizeof *want);
+        um_generation_free(&g);
+        free(prompt);
+        free(want);
+        last = c;
+        checked++;
+    }
+    assert_int_equal(checked, 10);
+    um_generate_params p = case_params(last);
+    p.alg_temp = 0.02;
+    int n_prompt;
+    int32_t *prompt = json_int_array(cJSON_GetObjectItem(last, "prompt"), &n_prompt);
+    um_generation g[3];
     um_error err;
-    assert_int_equal(t_generate(m, prompt, 2, &p, &g, &err), UM_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "shifted"));
+    for (int i = 0; i < 3; i++) {
+        p.seed = i < 2 ? 1 : 2;
+        if (t_generate(m, prompt, n_prompt, &p, &g[i], &err) != UM_OK)
+            fail_msg("%s", err.msg);
+    }
+    assert_memory_equal(g[0].tokens, g[1].tokens, (size_t)g[0].n_tokens * sizeof *g[0].tokens);
+    assert_memory_not_equal(g[0].tokens, g[2].tokens, (size_t)g[0].n_tokens * sizeof *g[0].tokens);
+    for (int i = 0; i < 3; i++)
+        um_generation_free(&g[i]);
+    free(prompt);
     um_model_close(m);
+    cJSON_Delete(root);
+}
+
+/* A case's call as `unmask run` flags, over Dream's defaults (no cache, one
+ * block, the timesteps schedule, the entropy decoder, top-k 50; threshold
+ * without cache: the quota schedule; with a cache: the block mode). */
+static void case_flags(const cJSON *c, char *buf, size_t n) {
+    const cJSON *params = cJSON_GetObjectItem(c, "params"), *eff = cJSON_GetObjectItem(c, "effective");
+    um_generate_params p = case_params(c);
+    static const char *const decoders[] = {[UM_DECODER_TOPK] = "topk", [UM_DECODER_MARGIN] = "margin",
+                                           [UM_DECODER_ENTROPY] = "entropy", [UM_DECODER_THRESHOLD] = "threshold"};
+    int at = snprintf(buf, n, "--gen-length %d --steps %d --decoder %s", p.gen_length, p.steps, decoders[p.decoder]);
+    if (p.decoder == UM_DECODER_THRESHOLD)
+        at += snprintf(buf + at, n - at, " --threshold %.15g", p.threshold);
+    if (!cJSON_IsNumber(cJSON_GetObjectItem(eff, "top_k")))
+        at += snprintf(buf + at, n - at, " --top-k 0");
+    if (case_kind(c) == FASTDLLM_BLOCK)
+        snprintf(buf + at, n - at, " --block-length %d --cache %s", p.block_length,
+                 cJSON_IsTrue(cJSON_GetObjectItem(params, "dual_cache")) ? "dual" : "prefix");
+}
+
+static void expect_json_matches(const cJSON *out, const cJSON *c, const char *what) {
+    const cJSON *got = cJSON_GetObjectItem(out, "tokens"), *want = cJSON_GetObjectItem(c, "output");
+    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+    for (int i = 0; i < cJSON_GetArraySize(want); i++)
+        if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+            fail_msg("%s: token %d differs", what, i);
+    int nfe = cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe = cJSON_GetObjectItem(c, "nfe")->valueint;
+    if (nfe != want_nfe)
+        fail_msg("%s: nfe %d, reference %d", what, nfe, want_nfe);
+}
+
+/* Every case but origin's through `unmask run` with the flags a user would
+ * pass, and all of them again as one --batch file (the flags as JSONL keys). */
+static void cases_through_the_command(void **state) {
+    f32_activations_for_commands(true); /* the reference's arithmetic */
+    size_t n;
+    char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    free(text);
+    const char *model = fixture("dream/gguf/tiny-dream-f32.gguf");
+    char *dir = make_temp_dir(), path[4096];
+    snprintf(path, sizeof path, "%s/requests.jsonl", dir);
+    FILE *batch = fopen(path, "w");
+    assert_non_null(batch);
+    const cJSON *cases[32], *c;
+    int checked = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        if (!cJSON_GetObjectItem(c, "reference") || case_kind(c) == ORIGIN)
+            continue;
+        assert_true(checked < 32);
+        char flags[256], what[400];
+        case_flags(c, flags, sizeof flags);
+        char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
+        cJSON *out = run_unmask_json("run -m %s --prompt-tokens %s %s --json", model, prompt, flags);
+        snprintf(what, sizeof what, "run %s", flags);
+        expect_json_matches(out, c, what);
+        cJSON_Delete(out);
+        /* the same flags as a --batch line: "--top-k 0" is "top_k": 0 */
+        fprintf(batch, "{\"prompt_tokens\": [%s]", prompt);
+        for (char *f = strtok(flags, " "); f; f = strtok(NULL, " ")) {
+            char *v = strtok(NULL, " ");
+            fprintf(batch, ", \"");
+            for (f += 2; *f; f++)
+                fputc(*f == '-' ? '_' : *f, batch);
+            fprintf(batch, "\": %s%s%s", isdigit((unsigned char)v[0]) ? "" : "\"", v,
+                    isdigit((unsigned char)v[0]) ? "" : "\"");
+        }
+        fprintf(batch, "}\n");
+        cases[checked++] = c;
+        free(prompt);
+    }
+    fclose(batch);
+    assert_int_equal(checked, 21);
+    cmd_result r = run_unmask("run -m %s --batch %s --parallel 5", model, path);
+    if (r.status != 0)
+        fail_msg("run --batch: %s", r.err);
+    char *line = r.out;
+    for (int i = 0; i < checked; i++) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = 0;
+        cJSON *out = cJSON_Parse(line);
+        assert_non_null(out);
+        expect_json_matches(out, cases[i], "run --batch");
+        cJSON_Delete(out);
+        line = end + 1;
+    }
+    print_message("    %d cases through run and run --batch: output and nfe match\n", checked);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+    cJSON_Delete(root);
+    f32_activations_for_commands(false);
+}
+
+/* What has no upstream to hold it to, and combinations that cannot work, are
+ * refused by name: the vicinity cache with shifted logits, the block mode's
+ * counts off the timesteps schedule or with one step per block, the quota
+ * with a cache, origin off the timesteps grid, alg_temp on a decoder that
+ * does not count, top_p outside [0, 1]; and writing Dream GGUFs (llama.cpp's
+ * key order). */
+static void refused_combinations(void **state) {
+    um_model *m = open_dream("tiny-dream/hf-bf16");
+    static const struct {
+        um_cache_mode cache;
+        um_decoder decoder;
+        um_schedule schedule;
+        int steps;
+        double top_p, alg_temp;
+        const char *says;
+    } bad[] = {
+        {UM_CACHE_VICINITY, UM_DECODER_ENTROPY, UM_SCHEDULE_TIMESTEPS, 8, 0, 0, "shifted"},
+        {UM_CACHE_DUAL, UM_DECODER_TOPK, UM_SCHEDULE_UNIFORM, 8, 0, 0, "timesteps schedule"},
+        {UM_CACHE_PREFIX, UM_DECODER_ENTROPY, UM_SCHEDULE_TIMESTEPS, 1, 0, 0, "at least 2 steps per block"},
+        {UM_CACHE_DUAL, UM_DECODER_THRESHOLD, UM_SCHEDULE_QUOTA, 8, 0, 0, "without a KV cache"},
+        {UM_CACHE_NONE, UM_DECODER_ENTROPY, UM_SCHEDULE_QUOTA, 8, 0, 0, "threshold decoder only"},
+        {UM_CACHE_NONE, UM_DECODER_ORIGIN, UM_SCHEDULE_UNIFORM, 8, 0, 0, "timesteps schedule"},
+        {UM_CACHE_NONE, UM_DECODER_THRESHOLD, UM_SCHEDULE_UNIFORM, 8, 0, 0.5, "alg_temp"},
+        {UM_CACHE_NONE, UM_DECODER_ENTROPY, UM_SCHEDULE_TIMESTEPS, 8, 1.5, 0, "top_p"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        um_generate_params p = um_generate_default_params();
+        p.gen_length = p.block_length = 8;
+        p.steps = bad[i].steps;
+        p.cache = bad[i].cache;
+        p.decoder = bad[i].decoder;
+        p.schedule = bad[i].schedule;
+        p.top_p = bad[i].top_p;
+        p.alg_temp = bad[i].alg_temp;
+        int32_t prompt[2] = {1, 2};
+        um_generation g;
+        um_error err;
+        assert_int_not_equal(t_generate(m, prompt, 2, &p, &g, &err), UM_OK);
+        if (!strstr(err.msg, bad[i].says))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err.msg, bad[i].says);
+    }
+    um_model_close(m);
+    cmd_result r = run_unmask("run -m %s --prompt-tokens 1,2 -n 8 --cache vicinity",
+                              fixture("dream/tiny-dream/hf-bf16"));
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "not vicinity"));
+    cmd_result_free(&r);
     char *dir = make_temp_dir();
-    cmd_result r = run_unmask("convert %s -o %s/d.gguf", fixture("dream/tiny-dream/hf-bf16"), dir);
+    r = run_unmask("convert %s -o %s/d.gguf", fixture("dream/tiny-dream/hf-bf16"), dir);
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "converting dream checkpoints to GGUF is not supported yet"));
     cmd_result_free(&r);
@@ -198,7 +491,12 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream),
     cmocka_unit_test(hyper_parameters),
     cmocka_unit_test(diffusion_generate_cases),
-    cmocka_unit_test(not_yet_refused),
+    cmocka_unit_test(origin_cases),
+    cmocka_unit_test(fastdllm_threshold_cases),
+    cmocka_unit_test(fastdllm_block_cases),
+    cmocka_unit_test(alg_temp_positions),
+    cmocka_unit_test(cases_through_the_command),
+    cmocka_unit_test(refused_combinations),
     cmocka_unit_test(config_without_mask_id),
 };
 

@@ -290,13 +290,13 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
         p->cache = (um_cache_mode)cli_choice(a, names, 4);
         f->set_cache = true;
     } else if (cli_is(a, NULL, "--decoder")) {
-        static const char *const names[] = {"topk",    "threshold", "factor",       "margin",
-                                            "entropy", "med",       "hierarchical", "credit"};
-        p->decoder = (um_decoder)cli_choice(a, names, 8);
+        static const char *const names[] = {"topk", "threshold",    "factor", "margin", "entropy",
+                                            "med",  "hierarchical", "credit", "origin"};
+        p->decoder = (um_decoder)cli_choice(a, names, 9);
         f->set_decoder = true;
     } else if (cli_is(a, NULL, "--schedule")) {
-        static const char *const names[] = {"uniform", "power", "timesteps"};
-        p->schedule = (um_schedule)cli_choice(a, names, 3);
+        static const char *const names[] = {"uniform", "power", "timesteps", "quota"};
+        p->schedule = (um_schedule)cli_choice(a, names, 4);
         f->set_schedule = true;
     } else if (cli_is(a, NULL, "--top-k")) {
         p->top_k = cli_int(a, 0, 1024);
@@ -304,6 +304,8 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     } else if (cli_is(a, NULL, "--eps")) {
         p->schedule_eps = cli_double(a, 1e-9, 0.999999);
     }
+    else if (cli_is(a, NULL, "--top-p")) p->top_p = cli_double(a, 0, 1);
+    else if (cli_is(a, NULL, "--alg-temp")) p->alg_temp = cli_double(a, 0, 1e6);
     else if (cli_is(a, NULL, "--window")) p->cache_window = cli_int(a, 0, 1 << 20);
     else if (cli_is(a, NULL, "--refresh")) p->cache_refresh = cli_int(a, 0, 1 << 20);
     else if (cli_is(a, NULL, "--threshold")) p->threshold = cli_double(a, 0, 1);
@@ -341,11 +343,18 @@ void cli_generation_for_model(cli_gen_flags *f, const um_model *m) {
         p->cache = UM_CACHE_NONE;
     if (!f->set_decoder)
         p->decoder = UM_DECODER_ENTROPY;
-    if (!f->set_schedule)
+    /* the schedule of the upstream function the decoder and cache stand for: diffusion_generate's
+       timesteps (also in Fast-dLLM's block mode), Fast-dLLM's quota for threshold decoding without cache */
+    um_decoder d = p->decoder;
+    bool planned = d == UM_DECODER_TOPK || d == UM_DECODER_MARGIN || d == UM_DECODER_ENTROPY || d == UM_DECODER_ORIGIN;
+    if (!f->set_schedule && planned)
         p->schedule = UM_SCHEDULE_TIMESTEPS;
+    else if (!f->set_schedule && d == UM_DECODER_THRESHOLD && p->cache == UM_CACHE_NONE)
+        p->schedule = UM_SCHEDULE_QUOTA;
     if (!f->set_top_k)
         p->top_k = 50;
-    if (f->block <= 0 && p->gen_length > 0)
+    /* diffusion_generate decodes one block; Fast-dLLM's block mode keeps the block length (32) */
+    if (f->block <= 0 && p->gen_length > 0 && p->cache == UM_CACHE_NONE)
         p->block_length = p->gen_length;
 }
 

@@ -62,7 +62,8 @@ void cli_generation_finish(cli_gen_flags *f, int default_gen_length);
  * cli_generation_finish: for Dream (logits shifted by one position), its
  * diffusion_generate's: no cache, one block, the timesteps schedule, the
  * entropy decoder, top-k 50 (transformers' implicit default, which Dream's
- * users get). */
+ * users get); with --decoder threshold and no cache, Fast-dLLM's quota
+ * schedule; with a cache, Fast-dLLM's block mode (blocks of 32). */
 void cli_generation_for_model(cli_gen_flags *f, const um_model *m);
 
 /* "12,7,99" -> ids (malloc'd). False with a message on bad input. */

@@ -16,6 +16,16 @@
  *                 the best overall
  *   credit        dInfer: threshold decoding on logits boosted by the credit
  *                 (kernels/pick.c, before sampling)
+ *   origin        Dream: every candidate independently, with the timesteps
+ *                 schedule's probability (um_decode_origin; no ranking)
+ *
+ * The quota schedule (Fast-dLLM's Dream threshold decoding) lets the
+ * threshold decoder rank only the step's quota of best candidates. With
+ * alg_temp (Dream's), the count-based decoders sample their count of
+ * positions from softmax(score / alg_temp) without replacement instead of
+ * taking the best: as torch.multinomial does, by the Gumbel-top-k trick
+ * (the count largest of score / alg_temp + Gumbel noise from the picks'
+ * draws).
  *
  * EOS early rejection makes EOS candidates look less sure early in a block:
  * their confidence or margin is multiplied by gamma, their entropy divided. */
@@ -86,15 +96,19 @@ int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_p
         free(take);
         return -1;
     }
+    bool sample = p->alg_temp > 0 && um_decoder_counts(p->decoder);
     for (int i = 0; i < n; i++) {
         score[i] = score_of(p->decoder, &picks[i], eos_id >= 0 && picks[i].token == eos_id, eos_gamma);
+        if (sample)
+            score[i] = score[i] / p->alg_temp - log(-log(picks[i].draw));
         s[i] = (scored){score[i], pos[i], i};
     }
     qsort(s, (size_t)n, sizeof *s, cmp_scored);
     if (p->decoder == UM_DECODER_HIERARCHICAL)
         mark_hierarchical(pos, score, n, p->low_threshold, p->threshold, take);
     int k = 0;
-    for (int r = 0; r < n; r++) {
+    int ranked = p->schedule == UM_SCHEDULE_QUOTA ? count : n; /* the quota: only the best count are considered */
+    for (int r = 0; r < ranked && r < n; r++) {
         double v = s[r].score;
         bool keep;
         switch (p->decoder) {
@@ -123,6 +137,14 @@ int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_p
     free(s);
     free(score);
     free(take);
+    return k;
+}
+
+int um_decode_origin(const int32_t *pos, const um_pick *picks, int n, double transfer_p, int32_t *out) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (picks[i].draw < transfer_p) /* torch.rand(n) < p_transfer, one draw per masked position */
+            out[k++] = pos[i];
     return k;
 }
 

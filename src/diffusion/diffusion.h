@@ -52,14 +52,19 @@ int um_schedule_power_counts(int n_masked, int *counts, int cap);
 /* A block's counts under p's schedule; returns the number of steps. counts
  * holds max(steps_per_block, 64) ints. */
 int um_schedule_block_counts(const um_generate_params *p, int n_masked, int steps_per_block, int *counts);
-/* The timesteps schedule's count at step (0-based) of steps with n_masked
- * masks left (unmask.h: UM_SCHEDULE_TIMESTEPS). */
+/* The timesteps schedule's fraction of the masks left that step (0-based)
+ * of steps commits: 1 - t[step+1]/t[step] in float32, 1 at the last step;
+ * and its count with n_masked masks left (unmask.h: UM_SCHEDULE_TIMESTEPS). */
+float um_schedule_timestep_fraction(int step, int steps, double eps);
 int um_schedule_timestep_count(int n_masked, int step, int steps, double eps);
 /* EOS early rejection's gamma at a block's step (0-based) of n_steps:
  * linear from gamma0 to 1, then 1. */
 double um_schedule_eos_gamma(double gamma0, int step, int n_steps);
 /* Do the decoder's steps commit a scheduled count (topk, margin, entropy)? */
 bool um_decoder_counts(um_decoder d);
+/* Does a block end after its planned steps, masks left or not (the count-based
+ * decoders and origin), rather than when it has no mask left? */
+bool um_schedule_plans_steps(const um_generate_params *p);
 
 /* Checks lengths and every generation parameter; err names the parameter. */
 um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_prompt_masks, int max_seq,
@@ -125,9 +130,25 @@ void um_credit_point(um_credit *c, int pos, um_pick_request *r);
 
 /* The decoder's rule applied to n candidates (positions ascending, their
  * picks): writes the positions to commit to out, best first, and returns how
- * many (>= 1 when n >= 1), -1 when out of memory. count: the schedule's count
- * (count-based decoders); eos_gamma scales EOS candidates (1: off). */
+ * many (>= 1 when n >= 1, unless count is 0 for a count-based decoder or
+ * the quota), -1 when out of memory. count: the schedule's count (count-based
+ * decoders) or the step's quota (the quota schedule: only the count best
+ * are ranked); eos_gamma scales EOS candidates (1: off). */
 int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_pick *picks, int n, int count,
                      int eos_id, double eos_gamma, int32_t *out);
+/* Dream's origin: every candidate whose uniform draw (um_pick.draw) is below
+ * transfer_p, in position order; returns how many (possibly 0). */
+int um_decode_origin(const int32_t *pos, const um_pick *picks, int n, double transfer_p, int32_t *out);
+
+/* ---- session --------------------------------------------------------------- */
+
+/* A source of the uniform draws that the origin decoder and alg_temp use
+ * (um_pick.draw), by forward pass (0-based) and position. */
+typedef double (*um_draw_fn)(int step, int pos, void *user);
+/* For tests: s's draws come from fn instead of its random streams. Dream's
+ * origin draws from torch's generator, which unmask does not reproduce; a
+ * test replays upstream's recorded positions through this (draw 0 for a
+ * position to commit, 1 for one to keep masked). */
+void um_session_set_draws(um_session *s, um_draw_fn fn, void *user);
 
 #endif

@@ -33,11 +33,17 @@ static float linspace_f32(float start, float end, int n, int i) {
     return i < n / 2 ? start + step * (float)i : end - step * (float)(n - 1 - i);
 }
 
+float um_schedule_timestep_fraction(int step, int steps, double eps) {
+    if (step >= steps - 1)
+        return 1.0f;
+    float t = linspace_f32(1.0f, (float)eps, steps + 1, step), s = linspace_f32(1.0f, (float)eps, steps + 1, step + 1);
+    return 1.0f - s / t;
+}
+
 int um_schedule_timestep_count(int n_masked, int step, int steps, double eps) {
     if (step >= steps - 1)
         return n_masked;
-    float t = linspace_f32(1.0f, (float)eps, steps + 1, step), s = linspace_f32(1.0f, (float)eps, steps + 1, step + 1);
-    return (int)((float)n_masked * (1.0f - s / t));
+    return (int)((float)n_masked * um_schedule_timestep_fraction(step, steps, eps));
 }
 
 int um_schedule_block_counts(const um_generate_params *p, int n_masked, int steps_per_block, int *counts) {
@@ -45,6 +51,7 @@ int um_schedule_block_counts(const um_generate_params *p, int n_masked, int step
         return steps_per_block; /* counted step by step from the masks left (um_schedule_timestep_count) */
     if (p->schedule == UM_SCHEDULE_POWER)
         return um_schedule_power_counts(n_masked, counts, 64);
+    /* uniform, and the quota's base: the uniform counts */
     um_schedule_transfer_counts(n_masked, steps_per_block, counts);
     return steps_per_block;
 }
@@ -59,18 +66,48 @@ bool um_decoder_counts(um_decoder d) {
     return d == UM_DECODER_TOPK || d == UM_DECODER_MARGIN || d == UM_DECODER_ENTROPY;
 }
 
+bool um_schedule_plans_steps(const um_generate_params *p) {
+    return um_decoder_counts(p->decoder) || p->decoder == UM_DECODER_ORIGIN;
+}
+
 static bool in_range(double v, double lo, double hi) { return v >= lo && v <= hi; }
+
+/* Which schedules go with which decoders. */
+static um_status check_schedule(const um_generate_params *p, um_error *err) {
+    um_decoder d = p->decoder;
+    bool counting = um_decoder_counts(d);
+    if (p->schedule == UM_SCHEDULE_POWER && !counting)
+        return um_fail(err, UM_ERR_ARG,
+                       "the power schedule sets counts for the topk, margin and entropy decoders only");
+    if (p->schedule == UM_SCHEDULE_TIMESTEPS && !counting && d != UM_DECODER_ORIGIN)
+        return um_fail(err, UM_ERR_ARG,
+                       "the timesteps schedule sets counts for the topk, margin, entropy and origin decoders only");
+    if (d == UM_DECODER_ORIGIN && p->schedule != UM_SCHEDULE_TIMESTEPS)
+        return um_fail(err, UM_ERR_ARG, "the origin decoder takes its probabilities from the timesteps schedule");
+    if (p->schedule == UM_SCHEDULE_QUOTA && d != UM_DECODER_THRESHOLD)
+        return um_fail(err, UM_ERR_ARG, "the quota schedule caps the threshold decoder only");
+    if (p->schedule == UM_SCHEDULE_QUOTA && p->cache != UM_CACHE_NONE)
+        return um_fail(err, UM_ERR_ARG, "the quota schedule runs without a KV cache (Fast-dLLM's cached Dream "
+                       "decoding has no quota): use cache none or the uniform schedule");
+    if (p->alg_temp > 0 && !counting)
+        return um_fail(err, UM_ERR_ARG, "alg_temp samples the positions of the topk, margin and entropy decoders only");
+    return UM_OK;
+}
 
 /* The fast-decoding parameters: names as the CLI spells them. */
 static um_status check_decoding(const um_generate_params *p, um_error *err) {
     if ((unsigned)p->cache > UM_CACHE_VICINITY)
         return um_fail(err, UM_ERR_ARG, "unknown cache mode %d", (int)p->cache);
-    if ((unsigned)p->decoder > UM_DECODER_CREDIT)
+    if ((unsigned)p->decoder > UM_DECODER_ORIGIN)
         return um_fail(err, UM_ERR_ARG, "unknown decoder %d", (int)p->decoder);
-    if ((unsigned)p->schedule > UM_SCHEDULE_TIMESTEPS)
+    if ((unsigned)p->schedule > UM_SCHEDULE_QUOTA)
         return um_fail(err, UM_ERR_ARG, "unknown schedule %d", (int)p->schedule);
     if (p->top_k < 0 || p->top_k > UM_PICK_MAX_TOP_K)
         return um_fail(err, UM_ERR_ARG, "top_k must be in [0, %d] (0: off), got %d", UM_PICK_MAX_TOP_K, p->top_k);
+    if (!in_range(p->top_p, 0, 1))
+        return um_fail(err, UM_ERR_ARG, "top_p must be in [0, 1] (0 or 1: off), got %g", p->top_p);
+    if (!(p->alg_temp >= 0) || !isfinite(p->alg_temp))
+        return um_fail(err, UM_ERR_ARG, "alg_temp must be a finite number >= 0");
     if (p->schedule == UM_SCHEDULE_TIMESTEPS && !(p->schedule_eps > 0 && p->schedule_eps < 1))
         return um_fail(err, UM_ERR_ARG, "the timesteps schedule's eps must be in (0, 1), got %g", p->schedule_eps);
     um_decoder d = p->decoder;
@@ -92,13 +129,10 @@ static um_status check_decoding(const um_generate_params *p, um_error *err) {
         return um_fail(err, UM_ERR_ARG, "EOS rejection's gamma must be in (0, 1]");
     if (p->max_nfe < 0)
         return um_fail(err, UM_ERR_ARG, "max_nfe must be >= 0");
-    if (p->schedule != UM_SCHEDULE_UNIFORM && !um_decoder_counts(d))
-        return um_fail(err, UM_ERR_ARG, "the %s schedule sets counts for the topk, margin and entropy decoders only",
-                       p->schedule == UM_SCHEDULE_POWER ? "power" : "timesteps");
     if (p->remasking == UM_REMASK_RANDOM && d != UM_DECODER_TOPK && d != UM_DECODER_THRESHOLD &&
         d != UM_DECODER_FACTOR)
         return um_fail(err, UM_ERR_ARG, "random remasking works with the topk, threshold and factor decoders only");
-    return UM_OK;
+    return check_schedule(p, err);
 }
 
 int um_schedule_n_blocks(const um_generate_params *p) {

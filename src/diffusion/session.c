@@ -44,14 +44,19 @@ struct um_session {
     um_pick_request base; /* what every pick of this session shares (row, step, pos set per pick) */
     int32_t *chosen;   /* positions committed this step */
     int32_t *chosen_tok;
-    int *counts;       /* the block's scheduled counts */
+    int *counts;       /* the block's scheduled counts (with the quota schedule, its base) */
+    um_draw_fn draw_fn; /* tests: replaces the picks' uniform draws (um_session_set_draws) */
+    void *draw_user;
     /* where the loops stand */
     int block, step_in_block;
     bool in_block;
     int from, start, end, planned; /* the current block's range and planned steps */
     /* the step prepared */
     um_cache_plan plan;
+    bool head;         /* a block's first step in Fast-dLLM's Dream block mode: commits the block's first position */
     int n_cand, count;
+    int carry;         /* quota schedule: candidates the block's earlier steps deferred */
+    double transfer_p; /* origin decoder: the step's commit probability */
     double eos_gamma;
     /* totals and the outcome */
     int nfe;
@@ -77,17 +82,33 @@ static void finish(um_session *s, um_status status, const um_error *err) {
 
 /* ---- begin ---------------------------------------------------------------- */
 
+/* Models whose logits are shifted by one position (Dream) run the prefix and
+ * dual caches as Fast-dLLM's Dream block mode does (plan_step: the head
+ * step); what has no upstream to hold it to is refused. */
+static um_status check_shifted(const um_model *m, const um_generate_params *p, um_error *err) {
+    if (p->cache == UM_CACHE_VICINITY)
+        return um_fail(err, UM_ERR_UNSUPPORTED,
+                       "%s models (logits shifted by one position) run with cache none, prefix or dual, not vicinity",
+                       m->arch);
+    if (p->cache == UM_CACHE_NONE || !um_schedule_plans_steps(p))
+        return UM_OK;
+    /* the head step commits one position where the schedule planned its count: only the timesteps
+       schedule, whose last step takes what is left, still fills the block */
+    if (p->schedule != UM_SCHEDULE_TIMESTEPS)
+        return um_fail(err, UM_ERR_ARG, "%s models with a KV cache count with the timesteps schedule "
+                       "(Fast-dLLM's Dream block mode)", m->arch);
+    if (p->steps / um_schedule_n_blocks(p) < 2)
+        return um_fail(err, UM_ERR_ARG, "%s models with a KV cache and a count-based decoder need at least 2 steps "
+                       "per block (the first only commits the block's first position), got %d", m->arch,
+                       p->steps / um_schedule_n_blocks(p));
+    return UM_OK;
+}
+
 static um_status check_request(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
                                um_error *err) {
     const um_hparams *hp = &m->hp;
     if (n_prompt < 0 || (n_prompt > 0 && !prompt))
         return um_fail(err, UM_ERR_ARG, "invalid prompt");
-    /* a cached step's range would have to reach one position further back for a shifted model's
-       first candidate; Fast-dLLM's Dream caches decide that differently (not built yet) */
-    if (hp->logit_shift && p->cache != UM_CACHE_NONE)
-        return um_fail(err, UM_ERR_UNSUPPORTED,
-                       "%s models (logits shifted by one position) run without a KV cache for now: use cache none",
-                       m->arch);
     for (int i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= hp->n_vocab)
             return um_fail(err, UM_ERR_ARG, "prompt token %d (at index %d) is outside the vocabulary [0, %d)",
@@ -96,6 +117,8 @@ static um_status check_request(const um_model *m, const int32_t *prompt, int n_p
     for (int i = 0; i < n_prompt; i++)
         prompt_masks += prompt[i] == hp->mask_id;
     UM_TRY(um_schedule_check(p, n_prompt, prompt_masks, hp->max_seq, err));
+    if (hp->logit_shift)
+        UM_TRY(check_shifted(m, p, err));
     if (p->logits_eos_inf && hp->eos_id < 0)
         return um_fail(err, UM_ERR_ARG, "logits_eos_inf needs an EOS id, and the model has none");
     if (p->confidence_eos_eot_inf && hp->eot_id < 0)
@@ -125,6 +148,8 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         .random_remasking = p->remasking == UM_REMASK_RANDOM,
         .stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY || p->decoder == UM_DECODER_MED,
         .top_k = p->top_k,
+        .top_p = p->top_p,
+        .draw = p->decoder == UM_DECODER_ORIGIN || p->alg_temp > 0,
         .credit_alpha = p->credit_alpha,
         .credit_gamma = p->credit_gamma,
     };
@@ -169,6 +194,11 @@ void um_session_free(um_session *s) {
 
 bool um_session_finished(const um_session *s) { return s->done; }
 
+void um_session_set_draws(um_session *s, um_draw_fn fn, void *user) {
+    s->draw_fn = fn;
+    s->draw_user = user;
+}
+
 void um_session_cancel(um_session *s) {
     um_error e;
     um_fail(&e, UM_ERR_ABORTED, "generation cancelled");
@@ -193,11 +223,26 @@ um_status um_session_result(um_session *s, um_generation *out, um_error *err) {
 
 /* ---- prepare: the next step, or the end ------------------------------------- */
 
+/* The count of the block's step i: the schedule's (count-based decoders), or
+ * the quota with what earlier steps deferred (none planned after the last
+ * planned step: only the deferred, i.e. every mask left). */
+static int step_count(const um_session *s, int i) {
+    const um_generate_params *p = &s->p;
+    if (p->schedule == UM_SCHEDULE_QUOTA)
+        return (i < s->planned ? s->counts[i] : 0) + s->carry;
+    if (!um_decoder_counts(p->decoder))
+        return 0;
+    if (p->schedule == UM_SCHEDULE_TIMESTEPS)
+        return um_schedule_timestep_count(um_canvas_count_masks(&s->cv, s->from, s->end), i, s->planned,
+                                          p->schedule_eps);
+    return s->counts[i];
+}
+
 /* The loop heads of the reference's two loops: false when the session has
  * nothing left to run (it is then finished). */
 static bool next_step(um_session *s) {
     const um_generate_params *p = &s->p;
-    bool counting = um_decoder_counts(p->decoder);
+    bool planning = um_schedule_plans_steps(p), counted = planning || p->schedule == UM_SCHEDULE_QUOTA;
     while (!s->done) {
         if (!s->in_block) {
             if (s->block >= s->n_blocks) {
@@ -206,7 +251,8 @@ static bool next_step(um_session *s) {
             }
             um_schedule_block_range(p, s->cv.n_prompt, s->block, &s->from, &s->start, &s->end);
             int masked = um_canvas_count_masks(&s->cv, s->from, s->end);
-            s->planned = counting ? um_schedule_block_counts(p, masked, s->spb, s->counts) : s->spb;
+            s->planned = counted ? um_schedule_block_counts(p, masked, s->spb, s->counts) : s->spb;
+            s->carry = 0;
             if (p->decoder == UM_DECODER_CREDIT) {
                 um_error e;
                 if (um_credit_begin_block(&s->credit, s->start, s->end - s->start, &e) != UM_OK) {
@@ -222,7 +268,7 @@ static bool next_step(um_session *s) {
          * full pass is always followed by one cached step, even when it left
          * no mask (the reference counts that forward in its NFE). */
         bool forced = i == 1 && (p->cache == UM_CACHE_PREFIX || p->cache == UM_CACHE_DUAL);
-        if ((counting && i >= s->planned) || (!forced && um_canvas_count_masks(&s->cv, s->from, s->end) == 0)) {
+        if ((planning && i >= s->planned) || (!forced && um_canvas_count_masks(&s->cv, s->from, s->end) == 0)) {
             s->in_block = false;
             s->block++;
             continue;
@@ -232,17 +278,22 @@ static bool next_step(um_session *s) {
             break;
         }
         s->eos_gamma = p->eos_rejection ? um_schedule_eos_gamma(p->eos_gamma, i, s->planned) : 1.0;
-        s->count = !counting                               ? 0
-                   : p->schedule == UM_SCHEDULE_TIMESTEPS ? um_schedule_timestep_count(
-                                                                um_canvas_count_masks(&s->cv, s->from, s->end), i,
-                                                                s->planned, p->schedule_eps)
-                                                          : s->counts[i];
+        s->count = step_count(s, i);
+        s->transfer_p = p->decoder == UM_DECODER_ORIGIN ? um_schedule_timestep_fraction(i, s->planned, p->schedule_eps)
+                                                        : 1.0;
         return true;
     }
     return false;
 }
 
-/* The plan and candidates of the step next_step found. */
+/* The plan and candidates of the step next_step found.
+ *
+ * A model with shifted logits (Dream: position i is predicted by row i - 1)
+ * runs the prefix and dual caches as Fast-dLLM's Dream block mode does. A
+ * cached step's first row is the block's first position, whose prediction
+ * lies before the range; so each block's full pass (the head step) commits
+ * that position alone, unconditionally, and the cached steps after it read
+ * every other block position's row inside the range. */
 static void plan_step(um_session *s) {
     um_cache_plan plan = um_cache_plan_step(&s->cache, s->cv.len, s->start, s->end, s->step_in_block);
     /* a cached step recomputes the block's own masks in the prompt too (infilling) */
@@ -253,20 +304,45 @@ static void plan_step(um_session *s) {
         }
     if (plan.q1 <= plan.q0) /* an empty block (gen_length 0) with nothing left to recompute */
         plan = (um_cache_plan){0, s->cv.len, true};
-    s->plan = plan;
-    s->n_cand = um_canvas_masked(&s->cv, plan.q0, plan.q1 < s->end ? plan.q1 : s->end, s->cand);
+    bool shift = s->m->hp.logit_shift;
+    s->head = shift && s->step_in_block == 0 && (s->p.cache == UM_CACHE_PREFIX || s->p.cache == UM_CACHE_DUAL);
+    if (s->head)
+        s->n_cand = um_canvas_masked(&s->cv, s->start, s->start < s->end ? s->start + 1 : s->start, s->cand);
+    else
+        s->n_cand = um_canvas_masked(&s->cv, plan.q0, plan.q1 < s->end ? plan.q1 : s->end, s->cand);
     /* Dream predicts position i from the model's row i - 1 (row 0 keeps its own) */
     for (int c = 0; c < s->n_cand; c++)
-        s->rows[c] = s->cand[c] - (s->m->hp.logit_shift && s->cand[c] > 0 ? 1 : 0);
+        s->rows[c] = s->cand[c] - (shift && s->cand[c] > 0 ? 1 : 0);
+    if (s->n_cand > 0 && s->rows[0] < plan.q0) /* a prompt mask at the range's start reads the row before it */
+        plan.q0 = s->rows[0];
+    s->plan = plan;
     um_canvas_sync_uncond(&s->cv);
 }
 
 /* ---- commit ------------------------------------------------------------------ */
 
+/* The positions the step commits, into s->chosen; -1 when out of memory. */
+static int select_commits(um_session *s) {
+    const um_generate_params *p = &s->p;
+    if (s->head) {
+        memcpy(s->chosen, s->cand, (size_t)s->n_cand * sizeof *s->cand);
+        return s->n_cand;
+    }
+    if (s->draw_fn)
+        for (int c = 0; c < s->n_cand; c++)
+            s->picks[c].draw = s->draw_fn(s->nfe - 1, s->cand[c], s->draw_user);
+    if (p->decoder == UM_DECODER_ORIGIN)
+        return um_decode_origin(s->cand, s->picks, s->n_cand, s->transfer_p, s->chosen);
+    int n = um_decode_select(p, s->cand, s->picks, s->n_cand, s->count, s->m->hp.eos_id, s->eos_gamma, s->chosen);
+    if (n >= 0 && p->schedule == UM_SCHEDULE_QUOTA)
+        s->carry = s->count - n; /* the quota's deferred candidates */
+    return n;
+}
+
 static void commit_step(um_session *s) {
     const um_generate_params *p = &s->p;
     int step = s->nfe - 1;
-    int n = um_decode_select(p, s->cand, s->picks, s->n_cand, s->count, s->m->hp.eos_id, s->eos_gamma, s->chosen);
+    int n = select_commits(s);
     if (n < 0) {
         um_error e;
         um_fail(&e, UM_ERR_NOMEM, "out of memory");

@@ -5,6 +5,8 @@
  *   credit    the top-1 token's credit grows by p_top1^gamma, then every
  *             token with credit gets alpha * log(1 + credit) (dInfer's
  *             CreditThresholdParallelDecoder)
+ *   top-p     logits outside the nucleus = -inf           (Dream's top_p)
+ *   top-k     logits below the k-th largest = -inf        (Dream's top_k)
  * then the token is chosen and scored:
  *   x0   = argmax(logits)                                     temperature 0
  *        = argmax(exp(logits) / (-log u)^T), u ~ U[0,1) f64   temperature T > 0
@@ -14,13 +16,16 @@
  * and the entropy of softmax(logits). The Gumbel form is evaluated as
  * logits - T*log(-log u), the log of the reference's expression: the same
  * argmax without overflowing exp(). */
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base/rng.h"
 #include "kernels/pick.h"
 
-enum { STREAM_GUMBEL = 1, STREAM_REMASK = 2 };
+enum { STREAM_GUMBEL = 1, STREAM_REMASK = 2, STREAM_DRAW = 3 };
 
 static int32_t argmax_f32(const float *x, int n) {
     int32_t best = 0;
@@ -132,6 +137,91 @@ static void keep_top_k(float *logits, int n_vocab, int k) {
             logits[i] = -INFINITY;
 }
 
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* The k largest of x[0 .. n), largest first, into top (k <= n). */
+static void largest(const float *x, int n, int k, float *top) {
+    for (int i = 0; i < k; i++)
+        top[i] = x[i];
+    for (int i = k / 2 - 1; i >= 0; i--)
+        sift_down(top, k, i);
+    for (int i = k; i < n; i++)
+        if (x[i] > top[0]) {
+            top[0] = x[i];
+            sift_down(top, k, 0);
+        }
+    qsort(top, (size_t)k, sizeof *top, cmp_desc);
+}
+
+/* The probability mass (unnormalised: exp((l - mx) / T)) of the logits above v. */
+static double mass_above(const float *logits, int n, float v, float mx, double inv_t) {
+    double m = 0;
+    for (int i = 0; i < n; i++)
+        if (logits[i] > v)
+            m += exp(((double)logits[i] - mx) * inv_t);
+    return m;
+}
+
+/* floats in order as integers: bisection over every float between two */
+static int32_t float_order(float f) {
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i < 0 ? INT32_MIN - i : i;
+}
+
+static float order_float(int32_t i) {
+    i = i < 0 ? INT32_MIN - i : i;
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+/* The nucleus, as transformers' TopPLogitsWarper and Dream's top_p_logits
+ * keep it: in order of probability (of softmax(logits / T) at temperature
+ * T > 0: Dream's sample_tokens divides first), a token stays while the mass
+ * of the tokens before it is at most top_p; the first always stays, and so
+ * do ties with the last one kept. The rest become -inf. Token l stays iff
+ * the mass above l is at most top_p, so the cut is the smallest logit with
+ * that property: found among the 1024 largest (a handful of tokens usually
+ * hold the mass), else by bisection over the floats below them (no
+ * vocabulary-sized sort, no memory). */
+static void keep_top_p(float *logits, int n_vocab, double top_p, double temperature) {
+    if (!(top_p > 0 && top_p < 1))
+        return;
+    double inv_t = temperature > 0 ? 1.0 / temperature : 1.0;
+    float mx = logits[argmax_f32(logits, n_vocab)];
+    if (mx == -INFINITY)
+        return;
+    double limit = top_p * mass_above(logits, n_vocab, -INFINITY, mx, inv_t);
+    float top[UM_PICK_MAX_TOP_K];
+    int k = n_vocab < UM_PICK_MAX_TOP_K ? n_vocab : UM_PICK_MAX_TOP_K;
+    largest(logits, n_vocab, k, top);
+    float cut = -INFINITY;
+    double before = 0; /* the mass of the tokens ranked before i */
+    int i = 0;
+    for (; i < k && (i == 0 || before <= limit); i++)
+        before += exp(((double)top[i] - mx) * inv_t);
+    if (before > limit) {
+        cut = top[i - 1];
+    } else if (k < n_vocab) { /* the nucleus holds more than the k largest: the smallest v with mass above <= limit */
+        int64_t lo = float_order(-FLT_MAX), hi = float_order(top[k - 1]);
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (mass_above(logits, n_vocab, order_float((int32_t)mid), mx, inv_t) <= limit)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        cut = order_float((int32_t)lo);
+    }
+    for (int j = 0; j < n_vocab; j++)
+        if (logits[j] < cut)
+            logits[j] = -INFINITY;
+}
+
 void um_pick_row(const um_pick_request *r, float *logits, const float *un, int n_vocab, um_pick *out) {
     if (un)
         for (int i = 0; i < n_vocab; i++)
@@ -140,9 +230,14 @@ void um_pick_row(const um_pick_request *r, float *logits, const float *un, int n
         logits[r->eos_inf] = -INFINITY;
     if (r->credit)
         add_credit(r, logits, n_vocab);
+    keep_top_p(logits, n_vocab, r->top_p, r->temperature);
     keep_top_k(logits, n_vocab, r->top_k);
     um_rng rng;
-    out->p1 = out->p2 = out->entropy = 0;
+    out->p1 = out->p2 = out->entropy = out->draw = 0;
+    if (r->draw) {
+        um_rng_stream(&rng, r->seed, STREAM_DRAW, (uint64_t)r->step, (uint64_t)r->pos);
+        out->draw = um_rng_uniform(&rng);
+    }
     if (r->temperature > 0) {
         um_rng_stream(&rng, r->seed, STREAM_GUMBEL, (uint64_t)r->step, (uint64_t)r->pos);
         out->token = gumbel_argmax(logits, n_vocab, r->temperature, &rng);

@@ -13,6 +13,7 @@ typedef struct {
     double conf;    /* softmax(logits)[token], or a uniform draw with random remasking */
     double p1, p2;  /* the two largest probabilities (with stats) */
     double entropy; /* of softmax(logits), nats (with stats) */
+    double draw;    /* a uniform draw in [0, 1) for the decoder's random choices (with draw) */
 } um_pick;
 
 /* A token's credit with the credit decoder (dInfer's credit matrix, kept sparse). */
@@ -36,6 +37,9 @@ typedef struct {
     bool stats;              /* also p1, p2 and the entropy */
     int32_t top_k;           /* in (0, UM_PICK_MAX_TOP_K]: logits below the k-th largest are -inf before choosing
                                 and scoring; 0: off */
+    double top_p;            /* in (0, 1): logits outside the nucleus are -inf before choosing and scoring (before
+                                top_k, as Dream's sample_tokens); 0 or 1: off */
+    bool draw;               /* also a uniform draw (um_pick.draw) for the decoder */
     /* the credit decoder: the position's entries (tok, credit), *n_credit of
      * them and room for one more; NULL: no credit */
     um_credit_entry *credit;
