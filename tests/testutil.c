@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "format/gguf.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -459,4 +461,46 @@ const um_exec *exec_now(um_pool *pool) {
     static um_exec ex;
     ex = um_exec_defaults(pool);
     return &ex;
+}
+
+/* ---- GGUF files compared --------------------------------------------------- */
+
+/* Whether a general.* key is gguf-py's naming of the model from its folder
+ * (name, basename, finetune, size label): metadata, not the model. */
+static bool naming_key(const char *key) {
+    return strncmp(key, "general.", 8) == 0 && strcmp(key, "general.architecture") != 0 &&
+           strcmp(key, "general.file_type") != 0 && strcmp(key, "general.quantization_version") != 0;
+}
+
+/* Two GGUF files hold the same keys and values in the same order (naming
+ * aside), the same tensors (name, type, shape, offset) and the same data. */
+void expect_same_gguf(const char *ours, const char *theirs) {
+    um_gguf_file a, b;
+    um_error err;
+    if (um_gguf_open(ours, &a, &err) != UM_OK || um_gguf_open(theirs, &b, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    size_t i = 0, j = 0;
+    for (;; i++, j++) {
+        while (i < a.n_kv && naming_key(a.kvs[i].key))
+            i++;
+        while (j < b.n_kv && naming_key(b.kvs[j].key))
+            j++;
+        if (i == a.n_kv || j == b.n_kv)
+            break;
+        if (strcmp(a.kvs[i].key, b.kvs[j].key) != 0 || a.kvs[i].type != b.kvs[j].type ||
+            a.kvs[i].value_size != b.kvs[j].value_size ||
+            memcmp(a.kvs[i].value, b.kvs[j].value, a.kvs[i].value_size) != 0)
+            fail_msg("%s: key %zu is %s, llama.cpp's %s (or their values differ)", ours, i, a.kvs[i].key, b.kvs[j].key);
+    }
+    assert_true(i == a.n_kv && j == b.n_kv);
+    assert_int_equal(a.n_tensors, b.n_tensors);
+    for (size_t t = 0; t < a.n_tensors; t++) {
+        const um_gguf_tensor *x = &a.tensors[t], *y = &b.tensors[t];
+        if (strcmp(x->name, y->name) != 0 || x->ggml_type != y->ggml_type || x->n_dims != y->n_dims ||
+            memcmp(x->ne, y->ne, sizeof x->ne) != 0 || x->offset != y->offset || x->nbytes != y->nbytes ||
+            memcmp(x->data, y->data, x->nbytes) != 0)
+            fail_msg("%s: tensor %zu (%s) differs from llama.cpp's %s", ours, t, x->name, y->name);
+    }
+    um_gguf_close(&a);
+    um_gguf_close(&b);
 }

@@ -168,4 +168,9 @@ void reference_case_prepare(reference_case *rc, const um_model *m, const cJSON *
                             const char *label);
 void reference_case_free(reference_case *rc);
 
+/* Two GGUF files hold the same keys and values in the same order (gguf-py's
+ * naming of the model from its folder, general.name and the like, aside),
+ * the same tensors (name, type, shape, offset) and the same data. */
+void expect_same_gguf(const char *ours, const char *theirs);
+
 #endif

@@ -315,20 +315,34 @@ static um_status add_hparams(um_gguf_writer *w, const um_arch *a, const um_hpara
 
 /* ---- HF -> GGUF ----------------------------------------------------------- */
 
-static int cmp_tensor_name(const void *a, const void *b) {
-    return strcmp((*(const um_st_tensor *const *)a)->name, (*(const um_st_tensor *const *)b)->name);
+typedef struct {
+    const um_st_tensor *t;
+    const char *file;
+} tensor_in_file;
+
+static int cmp_file_then_name(const void *a, const void *b) {
+    const tensor_in_file *x = a, *y = b;
+    int f = strcmp(x->file, y->file);
+    return f ? f : strcmp(x->t->name, y->t->name);
 }
 
-/* llama.cpp's converter reads shard after shard, each shard's tensors sorted
- * by name (safetensors' safe_open lists keys sorted): write in that order so
- * our files match its files tensor for tensor. */
-static void sort_like_llama_cpp(um_checkpoint *ck) {
-    int start = 0;
-    for (int f = 0; f < ck->n_files; f++) {
-        int n = ck->files[f].n_tensors;
-        qsort(ck->tensors + start, (size_t)n, sizeof *ck->tensors, cmp_tensor_name);
-        start += n;
+/* llama.cpp's converter reads the shards in the order of their file names,
+ * each shard's tensors sorted by name (safetensors' safe_open lists keys
+ * sorted): write in that order so our files match its files tensor for
+ * tensor. */
+static um_status sort_like_llama_cpp(um_checkpoint *ck, um_error *err) {
+    tensor_in_file *v = malloc((size_t)(ck->n_tensors > 0 ? ck->n_tensors : 1) * sizeof *v);
+    if (!v)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ck->n_tensors; i++)
+        v[i] = (tensor_in_file){ck->tensors[i], ck->tensor_file[i]};
+    qsort(v, (size_t)ck->n_tensors, sizeof *v, cmp_file_then_name);
+    for (int i = 0; i < ck->n_tensors; i++) {
+        ck->tensors[i] = v[i].t;
+        ck->tensor_file[i] = v[i].file;
     }
+    free(v);
+    return UM_OK;
 }
 
 /* The GGUF tensor of a checkpoint tensor, or of a stack of n_parts experts
@@ -390,7 +404,7 @@ static um_status plan_tensors(um_weights *src, const um_arch *a, const um_hparam
                               const um_convert_params *cp, tensor_plan **out, int *n_out, int64_t *n_params,
                               um_error *err) {
     um_checkpoint *ck = &src->ck;
-    sort_like_llama_cpp(ck);
+    UM_TRY(sort_like_llama_cpp(ck, err));
     int E = hp->ffn == UM_FFN_MOE ? hp->n_expert : 0;
     size_t stash_n = (size_t)hp->n_layers * 3 * (size_t)E;
     tensor_plan *plans = calloc((size_t)ck->n_tensors + 1, sizeof *plans);

@@ -84,6 +84,13 @@ static const um_tensor_names hf_tensors = {{
 
 static const char *const hf_names[] = {"Dream", "DreamModel", NULL};
 
+/* convert_hf_to_gguf.py's DreamModel writes these, in this order (no
+   diffusion.shift_logits: llama.cpp shifts Dream's logits by its architecture) */
+static const int gguf_write_keys[] = {
+    UM_KEY_BLOCK_COUNT,    UM_KEY_CONTEXT_LENGTH, UM_KEY_EMBEDDING_LENGTH, UM_KEY_FFN_LENGTH,
+    UM_KEY_HEAD_COUNT,     UM_KEY_HEAD_COUNT_KV,  UM_KEY_ROPE_FREQ_BASE,   UM_KEY_RMS_EPS,
+    UM_KEY_FILE_TYPE,      UM_KEY_CAUSAL,         UM_KEY_MASK_ID,          UM_KEY_COUNT};
+
 const um_arch um_arch_dream = {
     .name = "dream",
     .hf_names = hf_names,
@@ -96,6 +103,7 @@ const um_arch um_arch_dream = {
        (rotate-half) RoPE, so its converter leaves the q/k rows as they are */
     .block = {.qkv_bias = true, .ffn = UM_FFN_DENSE, .attn_mask = UM_ATTN_BIDIRECTIONAL, .logit_shift = 1,
               .rope_hf = UM_ROPE_HALVES, .rope_gguf = UM_ROPE_HALVES},
+    .gguf_write_keys = gguf_write_keys,
     .default_mask_id = -1,
     .eot_token = "<|im_end|>",
 };
