@@ -507,9 +507,61 @@ static void convert_and_quantize(void **state) {
     free(dir);
 }
 
+/* eval's masked-token loss reads position i from the model's row i - 1, as
+ * every Dream sampler does: the loss of a batch made from forward.safetensors'
+ * inputs, against the same sum over upstream's own logits. */
+static void eval_reads_shifted_rows(void **state) {
+    um_st_file ref;
+    um_error err;
+    if (um_st_open(fixture("dream/tiny-dream/forward.safetensors"), &ref, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    const um_st_tensor *ids = um_st_find(&ref, "input_ids"), *logits = um_st_find(&ref, "logits");
+    int rows = (int)ids->shape[0], seq = (int)ids->shape[1], vocab = (int)logits->shape[2];
+    size_t n = (size_t)rows * seq;
+    int32_t *noisy = malloc(n * sizeof *noisy), *x0 = malloc(n * sizeof *x0);
+    double *p_mask = malloc(n * sizeof *p_mask), want = 0;
+    memcpy(noisy, ids->data, n * sizeof *noisy);
+    for (size_t i = 0; i < n; i++) {
+        int pos = (int)(i % (size_t)seq);
+        x0[i] = noisy[i] == 511 ? (int32_t)((7 * i + 3) % 500) : noisy[i];
+        p_mask[i] = pos % 2 ? 0.75 : 0.25;
+        if (noisy[i] != 511)
+            continue;
+        const float *l = (const float *)logits->data + (i - (pos > 0 ? 1 : 0)) * (size_t)vocab;
+        double mx = l[0], sum = 0;
+        for (int v = 1; v < vocab; v++)
+            mx = fmax(mx, l[v]);
+        for (int v = 0; v < vocab; v++)
+            sum += exp(l[v] - mx);
+        want += (log(sum) + mx - l[x0[i]]) / p_mask[i];
+    }
+    want /= (double)n;
+    char *dir = make_temp_dir(), path[512];
+    snprintf(path, sizeof path, "%s/batch.safetensors", dir);
+    um_st_desc d[3] = {{"input_ids", UM_I32, 2, {rows, seq}, x0},
+                       {"noisy_ids", UM_I32, 2, {rows, seq}, noisy},
+                       {"p_mask", UM_F64, 2, {rows, seq}, p_mask}};
+    if (um_st_write(path, d, 3, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    f32_activations_for_commands(true);
+    cJSON *out = run_unmask_json("eval -m %s --masked-batch %s --json -t 2", fixture("dream/tiny-dream/hf-bf16"), path);
+    f32_activations_for_commands(false);
+    double got = cJSON_GetObjectItem(out, "loss")->valuedouble;
+    print_message("    masked-batch loss %.9f, from upstream's logits %.9f\n", got, want);
+    assert_true(fabs(got - want) <= 1e-4 * want);
+    cJSON_Delete(out);
+    remove_tree(dir);
+    free(dir);
+    free(noisy);
+    free(x0);
+    free(p_mask);
+    um_st_close(&ref);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream),
     cmocka_unit_test(convert_and_quantize),
+    cmocka_unit_test(eval_reads_shifted_rows),
     cmocka_unit_test(hyper_parameters),
     cmocka_unit_test(diffusion_generate_cases),
     cmocka_unit_test(origin_cases),

@@ -98,9 +98,12 @@ static um_status row_masked_nll(um_context *ctx, const int32_t *x0, const int32_
     if (s != UM_OK)
         return s;
     (*forwards)++;
-    for (int i = 0; i < seq; i++)
+    for (int i = 0; i < seq; i++) {
+        /* a shifted model (Dream) predicts position i in row i - 1; row 0 keeps its own */
+        size_t row = (size_t)(i > 0 ? i - info.logit_shift : i);
         if (noisy[i] == info.mask_id)
-            *sum += neg_log_prob(logits + (size_t)i * info.n_vocab, info.n_vocab, x0[i]) / p_mask[i];
+            *sum += neg_log_prob(logits + row * info.n_vocab, info.n_vocab, x0[i]) / p_mask[i];
+    }
     return UM_OK;
 }
 
@@ -754,10 +757,6 @@ int cmd_eval(int argc, char **argv) {
     if (m)
         um_model_get_info(m, &info);
     if (!ctx) {
-        rc = 1;
-    } else if (info.logit_shift) { /* the loss and the ELBO read position i's logits from row i */
-        cli_error("eval", "%s models (logits shifted by one position) are not supported by eval yet",
-                  info.architecture);
         rc = 1;
     } else if (e.batch) {
         rc = eval_masked_batch(ctx, e.batch, e.json);
