@@ -200,10 +200,43 @@ static void quantize_experts(void **state) {
     free(dir);
 }
 
+/* The same generate.py cases through `unmask run`, with the flags
+ * docs/upstream.md gives for each upstream parameter: output and NFE. */
+static void reference_sampler_cases_cli(void **state) {
+    f32_activations_for_commands(true); /* the reference's arithmetic */
+    cJSON *root = load_reference(MOE);
+    int checked = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (!ref || strcmp(ref, LLADA_REFERENCE) != 0)
+            continue;
+        char flags[512];
+        reference_case_flags(c, flags, sizeof flags);
+        char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
+        cJSON *out = run_unmask_json("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(MOE "/hf-bf16"), prompt,
+                                     flags);
+        const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
+        assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+        for (int i = 0; i < cJSON_GetArraySize(want); i++)
+            if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+                fail_msg("run %s: token %d differs", flags, i);
+        assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(c, "nfe")->valueint);
+        cJSON_Delete(out);
+        free(prompt);
+        checked++;
+    }
+    f32_activations_for_commands(false);
+    print_message("    %d cases through unmask run: output and nfe match\n", checked);
+    assert_int_equal(checked, 7);
+    cJSON_Delete(root);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream), cmocka_unit_test(routing_matches_upstream),
     cmocka_unit_test(independent_of_threads),   cmocka_unit_test(hyper_parameters),
-    cmocka_unit_test(reference_sampler_cases), cmocka_unit_test(convert_matches_llama_cpp),
+    cmocka_unit_test(reference_sampler_cases), cmocka_unit_test(reference_sampler_cases_cli),
+    cmocka_unit_test(convert_matches_llama_cpp),
     cmocka_unit_test(quantize_experts),
 };
 
