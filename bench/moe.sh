@@ -46,9 +46,10 @@ make_model() { # dir type init-random-args...
     [ -f "$dir/$type.gguf" ] || "$U" convert "$dir/bf16" -o "$dir/$type.gguf" --type "$type" >&2
 }
 
-llama_step_ms() { # model
-    "$CLI" -m "$1" -p "$PROMPT" -ub "$N" -b "$N" -c "$N" --diffusion-steps $STEPS --diffusion-block-length "$N" \
-        -t "$THREADS" --temp 0 2>&1 | tr '\r' '\n' | sed -n 's/^total time: [0-9.]*ms, time per step: \([0-9.]*\)ms.*/\1/p'
+llama_step_ms() { # model (nothing printed when llama.cpp fails: the caller says so)
+    { "$CLI" -m "$1" -p "$PROMPT" -ub "$N" -b "$N" -c "$N" --diffusion-steps $STEPS --diffusion-block-length "$N" \
+        -t "$THREADS" --temp 0 2>&1 || true; } |
+        tr '\r' '\n' | sed -n 's/^total time: [0-9.]*ms, time per step: \([0-9.]*\)ms.*/\1/p'
 }
 
 # "ms_per_forward peak_rss_kib" of a 3-step run over a canvas of N.
