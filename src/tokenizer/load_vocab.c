@@ -147,7 +147,8 @@ static um_status set_added(um_tokenizer *t, const vocab_ctx *c, um_error *err) {
         const char *content = cJSON_GetObjectItemCaseSensitive(e, "content")->valuestring;
         if (t->tok[id].used && strcmp(t->pool.data + t->tok[id].text_off, content) != 0)
             return um_fail(err, UM_ERR_FORMAT, "%s: added token %d '%.64s' is '%.64s' in %s", c->config_path,
-                           (int)id, content, t->pool.data + t->tok[id].text_off, c->vocab_path);
+                           (int)id, content, t->pool.data + t->tok[id].text_off,
+                           t->tok[id].kind == TOK_NORMAL ? c->vocab_path : "an earlier added_tokens_decoder entry");
         bool special = false, lstrip = false, rstrip = false, single = false;
         UM_TRY(um_json_get_bool(e, "special", &special, c->config_path, err));
         UM_TRY(um_json_get_bool(e, "lstrip", &lstrip, c->config_path, err));
