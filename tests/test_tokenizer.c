@@ -1452,6 +1452,44 @@ static void bad_vocab_merges(void **state) {
     free(dir);
 }
 
+/* ---- the fuzzer's inputs ---- */
+
+/* fuzz/fuzz_tokenizer.c itself, its checks failing the test instead of
+ * aborting: the seeds of fuzz/corpus/tokenizer and every input it once
+ * broke the tokenizer with (fuzz/regressions/tok-*) run through it. */
+#define FUZZ_CHECK(cond)                                           \
+    do {                                                           \
+        if (!(cond))                                               \
+            fail_msg("fuzz_tokenizer.c: %s does not hold", #cond); \
+    } while (0)
+#define LLVMFuzzerTestOneInput fuzz_tokenizer_one
+#include "../fuzz/fuzz_tokenizer.c"
+
+static void tokenizer_fuzz_inputs(void **state) {
+    static const char *const dirs[] = {"fuzz/corpus/tokenizer", "fuzz/regressions"};
+    int seen[2] = {0, 0};
+    for (int d = 0; d < 2; d++) {
+        DIR *dp = opendir(dirs[d]);
+        if (!dp)
+            fail_msg("%s: cannot open (run the tests from the repository root)", dirs[d]);
+        for (struct dirent *e; (e = readdir(dp)) != NULL;) {
+            if (e->d_name[0] == '.' || (d == 1 && strncmp(e->d_name, "tok-", 4) != 0))
+                continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
+            size_t n;
+            uint8_t *data = read_whole_file(path, &n);
+            fuzz_tokenizer_one(data, n);
+            free(data);
+            seen[d]++;
+        }
+        closedir(dp);
+    }
+    fuzz_tokenizer_cleanup();
+    print_message("fuzz_tokenizer.c: %d seeds and %d regressions replayed\n", seen[0], seen[1]);
+    assert_true(seen[0] > 0 && seen[1] > 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(llamacpp_vocab_vectors),
     cmocka_unit_test(hf_vectors_tiny_llada),
@@ -1472,5 +1510,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(vocab_merges_equals_tokenizer_json),
     cmocka_unit_test(qwen2_split_everywhere),
     cmocka_unit_test(bad_vocab_merges),
+    cmocka_unit_test(tokenizer_fuzz_inputs),
 };
 const test_group tokenizer_group = {"tokenizer", tests, sizeof tests / sizeof *tests};
