@@ -1155,8 +1155,34 @@ static void vocab_merges_equals_tokenizer_json(void **state) {
                   checked);
     um_tokenizer_free(vt);
 
-    /* the vocab.json file itself may be named, and tokenizer.json wins over it */
+    /* a Dream model directory with only these files runs: `run --chat`
+     * prompts with the ids the fixture's README gives for its rendering by
+     * transformers, and `info` names the tokenizer */
+    static const char *const model_files[] = {"config.json", "model.safetensors"};
     char path[4200];
+    for (int i = 0; i < 2; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "dream/tiny-dream/hf-bf16/%s", model_files[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, model_files[i]);
+        copy_file(fixture(rel), path);
+    }
+    static const int32_t chat_ids[] = {501, 82,  88,  334, 68,  76,  198, 381, 469, 259, 390, 68,  75,  79,  69, 84,
+                                       75,  391, 82,  268, 83,  402, 13,  502, 198, 501, 84,  82,  260, 198, 54, 71,
+                                       282, 330, 286, 415, 492, 30,  502, 198, 501, 449, 82,  268, 83,  402, 198};
+    cJSON *o = run_unmask_json("run -m %s -p 'What is free software?' --chat -n 4 --steps 4 --json", dir);
+    int n_prompt = (int)(sizeof chat_ids / sizeof *chat_ids);
+    assert_int_equal(cJSON_GetObjectItem(o, "prompt_length")->valueint, n_prompt);
+    for (int i = 0; i < n_prompt; i++)
+        assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "tokens"), i)->valueint, chat_ids[i]);
+    cJSON_Delete(o);
+    o = run_unmask_json("info %s --json", dir);
+    const cJSON *tok = cJSON_GetObjectItem(o, "tokenizer");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(tok, "source")), "vocab.json + merges.txt");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(tok, "pre")), "gpt-2");
+    assert_int_equal(cJSON_GetObjectItem(tok, "vocab")->valueint, 512);
+    cJSON_Delete(o);
+
+    /* the vocab.json file itself may be named, and tokenizer.json wins over it */
     snprintf(path, sizeof path, "%s/vocab.json", dir);
     vt = load_tok(path);
     assert_string_equal(um_tokenizer_source(vt), "vocab.json");
