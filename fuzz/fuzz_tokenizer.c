@@ -11,8 +11,9 @@
  * A section the input lacks is a missing file. A load must succeed or fail
  * with a one-line message naming the file; a tokenizer that loads must encode
  * the text and some fixed strings (or refuse a byte it has no token for) into
- * ids of its vocabulary that decode back to the text's bytes, and every chat
- * format must render a conversation made of the text's lines.
+ * ids of its vocabulary that decode back to the text's bytes, the same ids
+ * again from its word cache, and every chat format must render a
+ * conversation made of the text's lines.
  *
  * Built and run by `make fuzz`; tests/test_tokenizer.c includes this file to
  * replay fuzz/corpus/tokenizer and fuzz/regressions/tok-* through the same
@@ -108,6 +109,12 @@ static void check_encode(um_tokenizer *t, const char *text, size_t len) {
         }
         for (size_t i = 0; i < n; i++)
             FUZZ_CHECK(ids[i] >= 0 && ids[i] < um_tokenizer_n_vocab(t));
+        /* again, every word now from the cache: the same ids */
+        int32_t *again = NULL;
+        size_t n2 = 0;
+        FUZZ_CHECK(um_tokenizer_encode(t, text, len, special, &again, &n2, &err) == UM_OK);
+        FUZZ_CHECK(n2 == n && (n == 0 || memcmp(again, ids, n * sizeof *ids) == 0));
+        free(again);
         char *back = NULL;
         size_t blen = 0;
         FUZZ_CHECK(um_tokenizer_decode(t, ids, n, false, &back, &blen, &err) == UM_OK);
