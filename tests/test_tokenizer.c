@@ -1446,12 +1446,24 @@ static void bad_vocab_merges(void **state) {
         assert_null(t);
         assert_null(strchr(err.msg, '\n'));
     }
+    /* through the command: one error line naming the file and line, exit 1 */
+    const char *bad_files[] = {V, "#version: 0.2\na b\nab b c\n", "{}"};
+    char path[4200];
+    for (int f = 0; f < 3; f++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        write_file(path, bad_files[f], strlen(bad_files[f]));
+    }
+    cmd_result r = run_unmask("tokenize -m %s -p hello", dir);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "unmask tokenize: error: "));
+    assert_non_null(strstr(r.err, "merges.txt: line 3: 'ab b c' is not two tokens"));
+    assert_true(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
+    cmd_result_free(&r);
     /* what is fine: a CRLF merges.txt without a header, blank lines, an added
      * token restating its vocab.json entry (GPT-2's <|endoftext|>), holes */
     const char *ok_files[] = {"{\"a\": 0, \"b\": 1, \"ab\": 2, \"<s>\": 5}", "a b\r\n\r\n",
                               "{\"added_tokens_decoder\": {\"5\": {\"content\": \"<s>\", \"special\": true}}}"};
     for (int f = 0; f < 3; f++) {
-        char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, names[f]);
         write_file(path, ok_files[f], strlen(ok_files[f]));
     }
@@ -1467,7 +1479,6 @@ static void bad_vocab_merges(void **state) {
     um_tokenizer_free(t);
     /* a directory with neither tokenizer.json nor vocab.json */
     for (int f = 0; f < 3; f++) {
-        char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, names[f]);
         remove(path);
     }
