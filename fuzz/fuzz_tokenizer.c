@@ -35,7 +35,7 @@
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-/* Removes the scratch directory (the tests call it; libFuzzer never returns). */
+/* Removes the scratch directory (at exit, or when the tests call it). */
 void fuzz_tokenizer_cleanup(void);
 
 #define SEP 0x1e
@@ -224,6 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!scratch_dir[0]) {
         snprintf(scratch_dir, sizeof scratch_dir, "/tmp/fuzz-tokenizer-XXXXXX");
         FUZZ_CHECK(mkdtemp(scratch_dir));
+        atexit(fuzz_tokenizer_cleanup); /* libFuzzer ends runs with exit() */
     }
     if (size == 0)
         return 0;
