@@ -85,13 +85,14 @@ test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1" CFLAGS="$(SAN) -DUM_NO_CLONES" test
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = safetensors config gguf
+FUZZ_TARGETS = safetensors config gguf tokenizer
 FUZZ_FLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc -g -O1 -DUM_NO_CLONES \
              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 # Each fuzzer grows a working corpus under build/ from the seeds in
 # fuzz/corpus/NAME and runs FUZZ_SECONDS; crashes land in build/fuzz as
 # crash-*: keep each as fuzz/regressions/st-NAME.bin or config-NAME.json, which
-# tests/test_bad_input.c replays, or gguf-NAME.bin, which tests/test_gguf.c replays.
+# tests/test_bad_input.c replays, gguf-NAME.bin, which tests/test_gguf.c replays,
+# or tok-NAME.bin, which tests/test_tokenizer.c replays through fuzz_tokenizer.c.
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 	@for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$t && \

@@ -11,6 +11,7 @@
 
 #include "format/gguf.h"
 #include "testutil.h"
+#include "tokenizer/internal.h" /* the split program, to check the pieces themselves */
 #include "tokenizer/tokenizer.h"
 
 #define VOCAB_DIR "tokenizers/llama.cpp-vocab"
@@ -991,6 +992,541 @@ static void chat_selection(void **state) {
     free(dir);
 }
 
+/* ---- vocab.json + merges.txt, and Qwen2's split ---- */
+
+#define DREAM_TOKENIZER "dream/tokenizer/tokenizer.json"
+
+static void write_json(const char *dir, const char *name, const cJSON *j) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *s = cJSON_PrintUnformatted(j);
+    write_file(path, s, strlen(s));
+    free(s);
+}
+
+static cJSON *load_json_file(const char *path) {
+    size_t n;
+    char *s = read_whole_file(path, &n);
+    cJSON *j = cJSON_ParseWithLength(s, n);
+    free(s);
+    assert_non_null(j);
+    return j;
+}
+
+/* A merge of tokenizer.json: "a b" or ["a", "b"], as merges.txt writes it. */
+static void merge_line(const cJSON *m, char *line, size_t size) {
+    if (cJSON_IsString(m))
+        snprintf(line, size, "%s\n", m->valuestring);
+    else
+        snprintf(line, size, "%s %s\n", cJSON_GetArrayItem(m, 0)->valuestring, cJSON_GetArrayItem(m, 1)->valuestring);
+}
+
+/* Writes into dir the slow tokenizer's files made from a tokenizer.json:
+ * vocab.json (model.vocab), merges.txt (model.merges after the "#version"
+ * header transformers writes) and tokenizer_config.json (the fixture's
+ * beside it, its added_tokens_decoder rebuilt from added_tokens and its
+ * tokenizer_class set to cls). */
+static void write_slow_tokenizer(const char *dir, const char *tokenizer_json, const char *cls) {
+    cJSON *tj = load_json_file(fixture(tokenizer_json));
+    const cJSON *model = cJSON_GetObjectItem(tj, "model");
+    write_json(dir, "vocab.json", cJSON_GetObjectItem(model, "vocab"));
+    size_t cap = 1 << 20, n = 0;
+    char *merges = malloc(cap);
+    n += (size_t)snprintf(merges, cap, "#version: 0.2\n");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(model, "merges")) {
+        merge_line(m, merges + n, cap - n);
+        n += strlen(merges + n);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    write_file(path, merges, n);
+    free(merges);
+
+    char cfg_rel[256];
+    snprintf(cfg_rel, sizeof cfg_rel, "%s", tokenizer_json);
+    strcpy(strrchr(cfg_rel, '/') + 1, "tokenizer_config.json");
+    cJSON *cfg = load_json_file(fixture(cfg_rel));
+    cJSON *dec = cJSON_CreateObject();
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(tj, "added_tokens")) {
+        char id[32];
+        snprintf(id, sizeof id, "%d", cJSON_GetObjectItem(a, "id")->valueint);
+        cJSON *e = cJSON_Duplicate(a, true);
+        cJSON_DeleteItemFromObject(e, "id");
+        cJSON_AddItemToObject(dec, id, e);
+    }
+    cJSON_ReplaceItemInObject(cfg, "added_tokens_decoder", dec);
+    cJSON_DeleteItemFromObject(cfg, "tokenizer_class");
+    cJSON_AddStringToObject(cfg, "tokenizer_class", cls);
+    write_json(dir, "tokenizer_config.json", cfg);
+    cJSON_Delete(cfg);
+    cJSON_Delete(tj);
+}
+
+/* Texts for Dream's tokenizer: ASCII, accents and other scripts, digits,
+ * contractions in both cases, CR/LF runs, whitespace, its special tokens.
+ * All are NFC already (Qwen2's normalizer leaves them alone). */
+static const char *const DREAM_TEXTS[] = {
+    "Hello, world! This is a test of the tokenizer.",
+    "caf\xc3\xa9 na\xc3\xafve \xc3\x85ngstr\xc3\xb6m \xe4\xb8\xad\xe6\x96\x87 \xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5"
+    "\xd1\x82 \xd8\xa7\xd9\x84\xd8\xb9\xd8\xb1\xd8\xa8\xd9\x8a\xd8\xa9 \xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd",
+    "12345 + 678 = 13023; pi is 3.14159, 1,000,000 and \xd9\xa3\xd9\xa4 and \xc2\xbd",
+    "It's, I'm, they're, we've, you'll, he'd; IT'S, I'M, THEY'RE, WE'VE, YOU'LL, HE'D, 'S",
+    "line one\nline two\r\n\r\n\tindented\n\n\n   \n",
+    "  hello   world  \t\t x  ",
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+    "<|im_start|>assistant\n",
+    "<|endoftext|><|mask|><|beginoftext|>x<|fim_prefix|>def f():<|fim_suffix|><|fim_middle|>",
+    "<|im_start|", /* a special token cut short */
+    "def f(x):\n    return x ** 2  # square\n",
+};
+
+static void dream_strings(string_set *ss) {
+    all_strings(ss);
+    for (size_t i = 0; i < sizeof DREAM_TEXTS / sizeof *DREAM_TEXTS; i++)
+        set_add(ss, DREAM_TEXTS[i], strlen(DREAM_TEXTS[i]));
+}
+
+/* a and b give the same ids for every string, with and without special tokens */
+static void expect_same_ids(um_tokenizer *a, um_tokenizer *b, const string_set *ss, const char *what) {
+    for (int i = 0; i < ss->n; i++)
+        for (int special = 0; special < 2; special++) {
+            size_t na, nb;
+            int32_t *ia = encode(a, ss->s[i], ss->len[i], special, &na);
+            int32_t *ib = encode(b, ss->s[i], ss->len[i], special, &nb);
+            expect_ids(ib, nb, ia, na, what, ss->s[i]);
+            free(ia);
+            free(ib);
+        }
+}
+
+static void expect_same_specials(um_tokenizer *a, um_tokenizer *b) {
+    um_tokenizer_specials x, y;
+    um_tokenizer_get_specials(a, &x);
+    um_tokenizer_get_specials(b, &y);
+    assert_int_equal(x.bos, y.bos);
+    assert_int_equal(x.eos, y.eos);
+    assert_int_equal(x.eot, y.eot);
+    assert_int_equal(x.mask, y.mask);
+    assert_int_equal(x.pad, y.pad);
+    assert_int_equal(x.add_bos, y.add_bos);
+}
+
+/* Dream's fixture tokenizer (GPT-2's split, as its tokenizer.json says) from
+ * vocab.json + merges.txt made from that tokenizer.json, with
+ * tokenizer_class GPT2Tokenizer so that both split alike: the same
+ * vocabulary, specials, template and ids; and, for the texts without
+ * special tokens, the ids Hugging Face's tokenizers gave for the tiny LLaDA
+ * tokenizer, whose ids 0-499 and merges are Dream's fixture's. */
+static void vocab_merges_equals_tokenizer_json(void **state) {
+    char *dir = make_temp_dir();
+    write_slow_tokenizer(dir, DREAM_TOKENIZER, "GPT2Tokenizer");
+    um_tokenizer *js = load_tok(fixture(DREAM_TOKENIZER)), *vt = load_tok(dir);
+    assert_string_equal(um_tokenizer_source(vt), "vocab.json");
+    assert_string_equal(um_tokenizer_pre_name(vt), "gpt-2");
+    assert_null(um_tokenizer_warning(vt));
+    string_set ss;
+    dream_strings(&ss);
+    expect_same_tokenizer(js, vt, &ss, "vocab.json");
+    expect_same_specials(js, vt);
+    assert_int_equal(um_tokenizer_token_id(vt, "<|mask|>", 8), 511);
+    assert_true(um_tokenizer_is_special(vt, 501));
+    assert_string_equal(um_tokenizer_chat_template(vt), um_tokenizer_chat_template(js));
+
+    hf_cases hc;
+    read_hf_cases(fixture("tokenizers/hf-vectors/tiny-llada.jsonl"), &hc);
+    int checked = 0;
+    for (int i = 0; i < hc.n; i++) {
+        bool plain = !strstr(hc.text[i], "<|");
+        for (int k = 0; k < hc.n_ids[i]; k++)
+            plain &= hc.ids[i][k] < 500;
+        if (!plain)
+            continue;
+        size_t n;
+        int32_t *ids = encode(vt, hc.text[i], strlen(hc.text[i]), true, &n);
+        expect_ids(ids, n, hc.ids[i], (size_t)hc.n_ids[i], "tiny-llada.jsonl through vocab.json", hc.text[i]);
+        free(ids);
+        checked++;
+    }
+    free_hf_cases(&hc);
+    assert_true(checked >= 20);
+    print_message("vocab.json + merges.txt == tokenizer.json on %d strings; %d Hugging Face vectors\n", ss.n,
+                  checked);
+    um_tokenizer_free(vt);
+
+    /* a Dream model directory with only these files runs: `run --chat`
+     * prompts with the ids the fixture's README gives for its rendering by
+     * transformers, and `info` names the tokenizer */
+    static const char *const model_files[] = {"config.json", "model.safetensors"};
+    char path[4200];
+    for (int i = 0; i < 2; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "dream/tiny-dream/hf-bf16/%s", model_files[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, model_files[i]);
+        copy_file(fixture(rel), path);
+    }
+    static const int32_t chat_ids[] = {501, 82,  88,  334, 68,  76,  198, 381, 469, 259, 390, 68,  75,  79,  69, 84,
+                                       75,  391, 82,  268, 83,  402, 13,  502, 198, 501, 84,  82,  260, 198, 54, 71,
+                                       282, 330, 286, 415, 492, 30,  502, 198, 501, 449, 82,  268, 83,  402, 198};
+    cJSON *o = run_unmask_json("run -m %s -p 'What is free software?' --chat -n 4 --steps 4 --json", dir);
+    int n_prompt = (int)(sizeof chat_ids / sizeof *chat_ids);
+    assert_int_equal(cJSON_GetObjectItem(o, "prompt_length")->valueint, n_prompt);
+    for (int i = 0; i < n_prompt; i++)
+        assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "tokens"), i)->valueint, chat_ids[i]);
+    cJSON_Delete(o);
+    o = run_unmask_json("info %s --json", dir);
+    const cJSON *tok = cJSON_GetObjectItem(o, "tokenizer");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(tok, "source")), "vocab.json + merges.txt");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(tok, "pre")), "gpt-2");
+    assert_int_equal(cJSON_GetObjectItem(tok, "vocab")->valueint, 512);
+    cJSON_Delete(o);
+
+    /* the vocab.json file itself may be named, and tokenizer.json wins over it */
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    vt = load_tok(path);
+    assert_string_equal(um_tokenizer_source(vt), "vocab.json");
+    um_tokenizer_free(vt);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    copy_file(fixture(DREAM_TOKENIZER), path);
+    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    write_file(path, "not a merge\n", 12);
+    vt = load_tok(dir);
+    assert_string_equal(um_tokenizer_source(vt), "tokenizer.json");
+    um_tokenizer_free(vt);
+    um_tokenizer_free(js);
+    free_strings(&ss);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* Expected pieces of Qwen2's and GPT-2's split regexes, from Python's regex
+ * module (2026.11.19), as Hugging Face's tokenizers and transformers' slow
+ * Qwen2Tokenizer apply them (every match isolated):
+ *   python3 -c 'import regex, json; print(json.dumps(regex.findall(RX, TEXT)))'
+ * with RX = TOK_QWEN2_REGEX (src/tokenizer/pretokenize.c) or Hugging Face's
+ * GPT-2 pattern  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+typedef struct {
+    const char *text;
+    const char *qwen2[14], *gpt2[14]; /* NULL-terminated */
+} split_case;
+
+static const split_case SPLITS[] = {
+    {"12345", {"1", "2", "3", "4", "5"}, {"12345"}},
+    {"  hello", {" ", " hello"}, {" ", " hello"}},
+    {"\thello -world", {"\thello", " -", "world"}, {"\t", "hello", " -", "world"}},
+    {"'S", {"'S"}, {"'", "S"}},
+    {"He'S HERE'LL", {"He", "'S", " HERE", "'LL"}, {"He", "'", "S", " HERE", "'", "LL"}},
+    {"abc\r\n\r\ndef", {"abc", "\r\n\r\n", "def"}, {"abc", "\r\n\r", "\n", "def"}},
+    {"x = 3.14159;\n\n  y",
+     {"x", " =", " ", "3", ".", "1", "4", "1", "5", "9", ";\n\n", " ", " y"},
+     {"x", " =", " 3", ".", "14159", ";", "\n\n ", " y"}},
+    {"caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xd9\xa3\xd9\xa4 \xc2\xbd",
+     {"caf\xc3\xa9", " \xe4\xb8\xad\xe6\x96\x87", " ", "\xd9\xa3", "\xd9\xa4", " ", "\xc2\xbd"},
+     {"caf\xc3\xa9", " \xe4\xb8\xad\xe6\x96\x87", " \xd9\xa3\xd9\xa4", " \xc2\xbd"}},
+    {"$100,000!!\n", {"$", "1", "0", "0", ",", "0", "0", "0", "!!\n"}, {"$", "100", ",", "000", "!!", "\n"}},
+    {"  \n\t x", {"  \n", "\t", " x"}, {"  \n\t", " x"}},
+};
+
+/* t's pre-tokenizer splits each SPLITS text into the expected pieces. */
+static void expect_splits(const um_tokenizer *t, bool qwen2, const char *what) {
+    split_scratch sc = {0};
+    for (size_t i = 0; i < sizeof SPLITS / sizeof *SPLITS; i++) {
+        const char *text = SPLITS[i].text;
+        const char *const *want = qwen2 ? SPLITS[i].qwen2 : SPLITS[i].gpt2;
+        tok_span *sp;
+        size_t n, k = 0;
+        um_error err;
+        assert_int_equal(split_run(&t->split, text, strlen(text), &sc, &sp, &n, &err), UM_OK);
+        for (; k < n && want[k]; k++)
+            if (sp[k].end - sp[k].start != strlen(want[k]) || memcmp(text + sp[k].start, want[k], strlen(want[k])))
+                break;
+        if (k != n || want[k])
+            fail_msg("%s: '%s' splits differently at piece %zu ('%.*s', want '%s')", what, text, k,
+                     k < n ? (int)(sp[k].end - sp[k].start) : 0, k < n ? text + sp[k].start : "",
+                     want[k] ? want[k] : "(end)");
+    }
+    split_scratch_free(&sc);
+}
+
+/* Dream's tokenizer as a GGUF vocabulary: tokens, types, merges, pre name. */
+static void write_vocab_gguf(const char *path, const char *tokenizer_json, const char *pre) {
+    cJSON *tj = load_json_file(fixture(tokenizer_json));
+    const cJSON *model = cJSON_GetObjectItem(tj, "model"), *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(tj, "added_tokens")) n++;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(model, "vocab")) n++;
+    const char **tokens = calloc((size_t)n, sizeof *tokens);
+    int32_t *types = calloc((size_t)n, sizeof *types);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(model, "vocab")) tokens[e->valueint] = e->string, types[e->valueint] = 1;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(tj, "added_tokens")) {
+        int id = cJSON_GetObjectItem(e, "id")->valueint;
+        tokens[id] = cJSON_GetObjectItem(e, "content")->valuestring;
+        types[id] = cJSON_IsTrue(cJSON_GetObjectItem(e, "special")) ? 3 : 4; /* CONTROL, USER_DEFINED */
+    }
+    int n_merges = cJSON_GetArraySize(cJSON_GetObjectItem(model, "merges")), k = 0;
+    char **merges = calloc((size_t)n_merges, sizeof *merges);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(model, "merges")) {
+        char line[256];
+        merge_line(e, line, sizeof line);
+        line[strlen(line) - 1] = 0;
+        merges[k++] = strdup(line);
+    }
+    um_gguf_writer *w = um_gguf_writer_new();
+    um_error err;
+    assert_int_equal(um_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2", &err), UM_OK);
+    assert_int_equal(um_gguf_writer_add_str(w, "tokenizer.ggml.pre", pre, &err), UM_OK);
+    assert_int_equal(um_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", tokens, NULL, (size_t)n, &err), UM_OK);
+    assert_int_equal(um_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", UM_GGUF_INT32, types, (size_t)n, &err),
+                     UM_OK);
+    assert_int_equal(um_gguf_writer_add_str_arr(w, "tokenizer.ggml.merges", (const char *const *)merges, NULL,
+                                                (size_t)n_merges, &err),
+                     UM_OK);
+    assert_int_equal(um_gguf_writer_write(w, path, &err), UM_OK);
+    um_gguf_writer_free(w);
+    for (int i = 0; i < n_merges; i++)
+        free(merges[i]);
+    free(merges), free(tokens), free(types);
+    cJSON_Delete(tj);
+}
+
+/* Qwen2's split reached three ways: vocab.json + merges.txt with
+ * tokenizer_class Qwen2Tokenizer (and DreamTokenizer), a tokenizer.json with
+ * the pre-tokenizer transformers' Qwen2Converter writes, and a GGUF with
+ * tokenizer.ggml.pre "qwen2". Each splits as Python's regex module does, all
+ * give the same ids, and those differ from GPT-2's split where the regexes
+ * do. */
+static void qwen2_split_everywhere(void **state) {
+    char *dir = make_temp_dir(), *qdir = make_temp_dir(), *jdir = make_temp_dir();
+    write_slow_tokenizer(dir, DREAM_TOKENIZER, "GPT2Tokenizer");
+    write_slow_tokenizer(qdir, DREAM_TOKENIZER, "Qwen2Tokenizer");
+    /* tokenizer.json as Qwen2Converter makes it: NFC, Split(Qwen2's regex), ByteLevel without a regex */
+    cJSON *tj = load_json_file(fixture(DREAM_TOKENIZER));
+    cJSON *pre = cJSON_Parse("{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                             "{\"Regex\": \"\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": "
+                             "\"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, \"use_regex\": "
+                             "false}]}");
+    cJSON *pat = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(pre, "pretokenizers"), 0), "pattern");
+    cJSON_ReplaceItemInObject(pat, "Regex", cJSON_CreateString(TOK_QWEN2_REGEX));
+    cJSON_ReplaceItemInObject(tj, "pre_tokenizer", pre);
+    cJSON_ReplaceItemInObject(tj, "normalizer", cJSON_Parse("{\"type\": \"NFC\"}"));
+    write_json(jdir, "tokenizer.json", tj);
+    cJSON_Delete(tj);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", jdir);
+    copy_file(fixture("dream/tokenizer/tokenizer_config.json"), path);
+    snprintf(path, sizeof path, "%s/dream-vocab.gguf", jdir);
+    write_vocab_gguf(path, DREAM_TOKENIZER, "qwen2");
+
+    um_tokenizer *gpt2 = load_tok(dir), *vq = load_tok(qdir), *jq = load_tok(jdir), *gq = load_tok(path);
+    assert_string_equal(um_tokenizer_pre_name(vq), "qwen2");
+    assert_string_equal(um_tokenizer_pre_name(jq), "Sequence[Split(qwen2),ByteLevel]");
+    assert_string_equal(um_tokenizer_pre_name(gq), "qwen2");
+    expect_splits(vq, true, "vocab.json Qwen2Tokenizer");
+    expect_splits(jq, true, "tokenizer.json Split(qwen2)");
+    expect_splits(gq, true, "GGUF qwen2");
+    expect_splits(gpt2, false, "vocab.json GPT2Tokenizer");
+    um_tokenizer *js = load_tok(fixture(DREAM_TOKENIZER));
+    expect_splits(js, false, "tokenizer.json ByteLevel");
+    um_tokenizer_free(js);
+
+    string_set ss;
+    dream_strings(&ss);
+    expect_same_ids(vq, jq, &ss, "qwen2: vocab.json vs tokenizer.json");
+    expect_same_ids(vq, gq, &ss, "qwen2: vocab.json vs GGUF");
+    expect_same_specials(vq, jq);
+    for (size_t i = 0; i < sizeof DREAM_TEXTS / sizeof *DREAM_TEXTS; i++) {
+        size_t n;
+        int32_t *ids = encode(vq, DREAM_TEXTS[i], strlen(DREAM_TEXTS[i]), true, &n);
+        expect_round_trip(vq, DREAM_TEXTS[i], strlen(DREAM_TEXTS[i]), ids, n, "qwen2");
+        free(ids);
+    }
+    /* the split shows in the ids: GPT-2's " 12345" is one word that merges
+     * "Ġ1"; Qwen2's is " ", then each digit alone */
+    size_t ng, nq;
+    int32_t *ig = encode(gpt2, " 12345", 6, false, &ng), *iq = encode(vq, " 12345", 6, false, &nq);
+    int32_t g1 = um_tokenizer_token_id(gpt2, "\xc4\xa0" "1", 3), sp = um_tokenizer_token_id(gpt2, "\xc4\xa0", 2);
+    const int32_t want_g[] = {g1, '2' - 33, '3' - 33, '4' - 33, '5' - 33};
+    const int32_t want_q[] = {sp, '1' - 33, '2' - 33, '3' - 33, '4' - 33, '5' - 33};
+    assert_true(g1 >= 0 && sp >= 0 && um_tokenizer_token_id(gpt2, "1", 1) == '1' - 33); /* GPT-2's byte order */
+    expect_ids(ig, ng, want_g, 5, "gpt-2 digits", " 12345");
+    expect_ids(iq, nq, want_q, 6, "qwen2 digits", " 12345");
+    free(ig), free(iq);
+    /* NFC: e + U+0301 is é before the split, as Qwen2Tokenizer normalizes */
+    ig = encode(vq, "caf\xc3\xa9", 5, false, &ng);
+    iq = encode(vq, "cafe\xcc\x81", 6, false, &nq);
+    expect_ids(iq, nq, ig, ng, "qwen2 NFC", "cafe\\u0301");
+    free(ig), free(iq);
+    um_tokenizer_free(vq);
+    /* Dream's own class name selects the same split */
+    cJSON *cfg = load_json_file(fixture("dream/tokenizer/tokenizer_config.json"));
+    cJSON_ReplaceItemInObject(cfg, "tokenizer_class", cJSON_CreateString("DreamTokenizer"));
+    write_json(qdir, "tokenizer_config.json", cfg);
+    cJSON_Delete(cfg);
+    vq = load_tok(qdir);
+    assert_string_equal(um_tokenizer_pre_name(vq), "qwen2");
+    expect_same_ids(vq, jq, &ss, "qwen2: DreamTokenizer vs tokenizer.json");
+    print_message("qwen2 split: %zu texts as Python's regex splits them; vocab.json == tokenizer.json == GGUF on %d "
+                  "strings\n",
+                  sizeof SPLITS / sizeof *SPLITS, ss.n);
+    free_strings(&ss);
+    um_tokenizer_free(vq), um_tokenizer_free(jq), um_tokenizer_free(gq), um_tokenizer_free(gpt2);
+    remove_tree(dir), remove_tree(qdir), remove_tree(jdir);
+    free(dir), free(qdir), free(jdir);
+}
+
+/* Malformed slow-tokenizer files: each an error naming the file at fault
+ * (and the line, in merges.txt), never a crash or a half-loaded tokenizer. */
+static void bad_vocab_merges(void **state) {
+    static const char *const V = "{\"a\": 0, \"b\": 1, \"ab\": 2}";
+    static const char *const M = "#version: 0.2\na b\n";
+    static const struct {
+        const char *vocab, *merges, *config; /* NULL: the file is missing */
+        um_status want;
+        const char *file, *msg;
+    } cases[] = {
+        {"[\"a\", \"b\"]", M, NULL, UM_ERR_FORMAT, "vocab.json", "expected a JSON object"},
+        {"{\"a\": 0,", M, NULL, UM_ERR_FORMAT, "vocab.json", "invalid JSON"},
+        {"{\"a\": 0, \"b\": 1.5}", M, NULL, UM_ERR_FORMAT, "vocab.json", "token 'b' has no valid id"},
+        {"{\"a\": \"0\"}", M, NULL, UM_ERR_FORMAT, "vocab.json", "token 'a' has no valid id"},
+        {"{\"a\": -1}", M, NULL, UM_ERR_FORMAT, "vocab.json", "token 'a' has no valid id"},
+        {"{\"a\": 1e9}", M, NULL, UM_ERR_FORMAT, "vocab.json", "token 'a' has no valid id"},
+        {"{\"a\": null}", M, NULL, UM_ERR_FORMAT, "vocab.json", "token 'a' has no valid id"},
+        {"{\"a\": 0, \"b\": 0}", M, NULL, UM_ERR_FORMAT, "vocab.json", "tokens 'a' and 'b' both have id 0"},
+        {"{\"a\": 5000000}", M, NULL, UM_ERR_FORMAT, "vocab.json", "too sparse"},
+        {"{}", M, NULL, UM_ERR_FORMAT, "vocab.json", "empty vocabulary"},
+        {V, NULL, NULL, UM_ERR_IO, "merges.txt", "no such file"},
+        {V, "#version: 0.2\na b\nab\n", NULL, UM_ERR_FORMAT, "merges.txt", "line 3: 'ab' is not two tokens"},
+        {V, "a b c\n", NULL, UM_ERR_FORMAT, "merges.txt", "line 1: 'a b c' is not two tokens"},
+        {V, "a  b\n", NULL, UM_ERR_FORMAT, "merges.txt", "line 1: 'a  b' is not two tokens"},
+        {V, " a\n", NULL, UM_ERR_FORMAT, "merges.txt", "line 1: ' a' is not two tokens"},
+        {V, "#version: 0.2\n\na b\nx b\n", NULL, UM_ERR_FORMAT, "merges.txt",
+         "line 4: merge 'x b': its left token is not in"},
+        {V, "a y\n", NULL, UM_ERR_FORMAT, "merges.txt", "line 1: merge 'a y': its right token is not in"},
+        {V, "a b\nb a\n", NULL, UM_ERR_FORMAT, "merges.txt", "line 2: merge 'b a': the merged token is not in"},
+        {V, "#version: 0.2\n#version: 0.2\n", NULL, UM_ERR_FORMAT, "merges.txt", "line 2"},
+        {V, M, "{\"tokenizer_class\": \"LlamaTokenizer\"}", UM_ERR_UNSUPPORTED, "tokenizer_config.json",
+         "tokenizer_class 'LlamaTokenizer'"},
+        {V, M, "{\"tokenizer_class\": \"Qwen2Tokenizer\", \"add_prefix_space\": true}", UM_ERR_UNSUPPORTED,
+         "tokenizer_config.json", "add_prefix_space"},
+        {V, M, "{\"added_tokens_decoder\": []}", UM_ERR_FORMAT, "tokenizer_config.json", "not an object"},
+        {V, M, "{\"added_tokens_decoder\": {\"x\": {\"content\": \"<s>\"}}}", UM_ERR_FORMAT,
+         "tokenizer_config.json", "key 'x' is not an id"},
+        {V, M, "{\"added_tokens_decoder\": {\"-3\": {\"content\": \"<s>\"}}}", UM_ERR_FORMAT,
+         "tokenizer_config.json", "key '-3' is not an id"},
+        {V, M, "{\"added_tokens_decoder\": {\"99999999\": {\"content\": \"<s>\"}}}", UM_ERR_FORMAT,
+         "tokenizer_config.json", "key '99999999' is not an id"},
+        {V, M, "{\"added_tokens_decoder\": {\"3\": {\"special\": true}}}", UM_ERR_FORMAT, "tokenizer_config.json",
+         "entry 3 has no \"content\""},
+        {V, M, "{\"added_tokens_decoder\": {\"1\": {\"content\": \"<s>\"}}}", UM_ERR_FORMAT,
+         "tokenizer_config.json", "added token 1 '<s>' is 'b' in"},
+        {V, M, "{\"added_tokens_decoder\": {\"3\": {\"content\": \"<s>\", \"special\": 1}}}", UM_ERR_FORMAT,
+         "tokenizer_config.json", "special"},
+        {V, M, "{\"tokenizer_class\": ", UM_ERR_FORMAT, "tokenizer_config.json", "invalid JSON"},
+    };
+    char *dir = make_temp_dir();
+    static const char *const names[] = {"vocab.json", "merges.txt", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *content[] = {cases[i].vocab, cases[i].merges, cases[i].config};
+        for (int f = 0; f < 3; f++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+            remove(path);
+            if (content[f])
+                write_file(path, content[f], strlen(content[f]));
+        }
+        um_error err = {0};
+        um_tokenizer *t = (um_tokenizer *)1;
+        um_status s = um_tokenizer_load(dir, &t, &err);
+        char named[4200];
+        snprintf(named, sizeof named, "%s/%s", dir, cases[i].file);
+        if (s != cases[i].want || !strstr(err.msg, cases[i].msg) || !strstr(err.msg, named))
+            fail_msg("case %zu: status %s, message '%s'; want %s with '%s' naming %s", i, um_status_name(s), err.msg,
+                     um_status_name(cases[i].want), cases[i].msg, cases[i].file);
+        assert_null(t);
+        assert_null(strchr(err.msg, '\n'));
+    }
+    /* through the command: one error line naming the file and line, exit 1 */
+    const char *bad_files[] = {V, "#version: 0.2\na b\nab b c\n", "{}"};
+    char path[4200];
+    for (int f = 0; f < 3; f++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        write_file(path, bad_files[f], strlen(bad_files[f]));
+    }
+    cmd_result r = run_unmask("tokenize -m %s -p hello", dir);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "unmask tokenize: error: "));
+    assert_non_null(strstr(r.err, "merges.txt: line 3: 'ab b c' is not two tokens"));
+    assert_true(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
+    cmd_result_free(&r);
+    /* what is fine: a CRLF merges.txt without a header, blank lines, an added
+     * token restating its vocab.json entry (GPT-2's <|endoftext|>), holes */
+    const char *ok_files[] = {"{\"a\": 0, \"b\": 1, \"ab\": 2, \"<s>\": 5}", "a b\r\n\r\n",
+                              "{\"added_tokens_decoder\": {\"5\": {\"content\": \"<s>\", \"special\": true}}}"};
+    for (int f = 0; f < 3; f++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        write_file(path, ok_files[f], strlen(ok_files[f]));
+    }
+    um_tokenizer *t = load_tok(dir);
+    assert_int_equal(um_tokenizer_n_vocab(t), 6);
+    assert_true(um_tokenizer_is_special(t, 5));
+    assert_string_equal(um_tokenizer_token_text(t, 3), "");
+    size_t n;
+    int32_t *ids = encode(t, "ab<s>ba", 7, true, &n);
+    const int32_t want[] = {2, 5, 1, 0};
+    expect_ids(ids, n, want, 4, "hand-made vocab.json", "ab<s>ba");
+    free(ids);
+    um_tokenizer_free(t);
+    /* a directory with neither tokenizer.json nor vocab.json */
+    for (int f = 0; f < 3; f++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        remove(path);
+    }
+    um_error err;
+    assert_int_equal(um_tokenizer_load(dir, &t, &err), UM_ERR_IO);
+    assert_non_null(strstr(err.msg, "vocab.json + merges.txt"));
+    remove_tree(dir);
+    free(dir);
+}
+
+/* ---- the fuzzer's inputs ---- */
+
+/* fuzz/fuzz_tokenizer.c itself, its checks failing the test instead of
+ * aborting: the seeds of fuzz/corpus/tokenizer and every input it once
+ * broke the tokenizer with (fuzz/regressions/tok-*) run through it. */
+#define FUZZ_CHECK(cond)                                           \
+    do {                                                           \
+        if (!(cond))                                               \
+            fail_msg("fuzz_tokenizer.c: %s does not hold", #cond); \
+    } while (0)
+#define LLVMFuzzerTestOneInput fuzz_tokenizer_one
+#include "../fuzz/fuzz_tokenizer.c"
+
+static void tokenizer_fuzz_inputs(void **state) {
+    static const char *const dirs[] = {"fuzz/corpus/tokenizer", "fuzz/regressions"};
+    int seen[2] = {0, 0};
+    for (int d = 0; d < 2; d++) {
+        DIR *dp = opendir(dirs[d]);
+        if (!dp)
+            fail_msg("%s: cannot open (run the tests from the repository root)", dirs[d]);
+        for (struct dirent *e; (e = readdir(dp)) != NULL;) {
+            if (e->d_name[0] == '.' || (d == 1 && strncmp(e->d_name, "tok-", 4) != 0))
+                continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
+            size_t n;
+            uint8_t *data = read_whole_file(path, &n);
+            fuzz_tokenizer_one(data, n);
+            free(data);
+            seen[d]++;
+        }
+        closedir(dp);
+    }
+    fuzz_tokenizer_cleanup();
+    print_message("fuzz_tokenizer.c: %d seeds and %d regressions replayed\n", seen[0], seen[1]);
+    assert_true(seen[0] > 0 && seen[1] > 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(llamacpp_vocab_vectors),
     cmocka_unit_test(hf_vectors_tiny_llada),
@@ -1008,5 +1544,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(chat_ling),
     cmocka_unit_test(chat_chatml),
     cmocka_unit_test(chat_selection),
+    cmocka_unit_test(vocab_merges_equals_tokenizer_json),
+    cmocka_unit_test(qwen2_split_everywhere),
+    cmocka_unit_test(bad_vocab_merges),
+    cmocka_unit_test(tokenizer_fuzz_inputs),
 };
 const test_group tokenizer_group = {"tokenizer", tests, sizeof tests / sizeof *tests};

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "format/json.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 #define TOKENIZER_MAX_BYTES (256u << 20)
 
@@ -240,6 +241,29 @@ static cJSON *hf_tokenizer(const char *dir) {
     return t;
 }
 
+/* vocab.json + merges.txt, the tokenizer of a directory without
+ * tokenizer.json (Dream's repository): loaded, since tokenizer_config.json
+ * decides its split and added tokens. NULL when there is no vocab.json. */
+static cJSON *hf_slow_tokenizer(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    if (!um_file_exists(path))
+        return NULL;
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "source", "vocab.json + merges.txt");
+    um_tokenizer *tok;
+    um_error err;
+    if (um_tokenizer_load_vocab(path, NULL, NULL, &tok, &err) != UM_OK) {
+        cJSON_AddStringToObject(t, "error", err.msg);
+        return t;
+    }
+    cJSON_AddStringToObject(t, "model", "BPE");
+    cJSON_AddStringToObject(t, "pre", um_tokenizer_pre_name(tok));
+    cJSON_AddNumberToObject(t, "vocab", um_tokenizer_n_vocab(tok));
+    um_tokenizer_free(tok);
+    return t;
+}
+
 static cJSON *describe(const um_model *m, const char *path) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", path);
@@ -247,6 +271,8 @@ static cJSON *describe(const um_model *m, const char *path) {
     describe_hparams(o, m);
     describe_types(o, &m->weights);
     cJSON *tok = m->weights.is_gguf ? gguf_tokenizer(&m->weights.gguf) : hf_tokenizer(path);
+    if (!tok && !m->weights.is_gguf)
+        tok = hf_slow_tokenizer(path);
     if (tok)
         cJSON_AddItemToObject(o, "tokenizer", tok);
     else

@@ -8,6 +8,7 @@
 #include <pcre2.h>
 #include <pthread.h>
 
+#include "format/json.h"
 #include "tokenizer/tokenizer.h"
 
 /* ---- a growable byte pool; entries are addressed by offset, so growing it
@@ -100,6 +101,11 @@ void split_scratch_free(split_scratch *sc);
 bool tok_pre_lookup(const char *name, split_program *p, bool *ignore_merges, um_error *err, um_status *status);
 /* The GPT-2 split regex (Hugging Face ByteLevel use_regex). */
 extern const char *const TOK_GPT2_REGEX;
+/* Qwen2's split regex (Qwen2 and Dream; llama.cpp's "qwen2"): like Llama 3's
+ * but with single digits (\p{N}, not \p{N}{1,3}). Hugging Face's Qwen2
+ * tokenizer.json writes it as a Split pre-tokenizer, its slow tokenizer as
+ * PRETOKENIZE_REGEX. */
+extern const char *const TOK_QWEN2_REGEX;
 
 /* ---- the tokenizer ---- */
 enum { TOK_NORMAL = 0, TOK_SPECIAL = 1, TOK_ADDED = 2, TOK_UNUSED = 3 };
@@ -176,6 +182,11 @@ uint32_t tok_byte_to_cp(uint8_t b);
 int tok_cp_to_byte(uint32_t cp);
 
 /* Building (used by the loaders): */
+/* The loaders' bounds on a vocabulary of ids [0, n_vocab) given as n_tokens
+ * entries: n_vocab below 2^26, far beyond any real vocabulary, and at most
+ * 2^20 ids no entry uses, so that a small hostile file cannot make us
+ * allocate gigabytes. NULL when they hold, else what is wrong. */
+const char *tok_vocab_size_problem(int64_t n_vocab, int64_t n_tokens);
 um_status tok_init(um_tokenizer *t, const char *source, um_error *err);
 um_status tok_alloc_vocab(um_tokenizer *t, int32_t n_vocab, um_error *err);
 /* Sets id's text; kind TOK_*; for TOK_NORMAL the bytes are the text mapped
@@ -193,6 +204,20 @@ void tok_guess_specials(um_tokenizer *t);
 /* Derives what the chat code needs from t->chat_template (chat.c). */
 void tok_chat_prepare(um_tokenizer *t);
 um_status tok_set_str(char **dst, const char *s, size_t len, um_error *err);
+
+/* Hugging Face's files beside the vocabulary (load_json.c), shared by the
+ * tokenizer.json and vocab.json loaders: */
+/* Parses tokenizer_config.json at cfg_path into *cfg; a missing file is
+ * UM_ERR_IO when required, else *cfg = NULL. */
+um_status tok_load_config(const char *cfg_path, bool required, cJSON **cfg, um_error *err);
+/* Applies a parsed tokenizer_config.json: bos/eos/pad/mask tokens,
+ * add_bos_token, the chat template. */
+um_status tok_apply_config(um_tokenizer *t, const cJSON *cfg, const char *cfg_path, um_error *err);
+/* The directory part of path with its '/', or "" (dir holds size bytes). */
+void tok_dir_of(const char *path, char *dir, size_t size);
+/* The last step of a Hugging Face load: chat_template.jinja from dir (when
+ * the config had no template), the guessed specials, the chat preparation. */
+um_status tok_finish_hf(um_tokenizer *t, const char *dir, um_error *err);
 
 /* The BPE of one word (its raw bytes): appends ids to *out. */
 um_status tok_bpe_word(um_tokenizer *t, const char *w, size_t n, int32_t **out, size_t *n_out, size_t *cap_out,

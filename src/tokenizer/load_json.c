@@ -62,7 +62,12 @@ static um_status add_pre_tokenizer(um_tokenizer *t, json_ctx *c, const cJSON *pt
         strncat(c->desc, "]", sizeof c->desc - strlen(c->desc) - 1);
         return UM_OK;
     }
-    desc_add(c, type);
+    /* Qwen2's regex is named, so that `info` and `tokenize` show which split a
+     * Qwen2/Dream tokenizer.json runs (the same one as a vocab.json load or a
+     * GGUF "qwen2") */
+    const char *rx = um_json_get_string(cJSON_GetObjectItemCaseSensitive(pt, "pattern"), "Regex");
+    bool qwen2 = strcmp(type, "Split") == 0 && rx && strcmp(rx, TOK_QWEN2_REGEX) == 0;
+    desc_add(c, qwen2 ? "Split(qwen2)" : type);
     if (strcmp(type, "ByteLevel") == 0) {
         c->byte_level = true;
         bool prefix = false, use_regex = true;
@@ -82,15 +87,14 @@ static um_status add_pre_tokenizer(um_tokenizer *t, json_ctx *c, const cJSON *pt
         return UM_OK;
     }
     if (strcmp(type, "Split") == 0) {
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(pt, "pattern");
-        const char *rx = um_json_get_string(pat, "Regex"), *str = um_json_get_string(pat, "String");
+        const char *str = um_json_get_string(cJSON_GetObjectItemCaseSensitive(pt, "pattern"), "String");
         if (!rx && !str)
             return um_fail(err, UM_ERR_FORMAT, "%s: Split pre_tokenizer without a Regex or String pattern", c->path);
         split_behavior b;
         bool invert = false;
         UM_TRY(parse_behavior(c, pt, SPLIT_ISOLATED, &b, err));
         UM_TRY(um_json_get_bool(pt, "invert", &invert, c->path, err));
-        um_status s = split_program_add(&t->split, rx ? rx : str, !rx, b, invert, err);
+        um_status s = split_program_add(&t->split, qwen2 ? TOK_QWEN2_REGEX : rx ? rx : str, !rx, b, invert, err);
         if (s != UM_OK)
             um_error_prefix(err, "%s", c->path);
         return s;
@@ -149,10 +153,10 @@ static um_status count_vocab(const json_ctx *c, const cJSON *vocab, const cJSON 
         if (id->valuedouble > max)
             max = id->valuedouble;
     }
-    /* 2^26 tokens is far beyond any real vocabulary, and bounds what a
-     * hostile file can make us allocate */
-    if (max < 0 || max >= (1 << 26))
-        return um_fail(err, UM_ERR_FORMAT, "%s: %s", c->path, max < 0 ? "empty vocabulary" : "vocabulary too large");
+    const char *problem =
+        tok_vocab_size_problem((int64_t)max + 1, (int64_t)cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added));
+    if (problem)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s", c->path, problem);
     *n = (int32_t)max + 1;
     return UM_OK;
 }
@@ -246,19 +250,12 @@ static int32_t config_token(const um_tokenizer *t, const cJSON *cfg, const char 
     return s ? um_tokenizer_token_id(t, s, strlen(s)) : -1;
 }
 
-static um_status load_config(um_tokenizer *t, const char *cfg_path, bool required, um_error *err) {
-    if (!um_file_exists(cfg_path)) {
-        if (required)
-            return um_fail(err, UM_ERR_IO, "%s: no such file", cfg_path);
-        return UM_OK;
-    }
-    cJSON *cfg;
-    UM_TRY(um_json_load(cfg_path, TOKENIZER_JSON_MAX, &cfg, err));
+um_status tok_apply_config(um_tokenizer *t, const cJSON *cfg, const char *cfg_path, um_error *err) {
     t->specials.bos = config_token(t, cfg, "bos_token");
     t->specials.eos = config_token(t, cfg, "eos_token");
     t->specials.pad = config_token(t, cfg, "pad_token");
     t->specials.mask = config_token(t, cfg, "mask_token");
-    um_status s = um_json_get_bool(cfg, "add_bos_token", &t->specials.add_bos, cfg_path, err);
+    UM_TRY(um_json_get_bool(cfg, "add_bos_token", &t->specials.add_bos, cfg_path, err));
     /* the template: a string, or a list of named ones of which "default" is it */
     const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template"), *e;
     const char *text = cJSON_IsString(tpl) ? tpl->valuestring : NULL;
@@ -268,10 +265,37 @@ static um_status load_config(um_tokenizer *t, const char *cfg_path, bool require
         if (name && strcmp(name, "default") == 0)
             text = um_json_get_string(e, "template");
     }
-    if (s == UM_OK && text)
-        s = tok_set_str(&t->chat_template, text, strlen(text), err);
-    cJSON_Delete(cfg);
-    return s;
+    return text ? tok_set_str(&t->chat_template, text, strlen(text), err) : UM_OK;
+}
+
+um_status tok_load_config(const char *cfg_path, bool required, cJSON **cfg, um_error *err) {
+    *cfg = NULL;
+    if (!um_file_exists(cfg_path))
+        return required ? um_fail(err, UM_ERR_IO, "%s: no such file", cfg_path) : UM_OK;
+    return um_json_load(cfg_path, TOKENIZER_JSON_MAX, cfg, err);
+}
+
+void tok_dir_of(const char *path, char *dir, size_t size) {
+    snprintf(dir, size, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = 0;
+    else
+        dir[0] = 0;
+}
+
+um_status tok_finish_hf(um_tokenizer *t, const char *dir, um_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%schat_template.jinja", dir);
+    if (!t->chat_template && um_file_exists(path)) {
+        char *text;
+        size_t n;
+        UM_TRY(um_read_file(path, TOKENIZER_JSON_MAX, &text, &n, err));
+        t->chat_template = text;
+    }
+    tok_guess_specials(t);
+    tok_chat_prepare(t);
+    return UM_OK;
 }
 
 static um_status load_json(um_tokenizer *t, const char *json_path, const char *config_path, um_error *err) {
@@ -301,30 +325,17 @@ static um_status load_json(um_tokenizer *t, const char *json_path, const char *c
         return s;
 
     /* tokenizer_config.json and chat_template.jinja beside the file */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", json_path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        slash[1] = 0;
-    else
-        dir[0] = 0;
-    char path[4200];
-    if (config_path) {
-        UM_TRY(load_config(t, config_path, true, err));
-    } else {
+    char dir[4096], path[4200];
+    tok_dir_of(json_path, dir, sizeof dir);
+    if (!config_path) {
         snprintf(path, sizeof path, "%stokenizer_config.json", dir);
-        UM_TRY(load_config(t, path, false, err));
+        config_path = path;
     }
-    snprintf(path, sizeof path, "%schat_template.jinja", dir);
-    if (!t->chat_template && um_file_exists(path)) {
-        char *text;
-        size_t n;
-        UM_TRY(um_read_file(path, TOKENIZER_JSON_MAX, &text, &n, err));
-        t->chat_template = text;
-    }
-    tok_guess_specials(t);
-    tok_chat_prepare(t);
-    return UM_OK;
+    cJSON *cfg;
+    UM_TRY(tok_load_config(config_path, config_path != path, &cfg, err));
+    s = cfg ? tok_apply_config(t, cfg, config_path, err) : UM_OK;
+    cJSON_Delete(cfg);
+    return s == UM_OK ? tok_finish_hf(t, dir, err) : s;
 }
 
 um_status um_tokenizer_load_json(const char *json_path, const char *config_path, um_tokenizer **out,

@@ -249,6 +249,8 @@ um_status split_run(const split_program *p, const char *s, size_t len, split_scr
 #define RX_QWEN2                                                                                              \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"        \
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* Qwen2's split, shared with the tokenizer.json and vocab.json loaders */
+const char *const TOK_QWEN2_REGEX = RX_QWEN2;
 /* Ling / BailingMoE (LLaDA-MoE, LLaDA2): the tokenizer.json original, with
  * its possessive quantifiers */
 #define RX_BAILING                                                                                            \

@@ -29,6 +29,16 @@ um_status tok_init(um_tokenizer *t, const char *source, um_error *err) {
     return tok_set_str(&t->source, source, strlen(source), err);
 }
 
+const char *tok_vocab_size_problem(int64_t n_vocab, int64_t n_tokens) {
+    if (n_vocab <= 0)
+        return "empty vocabulary";
+    if (n_vocab >= (1 << 26))
+        return "vocabulary too large";
+    if (n_vocab - n_tokens > (1 << 20))
+        return "vocabulary too sparse (over 2^20 ids no token uses)";
+    return NULL;
+}
+
 um_status tok_alloc_vocab(um_tokenizer *t, int32_t n_vocab, um_error *err) {
     if (n_vocab <= 0)
         return um_fail(err, UM_ERR_FORMAT, "empty vocabulary");
@@ -219,11 +229,15 @@ static bool starts_with_gguf_magic(const char *path) {
 um_status um_tokenizer_load(const char *path, um_tokenizer **out, um_error *err) {
     *out = NULL;
     if (um_is_directory(path)) {
-        char json[4096];
+        char json[4096], vocab[4096];
         snprintf(json, sizeof json, "%s/tokenizer.json", path);
-        if (!um_file_exists(json))
-            return um_fail(err, UM_ERR_IO, "%s: no tokenizer.json in the model directory", path);
-        return um_tokenizer_load_json(json, NULL, out, err);
+        snprintf(vocab, sizeof vocab, "%s/vocab.json", path);
+        if (um_file_exists(json))
+            return um_tokenizer_load_json(json, NULL, out, err);
+        if (um_file_exists(vocab))
+            return um_tokenizer_load_vocab(vocab, NULL, NULL, out, err);
+        return um_fail(err, UM_ERR_IO, "%s: no tokenizer.json (nor vocab.json + merges.txt) in the model directory",
+                       path);
     }
     if (!um_file_exists(path))
         return um_fail(err, UM_ERR_IO, "%s: no such file or directory", path);
@@ -234,6 +248,9 @@ um_status um_tokenizer_load(const char *path, um_tokenizer **out, um_error *err)
         um_gguf_close(&f);
         return s;
     }
+    const char *base = strrchr(path, '/');
+    if (strcmp(base ? base + 1 : path, "vocab.json") == 0)
+        return um_tokenizer_load_vocab(path, NULL, NULL, out, err);
     return um_tokenizer_load_json(path, NULL, out, err);
 }
 

@@ -1,11 +1,16 @@
 /* Byte-level BPE tokenizers (GPT-2 style, as LLaDA, LLaDA-MoE, LLaDA2 and
  * Dream/Qwen use) and the chat templates of those model families.
  *
- * A tokenizer loads from either of the two places a model carries one:
+ * A tokenizer loads from any of the places a model carries one:
  *
  *   - a Hugging Face tokenizer.json (model type "BPE" with a ByteLevel
  *     pre-tokenizer or decoder), with tokenizer_config.json beside it for the
  *     chat template and the bos/eos/pad/mask tokens (optional);
+ *   - Hugging Face's vocab.json + merges.txt (the "slow" GPT-2/Qwen2
+ *     tokenizers; Dream's repository ships only these), with the added tokens
+ *     from tokenizer_config.json's added_tokens_decoder and the split from its
+ *     tokenizer_class: Qwen2's regex (and NFC) for Qwen2Tokenizer and
+ *     DreamTokenizer, GPT-2's for GPT2Tokenizer or no class;
  *   - a GGUF file's tokenizer.ggml.* metadata as llama.cpp writes it
  *     (tokenizer.ggml.model "gpt2"); tokenizer.ggml.pre names the split
  *     regexes exactly as llama.cpp's llama-vocab.cpp does. A vocabulary-only
@@ -49,10 +54,13 @@ typedef struct um_tokenizer um_tokenizer;
 
 /* Loads the tokenizer of a model from the path a user gives for the model:
  *   - a directory: DIR/tokenizer.json, with DIR/tokenizer_config.json and
- *     DIR/chat_template.jinja when present (a directory without
- *     tokenizer.json is UM_ERR_IO naming it);
+ *     DIR/chat_template.jinja when present; without tokenizer.json,
+ *     DIR/vocab.json + DIR/merges.txt (tokenizer.json wins when both are
+ *     there); a directory with neither is UM_ERR_IO naming it;
  *   - a file ending in .gguf or starting with the GGUF magic: its
  *     tokenizer.ggml.* metadata (UM_ERR_FORMAT when it has none);
+ *   - a file named vocab.json: as um_tokenizer_load_vocab with the others
+ *     beside it;
  *   - any other file: a tokenizer.json, with tokenizer_config.json and
  *     chat_template.jinja looked for beside it.
  * Errors name the file and, for content, the key at fault. */
@@ -61,6 +69,16 @@ um_status um_tokenizer_load(const char *path, um_tokenizer **out, um_error *err)
 /* tokenizer.json at json_path; config_path names tokenizer_config.json, or is
  * NULL to look for one beside json_path (missing is fine). */
 um_status um_tokenizer_load_json(const char *json_path, const char *config_path, um_tokenizer **out, um_error *err);
+
+/* vocab.json at vocab_path; merges_path and config_path name merges.txt
+ * and tokenizer_config.json, or are NULL for the ones beside vocab_path
+ * (merges.txt must exist; a missing tokenizer_config.json means GPT-2's split
+ * and no added tokens). Every malformed entry is an error naming the file,
+ * and for merges.txt the line: ids that are not whole numbers in [0, 2^26)
+ * or that two tokens share, merge lines that are not two tokens or name a
+ * token the vocabulary lacks, an unknown tokenizer_class. */
+um_status um_tokenizer_load_vocab(const char *vocab_path, const char *merges_path, const char *config_path,
+                                  um_tokenizer **out, um_error *err);
 
 /* From a parsed GGUF file; nothing is kept pointing into f, so it may be
  * closed afterwards. A tokenizer.ggml.model other than "gpt2" is
@@ -129,11 +147,12 @@ void um_tokenizer_get_specials(const um_tokenizer *t, um_tokenizer_specials *s);
 
 /* ---- what was loaded ---- */
 
-/* Where the tokenizer came from: "tokenizer.json" or "gguf". */
+/* Where the tokenizer came from: "tokenizer.json", "vocab.json" or "gguf". */
 const char *um_tokenizer_source(const um_tokenizer *t);
 /* The pre-tokenizer: the GGUF pre name as resolved ("gpt-2", "llama-bpe",
- * "default", ...) or, for tokenizer.json, a short description
- * ("ByteLevel", "Sequence[Split,ByteLevel]"). */
+ * "default", ...), for vocab.json "gpt-2" or "qwen2", or for tokenizer.json a
+ * short description ("ByteLevel", "Sequence[Split,ByteLevel]", with Qwen2's
+ * regex "Sequence[Split(qwen2),ByteLevel]"). */
 const char *um_tokenizer_pre_name(const um_tokenizer *t);
 /* The model's chat template (jinja source) or NULL. */
 const char *um_tokenizer_chat_template(const um_tokenizer *t);
