@@ -35,6 +35,45 @@ static void chat_prompt_matches_llama_cpp(void **state) {
     cJSON_Delete(o);
 }
 
+/* `run --chat` on LLaDA-MoE and Dream (their GGUF files, whose metadata
+ * carries the chat template) gives the prompt ids of the fixtures README's
+ * renderings of one user turn; `unmask chat` answers each line of a pipe. */
+static void chat_of_each_family(void **state) {
+    static const int32_t moe[] = {504, 39, 52, 44, 32, 45, 505, 54, 71, 282, 330, 286, 415, 492,
+                                  30,  502, 504, 32, 50, 50, 40, 50, 51, 32, 45, 51, 505};
+    static const int32_t dream[] = {501, 82,  88,  334, 68,  76,  198, 381, 469, 259, 390, 68,  75,  79, 69, 84,
+                                    75,  391, 82,  268, 83,  402, 13,  502, 198, 501, 84,  82,  260, 198, 54, 71,
+                                    282, 330, 286, 415, 492, 30,  502, 198, 501, 449, 82,  268, 83,  402, 198};
+    const struct {
+        const char *model;
+        const int32_t *ids;
+        int n;
+    } fam[] = {{"llada-moe/gguf/tiny-llada-moe-f32.gguf", moe, (int)(sizeof moe / sizeof *moe)},
+               {"dream/gguf/tiny-dream-f32.gguf", dream, (int)(sizeof dream / sizeof *dream)}};
+    for (int f = 0; f < 2; f++) {
+        cJSON *o = run_unmask_json("run -m %s -p 'What is free software?' --chat -n 8 --steps 8 --json",
+                                   fixture(fam[f].model));
+        const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
+        assert_int_equal(cJSON_GetObjectItem(o, "prompt_length")->valueint, fam[f].n);
+        for (int i = 0; i < fam[f].n; i++)
+            assert_int_equal(cJSON_GetArrayItem(tokens, i)->valueint, fam[f].ids[i]);
+        cJSON_Delete(o);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "printf 'What is free software?\\nName one license.\\n' | %s chat -m %s -n 8 2>&1",
+                 unmask_bin(), fixture(fam[f].model));
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        char buf[4096];
+        size_t got = fread(buf, 1, sizeof buf - 1, p);
+        buf[got] = 0;
+        assert_int_equal(pclose(p), 0);
+        int answers = 0;
+        for (const char *q = buf; (q = strstr(q, "[nfe ")) != NULL; q++)
+            answers++;
+        assert_int_equal(answers, 2); /* one answer a line, each with its statistics */
+    }
+}
+
 /* A raw prompt encodes as the Hugging Face tokenizer does (first line of the
  * fixture vectors); the answer is the generated ids decoded up to EOS/EOT. */
 static void raw_prompt_and_answer(void **state) {
@@ -210,7 +249,7 @@ static void visual_draws_in_a_terminal(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(raw_prompt_and_answer),
+    cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(chat_of_each_family), cmocka_unit_test(raw_prompt_and_answer),
     cmocka_unit_test(infill_template),               cmocka_unit_test(visual_plain_when_piped),
     cmocka_unit_test(tokenize_vocab_only_gguf),      cmocka_unit_test(chat_two_turns_in_a_terminal),
     cmocka_unit_test(visual_draws_in_a_terminal),

@@ -837,9 +837,31 @@ static void chat_llada(void **state) {
 #define LU(x) "<role>HUMAN</role>" x "<|role_end|>"
 #define LA(x) "<role>ASSISTANT</role>" x "<|role_end|>"
 
+/* LLaDA-MoE's template (the fixture README's, which its tokenizer_config.json holds): turns only. */
+static void chat_llada_moe(void **state) {
+    um_tokenizer *t = load_tok(fixture("llada-moe/tiny-llada-moe/hf-bf16"));
+    um_chat_format f = select_fmt(t, NULL); /* recognised from tokenizer_config.json */
+    assert_int_equal(f.family, UM_CHAT_LLADA_MOE);
+    assert_string_equal(f.name, "llada-moe");
+    assert_string_equal(render(&f, ONE, 1, true), LU(U1) "<role>ASSISTANT</role>");
+    assert_string_equal(render(&f, THREE_SYS, 6, false), LS SYS "<|role_end|>" LU(U1) LA(A1) LU(U2) LA(A2) LU(U3));
+    const um_chat_message shouting[] = {{"User", U1}, {"tool", "r"}};
+    assert_string_equal(render(&f, shouting, 2, false), LU(U1) "<role>TOOL</role>r<|role_end|>");
+    /* the README's ids for one user turn */
+    static const int32_t want[] = {504, 39, 52, 44, 32, 45, 505, 54, 71, 282, 330, 286, 415, 492, 30, 502,
+                                   504, 32, 50, 50, 40, 50, 51, 32, 45, 51, 505};
+    const char *text = render(&f, ONE, 1, true);
+    size_t n;
+    int32_t *ids = encode(t, text, strlen(text), true, &n);
+    assert_int_equal(n, sizeof want / sizeof *want);
+    assert_memory_equal(ids, want, sizeof want);
+    free(ids);
+    um_tokenizer_free(t);
+}
+
 static void chat_ling(void **state) {
-    static const char *const names[] = {"llada-moe", "llada2"};
-    for (int k = 0; k < 2; k++) {
+    static const char *const names[] = {"llada2"};
+    for (int k = 0; k < 1; k++) {
         um_chat_format f = select_fmt(NULL, names[k]);
         assert_int_equal(f.family, UM_CHAT_LING);
         assert_string_equal(render(&f, ONE, 1, true), LS LT LU(U1) "<role>ASSISTANT</role>");
@@ -1541,6 +1563,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(nfc_digits_and_added_token_options),
     cmocka_unit_test(merge_cache_is_consistent),
     cmocka_unit_test(chat_llada),
+    cmocka_unit_test(chat_llada_moe),
     cmocka_unit_test(chat_ling),
     cmocka_unit_test(chat_chatml),
     cmocka_unit_test(chat_selection),

@@ -8,11 +8,16 @@
  *            + message['content'] | trim + '<|eot_id|>' %}
  *         {% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}
  *         {% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}
- * ling    the Ling-2.0 template of inclusionAI's LLaDA2.x (also used for
- *         LLaDA-MoE): a system block that always ends in "detailed thinking
- *         off", <role>HUMAN|ASSISTANT|SYSTEM|OBSERVATION</role> turns closed by
+ * ling    the Ling-2.0 template of inclusionAI's LLaDA2.x: a system block
+ *         that always ends in "detailed thinking off",
+ *         <role>HUMAN|ASSISTANT|SYSTEM|OBSERVATION</role> turns closed by
  *         <|role_end|>, assistant reasoning in <think> kept only after the
  *         last user turn (tool definitions are not supported).
+ * llada-moe  LLaDA-MoE's simpler Ling template (fixtures/llada-moe):
+ *         {% for message in messages %}{% set role = message['role'] | lower %}
+ *         {% if role == 'user' %}{% set role = 'HUMAN' %}{% endif %}{% set role = role | upper %}
+ *         {{ '<role>' + role + '</role>' + message['content'] + '<|role_end|>' }}{% endfor %}
+ *         {% if add_generation_prompt %}{{ '<role>ASSISTANT</role>' }}{% endif %}
  * chatml  Dream-v0-Instruct-7B (Qwen2 style):
  *         {% for message in messages %}{% if loop.first and message['role'] != 'system' %}
  *         {{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tokenizer/internal.h"
 
@@ -119,7 +125,8 @@ bool um_chat_detect(const char *jinja, um_chat_family *family) {
     }
     if (strstr(jinja, "<role>") && strstr(jinja, "<|role_end|>") &&
         (strstr(jinja, "HUMAN") || strstr(jinja, "ASSISTANT"))) {
-        *family = UM_CHAT_LING;
+        /* Ling-2.0's always writes a system block; LLaDA-MoE's writes only the turns */
+        *family = strstr(jinja, "detailed thinking") ? UM_CHAT_LING : UM_CHAT_LLADA_MOE;
         return true;
     }
     if (strstr(jinja, "<|im_start|>")) {
@@ -157,11 +164,11 @@ static char *chatml_default_system(const char *jinja) {
 static const struct {
     const char *name;
     um_chat_family family;
-} NAMES[] = {{"llada", UM_CHAT_LLADA},   {"llada-moe", UM_CHAT_LING}, {"llada2", UM_CHAT_LING},
+} NAMES[] = {{"llada", UM_CHAT_LLADA},   {"llada-moe", UM_CHAT_LLADA_MOE}, {"llada2", UM_CHAT_LING},
              {"ling", UM_CHAT_LING},     {"chatml", UM_CHAT_CHATML},  {"dream", UM_CHAT_CHATML}};
 
 static const char *family_name(um_chat_family f) {
-    return f == UM_CHAT_LLADA ? "llada" : f == UM_CHAT_LING ? "llada2" : "chatml";
+    return f == UM_CHAT_LLADA ? "llada" : f == UM_CHAT_LING ? "llada2" : f == UM_CHAT_LLADA_MOE ? "llada-moe" : "chatml";
 }
 
 static bool vocab_has(const um_tokenizer *t, const char *s) {
@@ -284,6 +291,24 @@ static const char *find_first(const char *s, size_t n, const char *p) {
     return NULL;
 }
 
+/* LLaDA-MoE's: each turn as <role>ROLE</role>content<|role_end|>, the role
+ * upper-cased and "user" called HUMAN; no system block of its own. */
+static void render_llada_moe(const um_chat_message *m, size_t n, bool gen, sbuf *b) {
+    for (size_t i = 0; i < n; i++) {
+        sb_str(b, "<role>");
+        if (strcasecmp(m[i].role, "user") == 0) /* | lower == 'user' (ASCII, as the roles are) */
+            sb_str(b, "HUMAN");
+        else
+            for (const char *c = m[i].role; *c; c++)
+                sb_add(b, &(char){(char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c)}, 1);
+        sb_str(b, "</role>");
+        sb_str(b, m[i].content);
+        sb_str(b, "<|role_end|>");
+    }
+    if (gen)
+        sb_str(b, "<role>ASSISTANT</role>");
+}
+
 static void render_ling(const um_chat_message *m, size_t n, bool gen, sbuf *b) {
     sb_str(b, "<role>SYSTEM</role>");
     if (n && role_is(&m[0], "system")) {
@@ -393,6 +418,9 @@ um_status um_chat_render(const um_chat_format *fmt, const um_chat_message *msgs,
         break;
     case UM_CHAT_LING:
         render_ling(msgs, n, add_generation_prompt, &b);
+        break;
+    case UM_CHAT_LLADA_MOE:
+        render_llada_moe(msgs, n, add_generation_prompt, &b);
         break;
     case UM_CHAT_CHATML:
         render_chatml(fmt, msgs, n, add_generation_prompt, &b);

@@ -177,7 +177,7 @@ const char *um_tokenizer_warning(const um_tokenizer *t);
  *              message is not a system one; the generation prompt is
  *              <|im_start|>assistant\n.
  */
-typedef enum { UM_CHAT_LLADA = 0, UM_CHAT_LING = 1, UM_CHAT_CHATML = 2 } um_chat_family;
+typedef enum { UM_CHAT_LLADA = 0, UM_CHAT_LING = 1, UM_CHAT_CHATML = 2, UM_CHAT_LLADA_MOE = 3 } um_chat_family;
 
 typedef struct {
     const char *role;    /* "system", "user", "assistant" (others pass through) */
