@@ -7,7 +7,7 @@
 # llama.cpp's llama-diffusion-cli on the very same MoE GGUF file.
 #
 #   bench/moe.sh LLAMA_DIFFUSION_CLI [WORK_DIR] [TYPES] [CANVAS] [REPS]
-#       (defaults /tmp/unmask-moe, "q4_k_m q8_0 bf16", 256, 1; THREADS=N, default nproc)
+#       (defaults /tmp/unmask-moe, "q4_k_m q8_0 bf16", 256, 2; THREADS=N, default nproc)
 #
 # One step is one forward pass over the whole canvas and the choice of what
 # to commit, as in bench/vs_llama_cpp.sh (whose helpers this script shares
@@ -25,7 +25,7 @@ CLI=$1
 W=${2:-/tmp/unmask-moe}
 TYPES=${3:-q4_k_m q8_0 bf16}
 N=${4:-256}
-R=${5:-1}
+R=${5:-2}
 STEPS=3
 THREADS=${THREADS:-$(nproc)}
 PROMPT="Once upon a time"
@@ -75,6 +75,7 @@ for type in $TYPES; do
     # shellcheck disable=SC2086
     make_model "$W/dense" "$type" $DENSE
     best_m="" best_d="" best_l="" rss=""
+    cat "$W/moe/$type.gguf" "$W/dense/$type.gguf" >/dev/null # both from the page cache, not the disk
     for _ in $(seq "$R"); do
         read -r m rss < <(unmask_step "$W/moe/$type.gguf")
         read -r d _ < <(unmask_step "$W/dense/$type.gguf")
