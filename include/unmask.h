@@ -133,6 +133,8 @@ typedef struct {
     const int32_t *committed_pos; /* positions committed by this step, in commit order */
     const int32_t *committed_tok; /* their tokens */
     int n_committed;
+    int q0, q1;                  /* the positions [q0, q1) the forward pass computed ([0, canvas_len): all; the
+                                    rest came from the KV cache) */
 } um_step_info;
 
 /* Return non-zero to stop the generation (um_generate then returns UM_ERR_ABORTED). */
@@ -145,8 +147,10 @@ typedef enum {
                              everything after it against the K/V the full pass left for the positions before it */
     UM_CACHE_DUAL = 2,    /* Fast-dLLM: as prefix, but later steps run only the block, against cached K/V of the
                              prefix and the suffix; the block's own slots are rewritten every step */
-    UM_CACHE_VICINITY = 3 /* dInfer: later steps run the block plus cache_window positions on each side; a full
-                             pass at the block's first step and every cache_refresh steps */
+    UM_CACHE_VICINITY = 3 /* dInfer: later steps run the block plus cache_window positions on each side
+                             (prefix_look before, after_look after); a full pass at the block's first step and
+                             every cache_refresh steps (dInfer's loop: after warmup_steps full passes without the
+                             cache, at each block's first iteration) */
     /* block-causal caching for block-diffusion models (LLaDA2) comes with those models */
 } um_cache_mode;
 
@@ -166,6 +170,17 @@ typedef enum {
                                     1 - t[i+1]/t[i] of the timesteps schedule's grid (1 at the last step), from
                                     unmask's random streams (torch's generator's draws are not reproduced) */
 } um_decoder;
+
+/* The loop around the steps. */
+typedef enum {
+    UM_LOOP_STEPS = 0, /* LLaDA's and Fast-dLLM's: blocks of block_length after the prompt, steps / n_blocks
+                          planned steps each (count-based decoders), or steps until the block has no mask */
+    UM_LOOP_DINFER = 1 /* inclusionAI/dInfer's BlockRunner (generate_uniform.py): blocks from the prompt's end (or
+                          aligned, start_block_align), each run in batches of max(min(masks // expected_tpf,
+                          maximum_unroll), 1) iterations before its masks are counted again; a KV cache refreshes
+                          at each block's first iteration, which then runs two forward passes; a block holding EOS
+                          ends the generation. Decoders threshold, credit, hierarchical; `steps` is unused */
+} um_loop;
 
 /* How many tokens the count-based decoders (topk, margin, entropy) commit per step. */
 typedef enum {
@@ -221,6 +236,27 @@ typedef struct {
     double alg_temp;      /* Dream's alg_temp: > 0 makes the topk, margin and entropy decoders sample the
                              step's positions from softmax(confidence / alg_temp) without replacement, not the
                              count most confident; 0: off */
+
+    /* dInfer's loop (loop = UM_LOOP_DINFER; unmask.h: um_loop). Its decoders differ from Fast-dLLM's in two
+     * details: a candidate whose token is the mask id is never committed, and every candidate within 1e-5 of
+     * the best is (threshold and credit commit conf >= min(threshold, best - 1e-5)). early_stop: after a block
+     * holding EOS, every later position becomes EOS (without it they stay masked; the generation ends either
+     * way). */
+    um_loop loop;
+    int maximum_unroll;     /* iterations run before a block's masks are counted again, at most (4) */
+    int expected_tpf;       /* ... and masks // expected_tpf of them when fewer (8) */
+    bool start_block_align; /* the first block starts at floor(prompt / block_length) * block_length (it overlaps
+                               the prompt; the last block is then shorter) */
+    int warmup_steps;       /* vicinity: the first forward passes of the generation run without the cache (0) */
+    int prefix_look, after_look; /* vicinity: positions recomputed before and after the block; -1: cache_window
+                                    (-1; both loops) */
+    /* dInfer's IterSmooth (dInfer's loop): a forward's inputs are embeddings, and after each forward every
+     * position it computed that is still masked gets embed(mask) + w * softmax(logits) @ W_embed, with
+     * w = min(cont_weight_init + cont_weight_growth * i, cont_weight) at iteration i (the forward passes so
+     * far); the decoders' threshold is max(1 - threshold_decay * i, threshold). Keeps the embedding table in
+     * f32 on the host (n_vocab * d_model floats) and costs n_vocab * d_model per masked position a step. */
+    bool iter_smooth;
+    double cont_weight, cont_weight_init, cont_weight_growth, threshold_decay; /* (0.3, 0.15, 0.02, 0.02) */
 } um_generate_params;
 
 typedef struct {

@@ -157,7 +157,7 @@ static void cached_forward_matches_full(void **state) {
         um_batch_entry e[2];
         for (int r = 0; r < rows; r++) {
             assert_int_equal(um_kv_cache_init(&kv[r], ctx->be, m, len, &err), UM_OK);
-            e[r] = (um_batch_entry){tokens + r * len, len, 0, len, len, &kv[r], NULL, 0};
+            e[r] = (um_batch_entry){tokens + r * len, len, 0, len, len, &kv[r], NULL, 0, NULL};
         }
         assert_int_equal(um_forward_batch(ctx, e, rows, &err), UM_OK);
         all_outputs(ctx, got, V);
@@ -169,7 +169,7 @@ static void cached_forward_matches_full(void **state) {
             for (int i = q0; i < q1; i += 2)
                 sel[n_sel++] = i;
             for (int r = 0; r < rows; r++)
-                e[r] = (um_batch_entry){tokens + r * len, len, q0, q1, len, &kv[r], sel, n_sel};
+                e[r] = (um_batch_entry){tokens + r * len, len, q0, q1, len, &kv[r], sel, n_sel, NULL};
             assert_int_equal(um_forward_batch(ctx, e, rows, &err), UM_OK);
             all_outputs(ctx, got, V);
             for (int r = 0; r < rows; r++)
@@ -181,10 +181,10 @@ static void cached_forward_matches_full(void **state) {
                 }
         }
         /* a range needs a cache; positions outside the range are refused */
-        e[0] = (um_batch_entry){tokens, len, 4, 8, len, NULL, NULL, 0};
+        e[0] = (um_batch_entry){tokens, len, 4, 8, len, NULL, NULL, 0, NULL};
         assert_int_equal(um_forward_batch(ctx, e, 1, &err), UM_ERR_ARG);
         int32_t outside = 3;
-        e[0] = (um_batch_entry){tokens, len, 4, 8, len, &kv[0], &outside, 1};
+        e[0] = (um_batch_entry){tokens, len, 4, 8, len, &kv[0], &outside, 1, NULL};
         assert_int_equal(um_forward_batch(ctx, e, 1, &err), UM_ERR_ARG);
         assert_non_null(strstr(err.msg, "outside"));
         for (int r = 0; r < rows; r++)
@@ -226,7 +226,7 @@ static void batched_forward_matches_single(void **state) {
             for (int i = q0[k]; i < q1[k]; i += 1 + k % 2)
                 sel[k][n_sel[k]++] = i;
             want[k] = malloc((size_t)n_sel[k] * V * sizeof *want[k]);
-            um_batch_entry e = {tok[k], lens[k], 0, lens[k], lens[k], NULL, sel[k], n_sel[k]};
+            um_batch_entry e = {tok[k], lens[k], 0, lens[k], lens[k], NULL, sel[k], n_sel[k], NULL};
             if (cached[k]) {
                 assert_int_equal(um_kv_cache_init(&kv[k], ctx->be, m, lens[k], &err), UM_OK);
                 e.cache = &kv[k];
@@ -240,7 +240,7 @@ static void batched_forward_matches_single(void **state) {
         um_batch_entry batch[4];
         for (int k = 0; k < 4; k++)
             batch[k] = (um_batch_entry){tok[k], lens[k], q0[k], q1[k], lens[k], cached[k] ? &kv[k] : NULL, sel[k],
-                                        n_sel[k]};
+                                        n_sel[k], NULL};
         assert_int_equal(um_forward_batch(ctx, batch, 4, &err), UM_OK);
         all_outputs(ctx, got, V);
         size_t out = 0;
@@ -896,6 +896,30 @@ static void bad_parameters(void **state) {
     p.decoder = UM_DECODER_TOPK;
     p.max_nfe = -1;
     assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    p.max_nfe = 0;
+    /* dInfer's loop: its decoders only, a sane unroll, warmup with the vicinity cache, IterSmooth in it */
+    p.loop = UM_LOOP_DINFER;
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "threshold, credit or hierarchical"));
+    p.decoder = UM_DECODER_THRESHOLD;
+    p.expected_tpf = 0;
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    p.expected_tpf = 8;
+    p.warmup_steps = 2;
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "warmup_steps"));
+    p.warmup_steps = 0;
+    p.cfg_scale = 1;
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    p.cfg_scale = 0;
+    p.loop = UM_LOOP_STEPS;
+    p.iter_smooth = true;
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "IterSmooth"));
+    p.iter_smooth = false;
+    p.cache = UM_CACHE_VICINITY;
+    p.after_look = -2;
+    assert_int_equal(t_generate(m, PROMPT, N_PROMPT, &p, &g, &err), UM_ERR_ARG);
     um_model_close(m);
 }
 
@@ -907,7 +931,10 @@ static void cli_flags(void **state) {
     const char *flags[] = {"--cache",     "--decoder",       "--threshold",    "--factor",     "--entropy-bound",
                            "--window",    "--refresh",       "--low-threshold", "--schedule",  "--eos-rejection",
                            "--early-stop", "--max-nfe",      "vicinity",       "hierarchical", "credit",
-                           "--credit-alpha", "--credit-gamma", "--credit-decay", "--eos-gamma"};
+                           "--credit-alpha", "--credit-gamma", "--credit-decay", "--eos-gamma", "--loop",
+                           "--maximum-unroll", "--expected-tpf", "--start-block-align", "--warmup-steps",
+                           "--prefix-look", "--after-look", "--iter-smooth", "--cont-weight", "--cont-weight-init",
+                           "--cont-weight-growth", "--threshold-decay"};
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         if (!strstr(r.out, flags[i]))
             fail_msg("run --help does not mention %s", flags[i]);

@@ -158,6 +158,105 @@ static void reference_sampler_cases(void **state) {
     }
 }
 
+/* inclusionAI/dInfer's pipeline on the MoE model (generate_uniform.py's
+ * classes, parallel_strategy.py's decoders, its prefix, dual and vicinity
+ * caches, the aligned first block, the EOS early stop): every case exact in
+ * f32 (output, NFE, the span each forward computed, each forward's commits)
+ * from Hugging Face and GGUF files, then through `unmask run`'s flags. */
+static void dinfer_cases(void **state) {
+    const char *layouts[] = {"hf-bf16", "hf-f32-sharded", "../gguf/tiny-llada-moe-f32.gguf"};
+    for (int i = 0; i < 3; i++) {
+        um_model *m = open_fixture_model(MOE, layouts[i], 2);
+        assert_int_equal(run_reference_cases_from(m, MOE, layouts[i], DINFER_REFERENCE, expect_dinfer_exact, NULL),
+                         12);
+        um_model_close(m);
+    }
+    f32_activations_for_commands(true);
+    cJSON *root = load_reference(MOE);
+    const cJSON *c;
+    int n = 0;
+    char *dir = make_temp_dir(), batch_path[512];
+    snprintf(batch_path, sizeof batch_path, "%s/dinfer.jsonl", dir);
+    FILE *batch = fopen(batch_path, "w");
+    assert_non_null(batch);
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (!ref || strncmp(ref, DINFER_REFERENCE, strlen(DINFER_REFERENCE)) != 0)
+            continue;
+        char flags[768];
+        reference_case_flags(c, flags, sizeof flags);
+        char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
+        cJSON *out = run_unmask_json("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(MOE "/hf-bf16"), prompt,
+                                     flags);
+        const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
+        assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+        for (int t = 0; t < cJSON_GetArraySize(want); t++)
+            if (cJSON_GetArrayItem(got, t)->valueint != cJSON_GetArrayItem(want, t)->valueint)
+                fail_msg("run %s: token %d differs", flags, t);
+        assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(c, "nfe")->valueint);
+        print_message("    run %s: output and nfe match\n", flags);
+        cJSON_Delete(out);
+        /* the same flags as --batch keys ("-n 32 --cache dual --early-stop" -> gen_length 32, cache "dual",
+           early_stop true), every case one line of one batch */
+        cJSON *line = cJSON_CreateObject();
+        cJSON_AddItemToObject(line, "prompt_tokens", cJSON_Duplicate(cJSON_GetObjectItem(c, "prompt"), 1));
+        char *words[64];
+        int n_words = 0;
+        for (char *w = strtok(flags, " "); w && n_words < 64; w = strtok(NULL, " "))
+            words[n_words++] = w;
+        for (int i = 0; i < n_words; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "%s", strcmp(words[i], "-n") == 0 ? "gen_length" : words[i] + 2);
+            for (char *k = key; *k; k++)
+                *k = *k == '-' ? '_' : *k;
+            char *v = i + 1 < n_words && words[i + 1][0] != '-' ? words[++i] : NULL;
+            if (!v)
+                cJSON_AddTrueToObject(line, key);
+            else if (strspn(v, "0123456789.") == strlen(v))
+                cJSON_AddNumberToObject(line, key, strtod(v, NULL));
+            else
+                cJSON_AddStringToObject(line, key, v);
+        }
+        char *text = cJSON_PrintUnformatted(line);
+        fprintf(batch, "%s\n", text);
+        free(text);
+        cJSON_Delete(line);
+        free(prompt);
+        n++;
+    }
+    assert_int_equal(n, 12);
+    fclose(batch);
+    cmd_result r = run_unmask("run -m %s --batch %s --parallel 5 -t 2", fixture(MOE "/hf-bf16"), batch_path);
+    if (r.status != 0)
+        fail_msg("run --batch: exit %d: %s", r.status, r.err);
+    int k = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+        if (!ref || strncmp(ref, DINFER_REFERENCE, strlen(DINFER_REFERENCE)) != 0)
+            continue;
+        char *at = r.out;
+        for (int skip = 0; skip < k && at; skip++)
+            at = strchr(at, '\n') ? strchr(at, '\n') + 1 : NULL;
+        assert_non_null(at);
+        cJSON *out = cJSON_Parse(at); /* cJSON stops at the line's end */
+        assert_non_null(out);
+        const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
+        assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+        for (int t = 0; t < cJSON_GetArraySize(want); t++)
+            if (cJSON_GetArrayItem(got, t)->valueint != cJSON_GetArrayItem(want, t)->valueint)
+                fail_msg("run --batch line %d: token %d differs", k + 1, t);
+        assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(c, "nfe")->valueint);
+        cJSON_Delete(out);
+        k++;
+    }
+    print_message("    run --batch --parallel 5: the %d cases' outputs and nfe match\n", k);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+    cJSON_Delete(root);
+    f32_activations_for_commands(false);
+}
+
 /* convert stacks each layer's experts as llama.cpp's converter does (3-D
  * tensors down, gate, up at the place of the last expert), router F32: the
  * fixtures' files key for key and byte for byte, gguf-py's naming of the
@@ -238,6 +337,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(reference_sampler_cases), cmocka_unit_test(reference_sampler_cases_cli),
     cmocka_unit_test(convert_matches_llama_cpp),
     cmocka_unit_test(quantize_experts),
+    cmocka_unit_test(dinfer_cases),
 };
 
 const test_group moe_group = {"moe", tests, sizeof tests / sizeof *tests};

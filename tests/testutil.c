@@ -204,7 +204,10 @@ int record_step(const um_step_info *info, void *user) {
     if (log->n_steps == log->cap) {
         log->cap = log->cap ? 2 * log->cap : 64;
         log->n_commits = realloc(log->n_commits, (size_t)log->cap * sizeof *log->n_commits);
+        log->spans = realloc(log->spans, (size_t)log->cap * sizeof *log->spans);
     }
+    log->spans[log->n_steps][0] = info->q0;
+    log->spans[log->n_steps][1] = info->q1;
     log->n_commits[log->n_steps++] = info->n_committed;
     for (int i = 0; i < info->n_committed; i++) {
         if (log->n_pairs == log->cap_pairs) {
@@ -285,6 +288,29 @@ static um_generate_params case_params(const cJSON *c) {
     return p;
 }
 
+void check_spans(const cJSON *want, const commit_log *log, const char *what) {
+    assert_int_equal(cJSON_GetArraySize(want), log->n_steps);
+    for (int s = 0; s < log->n_steps; s++) {
+        const cJSON *span = cJSON_GetArrayItem(want, s);
+        int q0 = cJSON_GetArrayItem(span, 0)->valueint, q1 = cJSON_GetArrayItem(span, 1)->valueint;
+        if (q0 != log->spans[s][0] || q1 != log->spans[s][1])
+            fail_msg("%s: forward %d computed [%d, %d), reference [%d, %d)", what, s, log->spans[s][0],
+                     log->spans[s][1], q0, q1);
+    }
+}
+
+void expect_dinfer_exact(const reference_run *run, void *user) {
+    const um_generation *g = run->gen;
+    assert_int_equal(g->n_tokens, run->n_want);
+    if (memcmp(g->tokens, run->want, (size_t)run->n_want * sizeof *run->want) != 0)
+        fail_msg("%s: output differs from the reference", run->what);
+    if (g->nfe != run->want_nfe)
+        fail_msg("%s: nfe %d, reference %d", run->what, g->nfe, run->want_nfe);
+    check_spans(cJSON_GetObjectItem(run->json, "forward_spans"), run->log, run->what);
+    check_commits(cJSON_GetObjectItem(run->json, "commits_per_step"), run->log, run->what);
+    print_message("    %s: output, nfe %d, forward spans and commits match\n", run->what, g->nfe);
+}
+
 void expect_output_nfe(const reference_run *run, void *user) {
     const um_generation *g = run->gen;
     assert_int_equal(g->n_tokens, run->n_want);
@@ -306,7 +332,56 @@ static um_cache_mode case_cache(const cJSON *params) {
     return UM_CACHE_NONE;
 }
 
+/* dInfer's case: its class, decoder, cache and constructor arguments. */
+static um_generate_params dinfer_params(const cJSON *c) {
+    um_generate_params p = case_params(c);
+    const cJSON *params = cJSON_GetObjectItem(c, "params"), *dargs = cJSON_GetObjectItem(params, "decoder_args");
+    const char *cls = cJSON_GetStringValue(cJSON_GetObjectItem(params, "class"));
+    const char *dec = cJSON_GetStringValue(cJSON_GetObjectItem(params, "decoder"));
+    const char *cache = cJSON_GetStringValue(cJSON_GetObjectItem(params, "cache"));
+    assert_non_null(cls);
+    assert_non_null(dec);
+    p.loop = UM_LOOP_DINFER;
+    p.steps = 0;
+    assert_true(json_number(dargs, "temperature", -1) == 0.0);
+    if (strcmp(dec, "ThresholdParallelDecoder") == 0) {
+        p.decoder = UM_DECODER_THRESHOLD;
+    } else if (strcmp(dec, "CreditThresholdParallelDecoder") == 0) {
+        p.decoder = UM_DECODER_CREDIT;
+        p.credit_alpha = json_number(dargs, "credit_alpha", 0.7);
+        p.credit_gamma = json_number(dargs, "boost_gamma", 0.2);
+        p.credit_decay = json_number(dargs, "decay_beta", 0.8);
+    } else {
+        assert_string_equal(dec, "HierarchyDecoder");
+        p.decoder = UM_DECODER_HIERARCHICAL;
+        p.low_threshold = json_number(dargs, "low_threshold", 0.4);
+    }
+    p.threshold = json_number(dargs, "threshold", 0.9);
+    p.maximum_unroll = (int)json_number(params, "maximum_unroll", 4);
+    p.expected_tpf = (int)json_number(params, "expected_tpf", 8);
+    p.start_block_align = json_flag(params, "start_block_align");
+    p.early_stop = json_flag(params, "early_stop");
+    p.cache = !cache ? UM_CACHE_NONE : strcmp(cache, "prefix") == 0 ? UM_CACHE_PREFIX : UM_CACHE_DUAL;
+    if (strstr(cls, "IterSmooth")) {
+        p.iter_smooth = true;
+        p.cont_weight = json_number(params, "cont_weight", 0.3);
+        p.cont_weight_init = json_number(params, "cont_weight_init", 0.15);
+        p.cont_weight_growth = json_number(params, "cont_weight_growth", 0.02);
+        p.threshold_decay = json_number(params, "threshold_decay", 0.02);
+    }
+    if (strstr(cls, "Vicinity")) {
+        p.cache = UM_CACHE_VICINITY;
+        p.prefix_look = (int)json_number(params, "prefix_look", 0);
+        p.after_look = (int)json_number(params, "after_look", 0);
+        p.warmup_steps = (int)json_number(params, "warmup_steps", 0);
+    }
+    return p;
+}
+
 um_generate_params reference_case_params(const cJSON *c) {
+    const char *ref = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reference"));
+    if (ref && strncmp(ref, DINFER_REFERENCE, strlen(DINFER_REFERENCE)) == 0)
+        return dinfer_params(c);
     um_generate_params p = case_params(c);
     const cJSON *params = cJSON_GetObjectItem(c, "params");
     p.cache = case_cache(params);
@@ -321,6 +396,30 @@ um_generate_params reference_case_params(const cJSON *c) {
 void reference_case_flags(const cJSON *c, char *buf, size_t n) {
     static const char *const caches[] = {"none", "prefix", "dual", "vicinity"};
     um_generate_params p = reference_case_params(c);
+    if (p.loop == UM_LOOP_DINFER) {
+        static const char *const decoders[] = {[UM_DECODER_THRESHOLD] = "threshold", [UM_DECODER_HIERARCHICAL] =
+                                               "hierarchical", [UM_DECODER_CREDIT] = "credit"};
+        int k = snprintf(buf, n, "-n %d --block-length %d --cache %s --loop dinfer --decoder %s --threshold %.15g "
+                         "--maximum-unroll %d --expected-tpf %d", p.gen_length, p.block_length, caches[p.cache],
+                         decoders[p.decoder], p.threshold, p.maximum_unroll, p.expected_tpf);
+        if (p.decoder == UM_DECODER_HIERARCHICAL)
+            k += snprintf(buf + k, n - (size_t)k, " --low-threshold %.15g", p.low_threshold);
+        if (p.decoder == UM_DECODER_CREDIT)
+            k += snprintf(buf + k, n - (size_t)k, " --credit-alpha %.15g --credit-gamma %.15g --credit-decay %.15g",
+                          p.credit_alpha, p.credit_gamma, p.credit_decay);
+        if (p.start_block_align)
+            k += snprintf(buf + k, n - (size_t)k, " --start-block-align");
+        if (p.early_stop)
+            k += snprintf(buf + k, n - (size_t)k, " --early-stop");
+        if (p.iter_smooth)
+            k += snprintf(buf + k, n - (size_t)k, " --iter-smooth --cont-weight %.15g --cont-weight-init %.15g "
+                          "--cont-weight-growth %.15g --threshold-decay %.15g", p.cont_weight, p.cont_weight_init,
+                          p.cont_weight_growth, p.threshold_decay);
+        if (p.cache == UM_CACHE_VICINITY)
+            snprintf(buf + k, n - (size_t)k, " --prefix-look %d --after-look %d --warmup-steps %d", p.prefix_look,
+                     p.after_look, p.warmup_steps);
+        return;
+    }
     int k = snprintf(buf, n, "-n %d --steps %d --block-length %d --cache %s", p.gen_length, p.steps, p.block_length,
                      caches[p.cache]);
     if (p.cfg_scale > 0)
@@ -353,6 +452,14 @@ void reference_case_prepare(reference_case *rc, const um_model *m, const cJSON *
     rc->run.want_nfe = (int)json_number(c, "nfe", -1);
     static const char *const caches[] = {"none", "prefix", "dual", "vicinity"};
     const um_generate_params *p = &rc->p;
+    if (p->loop == UM_LOOP_DINFER) {
+        const cJSON *params = cJSON_GetObjectItem(c, "params");
+        snprintf(rc->what, sizeof rc->what, "%s/%s %s + %s cache %s threshold %g align %d", model, label,
+                 cJSON_GetStringValue(cJSON_GetObjectItem(params, "class")),
+                 cJSON_GetStringValue(cJSON_GetObjectItem(params, "decoder")), caches[p->cache], p->threshold,
+                 p->start_block_align);
+        return;
+    }
     snprintf(rc->what, sizeof rc->what, "%s/%s steps %d gen %d block %d cfg %g eos_inf %d cache %s threshold %g",
              model, label, p->steps, p->gen_length, p->block_length, p->cfg_scale, p->logits_eos_inf,
              caches[p->cache], p->decoder == UM_DECODER_THRESHOLD ? p->threshold : 0.0);
@@ -360,6 +467,7 @@ void reference_case_prepare(reference_case *rc, const um_model *m, const cJSON *
 
 void commit_log_free(commit_log *log) {
     free(log->n_commits);
+    free(log->spans);
     free(log->pairs);
     memset(log, 0, sizeof *log);
 }

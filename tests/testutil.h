@@ -101,6 +101,7 @@ um_status t_generate(const um_model *m, const int32_t *prompt, int n_prompt, con
 typedef struct {
     int n_steps, cap;
     int *n_commits;      /* per step */
+    int (*spans)[2];     /* per step: the positions [q0, q1) its forward pass computed */
     int32_t (*pairs)[2]; /* all steps' pairs, concatenated */
     int n_pairs, cap_pairs;
 } commit_log;
@@ -151,6 +152,16 @@ um_generate_params reference_case_params(const cJSON *c);
 void reference_case_flags(const cJSON *c, char *buf, size_t n);
 /* A check: output and NFE exactly as the reference (Fast-dLLM's cases carry no commits). */
 void expect_output_nfe(const reference_run *run, void *user);
+
+/* ---- dInfer's cases (generate_uniform.py's classes, parallel_strategy.py's
+ * decoders, KV caches) ---- */
+
+#define DINFER_REFERENCE "inclusionAI/dInfer"
+
+/* Every step's forward computed the [start, end) of want (a reference's forward_spans). */
+void check_spans(const cJSON *want, const commit_log *log, const char *what);
+/* A check: output, NFE, each forward's span and each step's commits exactly as dInfer. */
+void expect_dinfer_exact(const reference_run *run, void *user);
 
 /* One case of reference.json made ready to run: its parameters (recording
  * each step's commits into log), its prompt, and run for a check (set

@@ -321,6 +321,21 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
         p->eos_rejection = true;
     }
     else if (cli_is(a, NULL, "--early-stop")) p->early_stop = true;
+    else if (cli_is(a, NULL, "--loop")) {
+        static const char *const names[] = {"steps", "dinfer"};
+        p->loop = (um_loop)cli_choice(a, names, 2);
+    }
+    else if (cli_is(a, NULL, "--maximum-unroll")) p->maximum_unroll = cli_int(a, 1, 1 << 20);
+    else if (cli_is(a, NULL, "--expected-tpf")) p->expected_tpf = cli_int(a, 1, 1 << 20);
+    else if (cli_is(a, NULL, "--start-block-align")) p->start_block_align = true;
+    else if (cli_is(a, NULL, "--warmup-steps")) p->warmup_steps = cli_int(a, 0, 1 << 20);
+    else if (cli_is(a, NULL, "--prefix-look")) p->prefix_look = cli_int(a, 0, 1 << 20);
+    else if (cli_is(a, NULL, "--after-look")) p->after_look = cli_int(a, 0, 1 << 20);
+    else if (cli_is(a, NULL, "--iter-smooth")) p->iter_smooth = true;
+    else if (cli_is(a, NULL, "--cont-weight")) p->cont_weight = cli_double(a, 0, 1e6);
+    else if (cli_is(a, NULL, "--cont-weight-init")) p->cont_weight_init = cli_double(a, 0, 1e6);
+    else if (cli_is(a, NULL, "--cont-weight-growth")) p->cont_weight_growth = cli_double(a, 0, 1e6);
+    else if (cli_is(a, NULL, "--threshold-decay")) p->threshold_decay = cli_double(a, 0, 1);
     else if (cli_is(a, NULL, "--max-nfe")) p->max_nfe = cli_int(a, 0, 1 << 30);
     else return false;
     return true;

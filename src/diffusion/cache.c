@@ -9,8 +9,9 @@
  *             block, against the cached K/V of the prefix and the suffix; the
  *             block's own slots are rewritten each step
  *   vicinity  dInfer's vicinity refresh: later steps run the block plus
- *             `window` positions on each side; a full pass at the block's
- *             first step and every `refresh` steps of the block
+ *             `before` positions before it and `after` after it; a full pass
+ *             at the block's first step and every `refresh` steps of the
+ *             block (dInfer's loop, session.c, decides its own full passes)
  *
  * Each canvas row (the canvas, and CFG's unconditional copy) owns a cache
  * holding K/V for every position (model.h's um_kv_cache), so each mode is
@@ -26,7 +27,8 @@
 void um_cache_init(um_cache *c, const um_generate_params *p) {
     memset(c, 0, sizeof *c);
     c->mode = p->cache;
-    c->window = p->cache_window;
+    c->before = p->prefix_look >= 0 ? p->prefix_look : p->cache_window;
+    c->after = p->after_look >= 0 ? p->after_look : p->cache_window;
     c->refresh = p->cache_refresh;
 }
 
@@ -46,24 +48,26 @@ void um_cache_free(um_cache *c) {
         um_kv_cache_free(&c->kv[r]);
 }
 
-um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block) {
-    um_cache_plan full = {0, len, true};
-    bool refresh = step_in_block == 0 || (c->refresh > 0 && step_in_block % c->refresh == 0);
+um_cache_plan um_cache_plan_range(const um_cache *c, int len, int block_start, int block_end) {
     switch (c->mode) {
     case UM_CACHE_PREFIX:
-        return step_in_block == 0 ? full : (um_cache_plan){block_start, len, false};
+        return (um_cache_plan){block_start, len, false};
     case UM_CACHE_DUAL:
-        return step_in_block == 0 ? full : (um_cache_plan){block_start, block_end, false};
+        return (um_cache_plan){block_start, block_end, false};
     case UM_CACHE_VICINITY: {
-        if (refresh)
-            return full;
-        int q0 = block_start - c->window, q1 = block_end + c->window;
+        int q0 = block_start - c->before, q1 = block_end + c->after;
         return (um_cache_plan){q0 < 0 ? 0 : q0, q1 > len ? len : q1, false};
     }
     case UM_CACHE_NONE:
     default:
-        return full;
+        return (um_cache_plan){0, len, true};
     }
+}
+
+um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block) {
+    bool refresh = step_in_block == 0 || (c->mode == UM_CACHE_VICINITY && c->refresh > 0 &&
+                                          step_in_block % c->refresh == 0);
+    return refresh ? (um_cache_plan){0, len, true} : um_cache_plan_range(c, len, block_start, block_end);
 }
 
 void um_cache_entries(um_cache *c, const int32_t *rows, int n_rows, int len, um_cache_plan plan, const int32_t *sel,
@@ -71,8 +75,8 @@ void um_cache_entries(um_cache *c, const int32_t *rows, int n_rows, int len, um_
     for (int r = 0; r < n_rows; r++) {
         const int32_t *row = rows + (size_t)r * len;
         if (c->mode == UM_CACHE_NONE)
-            out[r] = (um_batch_entry){row, len, 0, len, len, NULL, sel, n_sel};
+            out[r] = (um_batch_entry){row, len, 0, len, len, NULL, sel, n_sel, NULL};
         else
-            out[r] = (um_batch_entry){row, len, plan.q0, plan.q1, len, &c->kv[r], sel, n_sel};
+            out[r] = (um_batch_entry){row, len, plan.q0, plan.q1, len, &c->kv[r], sel, n_sel, NULL};
     }
 }

@@ -140,6 +140,47 @@ int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_p
     return k;
 }
 
+int um_decode_dinfer(const um_generate_params *p, const int32_t *pos, const um_pick *picks, int n, double threshold,
+                     int mask_id, int32_t *out) {
+    if (n <= 0)
+        return 0;
+    int best = -1; /* the most confident candidate, the first of ties (torch's argmax) */
+    int k = 0;
+    if (p->decoder == UM_DECODER_HIERARCHICAL) {
+        double *score = malloc((size_t)n * sizeof *score);
+        bool *take = calloc((size_t)n, sizeof *take);
+        if (!score || !take) {
+            free(score);
+            free(take);
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            score[i] = picks[i].conf;
+            if (best < 0 || score[i] > score[best])
+                best = i;
+        }
+        mark_hierarchical(pos, score, n, p->low_threshold, threshold, take);
+        take[best] = true;
+        for (int i = 0; i < n; i++)
+            if (take[i])
+                out[k++] = pos[i];
+        free(score);
+        free(take);
+        return k;
+    }
+    /* threshold, credit: candidates whose token is not the mask; conf >= min(threshold, best - 1e-5) */
+    for (int i = 0; i < n; i++)
+        if (picks[i].token != mask_id && (best < 0 || picks[i].conf > picks[best].conf))
+            best = i;
+    if (best < 0)
+        return 0;
+    double cut = fmin(threshold, picks[best].conf - 1e-5);
+    for (int i = 0; i < n; i++)
+        if (picks[i].token != mask_id && picks[i].conf >= cut)
+            out[k++] = pos[i];
+    return k;
+}
+
 int um_decode_origin(const int32_t *pos, const um_pick *picks, int n, double transfer_p, int32_t *out) {
     int k = 0;
     for (int i = 0; i < n; i++)

@@ -82,7 +82,7 @@ void um_schedule_block_range(const um_generate_params *p, int n_prompt, int b, i
 
 typedef struct {
     um_cache_mode mode;
-    int window, refresh;
+    int before, after, refresh; /* vicinity: positions recomputed before and after the block; full-pass interval */
     um_kv_cache kv[UM_CANVAS_MAX_ROWS]; /* one per canvas row; empty for UM_CACHE_NONE */
 } um_cache;
 
@@ -99,6 +99,9 @@ void um_cache_init(um_cache *c, const um_generate_params *p);
 um_status um_cache_ready(um_cache *c, um_backend *be, const um_model *m, int n_rows, int len, um_error *err);
 void um_cache_free(um_cache *c);
 um_cache_plan um_cache_plan_step(const um_cache *c, int len, int block_start, int block_end, int step_in_block);
+/* A step's range that is not a full pass: [block start, len) (prefix), the
+ * block (dual), the block and its vicinity; the whole canvas without a cache. */
+um_cache_plan um_cache_plan_range(const um_cache *c, int len, int block_start, int block_end);
 /* The batch entries of the planned pass, one per canvas row (out holds
  * n_rows), each with outputs for sel (which must lie inside the plan). */
 void um_cache_entries(um_cache *c, const int32_t *rows, int n_rows, int len, um_cache_plan plan, const int32_t *sel,
@@ -136,6 +139,15 @@ void um_credit_point(um_credit *c, int pos, um_pick_request *r);
  * are ranked); eos_gamma scales EOS candidates (1: off). */
 int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_pick *picks, int n, int count,
                      int eos_id, double eos_gamma, int32_t *out);
+/* dInfer's decoders (the loop UM_LOOP_DINFER) on the block's masked
+ * positions (ascending) and their picks, at this step's threshold: threshold
+ * and credit commit every candidate whose token is not the mask id with
+ * conf >= min(threshold, best - 1e-5); hierarchical the best of each run of
+ * adjacent masks above low_threshold, every one above threshold, and the
+ * best. Writes positions in ascending order; returns how many (0 when no
+ * candidate qualifies), -1 when out of memory. */
+int um_decode_dinfer(const um_generate_params *p, const int32_t *pos, const um_pick *picks, int n, double threshold,
+                     int mask_id, int32_t *out);
 /* Dream's origin: every candidate whose uniform draw (um_pick.draw) is below
  * transfer_p, in position order; returns how many (possibly 0). */
 int um_decode_origin(const int32_t *pos, const um_pick *picks, int n, double transfer_p, int32_t *out);

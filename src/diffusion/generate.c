@@ -26,6 +26,14 @@ um_generate_params um_generate_default_params(void) {
     p.schedule = UM_SCHEDULE_UNIFORM;
     p.eos_gamma = 0.4;
     p.schedule_eps = 1e-3;
+    p.loop = UM_LOOP_STEPS;
+    p.maximum_unroll = 4;
+    p.expected_tpf = 8;
+    p.prefix_look = p.after_look = -1;
+    p.cont_weight = 0.3;
+    p.cont_weight_init = 0.15;
+    p.cont_weight_growth = 0.02;
+    p.threshold_decay = 0.02;
     return p;
 }
 

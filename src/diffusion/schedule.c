@@ -113,6 +113,8 @@ static um_status check_decoding(const um_generate_params *p, um_error *err) {
     um_decoder d = p->decoder;
     if (p->cache == UM_CACHE_VICINITY && (p->cache_window < 0 || p->cache_refresh < 0))
         return um_fail(err, UM_ERR_ARG, "vicinity cache: window and refresh interval must be >= 0");
+    if (p->prefix_look < -1 || p->after_look < -1)
+        return um_fail(err, UM_ERR_ARG, "vicinity cache: prefix_look and after_look must be >= 0 (-1: the window)");
     if ((d == UM_DECODER_THRESHOLD || d == UM_DECODER_HIERARCHICAL || d == UM_DECODER_CREDIT) &&
         !in_range(p->threshold, 0, 1))
         return um_fail(err, UM_ERR_ARG, "threshold must be in [0, 1] (got %g)", p->threshold);
@@ -161,8 +163,43 @@ static um_status check_sampling(const um_generate_params *p, um_error *err) {
     return check_decoding(p, err);
 }
 
+/* dInfer's loop: its decoders, and none of the options its BlockRunner does not have. */
+static um_status check_dinfer(const um_generate_params *p, int n_prompt, int max_seq, um_error *err) {
+    if (p->gen_length < 1)
+        return um_fail(err, UM_ERR_ARG, "gen_length must be at least 1 (got %d)", p->gen_length);
+    if (p->block_length < 1)
+        return um_fail(err, UM_ERR_ARG, "block_length must be at least 1 (got %d)", p->block_length);
+    if (n_prompt < 0 || (int64_t)n_prompt + p->gen_length > max_seq)
+        return um_fail(err, UM_ERR_ARG, "prompt (%d) + gen_length (%d) exceeds the model's max_sequence_length %d",
+                       n_prompt, p->gen_length, max_seq);
+    if (p->maximum_unroll < 1 || p->expected_tpf < 1)
+        return um_fail(err, UM_ERR_ARG, "dInfer's loop: maximum_unroll and expected_tpf must be at least 1 (got %d, "
+                       "%d)", p->maximum_unroll, p->expected_tpf);
+    if (p->warmup_steps < 0)
+        return um_fail(err, UM_ERR_ARG, "dInfer's loop: warmup_steps must be >= 0 (got %d)", p->warmup_steps);
+    if (p->warmup_steps > 0 && p->cache != UM_CACHE_VICINITY)
+        return um_fail(err, UM_ERR_ARG, "dInfer's loop: warmup_steps belongs to the vicinity cache");
+    if (p->decoder != UM_DECODER_THRESHOLD && p->decoder != UM_DECODER_CREDIT && p->decoder != UM_DECODER_HIERARCHICAL)
+        return um_fail(err, UM_ERR_ARG, "dInfer's loop decodes with the threshold, credit or hierarchical decoder");
+    if (p->schedule != UM_SCHEDULE_UNIFORM || p->eos_rejection || p->alg_temp > 0 || p->cfg_scale > 0 ||
+        p->remasking != UM_REMASK_LOW_CONFIDENCE || p->cache_refresh > 0)
+        return um_fail(err, UM_ERR_ARG, "dInfer's loop has no schedule, EOS rejection, alg_temp, classifier-free "
+                       "guidance, random remasking or cache refresh interval");
+    if (p->iter_smooth && (!in_range(p->cont_weight, 0, 1e6) || !in_range(p->cont_weight_init, 0, 1e6) ||
+                           !in_range(p->cont_weight_growth, 0, 1e6) || !in_range(p->threshold_decay, 0, 1)))
+        return um_fail(err, UM_ERR_ARG, "IterSmooth: cont_weight, cont_weight_init and cont_weight_growth must be "
+                       ">= 0, threshold_decay in [0, 1]");
+    return check_sampling(p, err);
+}
+
 um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_prompt_masks, int max_seq,
                             um_error *err) {
+    if (p->iter_smooth && p->loop != UM_LOOP_DINFER)
+        return um_fail(err, UM_ERR_ARG, "IterSmooth runs in dInfer's loop");
+    if (p->loop == UM_LOOP_DINFER)
+        return check_dinfer(p, n_prompt, max_seq, err);
+    if (p->loop != UM_LOOP_STEPS)
+        return um_fail(err, UM_ERR_ARG, "unknown loop %d", (int)p->loop);
     if (p->gen_length == 0 && n_prompt_masks > 0) { /* pure infilling: the prompt's masks are the one block */
         if (p->steps < 1)
             return um_fail(err, UM_ERR_ARG, "steps must be at least 1 (got %d)", p->steps);

@@ -58,6 +58,21 @@ struct um_session {
     int carry;         /* quota schedule: candidates the block's earlier steps deferred */
     double transfer_p; /* origin decoder: the step's commit probability */
     double eos_gamma;
+    /* dInfer's loop (UM_LOOP_DINFER) */
+    int first_start;   /* the first block's start */
+    int unroll_left;   /* iterations left before the block's masks are counted again */
+    int iter_no;       /* dInfer's iteration number: the forward passes so far */
+    int require_start; /* the block start dInfer's cache manager last saw (-1: none yet) */
+    bool cache_built;  /* a full pass has filled the cache */
+    bool step_pending; /* the iteration's cache refresh ran; its step is next */
+    bool prepared;     /* next_step chose this forward (pass) already */
+    enum { PASS_FULL, PASS_REFRESH, PASS_STEP } pass;
+    /* IterSmooth: the forward's outputs are the candidates, then the other masks it computes */
+    int n_sel;
+    float *table;      /* the embedding table, f32 [n_vocab][d_model] */
+    float *embd;       /* the inputs of the next forward [len][d_model] */
+    double *soft;      /* softmax(logits) @ table of this forward's outputs [n_sel][d_model] */
+    int *sel_of;       /* [len]: a position's output index in this forward */
     /* totals and the outcome */
     int nfe;
     double t_start, forward_seconds, seconds;
@@ -86,6 +101,9 @@ static void finish(um_session *s, um_status status, const um_error *err) {
  * dual caches as Fast-dLLM's Dream block mode does (plan_step: the head
  * step); what has no upstream to hold it to is refused. */
 static um_status check_shifted(const um_model *m, const um_generate_params *p, um_error *err) {
+    if (p->loop == UM_LOOP_DINFER)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s models (logits shifted by one position) do not run dInfer's loop",
+                       m->arch);
     if (p->cache == UM_CACHE_VICINITY)
         return um_fail(err, UM_ERR_UNSUPPORTED,
                        "%s models (logits shifted by one position) run with cache none, prefix or dual, not vicinity",
@@ -153,13 +171,17 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         .credit_alpha = p->credit_alpha,
         .credit_gamma = p->credit_gamma,
     };
-    s->n_blocks = um_schedule_n_blocks(p);
-    s->spb = p->steps / s->n_blocks;
+    bool dinfer = p->loop == UM_LOOP_DINFER;
+    s->n_blocks = dinfer ? 0 : um_schedule_n_blocks(p);
+    s->spb = dinfer ? 0 : p->steps / s->n_blocks;
+    s->require_start = -1;
     int n_rows = p->cfg_scale > 0 ? 2 : 1;
     um_status st = um_canvas_init(&s->cv, prompt, n_prompt, p->gen_length, n_rows, hp->mask_id, err);
     if (st == UM_OK) {
         size_t max_cand = (size_t)um_canvas_count_masks(&s->cv, 0, n_prompt) + (size_t)p->block_length;
         s->cand = malloc(max_cand * sizeof *s->cand);
+        if (p->iter_smooth && max_cand < (size_t)s->cv.len)
+            max_cand = (size_t)s->cv.len; /* every mask of the range is an output */
         s->rows = malloc(max_cand * sizeof *s->rows);
         s->picks = malloc(max_cand * sizeof *s->picks);
         s->chosen = malloc(max_cand * sizeof *s->chosen);
@@ -167,6 +189,11 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         s->counts = malloc((size_t)(s->spb > 64 ? s->spb : 64) * sizeof *s->counts);
         if (!s->cand || !s->rows || !s->picks || !s->chosen || !s->chosen_tok || !s->counts)
             st = um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", s->cv.len);
+        /* dInfer's BlockIterator: from the prompt's end, or aligned down from its count of non-mask tokens */
+        int kept = 0;
+        for (int i = 0; i < n_prompt; i++)
+            kept += s->cv.is_prompt[i];
+        s->first_start = p->start_block_align ? kept / p->block_length * p->block_length : n_prompt;
     }
     um_cache_init(&s->cache, p);
     if (st != UM_OK) {
@@ -189,6 +216,10 @@ void um_session_free(um_session *s) {
     free(s->chosen);
     free(s->chosen_tok);
     free(s->counts);
+    free(s->table);
+    free(s->embd);
+    free(s->soft);
+    free(s->sel_of);
     free(s);
 }
 
@@ -238,10 +269,92 @@ static int step_count(const um_session *s, int i) {
     return s->counts[i];
 }
 
+/* The kind of forward pass dInfer's iteration runs next: its step after a
+ * refresh; a full pass without a cache or during the vicinity's warmup; a
+ * refresh when its cache manager asks for one (require_update: the block
+ * changed; the vicinity cache also when it was never filled, and not again
+ * in the first block); else the cached step. */
+static int dinfer_pass(um_session *s) {
+    const um_generate_params *p = &s->p;
+    if (s->step_pending)
+        return PASS_STEP;
+    if (p->cache == UM_CACHE_NONE || (p->cache == UM_CACHE_VICINITY && s->iter_no < p->warmup_steps))
+        return PASS_FULL;
+    bool refresh;
+    if (p->cache == UM_CACHE_VICINITY && !s->cache_built) {
+        refresh = true; /* dInfer tests past_key_values is None first: require_update is not called */
+    } else {
+        refresh = s->require_start != s->start;
+        s->require_start = s->start;
+        if (p->cache == UM_CACHE_VICINITY)
+            refresh = refresh && s->block > 0;
+    }
+    return refresh ? PASS_REFRESH : PASS_STEP;
+}
+
+/* dInfer's BlockRunner.decode as a sequence of forward passes: false when the
+ * session has nothing left to run (it is then finished). */
+static bool next_step_dinfer(um_session *s) {
+    const um_generate_params *p = &s->p;
+    if (s->prepared)
+        return !s->done;
+    while (!s->done) {
+        if (!s->in_block) {
+            s->start = s->first_start + s->block * p->block_length;
+            if (s->start >= s->cv.len) {
+                finish(s, UM_OK, NULL);
+                break;
+            }
+            s->end = s->start + p->block_length < s->cv.len ? s->start + p->block_length : s->cv.len;
+            s->from = s->start;
+            if (p->decoder == UM_DECODER_CREDIT) {
+                um_error e;
+                if (um_credit_begin_block(&s->credit, s->start, s->end - s->start, &e) != UM_OK) {
+                    finish(s, e.code, &e);
+                    break;
+                }
+            }
+            s->in_block = true;
+            s->step_in_block = s->unroll_left = 0;
+            s->step_pending = false;
+        }
+        if (!s->step_pending && s->unroll_left == 0) {
+            int masked = um_canvas_count_masks(&s->cv, s->start, s->end);
+            if (masked == 0) { /* the block is done: one holding EOS ends the generation */
+                bool eos = false;
+                int eos_id = s->m->hp.eos_id;
+                for (int i = s->start; i < s->end && eos_id >= 0; i++)
+                    eos = eos || s->cv.rows[i] == eos_id;
+                s->in_block = false;
+                s->block++;
+                if (eos) {
+                    for (int i = s->end; p->early_stop && i < s->cv.len; i++)
+                        s->cv.rows[i] = eos_id;
+                    finish(s, UM_OK, NULL);
+                    break;
+                }
+                continue;
+            }
+            int k = masked / p->expected_tpf;
+            s->unroll_left = k > p->maximum_unroll ? p->maximum_unroll : k < 1 ? 1 : k;
+        }
+        if (p->max_nfe > 0 && s->nfe >= p->max_nfe) {
+            finish(s, UM_OK, NULL);
+            break;
+        }
+        s->pass = dinfer_pass(s);
+        s->prepared = true;
+        return true;
+    }
+    return false;
+}
+
 /* The loop heads of the reference's two loops: false when the session has
  * nothing left to run (it is then finished). */
 static bool next_step(um_session *s) {
     const um_generate_params *p = &s->p;
+    if (p->loop == UM_LOOP_DINFER)
+        return next_step_dinfer(s);
     bool planning = um_schedule_plans_steps(p), counted = planning || p->schedule == UM_SCHEDULE_QUOTA;
     while (!s->done) {
         if (!s->in_block) {
@@ -295,6 +408,18 @@ static bool next_step(um_session *s) {
  * that position alone, unconditionally, and the cached steps after it read
  * every other block position's row inside the range. */
 static void plan_step(um_session *s) {
+    if (s->p.loop == UM_LOOP_DINFER) { /* the block's masks, from a full pass or the cache's range */
+        s->plan = s->pass == PASS_STEP ? um_cache_plan_range(&s->cache, s->cv.len, s->start, s->end)
+                                       : (um_cache_plan){0, s->cv.len, true};
+        s->head = false;
+        s->n_cand = um_canvas_masked(&s->cv, s->start, s->end, s->cand);
+        memcpy(s->rows, s->cand, (size_t)s->n_cand * sizeof *s->cand);
+        s->n_sel = s->n_cand;
+        for (int i = s->plan.q0; s->p.iter_smooth && i < s->plan.q1; i++) /* IterSmooth smooths all the masks */
+            if ((i < s->start || i >= s->end) && s->cv.rows[i] == s->cv.mask_id)
+                s->rows[s->n_sel++] = i;
+        return;
+    }
     um_cache_plan plan = um_cache_plan_step(&s->cache, s->cv.len, s->start, s->end, s->step_in_block);
     /* a cached step recomputes the block's own masks in the prompt too (infilling) */
     for (int i = s->from; i < plan.q0; i++)
@@ -316,6 +441,7 @@ static void plan_step(um_session *s) {
     if (s->n_cand > 0 && s->rows[0] < plan.q0) /* a prompt mask at the range's start reads the row before it */
         plan.q0 = s->rows[0];
     s->plan = plan;
+    s->n_sel = s->n_cand;
     um_canvas_sync_uncond(&s->cv);
 }
 
@@ -331,12 +457,34 @@ static int select_commits(um_session *s) {
     if (s->draw_fn)
         for (int c = 0; c < s->n_cand; c++)
             s->picks[c].draw = s->draw_fn(s->nfe - 1, s->cand[c], s->draw_user);
+    if (p->loop == UM_LOOP_DINFER) {
+        double threshold = p->iter_smooth ? fmax(1.0 - s->iter_no * p->threshold_decay, p->threshold) : p->threshold;
+        return um_decode_dinfer(p, s->cand, s->picks, s->n_cand, threshold, s->cv.mask_id, s->chosen);
+    }
     if (p->decoder == UM_DECODER_ORIGIN)
         return um_decode_origin(s->cand, s->picks, s->n_cand, s->transfer_p, s->chosen);
     int n = um_decode_select(p, s->cand, s->picks, s->n_cand, s->count, s->m->hp.eos_id, s->eos_gamma, s->chosen);
     if (n >= 0 && p->schedule == UM_SCHEDULE_QUOTA)
         s->carry = s->count - n; /* the quota's deferred candidates */
     return n;
+}
+
+/* IterSmooth's inputs after a forward over [q0, q1): each position's token
+ * embedding, plus w * softmax(logits) @ table where it is still masked. */
+static void smooth_inputs(um_session *s) {
+    const um_generate_params *p = &s->p;
+    int d = s->m->hp.d_model;
+    double w = fmin(p->cont_weight_init + p->cont_weight_growth * s->iter_no, p->cont_weight);
+    for (int k = 0; k < s->n_sel; k++)
+        s->sel_of[s->rows[k]] = k;
+    for (int i = s->plan.q0; i < s->plan.q1; i++) {
+        int32_t tok = s->cv.rows[i];
+        float *x = s->embd + (size_t)i * d;
+        memcpy(x, s->table + (size_t)tok * d, (size_t)d * sizeof *x);
+        if (tok == s->cv.mask_id)
+            for (int j = 0; j < d; j++)
+                x[j] = (float)(w * s->soft[(size_t)s->sel_of[i] * d + j] + x[j]);
+    }
 }
 
 static void commit_step(um_session *s) {
@@ -357,9 +505,19 @@ static void commit_step(um_session *s) {
         s->chosen_tok[i] = s->picks[c].token;
     }
     s->step_in_block++;
-    bool eos_done = p->early_stop && um_canvas_eos_done(&s->cv, s->m->hp.eos_id);
+    if (p->iter_smooth)
+        smooth_inputs(s);
+    if (p->loop == UM_LOOP_DINFER) { /* a refresh is half an iteration: its step follows */
+        s->prepared = false;
+        s->iter_no++;
+        s->cache_built = s->cache_built || s->pass == PASS_REFRESH;
+        s->step_pending = s->pass == PASS_REFRESH;
+        s->unroll_left -= s->pass != PASS_REFRESH;
+    }
+    bool eos_done = p->loop == UM_LOOP_STEPS && p->early_stop && um_canvas_eos_done(&s->cv, s->m->hp.eos_id);
     if (p->on_step) {
-        um_step_info info = {step, s->block, s->cv.rows, s->cv.len, s->cv.n_prompt, s->chosen, s->chosen_tok, n};
+        um_step_info info = {step, s->block, s->cv.rows, s->cv.len, s->cv.n_prompt, s->chosen, s->chosen_tok, n,
+                             s->plan.q0, s->plan.q1};
         if (p->on_step(&info, p->user_data) != 0) {
             um_error e;
             um_fail(&e, UM_ERR_ABORTED, "generation stopped by the step callback");
@@ -385,7 +543,7 @@ static um_status pick_requests(um_session *s, int out0, um_pick_request *r, um_e
     for (int c = 0; c < s->n_cand; c++) {
         r[c] = s->base;
         r[c].row = out0 + c;
-        r[c].uncond_row = s->cv.n_rows == 2 ? out0 + s->n_cand + c : -1;
+        r[c].uncond_row = s->cv.n_rows == 2 ? out0 + s->n_sel + c : -1;
         r[c].step = s->nfe - 1;
         r[c].pos = s->cand[c];
         if (credit)
@@ -413,6 +571,95 @@ static um_status pick_all(um_context *ctx, const live_session *live, int n_live,
     return st;
 }
 
+/* IterSmooth's softmax(logits) @ table of every output of its sessions
+ * (n_out outputs in the pass), in double precision. */
+static um_status soft_outputs(um_context *ctx, const live_session *live, int n_live, int n_out, um_error *err) {
+    bool any = false;
+    for (int k = 0; k < n_live; k++)
+        any = any || live[k].s->p.iter_smooth;
+    if (!any || n_out == 0)
+        return UM_OK;
+    int V = ctx->m->hp.n_vocab, d = ctx->m->hp.d_model;
+    float *logits = malloc((size_t)n_out * V * sizeof *logits);
+    double *prob = malloc((size_t)V * sizeof *prob);
+    if (!logits || !prob) {
+        free(logits);
+        free(prob);
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    }
+    um_status st = um_context_logits(ctx, logits, err);
+    for (int k = 0; st == UM_OK && k < n_live; k++) {
+        um_session *s = live[k].s;
+        if (!s->p.iter_smooth)
+            continue;
+        for (int r = 0; r < s->n_sel; r++) {
+            const float *l = logits + (size_t)(live[k].out0 + r) * V;
+            float mx = l[0];
+            for (int v = 1; v < V; v++)
+                mx = l[v] > mx ? l[v] : mx;
+            double sum = 0;
+            for (int v = 0; v < V; v++)
+                sum += prob[v] = exp((double)l[v] - mx);
+            double *o = s->soft + (size_t)r * d;
+            memset(o, 0, (size_t)d * sizeof *o);
+            for (int v = 0; v < V; v++) {
+                const float *e = s->table + (size_t)v * d;
+                double pv = prob[v] / sum;
+                for (int j = 0; j < d; j++)
+                    o[j] += pv * e[j];
+            }
+        }
+    }
+    free(logits);
+    free(prob);
+    return st;
+}
+
+/* IterSmooth's state at a session's first step: the embedding table in f32
+ * on the host (the backend's lookup of every token), and the first inputs,
+ * the canvas's embeddings. */
+static um_status smooth_ready(um_session *s, um_context *ctx, um_error *err) {
+    if (!s->p.iter_smooth || s->table)
+        return UM_OK;
+    const um_hparams *hp = &s->m->hp;
+    int V = hp->n_vocab, d = hp->d_model, len = s->cv.len, chunk = V < 4096 ? V : 4096;
+    s->table = malloc((size_t)V * d * sizeof *s->table);
+    s->embd = malloc((size_t)len * d * sizeof *s->embd);
+    s->soft = malloc((size_t)len * d * sizeof *s->soft);
+    s->sel_of = malloc((size_t)len * sizeof *s->sel_of);
+    int32_t *ids = malloc((size_t)chunk * sizeof *ids);
+    um_backend *be = ctx->be;
+    um_buffer ib = {0}, ob = {0};
+    um_status st = s->table && s->embd && s->soft && s->sel_of && ids ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
+    if (st == UM_OK)
+        st = be->ops->alloc(be, &ib, (size_t)chunk * sizeof *ids, err);
+    if (st == UM_OK)
+        st = be->ops->alloc(be, &ob, (size_t)chunk * d * sizeof(float), err);
+    for (int v0 = 0; st == UM_OK && v0 < V; v0 += chunk) {
+        int n = V - v0 < chunk ? V - v0 : chunk;
+        for (int i = 0; i < n; i++)
+            ids[i] = v0 + i;
+        um_tensor it = {&ib, 0, UM_I32, n, 1}, ot = {&ob, 0, UM_F32, n, d};
+        st = be->ops->upload(be, &it, ids, err);
+        if (st == UM_OK)
+            st = be->ops->get_rows(be, &s->m->tok_embd, &it, &ot, err);
+        if (st == UM_OK)
+            st = be->ops->download(be, s->table + (size_t)v0 * d, &ot, err);
+    }
+    if (ib.data)
+        be->ops->release(be, &ib);
+    if (ob.data)
+        be->ops->release(be, &ob);
+    free(ids);
+    for (int i = 0; st == UM_OK && i < len; i++)
+        memcpy(s->embd + (size_t)i * d, s->table + (size_t)s->cv.rows[i] * d, (size_t)d * sizeof *s->embd);
+    if (st != UM_OK) {
+        free(s->table);
+        s->table = NULL;
+    }
+    return st;
+}
+
 /* The forward pass of the live sessions' planned steps, and their picks. */
 static um_status forward_and_pick(um_context *ctx, live_session *live, int n_live, um_error *err) {
     um_batch_entry *e = malloc((size_t)n_live * UM_CANVAS_MAX_ROWS * sizeof *e);
@@ -421,10 +668,12 @@ static um_status forward_and_pick(um_context *ctx, live_session *live, int n_liv
     int n_e = 0, out = 0;
     for (int k = 0; k < n_live; k++) {
         um_session *s = live[k].s;
-        um_cache_entries(&s->cache, s->cv.rows, s->cv.n_rows, s->cv.len, s->plan, s->rows, s->n_cand, e + n_e);
+        um_cache_entries(&s->cache, s->cv.rows, s->cv.n_rows, s->cv.len, s->plan, s->rows, s->n_sel, e + n_e);
+        if (s->p.iter_smooth)
+            e[n_e].embd = s->embd;
         n_e += s->cv.n_rows;
         live[k].out0 = out;
-        out += s->cv.n_rows * s->n_cand;
+        out += s->cv.n_rows * s->n_sel;
     }
     double t0 = um_now();
     um_status st = um_forward_batch(ctx, e, n_e, err);
@@ -437,6 +686,8 @@ static um_status forward_and_pick(um_context *ctx, live_session *live, int n_liv
     }
     if (st == UM_OK)
         st = pick_all(ctx, live, n_live, err);
+    if (st == UM_OK)
+        st = soft_outputs(ctx, live, n_live, out, err);
     double dt = um_now() - t0;
     for (int k = 0; k < n_live; k++)
         live[k].s->forward_seconds += dt;
@@ -457,7 +708,8 @@ um_status um_sessions_step(um_context *ctx, um_session *const *s, int n, um_erro
         if (!next_step(s[k]))
             continue;
         um_error e; /* a session that cannot have its caches ends alone; the others go on */
-        if (um_cache_ready(&s[k]->cache, ctx->be, s[k]->m, s[k]->cv.n_rows, s[k]->cv.len, &e) != UM_OK) {
+        if (um_cache_ready(&s[k]->cache, ctx->be, s[k]->m, s[k]->cv.n_rows, s[k]->cv.len, &e) != UM_OK ||
+            smooth_ready(s[k], ctx, &e) != UM_OK) {
             finish(s[k], e.code, &e);
             continue;
         }

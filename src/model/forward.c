@@ -270,6 +270,11 @@ um_status um_forward_batch(um_context *ctx, const um_batch_entry *e, int n_entri
     um_status s = stage_inputs(ctx, e, n_entries, &a, out_rows, err);
     if (s == UM_OK)
         s = be->ops->get_rows(be, &m->tok_embd, &a.ids, &a.x, err);
+    for (int i = 0, row = 0; s == UM_OK && i < n_entries; row += e[i].q1 - e[i].q0, i++)
+        if (e[i].embd) {
+            um_tensor x = um_tensor_rows(&a.x, row, e[i].q1 - e[i].q0);
+            s = be->ops->upload(be, &x, e[i].embd + (size_t)e[i].q0 * hp->d_model, err);
+        }
     for (int l = 0; s == UM_OK && l < hp->n_layers; l++)
         s = layer_forward(ctx, l, e, n_entries, &a, err);
     um_tensor states = tensor(&ctx->ws.states, UM_F32, n_out, hp->d_model);
@@ -304,7 +309,7 @@ um_status um_model_forward(um_context *ctx, const int32_t *tokens, int n_rows, i
     if (!e)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     for (int r = 0; r < n_rows; r++)
-        e[r] = (um_batch_entry){tokens + (size_t)r * seq, seq, 0, seq, seq, NULL, sel, sel ? n_sel : 0};
+        e[r] = (um_batch_entry){tokens + (size_t)r * seq, seq, 0, seq, seq, NULL, sel, sel ? n_sel : 0, NULL};
     um_status s = um_forward_batch(ctx, e, n_rows, err);
     free(e);
     UM_TRY(s);

@@ -118,6 +118,8 @@ typedef struct {
     um_kv_cache *cache;
     const int32_t *sel;
     int n_sel;
+    const float *embd; /* host rows [len][d_model] that replace the token embeddings of [q0, q1) (dInfer's
+                          IterSmooth: soft inputs); NULL: the tokens' embeddings */
 } um_batch_entry;
 
 /* One forward pass over every entry, every matmul over all their tokens at
