@@ -814,16 +814,33 @@ static void config_heads_do_not_divide(void **state) {
 #define MOE_ROUTER "model.layers.1.mlp.gate.weight"
 #define MOE_EXPERT "model.layers.2.mlp.experts.5.down_proj.weight"
 
-static void scratch_moe(scratch *s) {
+/* A temporary copy of another family's BF16 model (layout: its fixture
+ * folder), tokenizer.json included. */
+static void scratch_family(scratch *s, const char *layout) {
     memset(s, 0, sizeof *s);
     s->dir = make_temp_dir();
     snprintf(s->cfg, sizeof s->cfg, "%s/config.json", s->dir);
     snprintf(s->st, sizeof s->st, "%s/model.safetensors", s->dir);
     char tok[4200];
     snprintf(tok, sizeof tok, "%s/tokenizer.json", s->dir);
-    copy_fixture_file(MOE_DIR, "config.json", s->cfg);
-    copy_fixture_file(MOE_DIR, "model.safetensors", s->st);
-    copy_fixture_file(MOE_DIR, "tokenizer.json", tok);
+    copy_fixture_file(layout, "config.json", s->cfg);
+    copy_fixture_file(layout, "model.safetensors", s->st);
+    copy_fixture_file(layout, "tokenizer.json", tok);
+}
+
+static void scratch_moe(scratch *s) { scratch_family(s, MOE_DIR); }
+
+/* Dream's generation needs its mask id, which only its config carries; its
+ * head counts are checked as every family's. */
+static void dream_config_faults(void **state) {
+    scratch s;
+    scratch_family(&s, "dream/tiny-dream/hf-bf16");
+    config_set(s.cfg, "mask_token_id", NULL);
+    expect_open_fails(s.dir, UM_ERR_FORMAT, s.cfg, "mask_token_id");
+    config_set(s.cfg, "mask_token_id", "511");
+    config_set(s.cfg, "num_key_value_heads", "3");
+    expect_open_fails(s.dir, UM_ERR_FORMAT, s.cfg, "num_attention_heads 4 is not a multiple of num_key_value_heads 3");
+    scratch_free(&s);
 }
 
 #define MOE_CONFIG_CASE(key, json, code, ...)                 \
@@ -1408,6 +1425,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(moe_config_does_not_fit),
     cmocka_unit_test(moe_without_mask_id),
     cmocka_unit_test(moe_missing_tensors),
+    cmocka_unit_test(dream_config_faults),
     cmocka_unit_test(sharded_missing_shard),
     cmocka_unit_test(sharded_name_escapes_directory),
     cmocka_unit_test(sharded_index_lists_absent_tensor),

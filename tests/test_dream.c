@@ -460,27 +460,6 @@ static void refused_combinations(void **state) {
     cmd_result_free(&r);
 }
 
-/* A Dream config without mask_token_id (which its generation needs) is an error naming the key. */
-static void config_without_mask_id(void **state) {
-    char *dir = make_temp_dir(), path[4096];
-    size_t n;
-    char *cfg = read_whole_file(fixture("dream/tiny-dream/hf-bf16/config.json"), &n);
-    char *k = strstr(cfg, "\"mask_token_id\"");
-    assert_non_null(k);
-    memcpy(k, "\"mask_token_xx\"", 15);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    write_file(path, cfg, n);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    copy_file(fixture("dream/tiny-dream/hf-bf16/model.safetensors"), path);
-    um_model *m;
-    um_error err;
-    assert_int_equal(um_model_open(dir, NULL, &m, &err), UM_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, "mask_token_id"));
-    free(cfg);
-    remove_tree(dir);
-    free(dir);
-}
-
 /* convert writes what llama.cpp's converter wrote for the fixtures (shards
  * in file-name order, Dream's keys in its order, no q/k permutation), key
  * for key and byte for byte, gguf-py's naming of the model aside; quantize
@@ -570,7 +549,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(alg_temp_positions),
     cmocka_unit_test(cases_through_the_command),
     cmocka_unit_test(refused_combinations),
-    cmocka_unit_test(config_without_mask_id),
 };
 
 const test_group dream_group = {"dream", tests, sizeof tests / sizeof *tests};
