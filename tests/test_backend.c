@@ -95,7 +95,7 @@ static void fill(inputs *in) {
 /* Every operation on one backend; results into out (same layout on both sides). */
 typedef struct {
     float rows_f16[N * D], rows_q8[N * D], copy[N * D], mm[3][N * FF], norm[N * D], added[N * D], rope_q[N * D],
-        rope_k[N * KV], swiglu[N * FF], att[N * D], logits[N * VOCAB];
+        rope_k[N * KV], swiglu[N * FF], att[N * D], logits[N * VOCAB], moe[N * D];
     um_pick picks[N];
 } results;
 
@@ -148,6 +148,16 @@ static void run_ops(side *s, const inputs *in, results *out) {
     assert_int_equal(be->ops->attention(be, &q3, &k, &v, N, &att3, &as, &err), UM_OK);
     fetch(s, &att, out->att);
 
+    /* 4 experts of BF16, Q8_0 and F32 matrices, 2 a token, routed by the
+       first rows of x as an F32 router */
+    um_weight w_down = {UM_F32, D, FF, in->wf, false};
+    um_weight gates[4] = {w_bf16, w_q8, w_q8, w_bf16}, ups[4] = {w_q8, w_bf16, w_q8, w_bf16};
+    um_weight downs[4] = {w_down, w_down, w_down, w_down};
+    um_moe_weights moe = {4, 2, false, {UM_F32, 4, D, in->x, false}, gates, ups, downs};
+    um_tensor moe_out = make(s, UM_F32, N, D, NULL);
+    assert_int_equal(be->ops->moe(be, &x, &moe, &moe_out, &err), UM_OK);
+    fetch(s, &moe_out, out->moe);
+
     assert_int_equal(be->ops->logits(be, &x, &head, NULL, out->logits, &err), UM_OK);
     um_pick_request req[N];
     for (int i = 0; i < N; i++)
@@ -172,6 +182,7 @@ static void compare(const char *what, const results *got, const results *want, b
     expect_close("swiglu", what, got->swiglu, want->swiglu, N * FF, 1e-5);
     expect_close("attention", what, got->att, want->att, N * D, reduced ? 1e-3 : 1e-5);
     expect_close("logits", what, got->logits, want->logits, N * VOCAB, mm_bound);
+    expect_close("moe", what, got->moe, want->moe, N * D, mm_bound);
     for (int i = 0; i < N; i++) {
         if (got->picks[i].token != want->picks[i].token)
             fail_msg("pick on %s: request %d chose %d, the scalar path %d", what, i, got->picks[i].token,

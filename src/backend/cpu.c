@@ -143,14 +143,15 @@ static um_status cpu_attention(um_backend *be, const um_tensor *q, const um_tens
 
 /* ---- elementwise, on the pool over ranges of rows ------------------------------- */
 
-typedef enum { ROWS_ADD_NORM, ROWS_ROPE, ROWS_SWIGLU, ROWS_MOE_SUM } rows_op;
+typedef enum { ROWS_ADD_NORM, ROWS_ROPE, ROWS_SWIGLU, ROWS_MOE_GATHER, ROWS_MOE_SUM } rows_op;
 
 typedef struct {
     rows_op op;
     const cpu_state *st;
     float *a, *out;         /* ADD_NORM: x, out; ROPE: q; SWIGLU: gate */
     const float *b, *w;     /* ADD_NORM: add, weight; ROPE: k; SWIGLU: up; MOE_SUM: expert outputs, weights */
-    const int32_t *pos;     /* ROPE; MOE_SUM: the row of each (token, slot) in b */
+    const int32_t *pos;     /* ROPE; MOE_GATHER: the row of b each row of a copies; MOE_SUM: the row of each
+                               (token, slot) in b */
     int slots;              /* MOE_SUM: experts per token, their weights in w */
     const um_rope_shape *rs;
     int64_t cols, cols_b;   /* values per row of a (and of b) */
@@ -185,6 +186,10 @@ static void rows_task(void *arg, int task, int thread) {
     }
     case ROWS_SWIGLU:
         um_swiglu(j->st->ex.path, j->a + at, j->b + at, (int64_t)count);
+        break;
+    case ROWS_MOE_GATHER: /* a[r] = b[pos[r]] */
+        for (int64_t r = t0; r < t1; r++)
+            memcpy(j->a + (size_t)r * j->cols, j->b + (size_t)j->pos[r] * j->cols, (size_t)j->cols * sizeof(float));
         break;
     case ROWS_MOE_SUM: /* a[t] = sum over slots of w[t][slot] * b[its row], slots in order */
         for (int64_t t = t0; t < t1; t++) {
@@ -301,8 +306,7 @@ static um_status cpu_moe(um_backend *be, const um_tensor *x, const um_moe_weight
         return oom(err, "router");
     um_moe_route(logits, (int)n, (int)E, (int)k, w->renormalize, ids, weights);
     um_moe_group(ids, (int)n, (int)k, (int)E, start, token_of, row_of);
-    for (int64_t r = 0; r < pairs; r++)
-        memcpy(xg + r * d, f32(x) + (size_t)token_of[r] * d, (size_t)d * sizeof(float));
+    run_rows(st, (rows_job){.op = ROWS_MOE_GATHER, .a = xg, .b = f32(x), .pos = token_of, .cols = d, .n = pairs});
     if (!moe_experts(st, w, start, d, ff, xg, g, u, yg, false))
         return oom(err, "experts");
     run_rows(st, (rows_job){.op = ROWS_SWIGLU, .a = g, .b = u, .cols = ff, .n = pairs});
