@@ -227,15 +227,17 @@ static void expect_case(um_model *m, const cJSON *c, const char *file) {
 }
 
 /* Every case of reference.json made by that upstream function (want of
- * them), from Hugging Face (BF16, sharded F32) and GGUF files, in f32. */
+ * them), from Hugging Face (BF16, sharded F32) and GGUF (F32, F16) files,
+ * in f32. */
 static void expect_cases(dream_kind kind, int want) {
     size_t n;
     char *text = read_whole_file(fixture("dream/tiny-dream/reference.json"), &n);
     cJSON *root = cJSON_ParseWithLength(text, n);
     free(text);
     assert_non_null(root);
-    const char *files[] = {"tiny-dream/hf-bf16", "tiny-dream/hf-f32-sharded", "gguf/tiny-dream-f32.gguf"};
-    for (int f = 0; f < 3; f++) {
+    const char *files[] = {"tiny-dream/hf-bf16", "tiny-dream/hf-f32-sharded", "gguf/tiny-dream-f32.gguf",
+                           "gguf/tiny-dream-f16.gguf"};
+    for (int f = 0; f < 4; f++) {
         um_model *m = open_dream(files[f]);
         int checked = 0;
         const cJSON *c;
@@ -537,9 +539,57 @@ static void eval_reads_shifted_rows(void **state) {
     um_st_close(&ref);
 }
 
+/* Every decoder with every cache on Dream (its shift in each), from the
+ * settings a user starts from (Dream's defaults: the timesteps schedule,
+ * top-k 50; blocks of 8): each generation fills its canvas and is the same
+ * twice. The vicinity cache, which no Dream upstream has, is refused by name. */
+static void every_decoder_and_cache(void **state) {
+    um_model *m = open_dream("gguf/tiny-dream-f32.gguf");
+    int32_t prompt[] = {381, 329, 349, 17, 88, 263};
+    int runs = 0;
+    for (int cache = UM_CACHE_NONE; cache <= UM_CACHE_VICINITY; cache++)
+        for (int dec = UM_DECODER_TOPK; dec <= UM_DECODER_ORIGIN; dec++) {
+            um_generate_params p = um_generate_default_params();
+            p.gen_length = 16;
+            p.block_length = cache == UM_CACHE_NONE ? 16 : 8;
+            p.steps = 8;
+            p.cache = (um_cache_mode)cache;
+            p.decoder = (um_decoder)dec;
+            p.schedule = um_decoder_counts(p.decoder) || dec == UM_DECODER_ORIGIN ? UM_SCHEDULE_TIMESTEPS
+                                                                                  : UM_SCHEDULE_UNIFORM;
+            p.top_k = 50;
+            p.threshold = 0.3;
+            p.entropy_bound = 3.0;
+            p.seed = 3;
+            um_generation a, b;
+            um_error err;
+            um_status st = t_generate(m, prompt, 6, &p, &a, &err);
+            if (cache == UM_CACHE_VICINITY) {
+                assert_int_not_equal(st, UM_OK);
+                assert_non_null(strstr(err.msg, "vicinity"));
+                continue;
+            }
+            if (st != UM_OK)
+                fail_msg("cache %d decoder %d: %s", cache, dec, err.msg);
+            for (int i = 6; i < a.n_tokens; i++)
+                if (a.tokens[i] == 511)
+                    fail_msg("cache %d decoder %d: position %d still masked", cache, dec, i);
+            assert_int_equal(t_generate(m, prompt, 6, &p, &b, &err), UM_OK);
+            assert_memory_equal(a.tokens, b.tokens, (size_t)a.n_tokens * sizeof *a.tokens);
+            assert_int_equal(a.nfe, b.nfe);
+            um_generation_free(&a);
+            um_generation_free(&b);
+            runs++;
+        }
+    print_message("    %d decoder x cache combinations fill the canvas, reproducibly\n", runs);
+    assert_int_equal(runs, 3 * 9);
+    um_model_close(m);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream),
     cmocka_unit_test(convert_and_quantize),
+    cmocka_unit_test(every_decoder_and_cache),
     cmocka_unit_test(eval_reads_shifted_rows),
     cmocka_unit_test(hyper_parameters),
     cmocka_unit_test(diffusion_generate_cases),
