@@ -34,35 +34,6 @@ static void fastdllm_mha_f32_sharded(void **state) { fastdllm_cases("tiny-llada"
 static void fastdllm_gqa_bf16(void **state) { fastdllm_cases("tiny-llada-gqa", "hf-bf16", 2); }
 static void fastdllm_gqa_f32_sharded(void **state) { fastdllm_cases("tiny-llada-gqa", "hf-f32-sharded", 3); }
 
-static char *ids_csv(const cJSON *arr) {
-    char *s = calloc(1, 8192);
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr) sprintf(s + strlen(s), "%s%d", *s ? "," : "", v->valueint);
-    return s;
-}
-
-/* `unmask run -m dir --prompt-tokens prompt flags --json` gives the case's
- * upstream output and NFE exactly. */
-static void expect_run_matches(const char *model, const char *dir, const char *prompt, const char *flags,
-                               const cJSON *c) {
-    cmd_result r = run_unmask("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(dir), prompt, flags);
-    if (r.status != 0)
-        fail_msg("run %s: exit %d: %s", flags, r.status, r.err);
-    cJSON *out = cJSON_Parse(r.out);
-    assert_non_null(out);
-    const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
-    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
-    for (int i = 0; i < cJSON_GetArraySize(want); i++)
-        if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
-            fail_msg("%s run %s: token %d differs", model, flags, i);
-    int nfe = cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe = cJSON_GetObjectItem(c, "nfe")->valueint;
-    if (nfe != want_nfe)
-        fail_msg("%s run %s: nfe %d, reference %d", model, flags, nfe, want_nfe);
-    print_message("    %s run %s: output and nfe %d match\n", model, flags, nfe);
-    cJSON_Delete(out);
-    cmd_result_free(&r);
-}
-
 /* The same cases through the command, with the flags a user would pass. */
 static void fastdllm_cases_cli(void **state) {
     f32_activations_for_commands(true); /* the reference's arithmetic */
@@ -79,7 +50,7 @@ static void fastdllm_cases_cli(void **state) {
                 continue;
             char flags[512], other[600];
             reference_case_flags(c, flags, sizeof flags);
-            char *prompt = ids_csv(cJSON_GetObjectItem(c, "prompt"));
+            char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
             expect_run_matches(models[mi], dir, prompt, flags, c);
             checked++;
             /* the command decodes with Fast-dLLM's dual cache and threshold

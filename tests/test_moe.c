@@ -186,16 +186,7 @@ static void dinfer_cases(void **state) {
         char flags[768];
         reference_case_flags(c, flags, sizeof flags);
         char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
-        cJSON *out = run_unmask_json("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(MOE "/hf-bf16"), prompt,
-                                     flags);
-        const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
-        assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
-        for (int t = 0; t < cJSON_GetArraySize(want); t++)
-            if (cJSON_GetArrayItem(got, t)->valueint != cJSON_GetArrayItem(want, t)->valueint)
-                fail_msg("run %s: token %d differs", flags, t);
-        assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(c, "nfe")->valueint);
-        print_message("    run %s: output and nfe match\n", flags);
-        cJSON_Delete(out);
+        expect_run_matches(MOE, MOE "/hf-bf16", prompt, flags, c);
         /* the same flags as --batch keys ("-n 32 --cache dual --early-stop" -> gen_length 32, cache "dual",
            early_stop true), every case one line of one batch */
         cJSON *line = cJSON_CreateObject();
@@ -313,15 +304,7 @@ static void reference_sampler_cases_cli(void **state) {
         char flags[512];
         reference_case_flags(c, flags, sizeof flags);
         char *prompt = json_ids_csv(cJSON_GetObjectItem(c, "prompt"));
-        cJSON *out = run_unmask_json("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(MOE "/hf-bf16"), prompt,
-                                     flags);
-        const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
-        assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
-        for (int i = 0; i < cJSON_GetArraySize(want); i++)
-            if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
-                fail_msg("run %s: token %d differs", flags, i);
-        assert_int_equal(cJSON_GetObjectItem(out, "nfe")->valueint, cJSON_GetObjectItem(c, "nfe")->valueint);
-        cJSON_Delete(out);
+        expect_run_matches(MOE, MOE "/hf-bf16", prompt, flags, c);
         free(prompt);
         checked++;
     }

@@ -299,25 +299,48 @@ void check_spans(const cJSON *want, const commit_log *log, const char *what) {
     }
 }
 
-void expect_dinfer_exact(const reference_run *run, void *user) {
+static void check_output_nfe(const reference_run *run) {
     const um_generation *g = run->gen;
     assert_int_equal(g->n_tokens, run->n_want);
     if (memcmp(g->tokens, run->want, (size_t)run->n_want * sizeof *run->want) != 0)
         fail_msg("%s: output differs from the reference", run->what);
     if (g->nfe != run->want_nfe)
         fail_msg("%s: nfe %d, reference %d", run->what, g->nfe, run->want_nfe);
+}
+
+void expect_dinfer_exact(const reference_run *run, void *user) {
+    const um_generation *g = run->gen;
+    check_output_nfe(run);
     check_spans(cJSON_GetObjectItem(run->json, "forward_spans"), run->log, run->what);
     check_commits(cJSON_GetObjectItem(run->json, "commits_per_step"), run->log, run->what);
     print_message("    %s: output, nfe %d, forward spans and commits match\n", run->what, g->nfe);
 }
 
+/* `unmask run -m dir --prompt-tokens prompt flags --json` gives the case's
+ * upstream output and NFE exactly. */
+void expect_run_matches(const char *model, const char *dir, const char *prompt, const char *flags,
+                               const cJSON *c) {
+    cmd_result r = run_unmask("run -m %s --prompt-tokens %s %s -t 2 --json", fixture(dir), prompt, flags);
+    if (r.status != 0)
+        fail_msg("run %s: exit %d: %s", flags, r.status, r.err);
+    cJSON *out = cJSON_Parse(r.out);
+    assert_non_null(out);
+    const cJSON *want = cJSON_GetObjectItem(c, "output"), *got = cJSON_GetObjectItem(out, "tokens");
+    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+    for (int i = 0; i < cJSON_GetArraySize(want); i++)
+        if (cJSON_GetArrayItem(got, i)->valueint != cJSON_GetArrayItem(want, i)->valueint)
+            fail_msg("%s run %s: token %d differs", model, flags, i);
+    int nfe = cJSON_GetObjectItem(out, "nfe")->valueint, want_nfe = cJSON_GetObjectItem(c, "nfe")->valueint;
+    if (nfe != want_nfe)
+        fail_msg("%s run %s: nfe %d, reference %d", model, flags, nfe, want_nfe);
+    print_message("    %s run %s: output and nfe %d match\n", model, flags, nfe);
+    cJSON_Delete(out);
+    cmd_result_free(&r);
+}
+
 void expect_output_nfe(const reference_run *run, void *user) {
     const um_generation *g = run->gen;
-    assert_int_equal(g->n_tokens, run->n_want);
-    if (memcmp(g->tokens, run->want, (size_t)run->n_want * sizeof *run->want) != 0)
-        fail_msg("%s: output differs from the reference", run->what);
-    if (g->nfe != run->want_nfe)
-        fail_msg("%s: nfe %d, reference %d", run->what, g->nfe, run->want_nfe);
+    check_output_nfe(run);
     print_message("    %s: output and nfe %d match\n", run->what, g->nfe);
 }
 

@@ -151,6 +151,9 @@ um_generate_params reference_case_params(const cJSON *c);
 /* The same as `unmask run` flags (-n, --steps, --block-length, --cache, ...). */
 void reference_case_flags(const cJSON *c, char *buf, size_t n);
 /* A check: output and NFE exactly as the reference (Fast-dLLM's cases carry no commits). */
+/* `unmask run -m fixture(dir) --prompt-tokens prompt flags --json` gives case
+ * c's upstream output and NFE exactly (model names it in messages). */
+void expect_run_matches(const char *model, const char *dir, const char *prompt, const char *flags, const cJSON *c);
 void expect_output_nfe(const reference_run *run, void *user);
 
 /* ---- dInfer's cases (generate_uniform.py's classes, parallel_strategy.py's

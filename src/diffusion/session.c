@@ -292,6 +292,18 @@ static int dinfer_pass(um_session *s) {
     return refresh ? PASS_REFRESH : PASS_STEP;
 }
 
+/* The credit decoder's memory starts afresh with each block; false (the
+ * session finished with the error) when it cannot be had. */
+static bool begin_credit(um_session *s) {
+    if (s->p.decoder != UM_DECODER_CREDIT)
+        return true;
+    um_error e;
+    if (um_credit_begin_block(&s->credit, s->start, s->end - s->start, &e) == UM_OK)
+        return true;
+    finish(s, e.code, &e);
+    return false;
+}
+
 /* dInfer's BlockRunner.decode as a sequence of forward passes: false when the
  * session has nothing left to run (it is then finished). */
 static bool next_step_dinfer(um_session *s) {
@@ -307,13 +319,8 @@ static bool next_step_dinfer(um_session *s) {
             }
             s->end = s->start + p->block_length < s->cv.len ? s->start + p->block_length : s->cv.len;
             s->from = s->start;
-            if (p->decoder == UM_DECODER_CREDIT) {
-                um_error e;
-                if (um_credit_begin_block(&s->credit, s->start, s->end - s->start, &e) != UM_OK) {
-                    finish(s, e.code, &e);
-                    break;
-                }
-            }
+            if (!begin_credit(s))
+                break;
             s->in_block = true;
             s->step_in_block = s->unroll_left = 0;
             s->step_pending = false;
@@ -366,13 +373,8 @@ static bool next_step(um_session *s) {
             int masked = um_canvas_count_masks(&s->cv, s->from, s->end);
             s->planned = counted ? um_schedule_block_counts(p, masked, s->spb, s->counts) : s->spb;
             s->carry = 0;
-            if (p->decoder == UM_DECODER_CREDIT) {
-                um_error e;
-                if (um_credit_begin_block(&s->credit, s->start, s->end - s->start, &e) != UM_OK) {
-                    finish(s, e.code, &e);
-                    break;
-                }
-            }
+            if (!begin_credit(s))
+                break;
             s->in_block = true;
             s->step_in_block = 0;
         }
