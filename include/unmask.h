@@ -264,6 +264,7 @@ typedef struct {
     int n_tokens;
     int prompt_len;
     int nfe;           /* forward passes (a classifier-free-guidance pair counts once) */
+    int n_committed;   /* masks filled in (appended or in the prompt); fewer than asked when stopped early */
     double seconds;    /* wall time of the whole generation */
     double forward_seconds; /* time spent inside forward passes */
 } um_generation;

@@ -258,10 +258,58 @@ static void run_batch_matches_reference(void **state) {
     cJSON_Delete(root);
 }
 
+/* Masks in a JSON token list (mask id 500, the tiny models'). */
+static int masks_in(const cJSON *tokens) {
+    int n = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tokens) n += t->valueint == 500;
+    return n;
+}
+
+/* The statistics count what was committed: a run stopped by --max-nfe
+ * leaves masks and counts the rest; an infill counts its blanks. Both
+ * recounted here from the tokens themselves. */
+static void statistics_count_committed(void **state) {
+    const char *model = fixture("llada/tiny-llada/hf-bf16");
+    cJSON *o = run_unmask_json("run -m %s --prompt-tokens 1,2,3 -n 32 --max-nfe 3 --json", model);
+    int left = masks_in(cJSON_GetObjectItem(o, "tokens")), committed = cJSON_GetObjectItem(o, "committed")->valueint;
+    assert_true(left > 0);
+    assert_int_equal(committed, 32 - left);
+    cJSON_Delete(o);
+    o = run_unmask_json("run -m %s --prompt-tokens 1,500,500,2,500 -n 0 --json", model);
+    assert_int_equal(cJSON_GetObjectItem(o, "committed")->valueint, 3);
+    assert_int_equal(masks_in(cJSON_GetObjectItem(o, "tokens")), 0);
+    cJSON_Delete(o);
+    cmd_result r = run_unmask("run -m %s --prompt-tokens 1,2,3 -n 32 --max-nfe 3", model);
+    assert_int_equal(r.status, 0);
+    char want[64];
+    snprintf(want, sizeof want, "generated %d tokens", committed);
+    assert_non_null(strstr(r.err, want));
+    cmd_result_free(&r);
+}
+
+/* Without --block-length, blocks are the largest divisor of -n up to 32
+ * (at least 8): -n 100 runs 4 blocks of 25, so 7 steps do not split evenly
+ * and 8 do; -n 37 is one block. */
+static void default_block_length(void **state) {
+    const char *model = fixture("llada/tiny-llada/hf-bf16");
+    cmd_result r = run_unmask("run -m %s --prompt-tokens 1,2,3 -n 100 --steps 7", model);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "block count 4"));
+    cmd_result_free(&r);
+    cJSON *o = run_unmask_json("run -m %s --prompt-tokens 1,2,3 -n 100 --steps 8 --reference --json", model);
+    assert_int_equal(cJSON_GetObjectItem(o, "nfe")->valueint, 8);
+    cJSON_Delete(o);
+    o = run_unmask_json("run -m %s --prompt-tokens 1,2,3 -n 37 --steps 1 --reference --json", model);
+    assert_int_equal(cJSON_GetObjectItem(o, "nfe")->valueint, 1);
+    cJSON_Delete(o);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(help_lists_commands),         cmocka_unit_test(run_json_matches_reference),
     cmocka_unit_test(run_text_output),             cmocka_unit_test(forward_writes_reference_logits),
     cmocka_unit_test(init_random_bench_and_run),   cmocka_unit_test(example_program_generates),
-    cmocka_unit_test(run_batch_matches_reference),
+    cmocka_unit_test(run_batch_matches_reference), cmocka_unit_test(statistics_count_committed),
+    cmocka_unit_test(default_block_length),
 };
 const test_group cli_group = {"cli", tests, sizeof tests / sizeof *tests};

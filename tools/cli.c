@@ -179,7 +179,8 @@ cJSON *cli_generation_json(const um_generation *g, const char *text) {
     cJSON_AddNumberToObject(o, "nfe", g->nfe);
     cJSON_AddNumberToObject(o, "seconds", g->seconds);
     cJSON_AddNumberToObject(o, "ms_per_forward", g->nfe ? 1e3 * g->forward_seconds / g->nfe : 0);
-    cJSON_AddNumberToObject(o, "tokens_per_second", g->seconds > 0 ? (g->n_tokens - g->prompt_len) / g->seconds : 0);
+    cJSON_AddNumberToObject(o, "committed", g->n_committed);
+    cJSON_AddNumberToObject(o, "tokens_per_second", g->seconds > 0 ? g->n_committed / g->seconds : 0);
     return o;
 }
 
@@ -341,10 +342,18 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     return true;
 }
 
+int cli_default_block_length(int gen_length) {
+    /* the largest divisor up to 32, LLaDA's block; one block when that would be small blocks of an odd length */
+    for (int b = gen_length < 32 ? gen_length : 32; b >= 8; b--)
+        if (gen_length % b == 0)
+            return b;
+    return gen_length;
+}
+
 void cli_generation_finish(cli_gen_flags *f, int default_gen_length) {
     um_generate_params *p = f->p;
     p->gen_length = f->gen_length >= 0 ? f->gen_length : default_gen_length;
-    p->block_length = f->block > 0 ? f->block : (p->gen_length > 0 && p->gen_length % 32 == 0 ? 32 : p->gen_length);
+    p->block_length = f->block > 0 ? f->block : cli_default_block_length(p->gen_length);
     p->steps = f->steps > 0 ? f->steps : p->gen_length;
 }
 

@@ -57,6 +57,9 @@ cJSON *cli_generation_json(const um_generation *g, const char *text);
 bool cli_generation_flag(cli_args *a, cli_gen_flags *f);
 /* Lengths from the flags, defaults for the rest: block 32 when it divides the
  * gen length (else the gen length), steps = gen length. */
+/* The block length when none is given: the largest divisor of gen_length up
+ * to 32 (at least 8), else gen_length itself (one block). */
+int cli_default_block_length(int gen_length);
 void cli_generation_finish(cli_gen_flags *f, int default_gen_length);
 /* The model family's defaults for what the flags left unsaid, after
  * cli_generation_finish: for Dream (logits shifted by one position), its

@@ -39,7 +39,8 @@ static void run_usage(void) {
          "                           holds its canvas and, with a cache, K/V of every layer and position\n"
          "  -n, --gen-length N       tokens to generate (default 128)\n"
          "      --steps S            forward passes in total (default: gen length)\n"
-         "      --block-length B     semi-autoregressive block size (default 32 when it divides N, else N)\n"
+         "      --block-length B     semi-autoregressive block size (default: the largest divisor of N up to 32,\n"
+         "                           at least 8, else N: 32 for 128, 25 for 100, 37 for 37)\n"
          "      --temp T             sampling temperature; 0 = greedy (default 0)\n"
          "      --cfg-scale C        classifier-free guidance scale (default 0: off)\n"
          "      --remasking R        low_confidence (default) or random\n"
@@ -112,7 +113,8 @@ static void print_text(const um_generation *g, const char *text) {
             printf("%s%d", i > g->prompt_len ? " " : "", g->tokens[i]);
         putchar('\n');
     }
-    int gen = g->n_tokens - g->prompt_len;
+    /* what was committed (infilled masks included), not the canvas's length: a stopped run commits fewer */
+    int gen = g->n_committed;
     fprintf(stderr, "generated %d tokens in %.3f s: %.1f tokens/s | nfe %d, %.2f ms per forward (canvas %d)\n", gen,
             g->seconds, g->seconds > 0 ? gen / g->seconds : 0.0, g->nfe,
             g->nfe ? 1e3 * g->forward_seconds / g->nfe : 0.0, g->n_tokens);

@@ -75,6 +75,7 @@ struct um_session {
     int *sel_of;       /* [len]: a position's output index in this forward */
     /* totals and the outcome */
     int nfe;
+    int masks0; /* masks in the canvas at the start */
     double t_start, forward_seconds, seconds;
     bool done;
     um_status status;
@@ -178,6 +179,7 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
     int n_rows = p->cfg_scale > 0 ? 2 : 1;
     um_status st = um_canvas_init(&s->cv, prompt, n_prompt, p->gen_length, n_rows, hp->mask_id, err);
     if (st == UM_OK) {
+        s->masks0 = um_canvas_count_masks(&s->cv, 0, s->cv.len);
         size_t max_cand = (size_t)um_canvas_count_masks(&s->cv, 0, n_prompt) + (size_t)p->block_length;
         s->cand = malloc(max_cand * sizeof *s->cand);
         if (p->iter_smooth && max_cand < (size_t)s->cv.len)
@@ -240,6 +242,7 @@ um_status um_session_result(um_session *s, um_generation *out, um_error *err) {
     memset(out, 0, sizeof *out);
     if (!s->done)
         return um_fail(err, UM_ERR_ARG, "the session has not finished");
+    out->n_committed = s->masks0 - um_canvas_count_masks(&s->cv, 0, s->cv.len);
     out->tokens = s->cv.rows; /* row 0 is the canvas; the rest is unused space */
     s->cv.rows = NULL;
     out->n_tokens = s->cv.len;
