@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,48 @@ static char *read_until(int fd, const char *want, char *buf, size_t cap, size_t 
     return strstr(buf + from, want);
 }
 
+/* `unmask run` on a terminal shows a progress line; the first Ctrl-C stops
+ * at the next step, prints what was committed and exits 130. In a pipe no
+ * progress line is written. */
+/* Reads from the child's terminal until want appears; kills the child and
+ * fails when it does not. */
+static void expect_child_says(pid_t pid, int fd, const char *want, char *buf, size_t cap, size_t *len) {
+    if (read_until(fd, want, buf, cap, len, 0))
+        return;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("the child never wrote '%s'; it wrote: %s", want, buf);
+}
+
+static void run_progress_and_ctrl_c(void **state) {
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) { /* a long generation on the story model: 500 full passes, seconds */
+        char *argv[] = {(char *)unmask_bin(), "run", "-m", "models/stories", "--prompt-tokens", "1,2,3", "-n",
+                        "500", "--reference", NULL};
+        exec_wrapped(argv);
+        _exit(127);
+    }
+    static char buf[1 << 16];
+    size_t len = 0;
+    expect_child_says(pid, master, "masks left", buf, sizeof buf, &len);
+    expect_child_says(pid, master, "ETA", buf, sizeof buf, &len);
+    assert_true(write(master, "\x03", 1) == 1); /* the terminal turns it into SIGINT */
+    expect_child_says(pid, master, "tokens committed", buf, sizeof buf, &len);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 130);
+    assert_non_null(strstr(buf, "interrupted after"));
+    close(master);
+
+    cmd_result r = run_unmask("run -m models/stories --prompt-tokens 1,2,3 -n 16 --reference");
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.err, "masks left"));
+    cmd_result_free(&r);
+}
+
 /* Two turns of `unmask chat` in a pseudo-terminal: each answer appears after
  * its prompt, the first equals `run --chat` on the same message, /exit ends. */
 static void chat_two_turns_in_a_terminal(void **state) {
@@ -249,7 +292,8 @@ static void visual_draws_in_a_terminal(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(chat_of_each_family), cmocka_unit_test(raw_prompt_and_answer),
+    cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(chat_of_each_family),
+    cmocka_unit_test(run_progress_and_ctrl_c), cmocka_unit_test(raw_prompt_and_answer),
     cmocka_unit_test(infill_template),               cmocka_unit_test(visual_plain_when_piped),
     cmocka_unit_test(tokenize_vocab_only_gguf),      cmocka_unit_test(chat_two_turns_in_a_terminal),
     cmocka_unit_test(visual_draws_in_a_terminal),

@@ -1,8 +1,10 @@
 /* unmask run: generate with the LLaDA reference sampler or the fast decoders. */
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "run_batch.h"
@@ -101,6 +103,10 @@ static void run_usage(void) {
          "  -t, --threads N          worker threads (default: one per physical core)\n"
          "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings,\n"
          "                           and text for text prompts\n"
+         "  -q, --quiet              no progress line (shown on a terminal only, never with --json)\n"
+         "\n"
+         "Ctrl-C stops the generation at its next step and prints what was committed up to the first\n"
+         "mask (exit status 130); a second Ctrl-C exits at once.\n"
          "  -h, --help               this help");
 }
 
@@ -159,24 +165,115 @@ static int count_masks(const int32_t *ids, int n, int mask_id) {
     return k;
 }
 
+/* ---- progress and Ctrl-C ---- */
+
+/* The first Ctrl-C stops the generation at the next step; a second one
+ * exits at once (the generation may be minutes from its next step). */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (interrupted)
+        _exit(130);
+    interrupted = 1;
+}
+
+/* A progress line on stderr (a terminal only) after each step, at most ten a second. */
+typedef struct {
+    int mask_id, masks0;
+    double t0, last;
+} progress;
+
+static int progress_step(const um_step_info *info, void *user) {
+    progress *pr = user;
+    double now = um_now();
+    if (now - pr->last < 0.1)
+        return 0;
+    pr->last = now;
+    int left = 0;
+    for (int i = 0; i < info->canvas_len; i++)
+        left += info->canvas[i] == pr->mask_id;
+    double rate = (pr->masks0 - left) / (now - pr->t0 > 0 ? now - pr->t0 : 1e-9);
+    fprintf(stderr, "\rstep %d | %d masks left | nfe %d | %.1f tokens/s | ETA %.1f s\033[K", info->step + 1, left,
+            info->step + 1, rate, rate > 0 ? left / rate : 0.0);
+    return 0;
+}
+
+/* um_generate, one session step at a time, stopping (status UM_ERR_ABORTED,
+ * *g holding what was committed) when Ctrl-C is pressed. */
+static um_status generate_interruptibly(um_context *ctx, const int32_t *prompt, int n_prompt,
+                                        const um_generate_params *p, um_generation *g, um_error *err) {
+    memset(g, 0, sizeof *g);
+    um_session *s;
+    UM_TRY(um_session_begin(um_context_model(ctx), prompt, n_prompt, p, &s, err));
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    interrupted = 0;
+    um_status st = UM_OK;
+    while (st == UM_OK && !um_session_finished(s)) {
+        if (interrupted)
+            um_session_cancel(s);
+        else
+            st = um_session_step(ctx, s, err);
+    }
+    sigaction(SIGINT, &old, NULL);
+    if (st == UM_OK)
+        st = um_session_result(s, g, err);
+    if (st != UM_OK && !(st == UM_ERR_ABORTED && interrupted))
+        um_generation_free(g);
+    um_session_free(s);
+    return st;
+}
+
+/* What an interrupted run prints: the text or ids committed before the first
+ * mask (the rest left out), and a line saying so. */
+static void print_interrupted(const um_generation *g, run_text *rt, int mask_id) {
+    int end = g->prompt_len;
+    while (end < g->n_tokens && g->tokens[end] != mask_id)
+        end++;
+    char *text = rt ? cli_text_answer(&rt->t, g->tokens + g->prompt_len, end - g->prompt_len) : NULL;
+    if (text)
+        printf("%s\n", text);
+    for (int i = g->prompt_len; !rt && i < end; i++)
+        printf("%s%d", i > g->prompt_len ? " " : "", g->tokens[i]);
+    if (!rt)
+        putchar('\n');
+    free(text);
+    fprintf(stderr, "interrupted after %d forwards: %d tokens committed; shown up to the first mask\n", g->nfe,
+            g->n_committed);
+}
+
 /* Generates, then prints ids or text (the answer cut at EOS/EOT; for infill
  * the whole filled-in text). */
 static int generate_and_print(um_context *ctx, um_generate_params *p, const int32_t *prompt, int n_prompt, run_text *rt,
-                              bool json) {
+                              bool json, bool quiet) {
     um_model_info info;
     um_model_get_info(um_context_model(ctx), &info);
     if (p->steps <= 0) /* by default one step per token to fill */
         p->steps = p->gen_length > 0 ? p->gen_length : count_masks(prompt, n_prompt, info.mask_id);
     cli_visual view;
+    progress pr = {info.mask_id, count_masks(prompt, n_prompt, info.mask_id) + p->gen_length, um_now(), 0};
     if (rt && rt->visual && cli_visual_begin(&view, &rt->t, info.mask_id)) {
         p->on_step = cli_visual_step;
         p->user_data = &view;
+    } else if (!quiet && !json && isatty(STDERR_FILENO)) {
+        p->on_step = progress_step;
+        p->user_data = &pr;
     }
     um_generation g;
     um_error err;
-    um_status s = um_generate(ctx, prompt, n_prompt, p, &g, &err);
-    if (p->on_step)
+    um_status s = generate_interruptibly(ctx, prompt, n_prompt, p, &g, &err);
+    if (p->on_step == cli_visual_step)
         cli_visual_end(&view);
+    else if (p->on_step)
+        fputs("\r\033[K", stderr);
+    if (s == UM_ERR_ABORTED && interrupted) {
+        print_interrupted(&g, rt, info.mask_id);
+        um_generation_free(&g);
+        return 130;
+    }
     if (s != UM_OK) {
         cli_error("run", "%s", err.msg);
         return 1;
@@ -228,7 +325,7 @@ int cmd_run(int argc, char **argv) {
     run_text rt = {0};
     const char *batch = NULL;
     int threads = 0, parallel = 0;
-    bool json = false;
+    bool json = false, quiet = false;
     cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     cli_init(&a, "run", argc, argv);
     while (cli_next(&a)) {
@@ -248,6 +345,7 @@ int cmd_run(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--parallel")) parallel = cli_int(&a, 1, 1 << 16);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
         else if (cli_is(&a, NULL, "--json")) json = true;
+        else if (cli_is(&a, "-q", "--quiet")) quiet = true;
         else if (!cli_generation_flag(&a, &gf))
 cli_unknown(&a);
     }
@@ -282,7 +380,7 @@ cli_unknown(&a);
     if (rc == 0 && text_mode)
         rc = run_text_prompt(&rt, m, model, &prompt, &n_prompt) ? 0 : 1;
     if (rc == 0)
-        rc = generate_and_print(ctx, &p, prompt, n_prompt, text_mode ? &rt : NULL, json);
+        rc = generate_and_print(ctx, &p, prompt, n_prompt, text_mode ? &rt : NULL, json, quiet);
     if (text_mode)
         cli_text_close(&rt.t);
     free(prompt);
