@@ -229,6 +229,63 @@ static void run_progress_and_ctrl_c(void **state) {
     cmd_result_free(&r);
 }
 
+/* `unmask chat` in a terminal: Ctrl-C during an answer stops it and returns
+ * to the prompt (the conversation goes on); Ctrl-D leaves, exit 0. */
+static void chat_ctrl_c_and_ctrl_d(void **state) {
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) { /* answers of 400 full passes on the story model: seconds each */
+        char *argv[] = {(char *)unmask_bin(), "chat", "-m", "models/stories", "-n", "400", "--reference", NULL};
+        exec_wrapped(argv);
+        _exit(127);
+    }
+    static char buf[1 << 16];
+    size_t len = 0;
+    expect_child_says(pid, master, "> ", buf, sizeof buf, &len);
+    assert_true(write(master, "Once upon a time\r", 17) == 17);
+    /* the warning comes as the conversation is rendered: the answer starts */
+    expect_child_says(pid, master, "no chat template", buf, sizeof buf, &len);
+    usleep(200 * 1000);
+    assert_true(write(master, "\x03", 1) == 1);
+    expect_child_says(pid, master, "(answer stopped)", buf, sizeof buf, &len);
+    size_t mark = (size_t)(strstr(buf, "(answer stopped)") - buf); /* the prompt comes after it */
+    assert_non_null(read_until(master, "> ", buf, sizeof buf, &len, mark));
+    assert_true(write(master, "\x04", 1) == 1); /* Ctrl-D on an empty line */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(master);
+}
+
+/* A conversation that outgrows the context loses its oldest turns (said
+ * once) and goes on; -n that leaves no room is refused at start. */
+static void chat_context_overflow(void **state) {
+    const char *model = fixture("llada/tiny-llada/hf-bf16"); /* a 256-token context */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "printf 'the cat sat on the mat and the dog sat on the log all day long\\n%%.0s' 1 2 3 4 | "
+             "%s chat -m %s -n 100 --steps 20 --reference 2>&1",
+             unmask_bin(), model);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    static char buf[1 << 16];
+    size_t got = fread(buf, 1, sizeof buf - 1, p);
+    buf[got] = 0;
+    assert_int_equal(pclose(p), 0);
+    int answers = 0, warnings = 0;
+    for (const char *q = buf; (q = strstr(q, "[nfe 20")) != NULL; q++)
+        answers++;
+    for (const char *q = buf; (q = strstr(q, "dropping its oldest turns")) != NULL; q++)
+        warnings++;
+    assert_int_equal(answers, 4);
+    assert_int_equal(warnings, 1);
+    cmd_result r = run_unmask("chat -m %s -n 256", model);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "leaves no room"));
+    cmd_result_free(&r);
+}
+
 /* Two turns of `unmask chat` in a pseudo-terminal: each answer appears after
  * its prompt, the first equals `run --chat` on the same message, /exit ends. */
 static void chat_two_turns_in_a_terminal(void **state) {
@@ -293,7 +350,8 @@ static void visual_draws_in_a_terminal(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(chat_of_each_family),
-    cmocka_unit_test(run_progress_and_ctrl_c), cmocka_unit_test(raw_prompt_and_answer),
+    cmocka_unit_test(run_progress_and_ctrl_c), cmocka_unit_test(chat_ctrl_c_and_ctrl_d),
+    cmocka_unit_test(chat_context_overflow), cmocka_unit_test(raw_prompt_and_answer),
     cmocka_unit_test(infill_template),               cmocka_unit_test(visual_plain_when_piped),
     cmocka_unit_test(tokenize_vocab_only_gguf),      cmocka_unit_test(chat_two_turns_in_a_terminal),
     cmocka_unit_test(visual_draws_in_a_terminal),

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,6 +381,48 @@ void cli_generation_for_model(cli_gen_flags *f, const um_model *m) {
     /* diffusion_generate decodes one block; Fast-dLLM's block mode keeps the block length (32) */
     if (f->block <= 0 && p->gen_length > 0 && p->cache == UM_CACHE_NONE)
         p->block_length = p->gen_length;
+}
+
+/* The first Ctrl-C stops the generation at the next step; a second one
+ * exits at once (the generation may be minutes from its next step). */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (interrupted)
+        _exit(130);
+    interrupted = 1;
+}
+
+um_status cli_generate(um_context *ctx, const int32_t *prompt, int n_prompt, const um_generate_params *p,
+                       um_generation *g, bool *was_interrupted, um_error *err) {
+    memset(g, 0, sizeof *g);
+    *was_interrupted = false;
+    um_session *s;
+    um_status st = um_session_begin(um_context_model(ctx), prompt, n_prompt, p, &s, err);
+    if (st != UM_OK)
+        return st;
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    interrupted = 0;
+    while (st == UM_OK && !um_session_finished(s)) {
+        if (interrupted)
+            um_session_cancel(s);
+        else
+            st = um_session_step(ctx, s, err);
+    }
+    sigaction(SIGINT, &old, NULL);
+    *was_interrupted = interrupted;
+    if (st == UM_OK)
+        st = um_session_result(s, g, err);
+    if (*was_interrupted)
+        st = UM_OK; /* the caller shows what was committed */
+    else if (st != UM_OK)
+        um_generation_free(g);
+    um_session_free(s);
+    return st;
 }
 
 void cli_progress(int i, int n, const char *fmt, ...) {

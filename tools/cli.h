@@ -79,6 +79,11 @@ char *cli_unescape(const char *s);
 /* Progress of step i of n (1-based) on stderr, as printf(fmt, ...): redrawn
  * in place on a terminal (a newline after the last step), else about ten
  * lines per run so that logs stay short. */
+/* um_generate one step at a time, with Ctrl-C handled: the first stops the
+ * generation at its next step (*interrupted; *g holds what was committed,
+ * status UM_OK), a second exits the program at once (status 130). */
+um_status cli_generate(um_context *ctx, const int32_t *prompt, int n_prompt, const um_generate_params *p,
+                       um_generation *g, bool *interrupted, um_error *err);
 void cli_progress(int i, int n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The default model, shipped in the repository: run, chat and eval use it

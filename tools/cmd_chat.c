@@ -1,9 +1,13 @@
 /* unmask chat: an interactive conversation. Each turn renders the whole
  * history with the model's chat template and generates the answer; like
- * LLaDA's chat.py, the answer is kept without its EOS padding. */
+ * LLaDA's chat.py, the answer is kept without its EOS padding. On a
+ * terminal the line is read with libedit (editing, history). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
 
 #include "cli.h"
 #include "text.h"
@@ -13,8 +17,10 @@
 static void chat_usage(void) {
     puts("usage: unmask chat -m MODEL [--system TEXT] [--chat-template NAME] [generation options]\n"
          "\n"
-         "Talk with a model. Type a message and press enter; /reset forgets the conversation,\n"
-         "/exit (or end of input) leaves.\n"
+         "Talk with a model. Type a message and press enter (on a terminal with line editing and\n"
+         "history); /help lists the commands: /reset forgets the conversation, /exit (or Ctrl-D)\n"
+         "leaves. Ctrl-C during an answer stops it and returns to the prompt. When the conversation\n"
+         "outgrows the model's context, its oldest turns are dropped.\n"
          "\n"
          "  -m, --model PATH         GGUF file or Hugging Face model directory (default:\n"
          "                           $UNMASK_MODEL, else the shipped models/stories)\n"
@@ -47,6 +53,12 @@ static bool add_message(history *h, const char *role, const char *content) {
     return true;
 }
 
+/* Takes back the last message (a user turn that got no answer). */
+static void reset_last(history *h) {
+    if (h->n > 0)
+        free((char *)h->msgs[--h->n].content);
+}
+
 /* Keeps the system message (if any) and drops the rest. */
 static void reset_history(history *h, bool keep_first) {
     int keep = keep_first && h->n > 0 ? 1 : 0;
@@ -55,19 +67,61 @@ static void reset_history(history *h, bool keep_first) {
     h->n = keep;
 }
 
-/* One turn: the history rendered, generated, the answer printed and kept. */
-static bool answer_turn(um_context *ctx, cli_text *t, history *h, um_generate_params *p) {
+/* Drops the oldest exchange after the system message (if any). */
+static void drop_oldest(history *h, int first) {
+    int k = h->n - first > 2 ? 2 : 1;
+    for (int i = first; i < first + k; i++)
+        free((char *)h->msgs[i].content);
+    memmove(h->msgs + first, h->msgs + first + k, (size_t)(h->n - first - k) * sizeof *h->msgs);
+    h->n -= k;
+}
+
+/* The history rendered so that it and the answer fit the model's context,
+ * dropping the oldest turns (said once); false when even the last message
+ * alone does not fit. */
+static bool fitting_prompt(cli_text *t, history *h, int first, int room, bool *warned, int32_t **ids, int *n) {
+    for (;;) {
+        if (!cli_text_prompt_chat(t, h->msgs, h->n, ids, n))
+            return false;
+        if (*n <= room)
+            return true;
+        free(*ids);
+        if (h->n - first <= 1) {
+            cli_error("chat", "the message (%d tokens with the template) does not fit the %d tokens the context "
+                              "leaves beside the answer", *n, room);
+            return false;
+        }
+        if (!*warned)
+            fprintf(stderr, "(the conversation no longer fits the model's context: dropping its oldest turns)\n");
+        *warned = true;
+        drop_oldest(h, first);
+    }
+}
+
+/* One turn: the history rendered, generated, the answer printed and kept.
+ * Ctrl-C stops the answer: the message is taken back and the prompt returns. */
+static bool answer_turn(um_context *ctx, cli_text *t, history *h, int first, int room, bool *warned,
+                        um_generate_params *p) {
     int32_t *prompt;
     int n_prompt;
-    if (!cli_text_prompt_chat(t, h->msgs, h->n, &prompt, &n_prompt))
-        return false;
+    if (!fitting_prompt(t, h, first, room, warned, &prompt, &n_prompt)) {
+        reset_last(h);
+        return true; /* the conversation goes on */
+    }
     um_generation g;
     um_error err;
-    um_status s = um_generate(ctx, prompt, n_prompt, p, &g, &err);
+    bool interrupted;
+    um_status s = cli_generate(ctx, prompt, n_prompt, p, &g, &interrupted, &err);
     free(prompt);
     if (s != UM_OK) {
         cli_error("chat", "%s", err.msg);
         return false;
+    }
+    if (interrupted) {
+        fprintf(stderr, "\n(answer stopped)\n");
+        reset_last(h);
+        um_generation_free(&g);
+        return true;
     }
     char *answer = cli_text_answer(t, g.tokens + g.prompt_len, g.n_tokens - g.prompt_len);
     if (answer) {
@@ -84,6 +138,38 @@ static void trim_newline(char *s) {
     size_t n = strlen(s);
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
         s[--n] = 0;
+}
+
+/* The next line of input, malloc'd: with libedit's editing on a terminal,
+ * else as it comes (a pipe, a file). NULL at the end of input. */
+static char *read_line(bool tty) {
+    if (tty)
+        return readline("> ");
+    printf("> ");
+    fflush(stdout);
+    char *line = malloc(MAX_LINE);
+    if (line && fgets(line, MAX_LINE, stdin))
+        return line;
+    free(line);
+    return NULL;
+}
+
+/* A /command; false when it ends the conversation. */
+static bool command(const char *line, history *h, bool keep_system) {
+    if (strcmp(line, "/exit") == 0 || strcmp(line, "/quit") == 0)
+        return false;
+    if (strcmp(line, "/reset") == 0) {
+        reset_history(h, keep_system);
+        printf("(conversation reset)\n");
+    } else if (strcmp(line, "/help") == 0) {
+        printf("/reset  forget the conversation (the --system message stays)\n"
+               "/exit   leave (also Ctrl-D)\n"
+               "/help   this list\n"
+               "Ctrl-C during an answer stops it.\n");
+    } else {
+        printf("unknown command '%s' (/help lists them; a message cannot start with '/')\n", line);
+    }
+    return true;
 }
 
 int cmd_chat(int argc, char **argv) {
@@ -118,34 +204,45 @@ int cmd_chat(int argc, char **argv) {
         um_model_close(m);
         return 1;
     }
+    um_model_info info;
+    um_model_get_info(m, &info);
+    int room = info.max_seq_len - p.gen_length; /* what the history may take beside the answer */
+    if (room < 1) {
+        cli_error("chat", "-n %d leaves no room for the conversation in the model's %d-token context", p.gen_length,
+                  info.max_seq_len);
+        cli_text_close(&t);
+        um_context_free(ctx);
+        um_model_close(m);
+        return 2;
+    }
     history h = {0};
     if (system)
         add_message(&h, "system", system);
-    char *line = malloc(MAX_LINE);
-    int rc = 0;
-    while (line) {
-        printf("> ");
-        fflush(stdout);
-        if (!fgets(line, MAX_LINE, stdin))
-            break;
+    int first = system ? 1 : 0, rc = 0;
+    bool warned = false, tty = isatty(STDIN_FILENO);
+    char *line;
+    while ((line = read_line(tty)) != NULL) {
         trim_newline(line);
-        if (strcmp(line, "/exit") == 0)
+        if (line[0] == '/') {
+            bool go_on = command(line, &h, system != NULL);
+            free(line);
+            if (go_on)
+                continue;
             break;
-        if (strcmp(line, "/reset") == 0) {
-            reset_history(&h, system != NULL);
-            printf("(conversation reset)\n");
-            continue;
         }
-        if (!line[0])
-            continue;
-        if (!add_message(&h, "user", line) || !answer_turn(ctx, &t, &h, &p)) {
+        if (tty && line[0])
+            add_history(line);
+        bool ok = !line[0] || (add_message(&h, "user", line) && answer_turn(ctx, &t, &h, first, room, &warned, &p));
+        free(line);
+        if (!ok) {
             rc = 1;
             break;
         }
     }
+    if (!line && tty)
+        putchar('\n'); /* Ctrl-D: leave the terminal on a fresh line */
     reset_history(&h, false);
     free(h.msgs);
-    free(line);
     cli_text_close(&t);
     um_context_free(ctx);
     um_model_close(m);

@@ -1,6 +1,5 @@
 /* unmask run: generate with the LLaDA reference sampler or the fast decoders. */
 #include <cjson/cJSON.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,17 +166,6 @@ static int count_masks(const int32_t *ids, int n, int mask_id) {
 
 /* ---- progress and Ctrl-C ---- */
 
-/* The first Ctrl-C stops the generation at the next step; a second one
- * exits at once (the generation may be minutes from its next step). */
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    if (interrupted)
-        _exit(130);
-    interrupted = 1;
-}
-
 /* A progress line on stderr (a terminal only) after each step, at most ten a second. */
 typedef struct {
     int mask_id, masks0;
@@ -197,34 +185,6 @@ static int progress_step(const um_step_info *info, void *user) {
     fprintf(stderr, "\rstep %d | %d masks left | nfe %d | %.1f tokens/s | ETA %.1f s\033[K", info->step + 1, left,
             info->step + 1, rate, rate > 0 ? left / rate : 0.0);
     return 0;
-}
-
-/* um_generate, one session step at a time, stopping (status UM_ERR_ABORTED,
- * *g holding what was committed) when Ctrl-C is pressed. */
-static um_status generate_interruptibly(um_context *ctx, const int32_t *prompt, int n_prompt,
-                                        const um_generate_params *p, um_generation *g, um_error *err) {
-    memset(g, 0, sizeof *g);
-    um_session *s;
-    UM_TRY(um_session_begin(um_context_model(ctx), prompt, n_prompt, p, &s, err));
-    struct sigaction sa = {0}, old;
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
-    interrupted = 0;
-    um_status st = UM_OK;
-    while (st == UM_OK && !um_session_finished(s)) {
-        if (interrupted)
-            um_session_cancel(s);
-        else
-            st = um_session_step(ctx, s, err);
-    }
-    sigaction(SIGINT, &old, NULL);
-    if (st == UM_OK)
-        st = um_session_result(s, g, err);
-    if (st != UM_OK && !(st == UM_ERR_ABORTED && interrupted))
-        um_generation_free(g);
-    um_session_free(s);
-    return st;
 }
 
 /* What an interrupted run prints: the text or ids committed before the first
@@ -264,12 +224,13 @@ static int generate_and_print(um_context *ctx, um_generate_params *p, const int3
     }
     um_generation g;
     um_error err;
-    um_status s = generate_interruptibly(ctx, prompt, n_prompt, p, &g, &err);
+    bool interrupted;
+    um_status s = cli_generate(ctx, prompt, n_prompt, p, &g, &interrupted, &err);
     if (p->on_step == cli_visual_step)
         cli_visual_end(&view);
     else if (p->on_step)
         fputs("\r\033[K", stderr);
-    if (s == UM_ERR_ABORTED && interrupted) {
+    if (interrupted) {
         print_interrupted(&g, rt, info.mask_id);
         um_generation_free(&g);
         return 130;
