@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "format/safetensors.h"
 #include "testutil.h"
@@ -258,6 +259,34 @@ static void run_batch_matches_reference(void **state) {
     cJSON_Delete(root);
 }
 
+/* `unmask help CMD` is CMD's --help, `unmask version` the version; an
+ * unknown preset is named with the known ones; -t above the CPU count warns. */
+static void small_conveniences(void **state) {
+    cmd_result a = run_unmask("help run"), b = run_unmask("run --help");
+    assert_int_equal(a.status, 0);
+    assert_string_equal(a.out, b.out);
+    cmd_result_free(&a);
+    cmd_result_free(&b);
+    a = run_unmask("version");
+    b = run_unmask("--version");
+    assert_int_equal(a.status, 0);
+    assert_string_equal(a.out, b.out);
+    assert_non_null(strstr(a.out, UNMASK_VERSION));
+    cmd_result_free(&a);
+    cmd_result_free(&b);
+    a = run_unmask("init-random --preset huge -o /nonexistent");
+    assert_int_equal(a.status, 2);
+    assert_non_null(strstr(a.err, "unknown preset 'huge' (llada-8b, llada-1b, llada-moe-7b-a1b, tiny)"));
+    cmd_result_free(&a);
+    long over = sysconf(_SC_NPROCESSORS_ONLN) + 1;
+    a = run_unmask("run -m %s --prompt-tokens 1,2 -n 8 -t %ld", fixture("llada/tiny-llada/hf-bf16"), over);
+    assert_int_equal(a.status, 0);
+    char want[64];
+    snprintf(want, sizeof want, "warning: -t %ld is more than the", over);
+    assert_non_null(strstr(a.err, want));
+    cmd_result_free(&a);
+}
+
 /* Masks in a JSON token list (mask id 500, the tiny models'). */
 static int masks_in(const cJSON *tokens) {
     int n = 0;
@@ -310,6 +339,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(run_text_output),             cmocka_unit_test(forward_writes_reference_logits),
     cmocka_unit_test(init_random_bench_and_run),   cmocka_unit_test(example_program_generates),
     cmocka_unit_test(run_batch_matches_reference), cmocka_unit_test(statistics_count_committed),
-    cmocka_unit_test(default_block_length),
+    cmocka_unit_test(default_block_length),        cmocka_unit_test(small_conveniences),
 };
 const test_group cli_group = {"cli", tests, sizeof tests / sizeof *tests};

@@ -206,6 +206,9 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool 
     um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count()};
     um_model *m;
     um_error err;
+    if (n_threads > um_cpu_count()) /* more threads than CPUs only wait for each other */
+        fprintf(stderr, "unmask %s: warning: -t %d is more than the %d CPUs of this machine\n", cmd, n_threads,
+                um_cpu_count());
     if (!path) {
         cli_error(cmd, "no model given and the default model (%s) was not found: use -m MODEL (a GGUF file or a "
                        "Hugging Face directory) or set UNMASK_MODEL", UM_DEFAULT_MODEL);

@@ -39,11 +39,13 @@ static void init_usage(void) {
          "starting point of `unmask train`.\n"
          "\n"
          "  --preset NAME   llada-8b (8.0B params), llada-1b (1.7B), llada-moe-7b-a1b (7.4B, 64\n"
-         "                  experts, 8 a token: 1.7B active), tiny (0.4M; the default when only\n"
+         "                  experts, 8 a token: 1.7B active), tiny (0.23M; the default when only\n"
          "                  shape flags are given)\n"
          "  shape flags     override the preset: --layers N, --d-model N, --heads N, --kv-heads N,\n"
          "                  --ff N (SwiGLU hidden size), --vocab N, --mask-id N, --eos-id N,\n"
          "                  --max-seq N\n"
+         "  --arch NAME     llada, the architecture the shape flags describe (the llada-moe-7b-a1b preset\n"
+         "                  writes LLaDA-MoE)\n"
          "  -o, --output DIR\n"
          "  --dtype T       bf16 (default), f16 or f32\n"
          "  --std S         standard deviation of the weights (default 0.02, as at initialisation;\n"
@@ -297,6 +299,10 @@ int cmd_init_random(int argc, char **argv) {
     for (size_t i = 0; preset_name && i < sizeof presets / sizeof *presets; i++)
         if (strcmp(preset_name, presets[i].name) == 0)
             p = &presets[i];
+    if (preset_name && !p) {
+        cli_error("init-random", "unknown preset '%s' (llada-8b, llada-1b, llada-moe-7b-a1b, tiny)", preset_name);
+        return 2;
+    }
     if (!p || !dir) {
         cli_error("init-random", "need --preset (llada-8b, llada-1b, llada-moe-7b-a1b or tiny) and -o DIR");
         return 2;

@@ -26,10 +26,11 @@ static const struct {
 
 static void usage(FILE *fp) {
     fprintf(fp, "unmask %s - inference for masked diffusion language models\n\n"
-                "usage: unmask COMMAND [options]    (unmask COMMAND --help for its options)\n\ncommands:\n",
+                "usage: unmask COMMAND [options]    (unmask help COMMAND, or COMMAND --help, for its options;\n"
+                "                                    unmask version for the version)\n\ncommands:\n",
             UNMASK_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(fp, "  %-16s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv) {
@@ -37,9 +38,23 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "--version") == 0) {
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("unmask %s\n", UNMASK_VERSION);
         return 0;
+    }
+    if (strcmp(argv[1], "help") == 0) { /* unmask help CMD: the command's --help */
+        if (argc < 3) {
+            usage(stdout);
+            return 0;
+        }
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+            if (strcmp(argv[2], commands[i].name) == 0) {
+                char *help_argv[] = {argv[2], "--help", NULL};
+                return commands[i].fn(2, help_argv);
+            }
+        fprintf(stderr, "unmask: error: unknown command '%s'\n\n", argv[2]);
+        usage(stderr);
+        return 2;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
