@@ -260,7 +260,8 @@ static void run_batch_matches_reference(void **state) {
 }
 
 /* `unmask help CMD` is CMD's --help, `unmask version` the version; an
- * unknown preset is named with the known ones; -t above the CPU count warns. */
+ * unknown preset is named with the known ones; usage errors exit 2; -t above
+ * the CPU count warns. */
 static void small_conveniences(void **state) {
     cmd_result a = run_unmask("help run"), b = run_unmask("run --help");
     assert_int_equal(a.status, 0);
@@ -277,6 +278,15 @@ static void small_conveniences(void **state) {
     a = run_unmask("init-random --preset huge -o /nonexistent");
     assert_int_equal(a.status, 2);
     assert_non_null(strstr(a.err, "unknown preset 'huge' (llada-8b, llada-1b, llada-moe-7b-a1b, tiny)"));
+    cmd_result_free(&a);
+    /* usage errors exit 2: settings that do not go together, a GGUF file given to convert */
+    a = run_unmask("run -m %s --prompt-tokens 1,2 -n 64 --steps 7", fixture("llada/tiny-llada/hf-bf16"));
+    assert_int_equal(a.status, 2);
+    assert_non_null(strstr(a.err, "multiple of the block count 2"));
+    cmd_result_free(&a);
+    a = run_unmask("convert %s -o /nonexistent/x.gguf --type q8_0", fixture("llada/gguf/tiny-llada-f32.gguf"));
+    assert_int_equal(a.status, 2);
+    assert_non_null(strstr(a.err, "unmask quantize"));
     cmd_result_free(&a);
     long over = sysconf(_SC_NPROCESSORS_ONLN) + 1;
     a = run_unmask("run -m %s --prompt-tokens 1,2 -n 8 -t %ld", fixture("llada/tiny-llada/hf-bf16"), over);

@@ -82,6 +82,11 @@ int cmd_convert(int argc, char **argv) {
         cli_error("convert", "--type: unknown type '%s' (see unmask convert --help)", type);
         return 2;
     }
+    if (!um_is_directory(dir) && um_file_exists(dir)) {
+        cli_error("convert", "%s is a file: convert reads Hugging Face directories; to re-quantize a GGUF file use "
+                             "unmask quantize %s OUT.gguf %s", dir, dir, type);
+        return 2;
+    }
     um_error err;
     return finish("convert", um_convert_hf_to_gguf(dir, out, &p, &err), &err, out, t0);
 }

@@ -237,7 +237,7 @@ static int generate_and_print(um_context *ctx, um_generate_params *p, const int3
     }
     if (s != UM_OK) {
         cli_error("run", "%s", err.msg);
-        return 1;
+        return s == UM_ERR_ARG ? 2 : 1; /* settings that do not fit together are bad usage */
     }
     char *text = NULL;
     if (rt) {
