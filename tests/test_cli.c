@@ -288,6 +288,20 @@ static void small_conveniences(void **state) {
     assert_int_equal(a.status, 2);
     assert_non_null(strstr(a.err, "unmask quantize"));
     cmd_result_free(&a);
+    /* llama-diffusion-cli's flag names give the same generation as ours */
+    const char *model = fixture("llada/tiny-llada/hf-bf16");
+    cJSON *ours = run_unmask_json("run -m %s --prompt-tokens 1,2 -n 16 --steps 8 --block-length 8 --decoder entropy "
+                                  "--cache none --json", model);
+    cJSON *theirs = run_unmask_json("run -m %s --prompt-tokens 1,2 --n-predict 16 --diffusion-steps 8 "
+                                    "--diffusion-block-length 8 --diffusion-algorithm 1 --cache none --json", model);
+    char *x = cJSON_PrintUnformatted(cJSON_GetObjectItem(ours, "tokens")),
+         *y = cJSON_PrintUnformatted(cJSON_GetObjectItem(theirs, "tokens"));
+    assert_string_equal(x, y);
+    assert_int_equal(cJSON_GetObjectItem(theirs, "nfe")->valueint, 8);
+    free(x);
+    free(y);
+    cJSON_Delete(ours);
+    cJSON_Delete(theirs);
     long over = sysconf(_SC_NPROCESSORS_ONLN) + 1;
     a = run_unmask("run -m %s --prompt-tokens 1,2 -n 8 -t %ld", fixture("llada/tiny-llada/hf-bf16"), over);
     assert_int_equal(a.status, 0);

@@ -273,15 +273,28 @@ um_generate_params cli_generate_defaults(void) {
     return p;
 }
 
+/* llama-diffusion-cli's --diffusion-algorithm N: 0 origin, 1 entropy, 2
+ * margin, 3 random positions, 4 confidence (its default), as our decoders. */
+static void diffusion_algorithm(cli_args *a, cli_gen_flags *f) {
+    static const um_decoder decoders[] = {UM_DECODER_ORIGIN, UM_DECODER_ENTROPY, UM_DECODER_MARGIN, UM_DECODER_TOPK,
+                                          UM_DECODER_TOPK};
+    int alg = cli_int(a, 0, 4);
+    f->p->decoder = decoders[alg];
+    f->p->remasking = alg == 3 ? UM_REMASK_RANDOM : UM_REMASK_LOW_CONFIDENCE;
+    f->set_decoder = true;
+}
+
 bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     um_generate_params *p = f->p;
     if (cli_is(a, NULL, "--reference")) {
         p->cache = UM_CACHE_NONE;
         p->decoder = UM_DECODER_TOPK;
         f->set_cache = f->set_decoder = true;
-    } else if (cli_is(a, "-n", "--gen-length")) f->gen_length = cli_int(a, 0, 1 << 20);
-    else if (cli_is(a, NULL, "--steps")) f->steps = cli_int(a, 1, 1 << 20);
-    else if (cli_is(a, NULL, "--block-length")) f->block = cli_int(a, 1, 1 << 20);
+    } else if (cli_is(a, "-n", "--gen-length") || cli_is(a, NULL, "--n-predict")) f->gen_length = cli_int(a, 0, 1 << 20);
+    else if (cli_is(a, NULL, "--steps") || cli_is(a, NULL, "--diffusion-steps")) f->steps = cli_int(a, 1, 1 << 20);
+    else if (cli_is(a, NULL, "--block-length") || cli_is(a, NULL, "--diffusion-block-length"))
+        f->block = cli_int(a, 1, 1 << 20);
+    else if (cli_is(a, NULL, "--diffusion-algorithm")) diffusion_algorithm(a, f);
     else if (cli_is(a, NULL, "--temp")) p->temperature = cli_double(a, 0, 1e6);
     else if (cli_is(a, NULL, "--cfg-scale")) p->cfg_scale = cli_double(a, 0, 1e6);
     else if (cli_is(a, NULL, "--logits-eos-inf")) p->logits_eos_inf = true;

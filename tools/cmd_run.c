@@ -106,6 +106,10 @@ static void run_usage(void) {
          "\n"
          "Ctrl-C stops the generation at its next step and prints what was committed up to the first\n"
          "mask (exit status 130); a second Ctrl-C exits at once.\n"
+         "\n"
+         "llama-diffusion-cli's names work too: --diffusion-steps, --diffusion-block-length, --n-predict,\n"
+         "--diffusion-visual, and --diffusion-algorithm N (0 origin, 1 entropy, 2 margin, 3 random positions,\n"
+         "4 confidence: --decoder origin, entropy, margin, topk --remasking random, topk).\n"
          "  -h, --help               this help");
 }
 
@@ -301,7 +305,7 @@ int cmd_run(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--system")) rt.system = cli_value(&a);
         else if (cli_is(&a, NULL, "--chat-template")) rt.template_name = cli_value(&a);
         else if (cli_is(&a, NULL, "--infill")) rt.infill = cli_value(&a);
-        else if (cli_is(&a, NULL, "--visual")) rt.visual = true;
+        else if (cli_is(&a, NULL, "--visual") || cli_is(&a, NULL, "--diffusion-visual")) rt.visual = true;
         else if (cli_is(&a, NULL, "--batch")) batch = cli_value(&a);
         else if (cli_is(&a, NULL, "--parallel")) parallel = cli_int(&a, 1, 1 << 16);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
