@@ -60,8 +60,8 @@ static void chat_of_each_family(void **state) {
             assert_int_equal(cJSON_GetArrayItem(tokens, i)->valueint, fam[f].ids[i]);
         cJSON_Delete(o);
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "printf 'What is free software?\\nName one license.\\n' | %s chat -m %s -n 8 2>&1",
-                 unmask_bin(), fixture(fam[f].model));
+        snprintf(cmd, sizeof cmd, "printf 'What is free software?\\nName one license.\\n' | %s %s chat -m %s -n 8 2>&1",
+                 exec_wrapper(), unmask_bin(), fixture(fam[f].model));
         FILE *p = popen(cmd, "r");
         assert_non_null(p);
         char buf[4096];
@@ -265,8 +265,8 @@ static void chat_context_overflow(void **state) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "printf 'the cat sat on the mat and the dog sat on the log all day long\\n%%.0s' 1 2 3 4 | "
-             "%s chat -m %s -n 100 --steps 20 --reference 2>&1",
-             unmask_bin(), model);
+             "%s %s chat -m %s -n 100 --steps 20 --reference 2>&1",
+             exec_wrapper(), unmask_bin(), model);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     static char buf[1 << 16];
