@@ -166,6 +166,16 @@ static void tokenize_vocab_only_gguf(void **state) {
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "502 -> '<|eot_id|>'"));
     cmd_result_free(&r);
+    /* pieces as the text they stand for (GPT-2's "Ġworld" is " world"), a newline escaped; the model from
+       UNMASK_MODEL when -m is not given */
+    setenv("UNMASK_MODEL", fixture("tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf"), 1);
+    r = run_unmask("tokenize -p \"$(printf 'Hello world\\nx')\"");
+    unsetenv("UNMASK_MODEL");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "15496 -> 'Hello'\n"));
+    assert_non_null(strstr(r.out, "995 -> ' world'\n"));
+    assert_non_null(strstr(r.out, " -> '\\n'\n"));
+    cmd_result_free(&r);
 }
 
 /* Reads from fd into buf until want appears at or after offset from (or

@@ -21,6 +21,38 @@ static void tokenize_usage(void) {
          "  -h, --help            this help");
 }
 
+/* id -> 'piece': the text the token stands for (a byte-level "Ġupon" is
+ * " upon"), control characters and bytes that are not whole UTF-8 escaped
+ * as \n, \t, \xNN; special tokens as the vocabulary spells them. */
+static void print_piece(const cli_text *t, int32_t id) {
+    char *text = NULL;
+    size_t len = 0;
+    um_error err;
+    if (um_tokenizer_decode(t->tok, &id, 1, false, &text, &len, &err) != UM_OK) {
+        printf("%6d -> ?\n", id);
+        return;
+    }
+    printf("%6d -> '", id);
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)text[i];
+        size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+        bool whole = k > 1 && i + k <= len;
+        for (size_t j = 1; whole && j < k; j++)
+            whole = ((unsigned char)text[i + j] & 0xc0) == 0x80;
+        if (c == '\n' || c == '\t' || c == '\\' || c == '\'')
+            printf("\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : (char)c);
+        else if (c >= 0x20 && c < 0x7f)
+            putchar(c);
+        else if (whole)
+            fwrite(text + i, 1, k, stdout);
+        else
+            printf("\\x%02x", c);
+        i += whole ? k : 1;
+    }
+    printf("'\n");
+    free(text);
+}
+
 int cmd_tokenize(int argc, char **argv) {
     cli_args a;
     const char *model = NULL, *text = NULL, *file = NULL;
@@ -40,9 +72,16 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (!a.ok)
         return 2;
-    if (!model || (!text) == (!file)) {
-        cli_error("tokenize", "need -m MODEL and one of -p TEXT or -f FILE");
+    if ((!text) == (!file)) {
+        cli_error("tokenize", "need one of -p TEXT or -f FILE");
         return 2;
+    }
+    char default_path[4096];
+    model = cli_model_path(model, default_path, sizeof default_path);
+    if (!model) {
+        cli_error("tokenize", "no model given and the default model (%s) was not found: use -m MODEL or set "
+                              "UNMASK_MODEL", UM_DEFAULT_MODEL);
+        return 1;
     }
     cli_text t;
     if (!cli_text_open(&t, "tokenize", model, NULL))
@@ -69,9 +108,9 @@ int cmd_tokenize(int argc, char **argv) {
             printf("]\n");
         } else {
             if (bos)
-                printf("%6d -> '%s'\n", t.sp.bos, um_tokenizer_token_text(t.tok, t.sp.bos));
+                print_piece(&t, t.sp.bos);
             for (size_t i = 0; i < n; i++)
-                printf("%6d -> '%s'\n", ids[i], um_tokenizer_token_text(t.tok, ids[i]));
+                print_piece(&t, ids[i]);
         }
     }
     free(ids);
