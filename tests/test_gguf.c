@@ -881,9 +881,26 @@ static void gguf_writer_rejects_bad_arguments(void **state) {
         assert_int_equal(um_gguf_writer_add_tensor_fn(w, "t", UM_F32, 1, ne4, fns[i], NULL, &err), UM_OK);
         assert_int_not_equal(um_gguf_writer_write(w, path, &err), UM_OK);
         assert_non_null(strstr(err.msg, msgs[i]));
-        assert_false(um_file_exists(path)); /* no partial file left */
+        assert_false(um_file_exists(path)); /* no partial file left, under either name */
+        char partial[4300];
+        snprintf(partial, sizeof partial, "%s.partial", path);
+        assert_false(um_file_exists(partial));
         um_gguf_writer_free(w);
     }
+    /* the file appears under its name only whole: a failed rewrite leaves the old one as it was */
+    w = um_gguf_writer_new();
+    assert_int_equal(um_gguf_writer_write(w, path, &err), UM_OK);
+    um_gguf_writer_free(w);
+    size_t before;
+    free(read_whole_file(path, &before));
+    w = um_gguf_writer_new();
+    int64_t ne4[1] = {4};
+    assert_int_equal(um_gguf_writer_add_tensor_fn(w, "t", UM_F32, 1, ne4, fns[0], NULL, &err), UM_OK);
+    assert_int_not_equal(um_gguf_writer_write(w, path, &err), UM_OK);
+    um_gguf_writer_free(w);
+    size_t after;
+    free(read_whole_file(path, &after));
+    assert_int_equal(after, before);
     snprintf(path, sizeof path, "%s/no/such/dir.gguf", dir);
     w = um_gguf_writer_new();
     assert_int_equal(um_gguf_writer_write(w, path, &err), UM_ERR_IO);

@@ -87,6 +87,25 @@ bool um_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+FILE *um_open_partial(const char *path, char *partial, size_t n) {
+    int len = snprintf(partial, n, "%s.partial", path);
+    if (len < 0 || (size_t)len >= n) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    return fopen(partial, "wb");
+}
+
+um_status um_finish_partial(FILE *fp, const char *partial, const char *path, um_status s, um_error *err) {
+    if (fclose(fp) != 0 && s == UM_OK)
+        s = um_fail(err, UM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (s == UM_OK && rename(partial, path) != 0)
+        s = um_fail(err, UM_ERR_IO, "%s: cannot rename %s to it: %s", path, partial, strerror(errno));
+    if (s != UM_OK)
+        remove(partial);
+    return s;
+}
+
 bool um_is_directory(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);

@@ -4,6 +4,7 @@
 #define UM_BASE_SYS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,14 @@ void um_unmap_file(um_mapped_file *f);
 /* Reads a whole (small) file into a NUL-terminated heap buffer. */
 um_status um_read_file(const char *path, size_t max_size, char **out, size_t *out_size, um_error *err);
 bool um_file_exists(const char *path);
+
+/* Writing a file under its final name only once it is whole: um_open_partial
+ * opens path + ".partial" (its name into partial, n bytes), the caller
+ * writes, and um_finish_partial closes it and renames it over path, or
+ * removes it when s (the writing's status) or the close failed. A write that
+ * is interrupted (Ctrl-C) never leaves a truncated file under path. */
+FILE *um_open_partial(const char *path, char *partial, size_t n);
+um_status um_finish_partial(FILE *fp, const char *partial, const char *path, um_status s, um_error *err);
 bool um_is_directory(const char *path);
 
 /* a * b into *out, false on overflow. */

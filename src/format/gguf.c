@@ -1071,13 +1071,9 @@ um_status um_gguf_writer_write_fp(um_gguf_writer *w, FILE *fp, const char *label
 }
 
 um_status um_gguf_writer_write(um_gguf_writer *w, const char *path, um_error *err) {
-    FILE *fp = fopen(path, "wb");
+    char partial[4200];
+    FILE *fp = um_open_partial(path, partial, sizeof partial);
     if (!fp)
         return um_fail(err, UM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    um_status s = um_gguf_writer_write_fp(w, fp, path, err);
-    if (fclose(fp) != 0 && s == UM_OK)
-        s = um_fail(err, UM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (s != UM_OK)
-        remove(path);
-    return s;
+    return um_finish_partial(fp, partial, path, um_gguf_writer_write_fp(w, fp, path, err), err);
 }

@@ -253,7 +253,8 @@ um_status um_st_write_header(FILE *fp, const um_st_desc *descs, int n, const cha
 }
 
 um_status um_st_write(const char *path, const um_st_desc *descs, int n, um_error *err) {
-    FILE *fp = fopen(path, "wb");
+    char partial[4200];
+    FILE *fp = um_open_partial(path, partial, sizeof partial);
     if (!fp)
         return um_fail(err, UM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     um_status s = um_st_write_header(fp, descs, n, path, err);
@@ -262,7 +263,5 @@ um_status um_st_write(const char *path, const um_st_desc *descs, int n, um_error
         if (fwrite(descs[i].data, 1, nb, fp) != nb)
             s = um_fail(err, UM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     }
-    if (fclose(fp) != 0 && s == UM_OK)
-        s = um_fail(err, UM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return s;
+    return um_finish_partial(fp, partial, path, s, err);
 }
