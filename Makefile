@@ -40,7 +40,8 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # tokenizer's regexes (PCRE2), Unicode normalization (utf8proc) and the
 # optional oneDNN matmul backend (libdnnl-dev), chat's line editing (libedit); for
 # `make fuzz` also clang and its libFuzzer runtime.
-DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev libdnnl-dev libedit-dev
+DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev libdnnl-dev libedit-dev \
+               pkg-config
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -75,6 +76,31 @@ $(BUILD)/unmask-tests: $(TEST_OBJ) $(BUILD)/libunmask.a
 test: $(BUILD)/unmask-tests $(BUILD)/unmask $(BUILD)/example-generate
 	UNMASK_BIN=$(BUILD)/unmask UNMASK_EXAMPLE=$(BUILD)/example-generate $(BUILD)/unmask-tests
 	UNMASK_BIN=$(BUILD)/unmask UNMASK_EXAMPLE=$(BUILD)/example-generate bash tests/readme_examples.sh
+	BUILD=$(BUILD) CC="$(CC)" CFLAGS="$(CFLAGS)" bash tests/install_check.sh
+
+# make install PREFIX=/usr/local (DESTDIR for packaging): the program, both
+# libraries, the header, unmask.pc for pkg-config, unmask(1) made from the
+# program's --help, and bash completion; make uninstall removes them.
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL_FILES = bin/unmask lib/libunmask.a lib/libunmask.so include/unmask.h lib/pkgconfig/unmask.pc \
+                share/man/man1/unmask.1 share/bash-completion/completions/unmask
+install: $(BUILD)/unmask $(BUILD)/libunmask.a $(BUILD)/libunmask.so
+	@d=$(DESTDIR)$(PREFIX); mkdir -p $$d/bin $$d/lib/pkgconfig $$d/include $$d/share/man/man1 \
+	    $$d/share/bash-completion/completions && \
+	install -m 755 $(BUILD)/unmask $$d/bin/unmask && \
+	install -m 644 $(BUILD)/libunmask.a $$d/lib/libunmask.a && \
+	install -m 755 $(BUILD)/libunmask.so $$d/lib/libunmask.so && \
+	install -m 644 include/unmask.h $$d/include/unmask.h && \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: unmask\nDescription: %s\nVersion: %s\nLibs: -L$${libdir} -lunmask\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	    "$(PREFIX)" "inference for masked diffusion language models" \
+	    "$$(sed -n 's/^#define UNMASK_VERSION "\(.*\)"/\1/p' include/unmask.h)" "$(LDLIBS)" > $$d/lib/pkgconfig/unmask.pc && \
+	bash tools/install/man.sh $(BUILD)/unmask > $$d/share/man/man1/unmask.1 && \
+	install -m 644 tools/install/unmask.bash $$d/share/bash-completion/completions/unmask && \
+	echo "installed unmask $$($(BUILD)/unmask --version | cut -d' ' -f2) under $$d"
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALL_FILES))
 
 # The libraries a program linking build/libunmask.a needs (bench/*.sh).
 print-ldlibs:
@@ -176,5 +202,6 @@ deps-arm64:
 clean:
 	rm -rf build
 
-.PHONY: all test test-asan fuzz deps fuzz-deps install-packages print-ldlibs clean build-arm64 test-arm64 deps-arm64
+.PHONY: all test test-asan fuzz deps fuzz-deps install-packages print-ldlibs clean build-arm64 test-arm64 deps-arm64 \
+        install uninstall
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
