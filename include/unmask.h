@@ -61,6 +61,10 @@ typedef struct um_error {
     char msg[512];
 } um_error;
 
+/* The version of the library linked in (UNMASK_VERSION is the header's):
+ * the program's --version and the git tag v<version> say the same. */
+UM_API const char *um_version(void);
+
 typedef struct um_model um_model;
 typedef struct um_context um_context;
 typedef struct um_session um_session;

@@ -273,8 +273,18 @@ static void small_conveniences(void **state) {
     assert_int_equal(a.status, 0);
     assert_string_equal(a.out, b.out);
     assert_non_null(strstr(a.out, UNMASK_VERSION));
+    assert_string_equal(um_version(), UNMASK_VERSION); /* the library the header came with */
     cmd_result_free(&a);
     cmd_result_free(&b);
+    /* the release's git tag, where the sources are a git checkout */
+    FILE *git = access(".git", F_OK) == 0 ? popen("git tag -l v" UNMASK_VERSION " 2>/dev/null", "r") : NULL;
+    char tag[64] = "";
+    if (git && fgets(tag, sizeof tag, git))
+        assert_string_equal(tag, "v" UNMASK_VERSION "\n");
+    else
+        skip_note("a git checkout with its tags", "the version's git tag");
+    if (git)
+        pclose(git);
     a = run_unmask("init-random --preset huge -o /nonexistent");
     assert_int_equal(a.status, 2);
     assert_non_null(strstr(a.err, "unknown preset 'huge' (llada-8b, llada-1b, llada-moe-7b-a1b, tiny)"));

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("unmask %s\n", UNMASK_VERSION);
+        printf("unmask %s\n", um_version());
         return 0;
     }
     if (strcmp(argv[1], "help") == 0) { /* unmask help CMD: the command's --help */

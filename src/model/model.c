@@ -9,6 +9,8 @@
 #include "model/loader.h"
 #include "model/model.h"
 
+const char *um_version(void) { return UNMASK_VERSION; }
+
 void um_model_close(um_model *m) {
     if (!m)
         return;
