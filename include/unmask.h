@@ -237,6 +237,8 @@ typedef struct {
     double schedule_eps;  /* timesteps schedule: the grid's end (1e-3) */
     double top_p;         /* (0, 1): nucleus filter before the softmax that chooses and scores a token (on the
                              logits divided by the temperature, as Dream's sample_tokens); 0 or 1: off */
+    double min_p;         /* (0, 1]: tokens of probability below min_p times the most probable one's are dropped
+                             (after top_k; probabilities over the temperature when it is > 0); 0: off */
     double alg_temp;      /* Dream's alg_temp: > 0 makes the topk, margin and entropy decoders sample the
                              step's positions from softmax(confidence / alg_temp) without replacement, not the
                              count most confident; 0: off */

@@ -382,6 +382,55 @@ static void plain_nucleus(const float *logits, int n, double top_p, double temp,
     free(order);
 }
 
+/* min_p against the rule computed plainly: softmax of logits / T (T = 1 at
+ * temperature 0), keep p_i >= min_p * max p; the pick's entropy and scores
+ * are then those of the kept tokens' softmax of the logits. */
+static void min_p_filter(void **state) {
+    static const double min_ps[] = {0.01, 0.1, 0.5, 0.9, 1.0};
+    static const double temps[] = {0, 0.7, 1.5};
+    uint64_t rng = 23;
+    enum { N = 600 };
+    static float logits[N], work[N];
+    for (int i = 0; i < N; i++)
+        logits[i] = (float)(12.0 * lcg_uniform(&rng));
+    for (size_t pi = 0; pi < sizeof min_ps / sizeof *min_ps; pi++)
+        for (size_t ti = 0; ti < sizeof temps / sizeof *temps; ti++) {
+            double t = temps[ti] > 0 ? temps[ti] : 1.0, mx = -INFINITY, z = 0, zt = 0;
+            for (int i = 0; i < N; i++)
+                mx = fmax(mx, logits[i]);
+            for (int i = 0; i < N; i++)
+                zt += exp((logits[i] - mx) / t);
+            bool keep[N];
+            int kept = 0;
+            for (int i = 0; i < N; i++) { /* p_i / p_max, each from the tempered softmax */
+                double p = exp((logits[i] - mx) / t) / zt, pmax = 1.0 / zt;
+                keep[i] = p >= min_ps[pi] * pmax * (1 - 1e-12);
+                kept += keep[i];
+                if (keep[i])
+                    z += exp(logits[i] - mx);
+            }
+            double h = 0;
+            for (int i = 0; i < N; i++)
+                if (keep[i]) {
+                    double q = exp(logits[i] - mx) / z;
+                    h -= q * log(q);
+                }
+            um_pick_request r = {.uncond_row = -1, .eos_inf = -1, .eot_inf = -1, .stats = true,
+                                 .min_p = min_ps[pi], .temperature = temps[ti], .seed = 5, .pos = 3};
+            memcpy(work, logits, sizeof work);
+            um_pick pk;
+            um_pick_row(&r, work, NULL, N, &pk);
+            int left = 0;
+            for (int i = 0; i < N; i++)
+                left += work[i] != -INFINITY;
+            assert_int_equal(left, kept);
+            assert_true(keep[pk.token]);
+            if (fabs(pk.entropy - h) > 1e-9)
+                fail_msg("min_p %g temp %g: entropy %.12g, plain rule (%d tokens) %.12g", min_ps[pi], temps[ti],
+                         pk.entropy, kept, h);
+        }
+}
+
 /* top_p against plain_nucleus on random rows: peaked and flat, small and
  * large vocabularies (a nucleus past the 1024 largest logits too), at
  * temperature 0 (the token, its probability, the top two and the entropy of
@@ -950,6 +999,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(margin_and_entropy_rules),
     cmocka_unit_test(pick_statistics),
     cmocka_unit_test(top_p_nucleus),
+    cmocka_unit_test(min_p_filter),
     cmocka_unit_test(alg_temp_sampling),
     cmocka_unit_test(hierarchical_spans),
     cmocka_unit_test(credit_accumulation),

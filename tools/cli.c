@@ -323,6 +323,7 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
         p->schedule_eps = cli_double(a, 1e-9, 0.999999);
     }
     else if (cli_is(a, NULL, "--top-p")) p->top_p = cli_double(a, 0, 1);
+    else if (cli_is(a, NULL, "--min-p")) p->min_p = cli_double(a, 0, 1);
     else if (cli_is(a, NULL, "--alg-temp")) p->alg_temp = cli_double(a, 0, 1e6);
     else if (cli_is(a, NULL, "--window")) p->cache_window = cli_int(a, 0, 1 << 20);
     else if (cli_is(a, NULL, "--refresh")) p->cache_refresh = cli_int(a, 0, 1 << 20);

@@ -70,6 +70,8 @@ static void run_usage(void) {
          "                           at most 1024)\n"
          "      --top-p P            ... among the most probable tokens holding mass P only, before --top-k (the\n"
          "                           probabilities of the logits over --temp when > 0, as Dream's; default 1: all)\n"
+         "      --min-p P            ... and among tokens at least P times as probable as the most probable one\n"
+         "                           (after --top-k, as llama.cpp's min_p; default 0: all)\n"
          "      --alg-temp T         Dream's alg_temp: topk, margin and entropy sample their positions from\n"
          "                           softmax(confidence / T) instead of taking the most confident (0: off)\n"
          "      --eos-rejection      scale EOS confidence by gamma rising from 0.4 to 1 over a block's steps\n"

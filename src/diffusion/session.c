@@ -168,6 +168,7 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         .stats = p->decoder == UM_DECODER_MARGIN || p->decoder == UM_DECODER_ENTROPY || p->decoder == UM_DECODER_MED,
         .top_k = p->top_k,
         .top_p = p->top_p,
+        .min_p = p->min_p,
         .draw = p->decoder == UM_DECODER_ORIGIN || p->alg_temp > 0,
         .credit_alpha = p->credit_alpha,
         .credit_gamma = p->credit_gamma,

@@ -7,6 +7,8 @@
  *             CreditThresholdParallelDecoder)
  *   top-p     logits outside the nucleus = -inf           (Dream's top_p)
  *   top-k     logits below the k-th largest = -inf        (Dream's top_k)
+ *   min-p     logits whose probability is below min_p times the largest one
+ *             = -inf (transformers' MinPLogitsWarper, llama.cpp's min_p)
  * then the token is chosen and scored:
  *   x0   = argmax(logits)                                     temperature 0
  *        = argmax(exp(logits) / (-log u)^T), u ~ U[0,1) f64   temperature T > 0
@@ -222,6 +224,21 @@ static void keep_top_p(float *logits, int n_vocab, double top_p, double temperat
             logits[j] = -INFINITY;
 }
 
+/* min-p: p_i >= min_p * p_max, the probabilities of the logits over the
+ * temperature (when > 0, as the warper sees them after it), i.e.
+ * (l_i - l_max) / T >= log(min_p). */
+static void keep_min_p(float *logits, int n_vocab, double min_p, double temperature) {
+    if (!(min_p > 0 && min_p <= 1))
+        return;
+    float mx = logits[0];
+    for (int i = 1; i < n_vocab; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    double floor = (double)mx + (temperature > 0 ? temperature : 1.0) * log(min_p);
+    for (int i = 0; i < n_vocab; i++)
+        if ((double)logits[i] < floor)
+            logits[i] = -INFINITY;
+}
+
 void um_pick_row(const um_pick_request *r, float *logits, const float *un, int n_vocab, um_pick *out) {
     if (un)
         for (int i = 0; i < n_vocab; i++)
@@ -232,6 +249,7 @@ void um_pick_row(const um_pick_request *r, float *logits, const float *un, int n
         add_credit(r, logits, n_vocab);
     keep_top_p(logits, n_vocab, r->top_p, r->temperature);
     keep_top_k(logits, n_vocab, r->top_k);
+    keep_min_p(logits, n_vocab, r->min_p, r->temperature);
     um_rng rng;
     out->p1 = out->p2 = out->entropy = out->draw = 0;
     if (r->draw) {

@@ -39,6 +39,8 @@ typedef struct {
                                 and scoring; 0: off */
     double top_p;            /* in (0, 1): logits outside the nucleus are -inf before choosing and scoring (before
                                 top_k, as Dream's sample_tokens); 0 or 1: off */
+    double min_p;            /* in (0, 1]: logits of probability below min_p times the top one are -inf (after
+                                top_k); 0: off */
     bool draw;               /* also a uniform draw (um_pick.draw) for the decoder */
     /* the credit decoder: the position's entries (tok, credit), *n_credit of
      * them and room for one more; NULL: no credit */
