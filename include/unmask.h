@@ -326,6 +326,37 @@ UM_API void um_memory_usage(size_t *resident, size_t *peak);
 
 UM_API const char *um_status_name(um_status status);
 
+/* ---- text: a model's tokenizer and chat template ----------------------------
+ * From text to text without the command line: load the tokenizer of the
+ * model (the same path as um_model_open: a GGUF file, a Hugging Face
+ * directory, or a tokenizer.json), encode a prompt or a conversation, decode
+ * the generated ids. examples/generate.c shows the round trip. */
+
+typedef struct um_tokenizer um_tokenizer;
+
+typedef struct {
+    const char *role;    /* "system", "user", "assistant" (others pass through) */
+    const char *content; /* NUL-terminated */
+} um_chat_message;
+
+UM_API um_status um_tokenizer_load(const char *path, um_tokenizer **out, um_error *err);
+UM_API void um_tokenizer_free(um_tokenizer *t);
+/* text (len bytes) to ids, malloc'd into *ids (free() them); special tokens
+ * written in the text (<|mdm_mask|>, ...) are parsed as such when
+ * parse_special. No BOS is added. */
+UM_API um_status um_tokenizer_encode(um_tokenizer *t, const char *text, size_t len, bool parse_special,
+                                     int32_t **ids, size_t *n_ids, um_error *err);
+/* ids to a malloc'd, NUL-terminated *text of *len bytes (free() it); special
+ * tokens left out when skip_special. */
+UM_API um_status um_tokenizer_decode(const um_tokenizer *t, const int32_t *ids, size_t n_ids, bool skip_special,
+                                     char **text, size_t *len, um_error *err);
+/* A conversation rendered with the model's chat template (as transformers'
+ * apply_chat_template with add_generation_prompt: ready for the assistant's
+ * answer, BOS included where the template writes it) and encoded into
+ * malloc'd *ids. */
+UM_API um_status um_chat_prompt(um_tokenizer *t, const um_chat_message *msgs, size_t n, int32_t **ids,
+                                size_t *n_ids, um_error *err);
+
 #ifdef __cplusplus
 }
 #endif

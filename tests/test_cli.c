@@ -185,6 +185,45 @@ static void example_program_generates(void **state) {
     strcat(expect, "\n");
     assert_string_equal(line, expect);
     cJSON_Delete(root);
+
+    /* text in, text out through the public tokenizer and chat template: the
+       prompt `run --chat` builds, and the answer's ids decoded */
+    const char *model = fixture("llada/tiny-llada/hf-bf16");
+    snprintf(cmd, sizeof cmd, "UNMASK_ACTIVATIONS=f32 %s %s %s --chat 'What is free software?' 2>/dev/null",
+             exec_wrapper(), bin && *bin ? bin : "build/example-generate", model);
+    fp = popen(cmd, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(line, sizeof line, fp));
+    assert_int_equal(pclose(fp), 0);
+    f32_activations_for_commands(true);
+    cJSON *o = run_unmask_json("run -m %s -p 'What is free software?' --chat -n 32 --steps 32 --block-length 8 "
+                               "--reference --json", model);
+    f32_activations_for_commands(false);
+    um_tokenizer *tok;
+    um_error err;
+    assert_int_equal(um_tokenizer_load(model, &tok, &err), UM_OK);
+    um_chat_message turn = {"user", "What is free software?"};
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(um_chat_prompt(tok, &turn, 1, &ids, &n, &err), UM_OK);
+    const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
+    assert_int_equal((int)n, cJSON_GetObjectItem(o, "prompt_length")->valueint);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ids[i], cJSON_GetArrayItem(tokens, (int)i)->valueint);
+    int n_gen = cJSON_GetArraySize(tokens) - (int)n;
+    int32_t *gen = malloc((size_t)n_gen * sizeof *gen);
+    for (int i = 0; i < n_gen; i++)
+        gen[i] = cJSON_GetArrayItem(tokens, (int)n + i)->valueint;
+    char *text;
+    size_t len;
+    assert_int_equal(um_tokenizer_decode(tok, gen, (size_t)n_gen, true, &text, &len, &err), UM_OK);
+    line[strcspn(line, "\n")] = 0;
+    assert_string_equal(line, text);
+    free(text);
+    free(gen);
+    free(ids);
+    um_tokenizer_free(tok);
+    cJSON_Delete(o);
 }
 
 /* run --batch: every reference case of tiny-llada (the LLaDA sampler's and

@@ -437,3 +437,17 @@ um_status um_chat_render(const um_chat_format *fmt, const um_chat_message *msgs,
     *len = b.n;
     return UM_OK;
 }
+
+um_status um_chat_prompt(um_tokenizer *t, const um_chat_message *msgs, size_t n, int32_t **ids, size_t *n_ids,
+                         um_error *err) {
+    um_chat_format fmt;
+    char *text;
+    size_t len;
+    *ids = NULL;
+    *n_ids = 0;
+    UM_TRY(um_chat_select(t, NULL, &fmt, NULL, 0, err));
+    UM_TRY(um_chat_render(&fmt, msgs, n, true, &text, &len, err));
+    um_status s = um_tokenizer_encode(t, text, len, true, ids, n_ids, err); /* the rendering holds its BOS */
+    free(text);
+    return s;
+}

@@ -48,7 +48,8 @@
 #include "base/error.h"
 #include "format/gguf.h"
 
-typedef struct um_tokenizer um_tokenizer;
+/* um_tokenizer, um_tokenizer_load/free/encode/decode and um_chat_prompt are
+ * also public (include/unmask.h). */
 
 /* ---- loading ---- */
 
@@ -179,10 +180,7 @@ const char *um_tokenizer_warning(const um_tokenizer *t);
  */
 typedef enum { UM_CHAT_LLADA = 0, UM_CHAT_LING = 1, UM_CHAT_CHATML = 2, UM_CHAT_LLADA_MOE = 3 } um_chat_family;
 
-typedef struct {
-    const char *role;    /* "system", "user", "assistant" (others pass through) */
-    const char *content; /* NUL-terminated */
-} um_chat_message;
+/* um_chat_message: include/unmask.h (public). */
 
 /* A chosen format. Strings belong to the tokenizer it was selected for (or
  * are static). */
