@@ -358,12 +358,44 @@ static void visual_draws_in_a_terminal(void **state) {
     close(master);
 }
 
+/* --visual in a terminal of rows x cols; the output's bytes into buf. */
+static void visual_in(unsigned short rows, unsigned short cols, char *buf, size_t cap) {
+    struct winsize ws = {rows, cols, 0, 0};
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, &ws);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {(char *)unmask_bin(), "run", "-m", (char *)fixture("llada/tiny-llada/hf-bf16"), "-p",
+                        "Once upon a time", "-n", "200", "--steps", "40", "--reference", "--visual", NULL};
+        exec_wrapped(argv);
+        _exit(127);
+    }
+    size_t len = 0;
+    expect_child_says(pid, master, "generated 200 tokens", buf, cap, &len);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(master);
+}
+
+/* A canvas taller than the terminal shows its last rows (the prompt at its
+ * top scrolls out of view instead of the screen scrolling); in a terminal
+ * large enough the whole canvas, prompt included, is drawn. */
+static void visual_keeps_the_last_rows(void **state) {
+    static char buf[1 << 18];
+    visual_in(8, 40, buf, sizeof buf); /* 200 tokens of 40 columns: 5 rows and more, 5 rows to draw them in */
+    assert_null(strstr(buf, "Once"));
+    assert_non_null(strstr(buf, "0 masks left"));
+    visual_in(50, 200, buf, sizeof buf);
+    assert_non_null(strstr(buf, "Once"));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(chat_of_each_family),
     cmocka_unit_test(run_progress_and_ctrl_c), cmocka_unit_test(chat_ctrl_c_and_ctrl_d),
     cmocka_unit_test(chat_context_overflow), cmocka_unit_test(raw_prompt_and_answer),
     cmocka_unit_test(infill_template),               cmocka_unit_test(visual_plain_when_piped),
     cmocka_unit_test(tokenize_vocab_only_gguf),      cmocka_unit_test(chat_two_turns_in_a_terminal),
-    cmocka_unit_test(visual_draws_in_a_terminal),
+    cmocka_unit_test(visual_draws_in_a_terminal),    cmocka_unit_test(visual_keeps_the_last_rows),
 };
 const test_group text_cli_group = {"text_cli", tests, sizeof tests / sizeof *tests};
