@@ -360,6 +360,35 @@ static void small_conveniences(void **state) {
     cmd_result_free(&a);
 }
 
+/* train: a tokenizer larger than the model's vocabulary is refused at start
+ * with both sizes; the model line shows the training threads; --resume with
+ * another batch or sequence length warns, naming each. */
+static void train_checks_its_inputs(void **state) {
+    char *dir = make_temp_dir();
+    cmd_result r = run_unmask("init-random --preset tiny --dtype f32 -o %s/small", dir);
+    assert_int_equal(r.status, 0);
+    cmd_result_free(&r);
+    r = run_unmask("train -m %s/small --tokenizer models/stories/tokenizer.json --data models/stories/val.txt "
+                   "--seq-len 32 --steps 1 -o %s/out", dir, dir);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "has 2048 tokens, more than the 512 rows"));
+    cmd_result_free(&r);
+    r = run_unmask("init-random --preset tiny --vocab 2048 --eos-id 2046 --mask-id 2047 --dtype f32 -o %s/fits", dir);
+    cmd_result_free(&r);
+    r = run_unmask("train -m %s/fits --tokenizer models/stories/tokenizer.json --data models/stories/val.txt "
+                   "--seq-len 32 --batch 2 --steps 1 -t 2 -o %s/out -s 1", dir, dir);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "; 2 threads;"));
+    cmd_result_free(&r);
+    r = run_unmask("train --resume %s/out --data models/stories/val.txt --seq-len 16 --batch 2 --steps 2 -s 1", dir);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "warning: --seq-len 16 differs from the 32"));
+    assert_null(strstr(r.err, "--batch 2 differs"));
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
+
 /* Masks in a JSON token list (mask id 500, the tiny models'). */
 static int masks_in(const cJSON *tokens) {
     int n = 0;
@@ -413,5 +442,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(init_random_bench_and_run),   cmocka_unit_test(example_program_generates),
     cmocka_unit_test(run_batch_matches_reference), cmocka_unit_test(statistics_count_committed),
     cmocka_unit_test(default_block_length),        cmocka_unit_test(small_conveniences),
+    cmocka_unit_test(train_checks_its_inputs),
 };
 const test_group cli_group = {"cli", tests, sizeof tests / sizeof *tests};

@@ -9,6 +9,7 @@
 
 #include "base/sys.h"
 #include "cli.h"
+#include "format/json.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
@@ -129,12 +130,49 @@ static bool load_data(um_tokenizer *t, const um_model *m, const char *path, bool
     return s == UM_OK;
 }
 
-static bool save(const um_trainer *tr, const char *config, const char *tok_path, const char *dir) {
+/* The run's shape, kept beside a checkpoint so that --resume can say when
+ * it goes on differently: DIR/training.json. */
+typedef struct {
+    int batch, accum, seq;
+} run_shape;
+
+static void save_shape(const char *dir, run_shape r) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/training.json", dir);
+    FILE *fp = fopen(path, "w");
+    if (fp) {
+        fprintf(fp, "{\"batch\": %d, \"accum\": %d, \"seq_len\": %d}\n", r.batch, r.accum, r.seq);
+        fclose(fp);
+    }
+}
+
+/* Warns, naming each, when a resumed run's batch, accumulation or sequence
+ * length differ from the checkpoint's run (the schedule and the loss
+ * curve are then not those of one run). */
+static void check_resumed_shape(const char *dir, run_shape now) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/training.json", dir);
+    cJSON *j;
+    if (!um_file_exists(path) || um_json_load(path, 1 << 16, &j, NULL) != UM_OK)
+        return;
+    const char *keys[] = {"batch", "accum", "seq_len"}, *flags[] = {"--batch", "--accum", "--seq-len"};
+    int values[] = {now.batch, now.accum, now.seq};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (cJSON_IsNumber(v) && v->valueint != values[i])
+            fprintf(stderr, "unmask train: warning: %s %d differs from the %d the checkpoint in %s was trained with\n",
+                    flags[i], values[i], v->valueint, dir);
+    }
+    cJSON_Delete(j);
+}
+
+static bool save(const um_trainer *tr, const char *config, const char *tok_path, const char *dir, run_shape r) {
     um_error err;
     if (um_trainer_save(tr, config, dir, &err) != UM_OK) {
         cli_error("train", "%s", err.msg);
         return false;
     }
+    save_shape(dir, r);
     copy_tokenizer(tok_path, dir);
     fprintf(stderr, "train: step %d: saved %s\n", tr->step, dir);
     return true;
@@ -197,7 +235,8 @@ int cmd_train(int argc, char **argv) {
         cli_error("train", "-m needs a Hugging Face model directory with config.json");
         return 1;
     }
-    um_model *m = cli_open_model("train", model_dir, 1, false);
+    int n_threads = threads > 0 ? threads : um_physical_core_count();
+    um_model *m = cli_open_model("train", model_dir, n_threads, false); /* its line shows the training threads */
     um_tokenizer *t = NULL;
     um_train_data d = {0}, val = {0};
     um_trainer tr = {0};
@@ -218,10 +257,16 @@ int cmd_train(int argc, char **argv) {
         cli_error("train", "tokenizer: %s", tok_path ? err.msg : "none: give --tokenizer tokenizer.json");
         goto done;
     }
+    if (um_tokenizer_n_vocab(t) > m->hp.n_vocab) {
+        cli_error("train", "the tokenizer %s has %d tokens, more than the %d rows of the model's embedding (%s)",
+                  tok_path, um_tokenizer_n_vocab(t), m->hp.n_vocab, model_dir);
+        goto done;
+    }
+    if (resume_dir)
+        check_resumed_shape(resume_dir, (run_shape){c.batch, c.accum, seq});
     if (!load_data(t, m, data_path ? data_path : sft_path, !data_path, chat, sep, seq, &d) ||
         (val_path && !load_data(t, m, val_path, !data_path, chat, sep, seq, &val)))
         goto done;
-    int n_threads = threads > 0 ? threads : um_physical_core_count();
     if (um_trainer_init(&tr, m, n_threads, &err) != UM_OK ||
         (resume_dir && um_trainer_resume(&tr, resume_dir, &err) != UM_OK)) {
         cli_error("train", "%s", err.msg);
@@ -259,7 +304,7 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "step %d/%d  validation loss %.4f\n", tr.step, c.opt.total_steps, vl);
         }
         if ((save_every && tr.step % save_every == 0) || last)
-            if (!save(&tr, config, tok_path, out_dir)) {
+            if (!save(&tr, config, tok_path, out_dir, (run_shape){c.batch, c.accum, seq})) {
                 rc = 1;
                 break;
             }
