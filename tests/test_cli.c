@@ -337,6 +337,14 @@ static void small_conveniences(void **state) {
     assert_int_equal(a.status, 2);
     assert_non_null(strstr(a.err, "unmask quantize"));
     cmd_result_free(&a);
+    /* --steps given to the threshold decoder (the default) cannot set the passes: a note says so */
+    a = run_unmask("run -m %s --prompt-tokens 1,2 -n 16 --steps 8", fixture("llada/tiny-llada/hf-bf16"));
+    assert_int_equal(a.status, 0);
+    assert_non_null(strstr(a.err, "note: this decoder runs each block until it is filled"));
+    cmd_result_free(&a);
+    a = run_unmask("run -m %s --prompt-tokens 1,2 -n 16 --steps 8 --reference", fixture("llada/tiny-llada/hf-bf16"));
+    assert_null(strstr(a.err, "note:"));
+    cmd_result_free(&a);
     /* llama-diffusion-cli's flag names give the same generation as ours */
     const char *model = fixture("llada/tiny-llada/hf-bf16");
     cJSON *ours = run_unmask_json("run -m %s --prompt-tokens 1,2 -n 16 --steps 8 --block-length 8 --decoder entropy "

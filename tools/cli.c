@@ -375,6 +375,13 @@ void cli_generation_finish(cli_gen_flags *f, int default_gen_length) {
     p->steps = f->steps > 0 ? f->steps : p->gen_length;
 }
 
+bool cli_steps_unused(const cli_gen_flags *f) {
+    const um_generate_params *p = f->p;
+    um_decoder d = p->decoder;
+    bool counting = d == UM_DECODER_TOPK || d == UM_DECODER_MARGIN || d == UM_DECODER_ENTROPY || d == UM_DECODER_ORIGIN;
+    return f->steps > 0 && !counting && p->schedule != UM_SCHEDULE_QUOTA && p->loop == UM_LOOP_STEPS;
+}
+
 void cli_generation_for_model(cli_gen_flags *f, const um_model *m) {
     um_model_info info;
     um_model_get_info(m, &info);

@@ -79,6 +79,10 @@ char *cli_unescape(const char *s);
 /* Progress of step i of n (1-based) on stderr, as printf(fmt, ...): redrawn
  * in place on a terminal (a newline after the last step), else about ten
  * lines per run so that logs stay short. */
+/* Whether --steps was given to a decoder that fills each block until done
+ * (threshold and the like), where it cannot set the count of forward passes
+ * (the commands then say so after the statistics). */
+bool cli_steps_unused(const cli_gen_flags *f);
 /* um_generate one step at a time, with Ctrl-C handled: the first stops the
  * generation at its next step (*interrupted; *g holds what was committed,
  * status UM_OK), a second exits the program at once (status 130). */

@@ -39,7 +39,8 @@ static void run_usage(void) {
          "      --parallel N         --batch: at most N requests live at once (default: all); each live request\n"
          "                           holds its canvas and, with a cache, K/V of every layer and position\n"
          "  -n, --gen-length N       tokens to generate (default 128)\n"
-         "      --steps S            forward passes in total (default: gen length)\n"
+         "      --steps S            forward passes in total, split over the blocks (default: gen length); the\n"
+         "                           threshold-type decoders fill each block until done (--max-nfe bounds them)\n"
          "      --block-length B     semi-autoregressive block size (default: the largest divisor of N up to 32,\n"
          "                           at least 8, else N: 32 for 128, 25 for 100, 37 for 37)\n"
          "      --temp T             sampling temperature; 0 = greedy (default 0)\n"
@@ -348,6 +349,9 @@ cli_unknown(&a);
         rc = run_text_prompt(&rt, m, model, &prompt, &n_prompt) ? 0 : 1;
     if (rc == 0)
         rc = generate_and_print(ctx, &p, prompt, n_prompt, text_mode ? &rt : NULL, json, quiet);
+    if (rc == 0 && !json && cli_steps_unused(&gf))
+        fprintf(stderr, "unmask run: note: this decoder runs each block until it is filled, as Fast-dLLM does: "
+                        "--steps only splits into the blocks here (--max-nfe bounds the forward passes)\n");
     if (text_mode)
         cli_text_close(&rt.t);
     free(prompt);
