@@ -254,8 +254,8 @@ static void run_progress_and_ctrl_c(void **state) {
 }
 
 /* `unmask chat` in a terminal: Ctrl-C during an answer stops it and returns
- * to the prompt (the conversation goes on); Ctrl-D leaves, exit 0. */
-static void chat_ctrl_c_and_ctrl_d(void **state) {
+ * to the prompt (the conversation goes on: /exit then leaves, exit 0). */
+static void chat_ctrl_c(void **state) {
     int master;
     pid_t pid = forkpty(&master, NULL, NULL, NULL);
     assert_true(pid >= 0);
@@ -275,27 +275,31 @@ static void chat_ctrl_c_and_ctrl_d(void **state) {
     expect_child_says(pid, master, "(answer stopped)", buf, sizeof buf, &len);
     size_t mark = (size_t)(strstr(buf, "(answer stopped)") - buf); /* the prompt comes after it */
     assert_non_null(read_until(master, "> ", buf, sizeof buf, &len, mark));
-    /* Ctrl-D on an empty line; again if it came before libedit took the
-       terminal over (the line discipline then keeps it from libedit) */
-    int status = -1;
-    for (int tries = 0; tries < 10 && status == -1; tries++) {
-        assert_true(write(master, "\x04", 1) == 1);
-        for (int i = 0; i < 10 && status == -1; i++) {
-            struct pollfd pfd = {master, POLLIN, 0}; /* keep reading: a child never waits on a full terminal */
-            if (poll(&pfd, 1, 100) > 0 && len + 1 < sizeof buf) {
-                ssize_t got = read(master, buf + len, sizeof buf - len - 1);
-                len += got > 0 ? (size_t)got : 0;
-                buf[len] = 0;
-            }
-            if (waitpid(pid, &status, WNOHANG) != pid)
-                status = -1;
-        }
-    }
-    if (status == -1)
-        print_message("    the terminal so far: %s\n", buf);
-    if (status == -1)
-        status = wait_child(pid);
+    usleep(300 * 1000);
+    assert_true(write(master, "/exit\r", 6) == 6);
+    int status = wait_child(pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(master);
+}
+
+/* Ctrl-D at the prompt leaves on a fresh line, exit 0. */
+static void chat_ctrl_d(void **state) {
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {(char *)unmask_bin(), "chat", "-m", (char *)fixture("llada/tiny-llada/hf-bf16"), NULL};
+        exec_wrapped(argv);
+        _exit(127);
+    }
+    static char buf[1 << 16];
+    size_t len = 0;
+    expect_child_says(pid, master, "> ", buf, sizeof buf, &len);
+    usleep(300 * 1000); /* libedit has the terminal */
+    assert_true(write(master, "\x04", 1) == 1);
+    int status = wait_child(pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    read_until(master, "\n", buf, sizeof buf, &len, (size_t)(strstr(buf, "> ") - buf));
     close(master);
 }
 
@@ -422,7 +426,7 @@ static void visual_keeps_the_last_rows(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(chat_prompt_matches_llama_cpp), cmocka_unit_test(chat_of_each_family),
-    cmocka_unit_test(run_progress_and_ctrl_c), cmocka_unit_test(chat_ctrl_c_and_ctrl_d),
+    cmocka_unit_test(run_progress_and_ctrl_c), cmocka_unit_test(chat_ctrl_c), cmocka_unit_test(chat_ctrl_d),
     cmocka_unit_test(chat_context_overflow), cmocka_unit_test(raw_prompt_and_answer),
     cmocka_unit_test(infill_template),               cmocka_unit_test(visual_plain_when_piped),
     cmocka_unit_test(tokenize_vocab_only_gguf),      cmocka_unit_test(chat_two_turns_in_a_terminal),
