@@ -284,6 +284,35 @@ static void start(const um_arch *a, um_hparams *hp) {
     hp->mask_id = hp->eos_id = hp->eot_id = -1;
 }
 
+um_status um_arch_read_transformers_config(const cJSON *cfg, const char *file, int max_seq, double eps,
+                                           um_hparams *hp, um_error *err) {
+    int64_t n_layers, d_model, n_heads, n_kv_heads, vocab, seq = max_seq, eos_id = -1;
+    double theta = 10000.0;
+    bool tied = false;
+    UM_TRY(um_json_get_int(cfg, "num_hidden_layers", true, 1, UM_MAX_LAYERS, &n_layers, file, err));
+    UM_TRY(um_json_get_int(cfg, "hidden_size", true, 1, UM_MAX_D_MODEL, &d_model, file, err));
+    UM_TRY(um_json_get_int(cfg, "num_attention_heads", true, 1, UM_MAX_HEADS, &n_heads, file, err));
+    n_kv_heads = n_heads;
+    UM_TRY(um_json_get_int(cfg, "num_key_value_heads", false, 1, UM_MAX_HEADS, &n_kv_heads, file, err));
+    UM_TRY(um_json_get_int(cfg, "vocab_size", true, 1, UM_MAX_VOCAB, &vocab, file, err));
+    UM_TRY(um_json_get_int(cfg, "max_position_embeddings", false, 1, UM_MAX_SEQ, &seq, file, err));
+    UM_TRY(um_json_get_int(cfg, "eos_token_id", false, 0, INT32_MAX, &eos_id, file, err));
+    UM_TRY(um_json_get_double(cfg, "rms_norm_eps", false, &eps, file, err));
+    UM_TRY(um_json_get_double(cfg, "rope_theta", false, &theta, file, err));
+    UM_TRY(um_json_get_bool(cfg, "tie_word_embeddings", &tied, file, err));
+    hp->n_layers = (int)n_layers;
+    hp->d_model = (int)d_model;
+    hp->n_heads = (int)n_heads;
+    hp->n_kv_heads = (int)n_kv_heads;
+    hp->vocab_size = hp->n_vocab = (int)vocab;
+    hp->max_seq = (int)seq;
+    hp->eos_id = (int)eos_id;
+    hp->norm_eps = um_f32(eps);
+    hp->rope_theta = um_f32(theta);
+    hp->tied = tied;
+    return UM_OK;
+}
+
 um_status um_arch_parse_config(const um_arch *a, const cJSON *cfg, const char *file, int mask_id, um_hparams *hp,
                                um_error *err) {
     start(a, hp);

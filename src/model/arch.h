@@ -145,6 +145,14 @@ typedef struct um_hparam_names {
  * f32, mask id in the vocabulary. source names the file in messages. */
 um_status um_hparams_validate(const um_hparams *hp, const um_hparam_names *names, const char *source, um_error *err);
 
+/* The keys of transformers' usual config (num_hidden_layers, hidden_size,
+ * num_attention_heads, num_key_value_heads, vocab_size,
+ * max_position_embeddings, eos_token_id, rms_norm_eps, rope_theta,
+ * tie_word_embeddings) into hp, with the family's defaults for the context
+ * length and epsilon: what Qwen2-like rows (Dream, LLaDA-MoE) share. */
+um_status um_arch_read_transformers_config(const cJSON *cfg, const char *file, int max_seq, double eps,
+                                           um_hparams *hp, um_error *err);
+
 /* Parses config.json with the row's parser, validates and completes hp
  * (head_dim; eos/eot ids outside the vocabulary become -1). mask_id is the
  * mask token's id when config.json has none (-1: unknown; the loader finds

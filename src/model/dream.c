@@ -27,36 +27,14 @@ static um_status check_unsupported(const cJSON *cfg, const char *file, um_error 
 
 /* Dream's keys (Qwen2's config class, plus mask_token_id). */
 static um_status parse_config(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
-    int64_t n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab, max_seq = 32768, mask_id = -1, eos_id = -1;
-    double eps = 1e-6, theta = 10000.0;
+    int64_t d_ff, mask_id;
     UM_TRY(check_unsupported(cfg, file, err));
-    UM_TRY(um_json_get_int(cfg, "num_hidden_layers", true, 1, UM_MAX_LAYERS, &n_layers, file, err));
-    UM_TRY(um_json_get_int(cfg, "hidden_size", true, 1, UM_MAX_D_MODEL, &d_model, file, err));
-    UM_TRY(um_json_get_int(cfg, "num_attention_heads", true, 1, UM_MAX_HEADS, &n_heads, file, err));
-    n_kv_heads = n_heads;
-    UM_TRY(um_json_get_int(cfg, "num_key_value_heads", false, 1, UM_MAX_HEADS, &n_kv_heads, file, err));
+    UM_TRY(um_arch_read_transformers_config(cfg, file, 32768, 1e-6, hp, err));
     UM_TRY(um_json_get_int(cfg, "intermediate_size", true, 1, UM_MAX_D_FF, &d_ff, file, err));
-    UM_TRY(um_json_get_int(cfg, "vocab_size", true, 1, UM_MAX_VOCAB, &vocab, file, err));
-    UM_TRY(um_json_get_int(cfg, "max_position_embeddings", false, 1, UM_MAX_SEQ, &max_seq, file, err));
     /* Dream's generation needs the mask id; its config always carries it */
     UM_TRY(um_json_get_int(cfg, "mask_token_id", true, 0, INT32_MAX, &mask_id, file, err));
-    UM_TRY(um_json_get_int(cfg, "eos_token_id", false, 0, INT32_MAX, &eos_id, file, err));
-    UM_TRY(um_json_get_double(cfg, "rms_norm_eps", false, &eps, file, err));
-    UM_TRY(um_json_get_double(cfg, "rope_theta", false, &theta, file, err));
-    bool tied = false;
-    UM_TRY(um_json_get_bool(cfg, "tie_word_embeddings", &tied, file, err));
-    hp->n_layers = (int)n_layers;
-    hp->d_model = (int)d_model;
-    hp->n_heads = (int)n_heads;
-    hp->n_kv_heads = (int)n_kv_heads;
     hp->d_ff = (int)d_ff;
-    hp->vocab_size = hp->n_vocab = (int)vocab;
-    hp->max_seq = (int)max_seq;
-    hp->norm_eps = um_f32(eps);
-    hp->rope_theta = um_f32(theta);
     hp->mask_id = (int)mask_id;
-    hp->eos_id = (int)eos_id;
-    hp->tied = tied;
     return UM_OK;
 }
 

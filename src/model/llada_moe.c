@@ -49,43 +49,21 @@ static um_status check_unsupported(const cJSON *cfg, const char *file, um_error 
 }
 
 static um_status parse_config(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
-    int64_t n_layers, d_model, n_heads, n_kv_heads, d_ff = -1, d_ff_exp, n_expert, n_used, vocab;
-    int64_t max_seq = 8192, mask_id = -1, eos_id = -1;
-    double eps = 1e-5, theta = 10000.0;
+    int64_t d_ff = -1, d_ff_exp, n_expert, n_used, mask_id = -1;
+    bool qk_norm = true;
     UM_TRY(check_unsupported(cfg, file, err));
-    UM_TRY(um_json_get_int(cfg, "num_hidden_layers", true, 1, UM_MAX_LAYERS, &n_layers, file, err));
-    UM_TRY(um_json_get_int(cfg, "hidden_size", true, 1, UM_MAX_D_MODEL, &d_model, file, err));
-    UM_TRY(um_json_get_int(cfg, "num_attention_heads", true, 1, UM_MAX_HEADS, &n_heads, file, err));
-    n_kv_heads = n_heads;
-    UM_TRY(um_json_get_int(cfg, "num_key_value_heads", false, 1, UM_MAX_HEADS, &n_kv_heads, file, err));
+    UM_TRY(um_arch_read_transformers_config(cfg, file, 8192, 1e-5, hp, err));
     UM_TRY(um_json_get_int(cfg, "num_experts", true, 1, INT32_MAX, &n_expert, file, err));
     UM_TRY(um_json_get_int(cfg, "num_experts_per_tok", true, 1, INT32_MAX, &n_used, file, err));
     UM_TRY(um_json_get_int(cfg, "expert_intermediate_size", true, 1, UM_MAX_D_FF, &d_ff_exp, file, err));
     UM_TRY(um_json_get_int(cfg, "dense_intermediate_size", false, 1, UM_MAX_D_FF, &d_ff, file, err));
-    UM_TRY(um_json_get_int(cfg, "vocab_size", true, 1, UM_MAX_VOCAB, &vocab, file, err));
-    UM_TRY(um_json_get_int(cfg, "max_position_embeddings", false, 1, UM_MAX_SEQ, &max_seq, file, err));
     UM_TRY(um_json_get_int(cfg, "mask_token_id", false, 0, INT32_MAX, &mask_id, file, err));
-    UM_TRY(um_json_get_int(cfg, "eos_token_id", false, 0, INT32_MAX, &eos_id, file, err));
-    UM_TRY(um_json_get_double(cfg, "rms_norm_eps", false, &eps, file, err));
-    UM_TRY(um_json_get_double(cfg, "rope_theta", false, &theta, file, err));
-    bool tied = false, qk_norm = true;
-    UM_TRY(um_json_get_bool(cfg, "tie_word_embeddings", &tied, file, err));
     UM_TRY(um_json_get_bool(cfg, "qk_layernorm", &qk_norm, file, err));
-    hp->n_layers = (int)n_layers;
-    hp->d_model = (int)d_model;
-    hp->n_heads = (int)n_heads;
-    hp->n_kv_heads = (int)n_kv_heads;
     hp->n_expert = n_expert > INT32_MAX / 2 ? INT32_MAX / 2 : (int)n_expert; /* the validator names the range */
     hp->n_expert_used = n_used > INT32_MAX / 2 ? INT32_MAX / 2 : (int)n_used;
     hp->d_ff_exp = (int)d_ff_exp;
     hp->d_ff = (int)(d_ff > 0 ? d_ff : d_ff_exp); /* unused by the forward: what llama.cpp's files record */
-    hp->vocab_size = hp->n_vocab = (int)vocab;
-    hp->max_seq = (int)max_seq;
-    hp->norm_eps = um_f32(eps);
-    hp->rope_theta = um_f32(theta);
     hp->mask_id = (int)mask_id;
-    hp->eos_id = (int)eos_id;
-    hp->tied = tied;
     hp->qk_norm = qk_norm;
     return UM_OK;
 }
