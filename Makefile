@@ -17,6 +17,8 @@ BASEFLAGS = -std=c11 -D_DEFAULT_SOURCE -ffp-contract=fast -fPIC -fvisibility=hid
             -Iinclude -Isrc $(WARN) $(OPT) -g $(CFLAGS)
 BASE_LDLIBS = -lcjson -lpcre2-8 -lutf8proc -lm -pthread
 LDLIBS   = $(BASE_LDLIBS)
+# the unmask command's HTTP server (unmask serve)
+TOOL_LDLIBS = -lmicrohttpd
 
 # oneDNN, the optional matmul backend (src/kernels/matmul_onednn.c;
 # UNMASK_KERNEL=onednn): built in when its header is installed (`make deps`
@@ -37,10 +39,13 @@ TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # Debian packages: compiler, JSON (cJSON), test framework (cmocka), the
-# tokenizer's regexes (PCRE2), Unicode normalization (utf8proc) and the
-# optional oneDNN matmul backend (libdnnl-dev); for
+# tokenizer's regexes (PCRE2), Unicode normalization (utf8proc), HTTP for
+# unmask serve (libmicrohttpd) and its tests (curl), the optional oneDNN
+# matmul backend (libdnnl-dev), and python3-venv for the openai client's
+# test of the server (.ci/run); for
 # `make fuzz` also clang and its libFuzzer runtime.
-DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev libdnnl-dev
+DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev curl \
+               libdnnl-dev python3-venv
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -58,7 +63,7 @@ $(BUILD)/libunmask.so: $(LIB_OBJ)
 	$(CC) $(BASEFLAGS) -shared -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unmask: $(TOOL_OBJ) $(BUILD)/libunmask.a
-	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libunmask.a $(LDLIBS)
+	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libunmask.a $(LDLIBS) $(TOOL_LDLIBS)
 
 # The example uses only the public header and links the shared library
 # (with CFLAGS, so that a sanitized library gets a sanitized program).
@@ -150,7 +155,8 @@ ARM64_FULL_GROUPS = formats forward generate bad_input cli quant kernels gguf gg
                     text_cli train backend dream arch
 ARM64_CLASS_GROUPS = kernels forward backend
 ARM64_PACKAGES = gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
-                 libcjson-dev:arm64 libcmocka-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64
+                 libcjson-dev:arm64 libcmocka-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64 \
+                 libmicrohttpd-dev:arm64
 
 build-arm64:
 	$(MAKE) BUILD=$(ARM64_BUILD) CC=$(ARM64_CC) ONEDNN=0 TEST_CFLAGS=-fno-tree-loop-vectorize \

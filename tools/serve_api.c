@@ -1,0 +1,981 @@
+/* unmask serve's endpoints: OpenAI's completions and chat completions (whole
+ * or streamed), models, health, metrics, tokenize and detokenize.
+ *
+ * A generation request's body holds OpenAI's fields (model, prompt or
+ * messages, max_tokens, temperature, seed, stop, n, stream) and, as extra
+ * fields, the generation keys of run --batch (steps, block_length, cache,
+ * decoder, threshold, ...: cli_generation_key), over the command line's
+ * defaults. Every bad input is a 4xx with an OpenAI error object naming the
+ * field. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/sys.h"
+#include "serve.h"
+
+#define MAX_STOPS 4
+#define MASK_MARK "\xe2\x96\x91" /* U+2591, a mask in a canvas's text */
+
+static void add_text(cJSON *o, const char *key, const char *text);
+
+serve_reply api_error(int status, const char *type, const char *param, const char *code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    add_text(e, "message", msg); /* it may quote the request */
+    cJSON_AddStringToObject(e, "type", type);
+    if (param)
+        add_text(e, "param", param);
+    else
+        cJSON_AddNullToObject(e, "param");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else
+        cJSON_AddNullToObject(e, "code");
+    serve_reply r = {status, cJSON_PrintUnformatted(o), "application/json", NULL};
+    cJSON_Delete(o);
+    return r;
+}
+
+/* s as valid UTF-8 for JSON: each byte that does not start a whole, valid
+ * character becomes U+FFFD (a model may emit any bytes). malloc'd. */
+static char *utf8_valid(const char *s) {
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        if (ok && len > 1) { /* no overlong forms, surrogates or code points past U+10FFFF */
+            unsigned cp = c & (0xFF >> (len + 1));
+            for (size_t k = 1; k < len; k++)
+                cp = cp << 6 | ((unsigned char)s[i + k] & 0x3F);
+            static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= min_cp[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok) {
+            memcpy(o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* cJSON_AddStringToObject with the text made valid UTF-8. */
+static void add_text(cJSON *o, const char *key, const char *text) {
+    char *valid = utf8_valid(text);
+    cJSON_AddStringToObject(o, key, valid ? valid : "");
+    free(valid);
+}
+
+#define BAD_REQUEST(param, ...) api_error(400, "invalid_request_error", param, NULL, __VA_ARGS__)
+
+static serve_reply json_reply(int status, cJSON *o) {
+    serve_reply r = {status, cJSON_PrintUnformatted(o), "application/json", NULL};
+    cJSON_Delete(o);
+    if (!r.body)
+        return api_error(500, "server_error", NULL, NULL, "out of memory");
+    return r;
+}
+
+/* The client closed its end (read side at EOF): what it asked for can go. */
+static bool client_gone(int fd) {
+    if (fd < 0)
+        return false;
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* ---- a generation request ---- */
+
+typedef struct {
+    bool chat;
+    um_generate_params p;
+    int32_t *prompt;
+    int n_prompt;
+    int n;
+    bool stream, include_usage, return_tokens;
+    char *stops[MAX_STOPS];
+    int n_stops;
+} gen_request;
+
+static void gen_request_free(gen_request *g) {
+    free(g->prompt);
+    for (int i = 0; i < g->n_stops; i++)
+        free(g->stops[i]);
+}
+
+static bool is_int(const cJSON *v, double lo, double hi) {
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= lo &&
+           v->valuedouble <= hi;
+}
+
+/* OpenAI fields unmask has no meaning for: accepted only at their neutral
+ * value (null, false, 0, 1 or empty), else a 400 naming them. */
+static bool neutral_field(const char *k, const cJSON *v, bool *known) {
+    static const char *const names[] = {"logprobs", "top_logprobs", "echo", "suffix", "best_of", "logit_bias",
+                                        "presence_penalty", "frequency_penalty", "tools", "tool_choice",
+                                        "response_format", "functions", "function_call"};
+    *known = false;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(k, names[i]) == 0)
+            *known = true;
+    if (!*known)
+        return true;
+    if (cJSON_IsNull(v) || cJSON_IsFalse(v))
+        return true;
+    if (cJSON_IsNumber(v))
+        return v->valuedouble == 0 || (strcmp(k, "best_of") == 0 && v->valuedouble == 1);
+    if (cJSON_IsObject(v) || cJSON_IsArray(v))
+        return cJSON_GetArraySize(v) == 0;
+    return false;
+}
+
+static serve_reply read_stop(gen_request *g, const cJSON *v) {
+    if (cJSON_IsNull(v))
+        return (serve_reply){0};
+    if (cJSON_IsString(v)) {
+        if (*v->valuestring)
+            g->stops[g->n_stops++] = strdup(v->valuestring);
+        return (serve_reply){0};
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > MAX_STOPS)
+        return BAD_REQUEST("stop", "stop: expected a string or an array of at most %d strings", MAX_STOPS);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) {
+        if (!cJSON_IsString(e))
+            return BAD_REQUEST("stop", "stop: expected strings");
+        if (*e->valuestring)
+            g->stops[g->n_stops++] = strdup(e->valuestring);
+    }
+    return (serve_reply){0};
+}
+
+/* One OpenAI field into the request (or the flags); status 0 when fine. */
+static serve_reply read_openai_field(serve_server *srv, gen_request *g, cli_gen_flags *gf, const cJSON *v,
+                                     bool *handled) {
+    const char *k = v->string;
+    *handled = true;
+    if (strcmp(k, "model") == 0) {
+        if (!cJSON_IsString(v))
+            return BAD_REQUEST("model", "model: expected a string");
+        if (strcmp(v->valuestring, srv->cfg.model_id) != 0)
+            return api_error(404, "invalid_request_error", "model", "model_not_found",
+                             "the model '%s' does not exist; this server serves '%s'", v->valuestring,
+                             srv->cfg.model_id);
+    } else if (strcmp(k, "max_tokens") == 0 || strcmp(k, "max_completion_tokens") == 0) {
+        if (cJSON_IsNull(v))
+            return (serve_reply){0};
+        if (!is_int(v, 1, srv->cfg.max_tokens))
+            return BAD_REQUEST(k, "%s: expected an integer in [1, %d] (the generation length; --max-tokens)", k,
+                               srv->cfg.max_tokens);
+        gf->gen_length = (int)v->valuedouble;
+    } else if (strcmp(k, "temperature") == 0 || strcmp(k, "seed") == 0 || strcmp(k, "top_p") == 0) {
+        if (cJSON_IsNull(v))
+            return (serve_reply){0};
+        if (!cJSON_IsNumber(v))
+            return BAD_REQUEST(k, "%s: expected a number", k);
+        cJSON named = *v;
+        named.string = strcmp(k, "temperature") == 0 ? "temp" : (char *)k;
+        char msg[300];
+        if (!cli_generation_key(&named, gf, msg, sizeof msg))
+            return BAD_REQUEST(k, "%s: %s", k, msg);
+    } else if (strcmp(k, "n") == 0) {
+        if (!is_int(v, 1, srv->cfg.max_n))
+            return BAD_REQUEST("n", "n: expected an integer in [1, %d]", srv->cfg.max_n);
+        g->n = (int)v->valuedouble;
+    } else if (strcmp(k, "stream") == 0 || strcmp(k, "return_tokens") == 0) {
+        if (!cJSON_IsBool(v) && !cJSON_IsNull(v))
+            return BAD_REQUEST(k, "%s: expected true or false", k);
+        *(strcmp(k, "stream") == 0 ? &g->stream : &g->return_tokens) = cJSON_IsTrue(v);
+    } else if (strcmp(k, "stream_options") == 0) {
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
+        if (!cJSON_IsNull(v) && (!cJSON_IsObject(v) || (u && !cJSON_IsBool(u))))
+            return BAD_REQUEST(k, "stream_options: expected {\"include_usage\": true or false}");
+        g->include_usage = cJSON_IsTrue(u);
+    } else if (strcmp(k, "stop") == 0) {
+        return read_stop(g, v);
+    } else if (strcmp(k, "user") == 0) {
+        /* OpenAI's end-user id: nothing to do with it */
+    } else {
+        bool known;
+        if (!neutral_field(k, v, &known))
+            return BAD_REQUEST(k, "%s: not supported by unmask serve (a diffusion model's tokens are committed out of "
+                                  "order; see the README); leave it out or at its neutral value", k);
+        *handled = known;
+    }
+    return (serve_reply){0};
+}
+
+/* A message's content: a string, or OpenAI's array of {"type": "text", "text"} parts. */
+static char *message_text(const cJSON *content) {
+    if (cJSON_IsString(content))
+        return strdup(content->valuestring);
+    if (cJSON_IsNull(content))
+        return strdup("");
+    if (!cJSON_IsArray(content))
+        return NULL;
+    size_t len = 0;
+    const cJSON *part;
+    cJSON_ArrayForEach(part, content) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 || !cJSON_IsString(text))
+            return NULL;
+        len += strlen(text->valuestring);
+    }
+    char *out = malloc(len + 1), *p = out;
+    if (!out)
+        return NULL;
+    cJSON_ArrayForEach(part, content) {
+        const char *text = cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring;
+        memcpy(p, text, strlen(text));
+        p += strlen(text);
+    }
+    *p = 0;
+    return out;
+}
+
+static serve_reply read_messages(serve_server *srv, gen_request *g, const cJSON *msgs) {
+    int n = cJSON_GetArraySize(msgs);
+    if (!cJSON_IsArray(msgs) || n == 0)
+        return BAD_REQUEST("messages", "messages: expected a non-empty array of {\"role\", \"content\"}");
+    um_chat_message *m = calloc((size_t)n, sizeof *m);
+    serve_reply r = {0};
+    int k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, msgs) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(e, "role");
+        char *content = m ? message_text(cJSON_GetObjectItemCaseSensitive(e, "content")) : NULL;
+        if (!cJSON_IsString(role) || !content) {
+            free(content);
+            r = BAD_REQUEST("messages", "messages[%d]: expected {\"role\": string, \"content\": string or text parts}",
+                            k);
+            break;
+        }
+        m[k++] = (um_chat_message){role->valuestring, content};
+    }
+    if (r.status == 0 && !cli_text_prompt_chat(&srv->text, m, k, &g->prompt, &g->n_prompt))
+        r = api_error(500, "server_error", NULL, NULL, "the chat template could not be rendered");
+    for (int i = 0; i < k; i++)
+        free((char *)m[i].content);
+    free(m);
+    return r;
+}
+
+/* prompt: a string, an array of token ids, or an array of one of either. */
+static serve_reply read_prompt(serve_server *srv, gen_request *g, const cJSON *v) {
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 && !cJSON_IsNumber(cJSON_GetArrayItem(v, 0)))
+        v = cJSON_GetArrayItem(v, 0);
+    if (cJSON_IsString(v)) {
+        if (!cli_text_prompt_raw(&srv->text, v->valuestring, &g->prompt, &g->n_prompt))
+            return api_error(500, "server_error", NULL, NULL, "the prompt could not be tokenized");
+        return (serve_reply){0};
+    }
+    int n = cJSON_GetArraySize(v);
+    if (!cJSON_IsArray(v) || n == 0)
+        return BAD_REQUEST("prompt", "prompt: expected a string or a non-empty array of token ids (one prompt)");
+    g->prompt = malloc((size_t)n * sizeof *g->prompt);
+    if (!g->prompt)
+        return api_error(500, "server_error", NULL, NULL, "out of memory");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) {
+        if (!is_int(e, 0, srv->info.n_vocab - 1))
+            return BAD_REQUEST("prompt", "prompt: token ids are integers in [0, %d)", srv->info.n_vocab);
+        g->prompt[g->n_prompt++] = (int32_t)e->valuedouble;
+    }
+    return (serve_reply){0};
+}
+
+/* The body into a request: OpenAI's fields, then the generation keys. */
+static serve_reply read_request(serve_server *srv, const cJSON *o, bool chat, gen_request *g) {
+    cli_gen_flags gf = *srv->defaults;
+    g->p = *srv->defaults->p;
+    gf.p = &g->p;
+    g->chat = chat;
+    g->n = 1;
+    const char *prompt_key = chat ? "messages" : "prompt";
+    const cJSON *v, *prompt = NULL;
+    cJSON_ArrayForEach(v, o) {
+        bool handled;
+        if (strcmp(v->string, prompt_key) == 0) {
+            prompt = v;
+            continue;
+        }
+        serve_reply r = read_openai_field(srv, g, &gf, v, &handled);
+        if (r.status)
+            return r;
+        char msg[300];
+        if (!handled && !cli_generation_key(v, &gf, msg, sizeof msg)) {
+            if (strcmp(msg, "not a request key") == 0)
+                return BAD_REQUEST(v->string, "%s: unknown field (OpenAI's, or a generation flag of unmask run with "
+                                              "'_' for '-')", v->string);
+            return BAD_REQUEST(v->string, "%s: %s", v->string, msg);
+        }
+    }
+    if (!prompt)
+        return BAD_REQUEST(prompt_key, "%s is required", prompt_key);
+    serve_reply r = chat ? read_messages(srv, g, prompt) : read_prompt(srv, g, prompt);
+    if (r.status)
+        return r;
+    if (g->n_prompt > srv->cfg.max_prompt)
+        return api_error(400, "invalid_request_error", prompt_key, "context_length_exceeded",
+                         "the prompt is %d tokens, more than this server takes (%d; --max-prompt)", g->n_prompt,
+                         srv->cfg.max_prompt);
+    cli_generation_finish(&gf, 128);
+    cli_generation_for_model(&gf, srv->model);
+    if (g->p.gen_length < 1 || g->p.gen_length > srv->cfg.max_tokens)
+        return BAD_REQUEST("max_tokens", "max_tokens: the generation length must be in [1, %d] (--max-tokens)",
+                           srv->cfg.max_tokens);
+    if (g->p.steps > 8 * srv->cfg.max_tokens)
+        return BAD_REQUEST("steps", "steps: at most %d (8 times --max-tokens)", 8 * srv->cfg.max_tokens);
+    return (serve_reply){0};
+}
+
+/* The job's sessions: choice i has seed + i. Checked here (lengths, ids,
+ * settings) so that a bad request is a 400 before it waits in the queue. */
+static serve_reply begin_job(serve_server *srv, const gen_request *g, serve_job **out) {
+    serve_job *j = job_new(g->n, g->stream, srv->cfg.timeout);
+    if (!j)
+        return api_error(500, "server_error", NULL, NULL, "out of memory");
+    for (int i = 0; i < g->n; i++) {
+        um_generate_params p = g->p;
+        p.seed += (uint64_t)i;
+        p.on_step = sched_on_step;
+        p.user_data = &j->choices[i];
+        um_error err;
+        um_status st = um_session_begin(srv->model, g->prompt, g->n_prompt, &p, &j->choices[i].s, &err);
+        if (st != UM_OK) {
+            job_free(j);
+            if (st == UM_ERR_NOMEM)
+                return api_error(503, "server_error", NULL, "out_of_memory", "%s", err.msg);
+            return BAD_REQUEST(NULL, "%s", err.msg);
+        }
+        j->choices[i].prompt_len = g->n_prompt;
+        j->choices[i].gen_len = g->p.gen_length;
+    }
+    int status = sched_submit(&srv->sched, j);
+    if (status) {
+        job_free(j);
+        if (status == 429)
+            return api_error(429, "server_busy", NULL, "queue_full",
+                             "the queue is full (%d sessions waiting at most; --queue): try again later",
+                             srv->cfg.queue);
+        return api_error(503, "server_error", NULL, "shutting_down", "the server is shutting down");
+    }
+    *out = j;
+    return (serve_reply){0};
+}
+
+/* ---- results ---- */
+
+/* A choice's answer: text cut at the first EOS/EOT (as unmask run) and at
+ * the first stop string; done says whether the generation ended there. */
+typedef struct {
+    char *text;
+    int n_tokens; /* generated tokens before the first EOS/EOT */
+    bool stopped; /* EOS/EOT or a stop string */
+} answer;
+
+static void cut_at_stops(answer *a, char *const *stops, int n_stops) {
+    char *cut = NULL;
+    for (int i = 0; i < n_stops; i++) {
+        char *at = strstr(a->text, stops[i]);
+        if (at && (!cut || at < cut))
+            cut = at;
+    }
+    if (cut) {
+        *cut = 0;
+        a->stopped = true;
+    }
+}
+
+static bool make_answer(serve_server *srv, const int32_t *gen, int n, char *const *stops, int n_stops, answer *a) {
+    int end = 0;
+    while (end < n && gen[end] != srv->text.sp.eos && gen[end] != srv->text.sp.eot)
+        end++;
+    a->n_tokens = end;
+    a->stopped = end < n;
+    a->text = cli_text_answer(&srv->text, gen, end);
+    if (!a->text)
+        return false;
+    cut_at_stops(a, stops, n_stops);
+    return true;
+}
+
+/* The error of a finished job, or status 0. */
+static serve_reply job_error(const serve_job *j) {
+    for (int i = 0; i < j->n_choices; i++) {
+        const serve_choice *c = &j->choices[i];
+        if (c->status == UM_OK)
+            continue;
+        if (j->timed_out)
+            return api_error(503, "server_error", NULL, "timeout", "the request ran out of time (--timeout)");
+        if (j->shut_down)
+            return api_error(503, "server_error", NULL, "shutting_down", "the server is shutting down");
+        return api_error(500, "server_error", NULL, NULL, "%s", c->error);
+    }
+    return (serve_reply){0};
+}
+
+static void add_usage(cJSON *o, int prompt_tokens, int completion_tokens) {
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", completion_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", prompt_tokens + completion_tokens);
+}
+
+static cJSON *response_head(serve_server *srv, const char *id, const char *object) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", object);
+    cJSON_AddNumberToObject(o, "created", (double)time(NULL));
+    cJSON_AddStringToObject(o, "model", srv->cfg.model_id);
+    return o;
+}
+
+static void make_id(serve_server *srv, bool chat, char *id, size_t size) {
+    snprintf(id, size, "%s-%ld", chat ? "chatcmpl" : "cmpl", atomic_fetch_add(&srv->next_id, 1));
+}
+
+/* The whole response of a finished job. */
+static serve_reply job_response(serve_server *srv, const gen_request *g, const serve_job *j) {
+    serve_reply r = job_error(j);
+    if (r.status)
+        return r;
+    char id[64];
+    make_id(srv, g->chat, id, sizeof id);
+    cJSON *o = response_head(srv, id, g->chat ? "chat.completion" : "text_completion");
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    int completion_tokens = 0;
+    for (int i = 0; i < j->n_choices; i++) {
+        const um_generation *out = &j->choices[i].out;
+        const int32_t *gen = out->tokens + out->prompt_len;
+        int n = out->n_tokens - out->prompt_len;
+        answer a;
+        if (!make_answer(srv, gen, n, g->stops, g->n_stops, &a)) {
+            cJSON_Delete(o);
+            return api_error(500, "server_error", NULL, NULL, "the answer could not be decoded");
+        }
+        completion_tokens += a.n_tokens;
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "index", i);
+        if (g->chat) {
+            cJSON *m = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(m, "role", "assistant");
+            add_text(m, "content", a.text);
+        } else {
+            add_text(c, "text", a.text);
+        }
+        cJSON_AddNullToObject(c, "logprobs");
+        cJSON_AddStringToObject(c, "finish_reason", a.stopped ? "stop" : "length");
+        cJSON_AddNumberToObject(c, "nfe", out->nfe);
+        if (g->return_tokens) {
+            cJSON *t = cJSON_AddArrayToObject(c, "tokens");
+            for (int k = 0; k < n; k++)
+                cJSON_AddItemToArray(t, cJSON_CreateNumber(gen[k]));
+        }
+        cJSON_AddItemToArray(choices, c);
+        free(a.text);
+    }
+    add_usage(o, g->n_prompt, completion_tokens);
+    return json_reply(200, o);
+}
+
+/* Waits for every choice (the client may leave: its sessions then stop at
+ * the next step) and answers. */
+static serve_reply wait_and_answer(serve_server *srv, const gen_request *g, serve_job *j, int fd) {
+    serve_sched *q = &srv->sched;
+    bool gone = false;
+    pthread_mutex_lock(&q->mu);
+    while (j->n_done < j->n_choices && !gone) {
+        sched_wait(q, j);
+        if (client_gone(fd)) {
+            atomic_store(&j->cancelled, true);
+            gone = true;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    serve_reply r = gone ? api_error(499, "client_closed", NULL, NULL, "the client left") : job_response(srv, g, j);
+    job_release(q, j);
+    return r;
+}
+
+/* ---- streams ---- */
+
+typedef struct {
+    int read;     /* events consumed */
+    size_t sent;  /* bytes of answer text sent */
+    bool final_sent, role_sent, stop_hit;
+    int completion_tokens;
+} stream_choice;
+
+typedef struct serve_stream {
+    serve_server *srv;
+    serve_job *job;
+    gen_request g;
+    int fd;
+    char id[64];
+    stream_choice *ch;
+    char *buf; /* formatted events not yet sent */
+    size_t len, off;
+    bool ended;
+} serve_stream;
+
+static size_t max_stop_len(const gen_request *g) {
+    size_t m = 0;
+    for (int i = 0; i < g->n_stops; i++)
+        m = strlen(g->stops[i]) > m ? strlen(g->stops[i]) : m;
+    return m;
+}
+
+/* Bytes of s[0, n) that end on a whole UTF-8 character. */
+static size_t utf8_whole(const char *s, size_t n) {
+    size_t i = n, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return n;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return back + 1 >= need ? n : i - 1;
+}
+
+static bool append_event(serve_stream *st, const char *data) {
+    size_t n = strlen(data) + 8;
+    char *grown = realloc(st->buf, st->len + n + 1);
+    if (!grown)
+        return false;
+    st->buf = grown;
+    st->len += (size_t)sprintf(st->buf + st->len, "data: %s\n\n", data);
+    return true;
+}
+
+static bool append_json_event(serve_stream *st, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    bool ok = s && append_event(st, s);
+    free(s);
+    return ok;
+}
+
+/* A growing string; on failure it stays NULL. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *s, size_t n) {
+    if (b->cap && !b->s)
+        return; /* an earlier failure */
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = 2 * (b->len + n + 1) + 64;
+        char *grown = realloc(b->s, cap);
+        if (!grown) {
+            free(b->s);
+            b->s = NULL;
+            return;
+        }
+        b->s = grown;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+/* The canvas with masks marked: ids (null for a mask) and text (each mask as U+2591). */
+static cJSON *canvas_json(serve_server *srv, int index, int step, const int32_t *gen, int n) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", index);
+    cJSON_AddNumberToObject(c, "step", step);
+    cJSON *ids = cJSON_AddArrayToObject(c, "tokens");
+    strbuf text = {0};
+    sb_add(&text, "", 0);
+    for (int i = 0; i < n;) {
+        if (gen[i] == srv->info.mask_id) {
+            cJSON_AddItemToArray(ids, cJSON_CreateNull());
+            sb_add(&text, MASK_MARK, strlen(MASK_MARK));
+            i++;
+            continue;
+        }
+        int k = i; /* a run of tokens decodes as one piece (a character may span tokens) */
+        while (k < n && gen[k] != srv->info.mask_id)
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber(gen[k++]));
+        char *piece = cli_text_answer_all(&srv->text, gen + i, k - i);
+        if (piece)
+            sb_add(&text, piece, strlen(piece));
+        free(piece);
+        i = k;
+    }
+    if (text.s)
+        add_text(c, "text", text.s);
+    free(text.s);
+    return c;
+}
+
+/* A chunk of choice i: the text delta (and the finish reason at the end). */
+static cJSON *chunk(serve_stream *st, int i, const char *delta, const char *finish) {
+    const gen_request *g = &st->g;
+    cJSON *o = response_head(st->srv, st->id, g->chat ? "chat.completion.chunk" : "text_completion");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", i);
+    if (g->chat) {
+        cJSON *d = cJSON_AddObjectToObject(c, "delta");
+        if (!st->ch[i].role_sent)
+            cJSON_AddStringToObject(d, "role", "assistant");
+        st->ch[i].role_sent = true;
+        if (delta)
+            add_text(d, "content", delta);
+    } else {
+        add_text(c, "text", delta ? delta : "");
+    }
+    cJSON_AddNullToObject(c, "logprobs");
+    if (finish)
+        cJSON_AddStringToObject(c, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(c, "finish_reason");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
+    return o;
+}
+
+/* The new text of choice i's answer so far (a): what is final and was not
+ * sent, keeping back what a stop string might still claim. */
+static char *take_delta(serve_stream *st, int i, const answer *a, bool final) {
+    stream_choice *sc = &st->ch[i];
+    size_t len = strlen(a->text);
+    if (!final && !a->stopped) {
+        size_t hold = max_stop_len(&st->g);
+        len = len >= hold ? len - (hold ? hold - 1 : 0) : 0;
+        len = utf8_whole(a->text, len);
+    }
+    if (len <= sc->sent)
+        return strdup("");
+    char *d = strndup(a->text + sc->sent, len - sc->sent);
+    sc->sent = len;
+    return d;
+}
+
+/* One step of choice i: the committed prefix's new text and the canvas. */
+static bool step_event(serve_stream *st, int i, const serve_event *ev) {
+    serve_choice *c = &st->job->choices[i];
+    int prefix = 0;
+    while (prefix < c->gen_len && ev->gen[prefix] != st->srv->info.mask_id)
+        prefix++;
+    answer a = {0};
+    char *delta = NULL;
+    if (!st->ch[i].stop_hit && make_answer(st->srv, ev->gen, prefix, st->g.stops, st->g.n_stops, &a)) {
+        st->ch[i].stop_hit = a.stopped;
+        delta = take_delta(st, i, &a, false);
+    }
+    free(a.text);
+    cJSON *o = chunk(st, i, delta ? delta : "", NULL);
+    free(delta);
+    cJSON_AddItemToObject(o, "canvas", canvas_json(st->srv, i, ev->step, ev->gen, c->gen_len));
+    return append_json_event(st, o);
+}
+
+/* The end of choice i: the rest of its text and the finish reason, or the error. */
+static bool final_event(serve_stream *st, int i) {
+    serve_choice *c = &st->job->choices[i];
+    if (c->status != UM_OK) {
+        serve_reply r = job_error(st->job);
+        bool ok = append_event(st, r.body ? r.body : "{\"error\": {\"message\": \"out of memory\"}}");
+        free(r.body);
+        return ok;
+    }
+    const um_generation *out = &c->out;
+    answer a;
+    if (!make_answer(st->srv, out->tokens + out->prompt_len, out->n_tokens - out->prompt_len, st->g.stops,
+                     st->g.n_stops, &a))
+        return false;
+    st->ch[i].completion_tokens = a.n_tokens;
+    char *delta = take_delta(st, i, &a, true);
+    cJSON *o = chunk(st, i, delta, a.stopped ? "stop" : "length");
+    free(delta);
+    free(a.text);
+    return append_json_event(st, o);
+}
+
+static bool done_events(serve_stream *st) {
+    if (st->g.include_usage) {
+        int completion = 0;
+        for (int i = 0; i < st->job->n_choices; i++)
+            completion += st->ch[i].completion_tokens;
+        cJSON *o = response_head(st->srv, st->id, st->g.chat ? "chat.completion.chunk" : "text_completion");
+        cJSON_AddArrayToObject(o, "choices");
+        add_usage(o, st->g.n_prompt, completion);
+        if (!append_json_event(st, o))
+            return false;
+    }
+    return append_event(st, "[DONE]");
+}
+
+/* Formats what happened since the last call; waits for something to happen.
+ * False when the client left (or memory ran out). */
+static bool stream_more(serve_stream *st) {
+    serve_sched *q = &st->srv->sched;
+    serve_job *j = st->job;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        int step_of = -1, final_of = -1, finals = 0;
+        serve_event ev = {0};
+        for (int i = 0; i < j->n_choices && step_of < 0 && final_of < 0; i++) {
+            serve_choice *c = &j->choices[i];
+            if (st->ch[i].read < c->n_events)
+                ev = c->events[st->ch[i].read++], step_of = i;
+            else if (c->done && !st->ch[i].final_sent)
+                final_of = i;
+            finals += st->ch[i].final_sent;
+        }
+        if (step_of >= 0 || final_of >= 0 || finals == j->n_choices) {
+            pthread_mutex_unlock(&q->mu);
+            /* the events and a finished choice's result are only read from here on */
+            if (step_of >= 0)
+                return step_event(st, step_of, &ev);
+            if (final_of >= 0) {
+                st->ch[final_of].final_sent = true;
+                return final_event(st, final_of);
+            }
+            st->ended = true;
+            return done_events(st);
+        }
+        sched_wait(q, j);
+        if (client_gone(st->fd)) {
+            atomic_store(&j->cancelled, true);
+            pthread_mutex_unlock(&q->mu);
+            return false;
+        }
+    }
+}
+
+long stream_read(serve_stream *st, char *buf, size_t max) {
+    while (st->off == st->len) {
+        if (st->ended)
+            return 0;
+        st->off = st->len = 0;
+        if (!stream_more(st))
+            return -1;
+    }
+    size_t n = st->len - st->off < max ? st->len - st->off : max;
+    memcpy(buf, st->buf + st->off, n);
+    st->off += n;
+    return (long)n;
+}
+
+void stream_free(serve_stream *st) {
+    if (!st)
+        return;
+    atomic_store(&st->job->cancelled, true); /* a client that left stops its sessions at the next step */
+    job_release(&st->srv->sched, st->job);
+    gen_request_free(&st->g);
+    free(st->ch);
+    free(st->buf);
+    free(st);
+}
+
+static serve_reply start_stream(serve_server *srv, gen_request *g, serve_job *j, int fd) {
+    serve_stream *st = calloc(1, sizeof *st);
+    stream_choice *ch = calloc((size_t)j->n_choices, sizeof *ch);
+    if (!st || !ch) {
+        free(st);
+        free(ch);
+        atomic_store(&j->cancelled, true);
+        job_release(&srv->sched, j);
+        return api_error(500, "server_error", NULL, NULL, "out of memory");
+    }
+    *st = (serve_stream){.srv = srv, .job = j, .g = *g, .fd = fd, .ch = ch};
+    memset(g, 0, sizeof *g); /* the stream owns the request now */
+    make_id(srv, st->g.chat, st->id, sizeof st->id);
+    return (serve_reply){200, NULL, "text/event-stream", st};
+}
+
+static serve_reply generate(serve_server *srv, const cJSON *body, bool chat, int fd) {
+    gen_request g = {0};
+    serve_reply r = read_request(srv, body, chat, &g);
+    serve_job *j = NULL;
+    if (r.status == 0)
+        r = begin_job(srv, &g, &j);
+    if (r.status == 0)
+        r = g.stream ? start_stream(srv, &g, j, fd) : wait_and_answer(srv, &g, j, fd);
+    gen_request_free(&g);
+    return r;
+}
+
+/* ---- the small endpoints ---- */
+
+static serve_reply tokenize(serve_server *srv, const cJSON *body) {
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(body, "content");
+    const cJSON *special = cJSON_GetObjectItemCaseSensitive(body, "add_special");
+    if (!cJSON_IsString(content))
+        return BAD_REQUEST("content", "content: expected the text to tokenize");
+    if (special && !cJSON_IsBool(special))
+        return BAD_REQUEST("add_special", "add_special: expected true or false");
+    int32_t *ids;
+    int n;
+    bool ok = cJSON_IsTrue(special) ? cli_text_prompt_raw(&srv->text, content->valuestring, &ids, &n) : false;
+    if (!cJSON_IsTrue(special)) {
+        size_t count;
+        um_error err;
+        const char *s = content->valuestring;
+        ok = um_tokenizer_encode(srv->text.tok, s, strlen(s), true, &ids, &count, &err) == UM_OK;
+        n = (int)count;
+    }
+    if (!ok)
+        return api_error(500, "server_error", NULL, NULL, "the text could not be tokenized");
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "tokens");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
+    free(ids);
+    return json_reply(200, o);
+}
+
+static serve_reply detokenize(serve_server *srv, const cJSON *body) {
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(body, "tokens");
+    int n = cJSON_GetArraySize(tokens), vocab = um_tokenizer_n_vocab(srv->text.tok);
+    if (!cJSON_IsArray(tokens))
+        return BAD_REQUEST("tokens", "tokens: expected an array of token ids");
+    int32_t *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    if (!ids)
+        return api_error(500, "server_error", NULL, NULL, "out of memory");
+    int k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, tokens) {
+        if (!is_int(e, 0, vocab - 1)) {
+            free(ids);
+            return BAD_REQUEST("tokens", "tokens[%d]: token ids are integers in [0, %d)", k, vocab);
+        }
+        ids[k++] = (int32_t)e->valuedouble;
+    }
+    char *text;
+    size_t len;
+    um_error err;
+    um_status st = um_tokenizer_decode(srv->text.tok, ids, (size_t)n, false, &text, &len, &err);
+    free(ids);
+    if (st != UM_OK)
+        return BAD_REQUEST("tokens", "%s", err.msg);
+    cJSON *o = cJSON_CreateObject();
+    add_text(o, "content", text);
+    free(text);
+    return json_reply(200, o);
+}
+
+static serve_reply models(serve_server *srv) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", srv->cfg.model_id);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)srv->created);
+    cJSON_AddStringToObject(m, "owned_by", "unmask");
+    cJSON *meta = cJSON_AddObjectToObject(m, "meta");
+    cJSON_AddStringToObject(meta, "architecture", srv->info.architecture);
+    cJSON_AddNumberToObject(meta, "n_params", (double)srv->info.n_params);
+    cJSON_AddNumberToObject(meta, "n_vocab", srv->info.n_vocab);
+    cJSON_AddNumberToObject(meta, "max_seq_len", srv->info.max_seq_len);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "data"), m);
+    return json_reply(200, o);
+}
+
+static serve_reply health(serve_server *srv) {
+    pthread_mutex_lock(&srv->sched.mu);
+    bool stopping = srv->sched.stopping;
+    pthread_mutex_unlock(&srv->sched.mu);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", stopping ? "shutting down" : "ok");
+    return json_reply(stopping ? 503 : 200, o);
+}
+
+static void metric(strbuf *b, const char *name, const char *type, const char *help, double value) {
+    char line[512];
+    int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+    sb_add(b, line, (size_t)n);
+}
+
+static serve_reply metrics(serve_server *srv) {
+    serve_sched *q = &srv->sched;
+    pthread_mutex_lock(&q->mu);
+    serve_metrics m = q->m;
+    int queued = q->q_len, live = q->n_live;
+    pthread_mutex_unlock(&q->mu);
+    strbuf sb = {0}, *b = &sb;
+    metric(b, "unmask_requests_total", "counter", "HTTP requests answered", (double)m.requests);
+    metric(b, "unmask_request_errors_total", "counter", "HTTP requests answered with a status >= 400",
+           (double)m.errors);
+    metric(b, "unmask_queue_length", "gauge", "sessions waiting for a place in the batch", queued);
+    metric(b, "unmask_live_sessions", "gauge", "sessions in the batch", live);
+    metric(b, "unmask_sessions_finished_total", "counter", "sessions finished", (double)m.finished);
+    metric(b, "unmask_forwards_total", "counter", "batched forward passes (steps)", (double)m.forwards);
+    metric(b, "unmask_tokens_committed_total", "counter", "tokens committed", (double)m.tokens);
+    metric(b, "unmask_tokens_per_second", "gauge", "tokens committed per second of stepping",
+           m.step_seconds > 0 ? m.tokens / m.step_seconds : 0);
+    metric(b, "unmask_step_seconds_sum", "counter", "seconds spent in batched steps", m.step_seconds);
+    metric(b, "unmask_step_seconds_count", "counter", "batched steps", (double)m.forwards);
+    metric(b, "unmask_step_seconds_last", "gauge", "latency of the last batched step",
+           m.last_step_seconds);
+    metric(b, "unmask_batch_size_last", "gauge", "sessions in the last batched step", m.last_batch);
+    metric(b, "unmask_uptime_seconds", "gauge", "seconds since the server started",
+           um_now() - srv->started);
+    if (!sb.s)
+        return api_error(500, "server_error", NULL, NULL, "out of memory");
+    return (serve_reply){200, sb.s, "text/plain; version=0.0.4", NULL};
+}
+
+/* ---- routing ---- */
+
+static serve_reply post_json(serve_server *srv, const char *url, const char *body, size_t len, int fd) {
+    cJSON *o = cJSON_ParseWithLength(body ? body : "", len);
+    if (!o)
+        return BAD_REQUEST(NULL, "the body is not valid JSON");
+    serve_reply r;
+    if (!cJSON_IsObject(o))
+        r = BAD_REQUEST(NULL, "the body must be a JSON object");
+    else if (strcmp(url, "/v1/completions") == 0)
+        r = generate(srv, o, false, fd);
+    else if (strcmp(url, "/v1/chat/completions") == 0)
+        r = generate(srv, o, true, fd);
+    else if (strcmp(url, "/tokenize") == 0)
+        r = tokenize(srv, o);
+    else
+        r = detokenize(srv, o);
+    cJSON_Delete(o);
+    return r;
+}
+
+serve_reply api_handle(serve_server *srv, const char *method, const char *url, const char *body, size_t len, int fd) {
+    static const char *const posts[] = {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"};
+    static const char *const gets[] = {"/health", "/v1/models", "/metrics"};
+    bool is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
+    for (size_t i = 0; i < sizeof posts / sizeof *posts; i++)
+        if (strcmp(url, posts[i]) == 0)
+            return is_post ? post_json(srv, url, body, len, fd)
+                           : api_error(405, "invalid_request_error", NULL, "method_not_allowed", "%s takes POST", url);
+    for (size_t i = 0; i < sizeof gets / sizeof *gets; i++)
+        if (strcmp(url, gets[i]) == 0) {
+            if (!is_get)
+                return api_error(405, "invalid_request_error", NULL, "method_not_allowed", "%s takes GET", url);
+            return i == 0 ? health(srv) : i == 1 ? models(srv) : metrics(srv);
+        }
+    return api_error(404, "invalid_request_error", NULL, "not_found", "no endpoint %s %s", method, url);
+}
