@@ -424,6 +424,25 @@ static void stream_format(void **state) {
     cJSON_Delete(first);
     cJSON_Delete(last);
     http_free(&h);
+
+    /* a stop string cuts the answer, streamed or not, the same way */
+    snprintf(body, sizeof body, req, ", \"stop\": [\".\", \"zzz\"], \"max_tokens\": 64");
+    whole = expect_json(s.port, "/v1/completions", body, 200);
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItem(whole, "choices"), 0);
+    want = cJSON_GetObjectItem(choice, "text")->valuestring;
+    assert_null(strchr(want, '.'));
+    snprintf(body, sizeof body, req, ", \"stop\": [\".\", \"zzz\"], \"max_tokens\": 64, \"stream\": true");
+    h = http(s.port, "POST", "/v1/completions", NULL, body);
+    n = sse_events(h.body, events, 512);
+    text[0] = 0;
+    for (int i = 0; i < n - 1; i++) {
+        cJSON *o = cJSON_Parse(events[i]);
+        strcat(text, cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "text")->valuestring);
+        cJSON_Delete(o);
+    }
+    assert_string_equal(text, want);
+    http_free(&h);
+    cJSON_Delete(whole);
     assert_int_equal(stop_server(&s), 0);
 }
 
@@ -547,10 +566,16 @@ static void full_queue_is_429_and_time_limit_503(void **state) {
     int live = connect_to(s.port), queued = connect_to(s.port);
     send_request(live, "POST", "/v1/completions", NULL, body);
     wait_metric(s.port, "unmask_live_sessions", 1);
-    send_request(queued, "POST", "/v1/completions", NULL, body);
+    char whole[512];
+    snprintf(whole, sizeof whole, LONG_REQUEST, "");
+    send_request(queued, "POST", "/v1/completions", NULL, whole);
     wait_metric(s.port, "unmask_queue_length", 1);
     expect_error(s.port, "/v1/completions", "{\"prompt\": \"x\"}", 429, NULL);
-    close(queued);
+    /* the queued one runs out of time behind the live one: 503 */
+    http_result q = read_response(queued);
+    assert_int_equal(q.status, 503);
+    assert_non_null(strstr(q.body, "\"code\":\"timeout\""));
+    http_free(&q);
     /* the live one runs out of time: its stream ends with an error event */
     http_result h = read_response(live);
     assert_int_equal(h.status, 200);
@@ -594,6 +619,38 @@ static void half_sent_request_times_out(void **state) {
     assert_int_equal(stop_server(&s), 0);
 }
 
+/* Hundreds of silent connections hold no one else up; a chunked body over
+ * the limit is refused while it is read. */
+static void many_connections_and_chunked_bodies(void **state) {
+    (void)state;
+    server s = start_server(fixture(TINY), "--max-body 1024");
+    enum { N = 300 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = connect_to(s.port);
+    cJSON_Delete(expect_json(s.port, "/health", NULL, 200));
+    cJSON_Delete(expect_json(s.port, "/v1/completions", "{\"prompt\": \"Hi\", \"max_tokens\": 8}", 200));
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    int fd = connect_to(s.port);
+    const char *head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n";
+    send_all(fd, head, strlen(head));
+    char chunk[600];
+    memset(chunk, 'a', sizeof chunk);
+    for (int i = 0; i < 4; i++) {
+        send_all(fd, "258\r\n", 5); /* 600 bytes */
+        send_all(fd, chunk, sizeof chunk);
+        send_all(fd, "\r\n", 2);
+    }
+    send_all(fd, "0\r\n\r\n", 5);
+    http_result h = read_response(fd);
+    assert_int_equal(h.status, 413);
+    http_free(&h);
+    cJSON_Delete(expect_json(s.port, "/health", NULL, 200));
+    assert_int_equal(stop_server(&s), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(endpoints_answer),
     cmocka_unit_test(bad_input_gets_4xx),
@@ -604,5 +661,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(full_queue_is_429_and_time_limit_503),
     cmocka_unit_test(sigterm_finishes_live_requests),
     cmocka_unit_test(half_sent_request_times_out),
+    cmocka_unit_test(many_connections_and_chunked_bodies),
 };
 const test_group serve_group = {"serve", tests, sizeof tests / sizeof *tests};

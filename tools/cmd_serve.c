@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "base/sys.h"
@@ -158,6 +159,12 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client that left is a failed write, not the end of the server */
+    /* a socket per connection: allow as many open files as the system lets us */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
 
     serve_server srv = {.cfg = sa.cfg, .started = um_now(), .created = (long)time(NULL)};
     atomic_init(&srv.next_id, 1);

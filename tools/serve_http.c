@@ -20,7 +20,9 @@
 typedef struct {
     char *body;
     size_t len, cap;
-    bool refused; /* answered before its body was read (auth, size) */
+    bool refused; /* answered before its body was read (auth, declared size) */
+    bool too_big; /* a body without a declared size went over the limit */
+    size_t dropped;
 } upload;
 
 /* Compares the whole of both strings whatever they hold, so that the time
@@ -151,24 +153,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size) {
-        bool ok = add_body(srv, u, upload_data, *upload_data_size);
+        /* libmicrohttpd answers only once the body is read: the rest of one
+           that is too big is read and dropped, up to a bound past which the
+           connection is closed without an answer */
+        u->dropped += u->too_big ? *upload_data_size : 0;
+        if (!u->too_big && !add_body(srv, u, upload_data, *upload_data_size))
+            u->too_big = true;
         *upload_data_size = 0;
-        if (!ok) {
-            u->refused = true;
-            return send_reply(srv, c, too_big(srv));
-        }
-        return MHD_YES;
+        return u->dropped > 16 * srv->cfg.max_body + (16u << 20) ? MHD_NO : MHD_YES;
     }
-    /* a generation may take up to --timeout: no idle timeout while it runs */
-    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)(srv->cfg.timeout + srv->cfg.drain + 30));
+    if (u->too_big)
+        return send_reply(srv, c, too_big(srv));
+    /* a generation may take up to --timeout (and a stream be silent while it
+       waits in the queue): the idle timeout waits that long for its answer */
+    if (strcmp(method, "POST") == 0 && strncmp(url, "/v1/", 4) == 0)
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)(srv->cfg.timeout + srv->cfg.drain + 30));
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     return send_reply(srv, c, api_handle(srv, method, url, u->body, u->len, ci ? ci->connect_fd : -1));
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)c;
+    serve_server *srv = cls;
     (void)toe;
+    /* a kept-alive connection is idle again: back to the short timeout */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)srv->cfg.idle_timeout);
     upload *u = *con_cls;
     if (u) {
         free(u->body);

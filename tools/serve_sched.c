@@ -146,26 +146,45 @@ static void drop_choice(serve_sched *q, serve_choice *c, const char *why) {
     finish_choice(q, c, why);
 }
 
-/* Moves queued choices into the batch while there is room. */
-static void admit(serve_sched *q) {
-    while (q->q_len > 0 && (q->n_live < q->parallel || q->stopping)) {
-        serve_choice *c = q->queue[q->q_head];
-        q->q_head = (q->q_head + 1) % q->queue_cap;
-        q->q_len--;
+/* Marks a job whose time is up. */
+static void check_deadline(serve_job *j, double now) {
+    if (now > j->deadline && !j->timed_out) {
+        j->timed_out = true;
+        atomic_store(&j->cancelled, true);
+    }
+}
+
+/* Drops the queued choices whose client left or whose time is up (all of
+ * them when stopping), keeping the others in order: a request stuck behind
+ * long ones still gets its answer by its deadline. */
+static void prune_queue(serve_sched *q) {
+    double now = um_now();
+    int kept = 0, n = q->q_len;
+    for (int i = 0; i < n; i++) {
+        serve_choice *c = q->queue[(q->q_head + i) % q->queue_cap];
         serve_job *j = c->job;
-        if (um_now() > j->deadline) {
-            j->timed_out = true;
-            atomic_store(&j->cancelled, true);
-        }
+        check_deadline(j, now);
         if (q->stopping) {
             j->shut_down = true;
             drop_choice(q, c, "the server is shutting down");
         } else if (atomic_load(&j->cancelled)) {
             drop_choice(q, c, j->timed_out ? "the request ran out of time" : "the client left");
         } else {
-            c->started = true;
-            q->live[q->n_live++] = c;
+            q->queue[(q->q_head + kept++) % q->queue_cap] = c;
         }
+    }
+    q->q_len = kept;
+}
+
+/* Moves queued choices into the batch while there is room. */
+static void admit(serve_sched *q) {
+    prune_queue(q);
+    while (q->q_len > 0 && q->n_live < q->parallel) {
+        serve_choice *c = q->queue[q->q_head];
+        q->q_head = (q->q_head + 1) % q->queue_cap;
+        q->q_len--;
+        c->started = true;
+        q->live[q->n_live++] = c;
     }
 }
 
@@ -177,10 +196,7 @@ static void collect(serve_sched *q) {
     for (int i = 0; i < q->n_live; i++) {
         serve_choice *c = q->live[i];
         serve_job *j = c->job;
-        if (now > j->deadline && !j->timed_out) {
-            j->timed_out = true;
-            atomic_store(&j->cancelled, true);
-        }
+        check_deadline(j, now);
         if (q->stopping && now > q->drain_until && !j->shut_down) {
             j->shut_down = true;
             atomic_store(&j->cancelled, true);
