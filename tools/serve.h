@@ -1,6 +1,6 @@
 /* unmask serve: an OpenAI-compatible HTTP server over the steppable sessions.
  *
- * Three parts, one file each:
+ * Four parts, one file each:
  *
  *   serve_sched.c  the scheduler: ONE thread owns the context and steps every
  *                  live session in one forward pass (um_sessions_step); new
@@ -8,8 +8,9 @@
  *                  wait in a bounded queue. It is the only thread that touches
  *                  a session once it is submitted.
  *   serve_api.c    the endpoints: request bodies into sessions (the generation
- *                  keys of run --batch), results into OpenAI's objects, the
- *                  server-sent events of a stream.
+ *                  keys of run --batch), results into OpenAI's objects.
+ *   serve_stream.c a stream: the server-sent events of a job, the committed
+ *                  prefix's text and each step's canvas.
  *   serve_http.c   libmicrohttpd: a thread per connection that reads the body,
  *                  checks the API key, calls the endpoint and answers; it only
  *                  enqueues and waits (or streams).
@@ -157,6 +158,45 @@ serve_reply api_handle(serve_server *srv, const char *method, const char *url, c
 serve_reply api_error(int status, const char *type, const char *param, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* ---- shared by the endpoints and the streams (serve_api.c, serve_stream.c) ---- */
+
+#define MAX_STOPS 4
+
+/* A generation request as read from its body. */
+typedef struct {
+    bool chat;
+    um_generate_params p;
+    int32_t *prompt;
+    int n_prompt;
+    int n;
+    bool stream, include_usage, return_tokens;
+    char *stops[MAX_STOPS];
+    int n_stops;
+} gen_request;
+void gen_request_free(gen_request *g);
+
+/* A choice's answer: text cut at the first EOS/EOT (as unmask run) and at
+ * the first stop string. */
+typedef struct {
+    char *text;
+    int n_tokens; /* generated tokens before the first EOS/EOT */
+    bool stopped; /* EOS/EOT or a stop string */
+} answer;
+/* gen[0, n)'s answer, cut at EOS/EOT and the first of the stops (malloc'd text). */
+bool api_answer(serve_server *srv, const int32_t *gen, int n, char *const *stops, int n_stops, answer *a);
+/* The error of a finished job (timeout, shutdown, failure), or status 0. */
+serve_reply api_job_error(const serve_job *j);
+/* The fields every response and chunk starts with: id, object, created, model. */
+cJSON *api_response_head(serve_server *srv, const char *id, const char *object);
+void api_make_id(serve_server *srv, bool chat, char *id, size_t size);
+void api_add_usage(cJSON *o, int prompt_tokens, int completion_tokens);
+/* cJSON_AddStringToObject with text made valid UTF-8 (a model may emit any bytes). */
+void api_add_text(cJSON *o, const char *key, const char *text);
+/* The client closed its end: what it asked for can go. */
+bool api_client_gone(int fd);
+
+/* Answers with a stream of j (which it takes, with g's contents). */
+serve_reply stream_start(serve_server *srv, gen_request *g, serve_job *j, int fd);
 /* A stream's next bytes (server-sent events): blocks until there are some;
  * 0 at its end, -1 when the client left. */
 long stream_read(struct serve_stream *st, char *buf, size_t max);

@@ -6,7 +6,7 @@
  * fields, the generation keys of run --batch (steps, block_length, cache,
  * decoder, threshold, ...: cli_generation_key), over the command line's
  * defaults. Every bad input is a 4xx with an OpenAI error object naming the
- * field. */
+ * field. Streams are serve_stream.c's. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -14,14 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "base/sys.h"
 #include "serve.h"
 
-#define MAX_STOPS 4
-#define MASK_MARK "\xe2\x96\x91" /* U+2591, a mask in a canvas's text */
-
-static void add_text(cJSON *o, const char *key, const char *text);
 
 serve_reply api_error(int status, const char *type, const char *param, const char *code, const char *fmt, ...) {
     char msg[1024];
@@ -30,10 +27,10 @@ serve_reply api_error(int status, const char *type, const char *param, const cha
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-    add_text(e, "message", msg); /* it may quote the request */
+    api_add_text(e, "message", msg); /* it may quote the request */
     cJSON_AddStringToObject(e, "type", type);
     if (param)
-        add_text(e, "param", param);
+        api_add_text(e, "param", param);
     else
         cJSON_AddNullToObject(e, "param");
     if (code)
@@ -80,7 +77,7 @@ static char *utf8_valid(const char *s) {
 }
 
 /* cJSON_AddStringToObject with the text made valid UTF-8. */
-static void add_text(cJSON *o, const char *key, const char *text) {
+void api_add_text(cJSON *o, const char *key, const char *text) {
     char *valid = utf8_valid(text);
     cJSON_AddStringToObject(o, key, valid ? valid : "");
     free(valid);
@@ -97,7 +94,7 @@ static serve_reply json_reply(int status, cJSON *o) {
 }
 
 /* The client closed its end (read side at EOF): what it asked for can go. */
-static bool client_gone(int fd) {
+bool api_client_gone(int fd) {
     if (fd < 0)
         return false;
     char c;
@@ -107,18 +104,8 @@ static bool client_gone(int fd) {
 
 /* ---- a generation request ---- */
 
-typedef struct {
-    bool chat;
-    um_generate_params p;
-    int32_t *prompt;
-    int n_prompt;
-    int n;
-    bool stream, include_usage, return_tokens;
-    char *stops[MAX_STOPS];
-    int n_stops;
-} gen_request;
 
-static void gen_request_free(gen_request *g) {
+void gen_request_free(gen_request *g) {
     free(g->prompt);
     for (int i = 0; i < g->n_stops; i++)
         free(g->stops[i]);
@@ -388,13 +375,6 @@ static serve_reply begin_job(serve_server *srv, const gen_request *g, serve_job 
 
 /* ---- results ---- */
 
-/* A choice's answer: text cut at the first EOS/EOT (as unmask run) and at
- * the first stop string; done says whether the generation ended there. */
-typedef struct {
-    char *text;
-    int n_tokens; /* generated tokens before the first EOS/EOT */
-    bool stopped; /* EOS/EOT or a stop string */
-} answer;
 
 static void cut_at_stops(answer *a, char *const *stops, int n_stops) {
     char *cut = NULL;
@@ -409,7 +389,7 @@ static void cut_at_stops(answer *a, char *const *stops, int n_stops) {
     }
 }
 
-static bool make_answer(serve_server *srv, const int32_t *gen, int n, char *const *stops, int n_stops, answer *a) {
+bool api_answer(serve_server *srv, const int32_t *gen, int n, char *const *stops, int n_stops, answer *a) {
     int end = 0;
     while (end < n && gen[end] != srv->text.sp.eos && gen[end] != srv->text.sp.eot)
         end++;
@@ -423,7 +403,7 @@ static bool make_answer(serve_server *srv, const int32_t *gen, int n, char *cons
 }
 
 /* The error of a finished job, or status 0. */
-static serve_reply job_error(const serve_job *j) {
+serve_reply api_job_error(const serve_job *j) {
     for (int i = 0; i < j->n_choices; i++) {
         const serve_choice *c = &j->choices[i];
         if (c->status == UM_OK)
@@ -437,14 +417,14 @@ static serve_reply job_error(const serve_job *j) {
     return (serve_reply){0};
 }
 
-static void add_usage(cJSON *o, int prompt_tokens, int completion_tokens) {
+void api_add_usage(cJSON *o, int prompt_tokens, int completion_tokens) {
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", prompt_tokens + completion_tokens);
 }
 
-static cJSON *response_head(serve_server *srv, const char *id, const char *object) {
+cJSON *api_response_head(serve_server *srv, const char *id, const char *object) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "object", object);
@@ -453,18 +433,18 @@ static cJSON *response_head(serve_server *srv, const char *id, const char *objec
     return o;
 }
 
-static void make_id(serve_server *srv, bool chat, char *id, size_t size) {
+void api_make_id(serve_server *srv, bool chat, char *id, size_t size) {
     snprintf(id, size, "%s-%ld", chat ? "chatcmpl" : "cmpl", atomic_fetch_add(&srv->next_id, 1));
 }
 
 /* The whole response of a finished job. */
 static serve_reply job_response(serve_server *srv, const gen_request *g, const serve_job *j) {
-    serve_reply r = job_error(j);
+    serve_reply r = api_job_error(j);
     if (r.status)
         return r;
     char id[64];
-    make_id(srv, g->chat, id, sizeof id);
-    cJSON *o = response_head(srv, id, g->chat ? "chat.completion" : "text_completion");
+    api_make_id(srv, g->chat, id, sizeof id);
+    cJSON *o = api_response_head(srv, id, g->chat ? "chat.completion" : "text_completion");
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     int completion_tokens = 0;
     for (int i = 0; i < j->n_choices; i++) {
@@ -472,7 +452,7 @@ static serve_reply job_response(serve_server *srv, const gen_request *g, const s
         const int32_t *gen = out->tokens + out->prompt_len;
         int n = out->n_tokens - out->prompt_len;
         answer a;
-        if (!make_answer(srv, gen, n, g->stops, g->n_stops, &a)) {
+        if (!api_answer(srv, gen, n, g->stops, g->n_stops, &a)) {
             cJSON_Delete(o);
             return api_error(500, "server_error", NULL, NULL, "the answer could not be decoded");
         }
@@ -482,9 +462,9 @@ static serve_reply job_response(serve_server *srv, const gen_request *g, const s
         if (g->chat) {
             cJSON *m = cJSON_AddObjectToObject(c, "message");
             cJSON_AddStringToObject(m, "role", "assistant");
-            add_text(m, "content", a.text);
+            api_add_text(m, "content", a.text);
         } else {
-            add_text(c, "text", a.text);
+            api_add_text(c, "text", a.text);
         }
         cJSON_AddNullToObject(c, "logprobs");
         cJSON_AddStringToObject(c, "finish_reason", a.stopped ? "stop" : "length");
@@ -497,7 +477,7 @@ static serve_reply job_response(serve_server *srv, const gen_request *g, const s
         cJSON_AddItemToArray(choices, c);
         free(a.text);
     }
-    add_usage(o, g->n_prompt, completion_tokens);
+    api_add_usage(o, g->n_prompt, completion_tokens);
     return json_reply(200, o);
 }
 
@@ -509,7 +489,7 @@ static serve_reply wait_and_answer(serve_server *srv, const gen_request *g, serv
     pthread_mutex_lock(&q->mu);
     while (j->n_done < j->n_choices && !gone) {
         sched_wait(q, j);
-        if (client_gone(fd)) {
+        if (api_client_gone(fd)) {
             atomic_store(&j->cancelled, true);
             gone = true;
         }
@@ -520,297 +500,6 @@ static serve_reply wait_and_answer(serve_server *srv, const gen_request *g, serv
     return r;
 }
 
-/* ---- streams ---- */
-
-typedef struct {
-    int read;     /* events consumed */
-    size_t sent;  /* bytes of answer text sent */
-    bool final_sent, role_sent, stop_hit;
-    int completion_tokens;
-} stream_choice;
-
-typedef struct serve_stream {
-    serve_server *srv;
-    serve_job *job;
-    gen_request g;
-    int fd;
-    char id[64];
-    stream_choice *ch;
-    char *buf; /* formatted events not yet sent */
-    size_t len, off;
-    bool ended;
-} serve_stream;
-
-static size_t max_stop_len(const gen_request *g) {
-    size_t m = 0;
-    for (int i = 0; i < g->n_stops; i++)
-        m = strlen(g->stops[i]) > m ? strlen(g->stops[i]) : m;
-    return m;
-}
-
-/* Bytes of s[0, n) that end on a whole UTF-8 character. */
-static size_t utf8_whole(const char *s, size_t n) {
-    size_t i = n, back = 0;
-    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
-        i--;
-        back++;
-    }
-    if (i == 0)
-        return n;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return back + 1 >= need ? n : i - 1;
-}
-
-static bool append_event(serve_stream *st, const char *data) {
-    size_t n = strlen(data) + 8;
-    char *grown = realloc(st->buf, st->len + n + 1);
-    if (!grown)
-        return false;
-    st->buf = grown;
-    st->len += (size_t)sprintf(st->buf + st->len, "data: %s\n\n", data);
-    return true;
-}
-
-static bool append_json_event(serve_stream *st, cJSON *o) {
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    bool ok = s && append_event(st, s);
-    free(s);
-    return ok;
-}
-
-/* A growing string; on failure it stays NULL. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *s, size_t n) {
-    if (b->cap && !b->s)
-        return; /* an earlier failure */
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = 2 * (b->len + n + 1) + 64;
-        char *grown = realloc(b->s, cap);
-        if (!grown) {
-            free(b->s);
-            b->s = NULL;
-            return;
-        }
-        b->s = grown;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-/* The canvas with masks marked: ids (null for a mask) and text (each mask as U+2591). */
-static cJSON *canvas_json(serve_server *srv, int index, int step, const int32_t *gen, int n) {
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddNumberToObject(c, "index", index);
-    cJSON_AddNumberToObject(c, "step", step);
-    cJSON *ids = cJSON_AddArrayToObject(c, "tokens");
-    strbuf text = {0};
-    sb_add(&text, "", 0);
-    for (int i = 0; i < n;) {
-        if (gen[i] == srv->info.mask_id) {
-            cJSON_AddItemToArray(ids, cJSON_CreateNull());
-            sb_add(&text, MASK_MARK, strlen(MASK_MARK));
-            i++;
-            continue;
-        }
-        int k = i; /* a run of tokens decodes as one piece (a character may span tokens) */
-        while (k < n && gen[k] != srv->info.mask_id)
-            cJSON_AddItemToArray(ids, cJSON_CreateNumber(gen[k++]));
-        char *piece = cli_text_answer_all(&srv->text, gen + i, k - i);
-        if (piece)
-            sb_add(&text, piece, strlen(piece));
-        free(piece);
-        i = k;
-    }
-    if (text.s)
-        add_text(c, "text", text.s);
-    free(text.s);
-    return c;
-}
-
-/* A chunk of choice i: the text delta (and the finish reason at the end). */
-static cJSON *chunk(serve_stream *st, int i, const char *delta, const char *finish) {
-    const gen_request *g = &st->g;
-    cJSON *o = response_head(st->srv, st->id, g->chat ? "chat.completion.chunk" : "text_completion");
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddNumberToObject(c, "index", i);
-    if (g->chat) {
-        cJSON *d = cJSON_AddObjectToObject(c, "delta");
-        if (!st->ch[i].role_sent)
-            cJSON_AddStringToObject(d, "role", "assistant");
-        st->ch[i].role_sent = true;
-        if (delta)
-            add_text(d, "content", delta);
-    } else {
-        add_text(c, "text", delta ? delta : "");
-    }
-    cJSON_AddNullToObject(c, "logprobs");
-    if (finish)
-        cJSON_AddStringToObject(c, "finish_reason", finish);
-    else
-        cJSON_AddNullToObject(c, "finish_reason");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
-    return o;
-}
-
-/* The new text of choice i's answer so far (a): what is final and was not
- * sent, keeping back what a stop string might still claim. */
-static char *take_delta(serve_stream *st, int i, const answer *a, bool final) {
-    stream_choice *sc = &st->ch[i];
-    size_t len = strlen(a->text);
-    if (!final && !a->stopped) {
-        size_t hold = max_stop_len(&st->g);
-        len = len >= hold ? len - (hold ? hold - 1 : 0) : 0;
-        len = utf8_whole(a->text, len);
-    }
-    if (len <= sc->sent)
-        return strdup("");
-    char *d = strndup(a->text + sc->sent, len - sc->sent);
-    sc->sent = len;
-    return d;
-}
-
-/* One step of choice i: the committed prefix's new text and the canvas. */
-static bool step_event(serve_stream *st, int i, const serve_event *ev) {
-    serve_choice *c = &st->job->choices[i];
-    int prefix = 0;
-    while (prefix < c->gen_len && ev->gen[prefix] != st->srv->info.mask_id)
-        prefix++;
-    answer a = {0};
-    char *delta = NULL;
-    if (!st->ch[i].stop_hit && make_answer(st->srv, ev->gen, prefix, st->g.stops, st->g.n_stops, &a)) {
-        st->ch[i].stop_hit = a.stopped;
-        delta = take_delta(st, i, &a, false);
-    }
-    free(a.text);
-    cJSON *o = chunk(st, i, delta ? delta : "", NULL);
-    free(delta);
-    cJSON_AddItemToObject(o, "canvas", canvas_json(st->srv, i, ev->step, ev->gen, c->gen_len));
-    return append_json_event(st, o);
-}
-
-/* The end of choice i: the rest of its text and the finish reason, or the error. */
-static bool final_event(serve_stream *st, int i) {
-    serve_choice *c = &st->job->choices[i];
-    if (c->status != UM_OK) {
-        serve_reply r = job_error(st->job);
-        bool ok = append_event(st, r.body ? r.body : "{\"error\": {\"message\": \"out of memory\"}}");
-        free(r.body);
-        return ok;
-    }
-    const um_generation *out = &c->out;
-    answer a;
-    if (!make_answer(st->srv, out->tokens + out->prompt_len, out->n_tokens - out->prompt_len, st->g.stops,
-                     st->g.n_stops, &a))
-        return false;
-    st->ch[i].completion_tokens = a.n_tokens;
-    char *delta = take_delta(st, i, &a, true);
-    cJSON *o = chunk(st, i, delta, a.stopped ? "stop" : "length");
-    free(delta);
-    free(a.text);
-    return append_json_event(st, o);
-}
-
-static bool done_events(serve_stream *st) {
-    if (st->g.include_usage) {
-        int completion = 0;
-        for (int i = 0; i < st->job->n_choices; i++)
-            completion += st->ch[i].completion_tokens;
-        cJSON *o = response_head(st->srv, st->id, st->g.chat ? "chat.completion.chunk" : "text_completion");
-        cJSON_AddArrayToObject(o, "choices");
-        add_usage(o, st->g.n_prompt, completion);
-        if (!append_json_event(st, o))
-            return false;
-    }
-    return append_event(st, "[DONE]");
-}
-
-/* Formats what happened since the last call; waits for something to happen.
- * False when the client left (or memory ran out). */
-static bool stream_more(serve_stream *st) {
-    serve_sched *q = &st->srv->sched;
-    serve_job *j = st->job;
-    pthread_mutex_lock(&q->mu);
-    for (;;) {
-        int step_of = -1, final_of = -1, finals = 0;
-        serve_event ev = {0};
-        for (int i = 0; i < j->n_choices && step_of < 0 && final_of < 0; i++) {
-            serve_choice *c = &j->choices[i];
-            if (st->ch[i].read < c->n_events)
-                ev = c->events[st->ch[i].read++], step_of = i;
-            else if (c->done && !st->ch[i].final_sent)
-                final_of = i;
-            finals += st->ch[i].final_sent;
-        }
-        if (step_of >= 0 || final_of >= 0 || finals == j->n_choices) {
-            pthread_mutex_unlock(&q->mu);
-            /* the events and a finished choice's result are only read from here on */
-            if (step_of >= 0)
-                return step_event(st, step_of, &ev);
-            if (final_of >= 0) {
-                st->ch[final_of].final_sent = true;
-                return final_event(st, final_of);
-            }
-            st->ended = true;
-            return done_events(st);
-        }
-        sched_wait(q, j);
-        if (client_gone(st->fd)) {
-            atomic_store(&j->cancelled, true);
-            pthread_mutex_unlock(&q->mu);
-            return false;
-        }
-    }
-}
-
-long stream_read(serve_stream *st, char *buf, size_t max) {
-    while (st->off == st->len) {
-        if (st->ended)
-            return 0;
-        st->off = st->len = 0;
-        if (!stream_more(st))
-            return -1;
-    }
-    size_t n = st->len - st->off < max ? st->len - st->off : max;
-    memcpy(buf, st->buf + st->off, n);
-    st->off += n;
-    return (long)n;
-}
-
-void stream_free(serve_stream *st) {
-    if (!st)
-        return;
-    atomic_store(&st->job->cancelled, true); /* a client that left stops its sessions at the next step */
-    job_release(&st->srv->sched, st->job);
-    gen_request_free(&st->g);
-    free(st->ch);
-    free(st->buf);
-    free(st);
-}
-
-static serve_reply start_stream(serve_server *srv, gen_request *g, serve_job *j, int fd) {
-    serve_stream *st = calloc(1, sizeof *st);
-    stream_choice *ch = calloc((size_t)j->n_choices, sizeof *ch);
-    if (!st || !ch) {
-        free(st);
-        free(ch);
-        atomic_store(&j->cancelled, true);
-        job_release(&srv->sched, j);
-        return api_error(500, "server_error", NULL, NULL, "out of memory");
-    }
-    *st = (serve_stream){.srv = srv, .job = j, .g = *g, .fd = fd, .ch = ch};
-    memset(g, 0, sizeof *g); /* the stream owns the request now */
-    make_id(srv, st->g.chat, st->id, sizeof st->id);
-    return (serve_reply){200, NULL, "text/event-stream", st};
-}
-
 static serve_reply generate(serve_server *srv, const cJSON *body, bool chat, int fd) {
     gen_request g = {0};
     serve_reply r = read_request(srv, body, chat, &g);
@@ -818,7 +507,7 @@ static serve_reply generate(serve_server *srv, const cJSON *body, bool chat, int
     if (r.status == 0)
         r = begin_job(srv, &g, &j);
     if (r.status == 0)
-        r = g.stream ? start_stream(srv, &g, j, fd) : wait_and_answer(srv, &g, j, fd);
+        r = g.stream ? stream_start(srv, &g, j, fd) : wait_and_answer(srv, &g, j, fd);
     gen_request_free(&g);
     return r;
 }
@@ -876,7 +565,7 @@ static serve_reply detokenize(serve_server *srv, const cJSON *body) {
     if (st != UM_OK)
         return BAD_REQUEST("tokens", "%s", err.msg);
     cJSON *o = cJSON_CreateObject();
-    add_text(o, "content", text);
+    api_add_text(o, "content", text);
     free(text);
     return json_reply(200, o);
 }
@@ -907,10 +596,10 @@ static serve_reply health(serve_server *srv) {
     return json_reply(stopping ? 503 : 200, o);
 }
 
-static void metric(strbuf *b, const char *name, const char *type, const char *help, double value) {
-    char line[512];
-    int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
-    sb_add(b, line, (size_t)n);
+/* Appends one metric in Prometheus's text format to b (size bytes in all). */
+static void metric(char *b, size_t size, const char *name, const char *type, const char *help, double value) {
+    size_t len = strlen(b);
+    snprintf(b + len, size - len, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
 }
 
 static serve_reply metrics(serve_server *srv) {
@@ -919,27 +608,28 @@ static serve_reply metrics(serve_server *srv) {
     serve_metrics m = q->m;
     int queued = q->q_len, live = q->n_live;
     pthread_mutex_unlock(&q->mu);
-    strbuf sb = {0}, *b = &sb;
-    metric(b, "unmask_requests_total", "counter", "HTTP requests answered", (double)m.requests);
-    metric(b, "unmask_request_errors_total", "counter", "HTTP requests answered with a status >= 400",
-           (double)m.errors);
-    metric(b, "unmask_queue_length", "gauge", "sessions waiting for a place in the batch", queued);
-    metric(b, "unmask_live_sessions", "gauge", "sessions in the batch", live);
-    metric(b, "unmask_sessions_finished_total", "counter", "sessions finished", (double)m.finished);
-    metric(b, "unmask_forwards_total", "counter", "batched forward passes (steps)", (double)m.forwards);
-    metric(b, "unmask_tokens_committed_total", "counter", "tokens committed", (double)m.tokens);
-    metric(b, "unmask_tokens_per_second", "gauge", "tokens committed per second of stepping",
-           m.step_seconds > 0 ? m.tokens / m.step_seconds : 0);
-    metric(b, "unmask_step_seconds_sum", "counter", "seconds spent in batched steps", m.step_seconds);
-    metric(b, "unmask_step_seconds_count", "counter", "batched steps", (double)m.forwards);
-    metric(b, "unmask_step_seconds_last", "gauge", "latency of the last batched step",
-           m.last_step_seconds);
-    metric(b, "unmask_batch_size_last", "gauge", "sessions in the last batched step", m.last_batch);
-    metric(b, "unmask_uptime_seconds", "gauge", "seconds since the server started",
-           um_now() - srv->started);
-    if (!sb.s)
+    size_t size = 8192;
+    char *b = calloc(1, size);
+    if (!b)
         return api_error(500, "server_error", NULL, NULL, "out of memory");
-    return (serve_reply){200, sb.s, "text/plain; version=0.0.4", NULL};
+    metric(b, size, "unmask_requests_total", "counter", "HTTP requests answered", (double)m.requests);
+    metric(b, size, "unmask_request_errors_total", "counter", "HTTP requests answered with a status >= 400",
+           (double)m.errors);
+    metric(b, size, "unmask_queue_length", "gauge", "sessions waiting for a place in the batch", queued);
+    metric(b, size, "unmask_live_sessions", "gauge", "sessions in the batch", live);
+    metric(b, size, "unmask_sessions_finished_total", "counter", "sessions finished", (double)m.finished);
+    metric(b, size, "unmask_forwards_total", "counter", "batched forward passes (steps)", (double)m.forwards);
+    metric(b, size, "unmask_tokens_committed_total", "counter", "tokens committed", (double)m.tokens);
+    metric(b, size, "unmask_tokens_per_second", "gauge", "tokens committed per second of stepping",
+           m.step_seconds > 0 ? m.tokens / m.step_seconds : 0);
+    metric(b, size, "unmask_step_seconds_sum", "counter", "seconds spent in batched steps", m.step_seconds);
+    metric(b, size, "unmask_step_seconds_count", "counter", "batched steps", (double)m.forwards);
+    metric(b, size, "unmask_step_seconds_last", "gauge", "latency of the last batched step",
+           m.last_step_seconds);
+    metric(b, size, "unmask_batch_size_last", "gauge", "sessions in the last batched step", m.last_batch);
+    metric(b, size, "unmask_uptime_seconds", "gauge", "seconds since the server started",
+           um_now() - srv->started);
+    return (serve_reply){200, b, "text/plain; version=0.0.4", NULL};
 }
 
 /* ---- routing ---- */
