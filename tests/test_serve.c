@@ -277,7 +277,7 @@ static void endpoints_answer(void **state) {
 
 static void bad_input_gets_4xx(void **state) {
     (void)state;
-    server s = start_server(fixture(TINY), "--max-body 4096 --max-prompt 64 --max-tokens 128 --max-n 4");
+    server s = start_server(fixture(TINY), "--max-body 4096 --max-prompt 64 --max-tokens 128 --max-n 4 -c 112");
     const char *c = "/v1/completions";
     expect_error(s.port, c, "{\"prompt\": \"x\",", 400, NULL);      /* malformed JSON */
     expect_error(s.port, c, "[1, 2]", 400, NULL);                   /* not an object */
@@ -314,6 +314,7 @@ static void bad_input_gets_4xx(void **state) {
         strcat(words, "hello ");
     strcat(words, "\"}");
     expect_error(s.port, c, words, 400, "prompt"); /* over --max-prompt */
+    expect_error(s.port, c, "{\"prompt\": [1, 2, 3], \"max_tokens\": 112}", 400, "max_tokens"); /* over -c */
     free(words);
     free(big);
     cJSON *o = expect_json(s.port, "/health", NULL, 200); /* still standing */

@@ -28,6 +28,7 @@ static void serve_usage(void) {
          "      --api-key-file F     ... the key read from the first line of F\n"
          "      --max-body BYTES     largest request body; past it 413 (default 1048576)\n"
          "      --max-prompt N       longest prompt in tokens (default 4096)\n"
+         "  -c, --ctx-size N         longest canvas, prompt + max_tokens (default 0: the model's context)\n"
          "      --max-tokens N       largest max_tokens, the generation length (default 1024)\n"
          "      --max-n N            largest n, choices per request (default 8)\n"
          "      --timeout S          seconds a request may take, waiting included; past it 503 (default 600)\n"
@@ -93,6 +94,7 @@ static bool parse_args(int argc, char **argv, serve_args *sa, cli_gen_flags *gf)
         else if (cli_is(&a, NULL, "--api-key-file")) sa->key_file = cli_value(&a);
         else if (cli_is(&a, NULL, "--max-body")) c->max_body = (size_t)cli_int(&a, 64, 1 << 30);
         else if (cli_is(&a, NULL, "--max-prompt")) c->max_prompt = cli_int(&a, 1, 1 << 24);
+        else if (cli_is(&a, "-c", "--ctx-size")) c->ctx_size = cli_int(&a, 0, 1 << 24);
         else if (cli_is(&a, NULL, "--max-tokens")) c->max_tokens = cli_int(&a, 1, 1 << 20);
         else if (cli_is(&a, NULL, "--max-n")) c->max_n = cli_int(&a, 1, 1024);
         else if (cli_is(&a, NULL, "--timeout")) c->timeout = cli_double(&a, 0.001, 1e7);
@@ -168,6 +170,7 @@ int cmd_serve(int argc, char **argv) {
 
     serve_server srv = {.cfg = sa.cfg, .started = um_now(), .created = (long)time(NULL)};
     atomic_init(&srv.next_id, 1);
+    atomic_init(&srv.in_flight, 0);
     um_context *ctx = NULL;
     char id[256];
     int rc = open_server(&srv, &sa, &gf, &ctx, id, sizeof id) ? serve_http_run(&srv) : 1;

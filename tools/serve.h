@@ -37,6 +37,7 @@ typedef struct {
     const char *model_id;
     size_t max_body;     /* bytes */
     int max_prompt;      /* tokens */
+    int ctx_size;        /* prompt + max_tokens at most (-c); <= 0: the model's max_seq_len */
     int max_tokens;      /* gen length at most */
     int max_n;           /* choices per request at most */
     double timeout;      /* seconds a request may take, queue included */
@@ -116,6 +117,7 @@ typedef struct serve_server {
     const cli_gen_flags *defaults; /* the command line's generation flags */
     serve_sched sched;
     atomic_long next_id;
+    atomic_int in_flight;          /* requests begun and not yet answered in full */
     double started;                /* um_now() at start */
     long created;                  /* time(NULL) at start */
 } serve_server;

@@ -335,6 +335,11 @@ static serve_reply read_request(serve_server *srv, const cJSON *o, bool chat, ge
                            srv->cfg.max_tokens);
     if (g->p.steps > 8 * srv->cfg.max_tokens)
         return BAD_REQUEST("steps", "steps: at most %d (8 times --max-tokens)", 8 * srv->cfg.max_tokens);
+    int ctx = srv->cfg.ctx_size > 0 ? srv->cfg.ctx_size : srv->info.max_seq_len;
+    if (g->n_prompt + g->p.gen_length > ctx)
+        return api_error(400, "invalid_request_error", "max_tokens", "context_length_exceeded",
+                         "the prompt (%d tokens) and max_tokens (%d) make a canvas longer than %d tokens (%s)",
+                         g->n_prompt, g->p.gen_length, ctx, srv->cfg.ctx_size > 0 ? "-c" : "the model's context");
     return (serve_reply){0};
 }
 

@@ -110,6 +110,7 @@ static enum MHD_Result first_call(serve_server *srv, struct MHD_Connection *c, c
     if (!u)
         return MHD_NO;
     *con_cls = u;
+    atomic_fetch_add(&srv->in_flight, 1); /* until on_completed */
     if (strcmp(url, "/health") != 0 && !authorized(srv, c)) {
         u->refused = true;
         return send_reply(srv, c, api_error(401, "invalid_request_error", NULL, "invalid_api_key",
@@ -182,6 +183,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (u) {
         free(u->body);
         free(u);
+        atomic_fetch_sub(&srv->in_flight, 1);
     }
     *con_cls = NULL;
 }
@@ -243,7 +245,11 @@ int serve_http_run(serve_server *srv) {
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
     sched_stop(&srv->sched, srv->cfg.drain); /* every job is finished or cancelled when it returns */
-    MHD_stop_daemon(d);                      /* waits for the connections' threads */
+    /* their answers are being written: let them go out (a few seconds at most)
+       before the connections are closed */
+    for (int i = 0; i < 500 && atomic_load(&srv->in_flight) > 0; i++)
+        usleep(10000);
+    MHD_stop_daemon(d); /* closes the connections, waits for their threads */
     fprintf(stderr, "unmask serve: stopped\n");
     return 0;
 }
