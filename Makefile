@@ -62,8 +62,18 @@ $(BUILD)/libunmask.a: $(LIB_OBJ)
 $(BUILD)/libunmask.so: $(LIB_OBJ)
 	$(CC) $(BASEFLAGS) -shared -o $@ $^ $(LDLIBS)
 
-$(BUILD)/unmask: $(TOOL_OBJ) $(BUILD)/libunmask.a
-	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libunmask.a $(LDLIBS) $(TOOL_LDLIBS)
+# unmask serve's page (GET /): tools/serve_page.html as a C string, one
+# literal per line ('?' escaped: C11 would read "??x" as a trigraph)
+$(BUILD)/gen/serve_page.c: tools/serve_page.html
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from tools/serve_page.html by the Makefile */'; echo 'const char serve_page_html[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/gen/serve_page.o: $(BUILD)/gen/serve_page.c
+	$(CC) $(BASEFLAGS) -c $< -o $@
+
+$(BUILD)/unmask: $(TOOL_OBJ) $(BUILD)/gen/serve_page.o $(BUILD)/libunmask.a
+	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/gen/serve_page.o $(BUILD)/libunmask.a $(LDLIBS) $(TOOL_LDLIBS)
 
 # The example uses only the public header and links the shared library
 # (with CFLAGS, so that a sanitized library gets a sanitized program).

@@ -270,6 +270,11 @@ static void endpoints_answer(void **state) {
             fail_msg("/metrics lacks %s", names[i]);
     http_free(&h);
     assert_true(metric(s.port, "unmask_forwards_total") > 0);
+    http_result page = http(s.port, "GET", "/", NULL, NULL);
+    assert_int_equal(page.status, 200);
+    assert_non_null(strstr(page.body, "/v1/chat/completions")); /* the whole page, served as built in */
+    assert_non_null(strstr(page.body, "</html>"));
+    http_free(&page);
     expect_error(s.port, "/nowhere", NULL, 404, NULL);
     expect_error(s.port, "/v1/models", "{}", 405, NULL);
     assert_int_equal(stop_server(&s), 0);
@@ -339,6 +344,11 @@ static void api_key_is_required(void **state) {
     h = http(s.port, "POST", "/v1/completions", NULL, "{\"prompt\": \"x\"}");
     assert_int_equal(h.status, 401);
     http_free(&h);
+    h = http(s.port, "GET", "/", NULL, NULL); /* the page is open: it asks for the key */
+    assert_int_equal(h.status, 200);
+    assert_true(has_header(h.head, "content-type: text/html"));
+    assert_non_null(strstr(h.body, "id=\"key\""));
+    http_free(&h);
     h = http(s.port, "GET", "/v1/models", "Authorization: Bearer s3cret\r\n", NULL);
     assert_int_equal(h.status, 200);
     http_free(&h);
@@ -400,6 +410,7 @@ static void stream_format(void **state) {
             assert_int_equal(step, last_step + 1);
             last_step = step;
             assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(canvas, "tokens")), 32);
+            assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(canvas, "pieces")), 32);
             if (canvases == 0)
                 assert_non_null(strstr(cJSON_GetObjectItem(canvas, "text")->valuestring, "\xe2\x96\x91"));
             canvases++;

@@ -192,6 +192,9 @@ serve_reply api_job_error(const serve_job *j);
 cJSON *api_response_head(serve_server *srv, const char *id, const char *object);
 void api_make_id(serve_server *srv, bool chat, char *id, size_t size);
 void api_add_usage(cJSON *o, int prompt_tokens, int completion_tokens);
+/* s as valid UTF-8 for JSON: each byte that does not start a whole, valid
+ * character becomes U+FFFD. malloc'd. */
+char *api_utf8_valid(const char *s);
 /* cJSON_AddStringToObject with text made valid UTF-8 (a model may emit any bytes). */
 void api_add_text(cJSON *o, const char *key, const char *text);
 /* The client closed its end: what it asked for can go. */

@@ -42,9 +42,7 @@ serve_reply api_error(int status, const char *type, const char *param, const cha
     return r;
 }
 
-/* s as valid UTF-8 for JSON: each byte that does not start a whole, valid
- * character becomes U+FFFD (a model may emit any bytes). malloc'd. */
-static char *utf8_valid(const char *s) {
+char *api_utf8_valid(const char *s) {
     size_t n = strlen(s);
     char *out = malloc(3 * n + 1), *o = out;
     if (!out)
@@ -78,7 +76,7 @@ static char *utf8_valid(const char *s) {
 
 /* cJSON_AddStringToObject with the text made valid UTF-8. */
 void api_add_text(cJSON *o, const char *key, const char *text) {
-    char *valid = utf8_valid(text);
+    char *valid = api_utf8_valid(text);
     cJSON_AddStringToObject(o, key, valid ? valid : "");
     free(valid);
 }
@@ -658,9 +656,19 @@ static serve_reply post_json(serve_server *srv, const char *url, const char *bod
     return r;
 }
 
+/* The page (tools/serve_page.html, made a C string by the Makefile). */
+extern const char serve_page_html[];
+
+static serve_reply page(void) {
+    char *html = strdup(serve_page_html);
+    if (!html)
+        return api_error(500, "server_error", NULL, NULL, "out of memory");
+    return (serve_reply){200, html, "text/html; charset=utf-8", NULL};
+}
+
 serve_reply api_handle(serve_server *srv, const char *method, const char *url, const char *body, size_t len, int fd) {
     static const char *const posts[] = {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"};
-    static const char *const gets[] = {"/health", "/v1/models", "/metrics"};
+    static const char *const gets[] = {"/health", "/v1/models", "/metrics", "/"};
     bool is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
     for (size_t i = 0; i < sizeof posts / sizeof *posts; i++)
         if (strcmp(url, posts[i]) == 0)
@@ -670,7 +678,7 @@ serve_reply api_handle(serve_server *srv, const char *method, const char *url, c
         if (strcmp(url, gets[i]) == 0) {
             if (!is_get)
                 return api_error(405, "invalid_request_error", NULL, "method_not_allowed", "%s takes GET", url);
-            return i == 0 ? health(srv) : i == 1 ? models(srv) : metrics(srv);
+            return i == 0 ? health(srv) : i == 1 ? models(srv) : i == 2 ? metrics(srv) : page();
         }
     return api_error(404, "invalid_request_error", NULL, "not_found", "no endpoint %s %s", method, url);
 }

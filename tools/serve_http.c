@@ -105,13 +105,16 @@ static serve_reply too_big(const serve_server *srv) {
 
 /* The first call of a request: refuse it now when its key is wrong or its
  * declared body too big, else start collecting the body. */
-static enum MHD_Result first_call(serve_server *srv, struct MHD_Connection *c, const char *url, void **con_cls) {
+static enum MHD_Result first_call(serve_server *srv, struct MHD_Connection *c, const char *url, const char *method,
+                                  void **con_cls) {
     upload *u = calloc(1, sizeof *u);
     if (!u)
         return MHD_NO;
     *con_cls = u;
     atomic_fetch_add(&srv->in_flight, 1); /* until on_completed */
-    if (strcmp(url, "/health") != 0 && !authorized(srv, c)) {
+    /* the health check and the page (which asks for the key) are open */
+    bool open = strcmp(url, "/health") == 0 || (strcmp(url, "/") == 0 && strcmp(method, "GET") == 0);
+    if (!open && !authorized(srv, c)) {
         u->refused = true;
         return send_reply(srv, c, api_error(401, "invalid_request_error", NULL, "invalid_api_key",
                                             "a valid API key is required: Authorization: Bearer KEY"));
@@ -147,7 +150,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     serve_server *srv = cls;
     (void)version;
     if (!*con_cls)
-        return first_call(srv, c, url, con_cls);
+        return first_call(srv, c, url, method, con_cls);
     upload *u = *con_cls;
     if (u->refused) { /* the answer is queued; the rest of the body is dropped */
         *upload_data_size = 0;

@@ -91,28 +91,45 @@ static void sb_add(strbuf *b, const char *s, size_t n) {
     b->s[b->len] = 0;
 }
 
-/* The canvas with masks marked: ids (null for a mask) and text (each mask as U+2591). */
+/* One token's own text, for drawing it in its cell (a piece of a
+ * character shows as U+FFFD). */
+static cJSON *piece_json(const um_tokenizer *tok, int32_t id) {
+    size_t len = 0;
+    const char *bytes = um_tokenizer_token_bytes(tok, id, &len);
+    char *piece = bytes ? strndup(bytes, len) : NULL;
+    char *valid = piece ? api_utf8_valid(piece) : NULL;
+    cJSON *item = cJSON_CreateString(valid ? valid : "");
+    free(piece);
+    free(valid);
+    return item;
+}
+
+/* The canvas with masks marked: ids (null for a mask), each token's own
+ * text (null for a mask), and the text (each mask as U+2591). */
 static cJSON *canvas_json(serve_server *srv, int index, int step, const int32_t *gen, int n) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddNumberToObject(c, "index", index);
     cJSON_AddNumberToObject(c, "step", step);
-    cJSON *ids = cJSON_AddArrayToObject(c, "tokens");
+    cJSON *ids = cJSON_AddArrayToObject(c, "tokens"), *pieces = cJSON_AddArrayToObject(c, "pieces");
     strbuf text = {0};
     sb_add(&text, "", 0);
     for (int i = 0; i < n;) {
         if (gen[i] == srv->info.mask_id) {
             cJSON_AddItemToArray(ids, cJSON_CreateNull());
+            cJSON_AddItemToArray(pieces, cJSON_CreateNull());
             sb_add(&text, MASK_MARK, strlen(MASK_MARK));
             i++;
             continue;
         }
         int k = i; /* a run of tokens decodes as one piece (a character may span tokens) */
-        while (k < n && gen[k] != srv->info.mask_id)
-            cJSON_AddItemToArray(ids, cJSON_CreateNumber(gen[k++]));
-        char *piece = cli_text_answer_all(&srv->text, gen + i, k - i);
-        if (piece)
-            sb_add(&text, piece, strlen(piece));
-        free(piece);
+        for (; k < n && gen[k] != srv->info.mask_id; k++) {
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber(gen[k]));
+            cJSON_AddItemToArray(pieces, piece_json(srv->text.tok, gen[k]));
+        }
+        char *run = cli_text_answer_all(&srv->text, gen + i, k - i);
+        if (run)
+            sb_add(&text, run, strlen(run));
+        free(run);
         i = k;
     }
     if (text.s)
