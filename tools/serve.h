@@ -172,6 +172,7 @@ typedef struct {
     int n_prompt;
     int n;
     bool stream, include_usage, return_tokens;
+    bool no_canvas; /* "stream_canvas": false: chunks only when there is new text */
     char *stops[MAX_STOPS];
     int n_stops;
 } gen_request;

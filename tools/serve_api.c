@@ -188,10 +188,12 @@ static serve_reply read_openai_field(serve_server *srv, gen_request *g, cli_gen_
         if (!is_int(v, 1, srv->cfg.max_n))
             return BAD_REQUEST("n", "n: expected an integer in [1, %d]", srv->cfg.max_n);
         g->n = (int)v->valuedouble;
-    } else if (strcmp(k, "stream") == 0 || strcmp(k, "return_tokens") == 0) {
+    } else if (strcmp(k, "stream") == 0 || strcmp(k, "return_tokens") == 0 || strcmp(k, "stream_canvas") == 0) {
         if (!cJSON_IsBool(v) && !cJSON_IsNull(v))
             return BAD_REQUEST(k, "%s: expected true or false", k);
-        *(strcmp(k, "stream") == 0 ? &g->stream : &g->return_tokens) = cJSON_IsTrue(v);
+        bool *flag = strcmp(k, "stream") == 0 ? &g->stream : strcmp(k, "return_tokens") == 0 ? &g->return_tokens
+                                                                                           : &g->no_canvas;
+        *flag = flag == &g->no_canvas ? cJSON_IsFalse(v) : cJSON_IsTrue(v);
     } else if (strcmp(k, "stream_options") == 0) {
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
         if (!cJSON_IsNull(v) && (!cJSON_IsObject(v) || (u && !cJSON_IsBool(u))))

@@ -193,9 +193,14 @@ static bool step_event(serve_stream *st, int i, const serve_event *ev) {
         delta = take_delta(st, i, &a, false);
     }
     free(a.text);
+    if (st->g.no_canvas && (!delta || !*delta)) { /* nothing to say this step */
+        free(delta);
+        return true;
+    }
     cJSON *o = chunk(st, i, delta ? delta : "", NULL);
     free(delta);
-    cJSON_AddItemToObject(o, "canvas", canvas_json(st->srv, i, ev->step, ev->gen, c->gen_len));
+    if (!st->g.no_canvas)
+        cJSON_AddItemToObject(o, "canvas", canvas_json(st->srv, i, ev->step, ev->gen, c->gen_len));
     return append_json_event(st, o);
 }
 
