@@ -29,6 +29,7 @@ echo "model $MODEL, max_tokens $MAX_TOKENS, steps $STEPS, canvas $CANVAS, ${SECO
 echo "| batching | clients | requests | tokens/s | p50 latency s | p99 latency s | p50 first text s |"
 echo "|---|---|---|---|---|---|---|"
 for parallel in 16 1; do
+    : >"$LOG" # emptied here: the child's own truncation may come after the loop below reads the last port
     "$BIN" serve -m "$MODEL" --port 0 --parallel "$parallel" --queue 256 "$@" >/dev/null 2>"$LOG" &
     pid=$!
     port=
