@@ -100,7 +100,7 @@ test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1" CFLAGS="$(SAN) -DUM_NO_CLONES" test
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = safetensors config gguf tokenizer
+FUZZ_TARGETS = safetensors config gguf tokenizer serve
 FUZZ_FLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc -g -O1 -DUM_NO_CLONES \
              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 # Each fuzzer grows a working corpus under build/ from the seeds in
@@ -108,6 +108,7 @@ FUZZ_FLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc -g -O1 -DUM_NO_CLONES \
 # crash-*: keep each as fuzz/regressions/st-NAME.bin or config-NAME.json, which
 # tests/test_bad_input.c replays, gguf-NAME.bin, which tests/test_gguf.c replays,
 # or tok-NAME.bin, which tests/test_tokenizer.c replays through fuzz_tokenizer.c.
+# fuzz-serve runs unmask serve's endpoints on request bodies (fuzz/fuzz_serve.c).
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 	@for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$t && \
@@ -119,6 +120,12 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 $(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(BASE_LDLIBS)
+
+# unmask serve's request bodies: the endpoints and the scheduler, below HTTP
+SERVE_FUZZ_SRC = tools/serve_api.c tools/serve_stream.c tools/serve_sched.c tools/cli.c tools/text.c
+$(BUILD)/fuzz/fuzz-serve: fuzz/fuzz_serve.c $(LIB_SRC) $(SERVE_FUZZ_SRC) tools/serve.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -Itools -o $@ $< $(SERVE_FUZZ_SRC) $(LIB_SRC) $(BASE_LDLIBS)
 
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
