@@ -294,6 +294,9 @@ static void bad_input_gets_4xx(void **state) {
     expect_error(s.port, c, "{\"prompt\": \"x\", \"temperature\": -1}", 400, "temperature");
     expect_error(s.port, c, "{\"prompt\": \"x\", \"n\": 5}", 400, "n");
     expect_error(s.port, c, "{\"prompt\": \"x\", \"stop\": 3}", 400, "stop");
+    cJSON_Delete(expect_json(s.port, c, /* a key twice: the last holds */
+                             "{\"prompt\": \"x\", \"max_tokens\": 8, \"stop\": [\"a\", \"b\", \"c\", \"d\"], "
+                             "\"stop\": [\"e\", \"f\", \"g\", \"h\"]}", 200));
     expect_error(s.port, c, "{\"prompt\": \"x\", \"model\": \"gpt-4\"}", 404, "model");
     expect_error(s.port, c, "{\"prompt\": [1, 2, 512]}", 400, "prompt");   /* id out of range */
     expect_error(s.port, c, "{\"prompt\": [1, 2.5]}", 400, "prompt");

@@ -136,6 +136,9 @@ static bool neutral_field(const char *k, const cJSON *v, bool *known) {
 }
 
 static serve_reply read_stop(gen_request *g, const cJSON *v) {
+    for (int i = 0; i < g->n_stops; i++) /* a key given twice: the last one holds */
+        free(g->stops[i]);
+    g->n_stops = 0;
     if (cJSON_IsNull(v))
         return (serve_reply){0};
     if (cJSON_IsString(v)) {
@@ -384,7 +387,7 @@ static serve_reply begin_job(serve_server *srv, const gen_request *g, serve_job 
 static void cut_at_stops(answer *a, char *const *stops, int n_stops) {
     char *cut = NULL;
     for (int i = 0; i < n_stops; i++) {
-        char *at = strstr(a->text, stops[i]);
+        char *at = stops[i] ? strstr(a->text, stops[i]) : NULL; /* NULL: a copy that ran out of memory */
         if (at && (!cut || at < cut))
             cut = at;
     }

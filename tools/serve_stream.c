@@ -30,7 +30,7 @@ typedef struct serve_stream {
 static size_t max_stop_len(const gen_request *g) {
     size_t m = 0;
     for (int i = 0; i < g->n_stops; i++)
-        m = strlen(g->stops[i]) > m ? strlen(g->stops[i]) : m;
+        m = g->stops[i] && strlen(g->stops[i]) > m ? strlen(g->stops[i]) : m;
     return m;
 }
 
