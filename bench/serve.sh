@@ -23,7 +23,8 @@ shift $(($# >= 3 ? 3 : $#))
 [ "${1:-}" = "--" ] && shift
 MAX_TOKENS=${MAX_TOKENS:-64} STEPS=${STEPS:-64} CANVAS=${CANVAS:-0}
 LOG=$(mktemp)
-trap 'rm -f "$LOG"' EXIT
+pid=
+trap 'rm -f "$LOG"; [ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
 
 echo "model $MODEL, max_tokens $MAX_TOKENS, steps $STEPS, canvas $CANVAS, ${SECONDS_EACH} s per row, $(nproc) CPUs"
 echo "| batching | clients | requests | tokens/s | p50 latency s | p99 latency s | p50 first text s |"
@@ -75,4 +76,5 @@ PY
     done
     kill -TERM "$pid"
     wait "$pid"
+    pid=
 done
