@@ -17,6 +17,8 @@ BASEFLAGS = -std=c11 -D_DEFAULT_SOURCE -ffp-contract=fast -fPIC -fvisibility=hid
             -Iinclude -Isrc $(WARN) $(OPT) -g $(CFLAGS)
 BASE_LDLIBS = -lcjson -lpcre2-8 -lutf8proc -lm -pthread
 LDLIBS   = $(BASE_LDLIBS)
+# the unmask command's HTTP server (unmask serve)
+TOOL_LDLIBS = -lmicrohttpd -ledit
 
 # oneDNN, the optional matmul backend (src/kernels/matmul_onednn.c;
 # UNMASK_KERNEL=onednn): built in when its header is installed (`make deps`
@@ -37,11 +39,13 @@ TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # Debian packages: compiler, JSON (cJSON), test framework (cmocka), the
-# tokenizer's regexes (PCRE2), Unicode normalization (utf8proc) and the
-# optional oneDNN matmul backend (libdnnl-dev), chat's line editing (libedit); for
-# `make fuzz` also clang and its libFuzzer runtime.
-DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev libdnnl-dev libedit-dev \
-               pkg-config
+# tokenizer's regexes (PCRE2), Unicode normalization (utf8proc), HTTP for
+# unmask serve (libmicrohttpd) and its tests (curl), chat's line editing
+# (libedit), pkg-config (the install check), the optional oneDNN matmul
+# backend (libdnnl-dev), and python3-venv for the openai client's test of the
+# server (.ci/run); for `make fuzz` also clang and its libFuzzer runtime.
+DEB_PACKAGES = build-essential libcjson-dev libcmocka-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev curl \
+               libedit-dev pkg-config libdnnl-dev python3-venv
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -58,8 +62,18 @@ $(BUILD)/libunmask.a: $(LIB_OBJ)
 $(BUILD)/libunmask.so: $(LIB_OBJ)
 	$(CC) $(BASEFLAGS) -shared -o $@ $^ $(LDLIBS)
 
-$(BUILD)/unmask: $(TOOL_OBJ) $(BUILD)/libunmask.a
-	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libunmask.a $(LDLIBS) -ledit
+# unmask serve's page (GET /): tools/serve_page.html as a C string, one
+# literal per line ('?' escaped: C11 would read "??x" as a trigraph)
+$(BUILD)/gen/serve_page.c: tools/serve_page.html
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from tools/serve_page.html by the Makefile */'; echo 'const char serve_page_html[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/gen/serve_page.o: $(BUILD)/gen/serve_page.c
+	$(CC) $(BASEFLAGS) -c $< -o $@
+
+$(BUILD)/unmask: $(TOOL_OBJ) $(BUILD)/gen/serve_page.o $(BUILD)/libunmask.a
+	$(CC) $(BASEFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/gen/serve_page.o $(BUILD)/libunmask.a $(LDLIBS) $(TOOL_LDLIBS)
 
 # The example uses only the public header and links the shared library
 # (with CFLAGS, so that a sanitized library gets a sanitized program).
@@ -111,7 +125,7 @@ test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1" CFLAGS="$(SAN) -DUM_NO_CLONES" test
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = safetensors config gguf tokenizer
+FUZZ_TARGETS = safetensors config gguf tokenizer serve
 FUZZ_FLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc -g -O1 -DUM_NO_CLONES \
              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 # Each fuzzer grows a working corpus under build/ from the seeds in
@@ -119,6 +133,7 @@ FUZZ_FLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc -g -O1 -DUM_NO_CLONES \
 # crash-*: keep each as fuzz/regressions/st-NAME.bin or config-NAME.json, which
 # tests/test_bad_input.c replays, gguf-NAME.bin, which tests/test_gguf.c replays,
 # or tok-NAME.bin, which tests/test_tokenizer.c replays through fuzz_tokenizer.c.
+# fuzz-serve runs unmask serve's endpoints on request bodies (fuzz/fuzz_serve.c).
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 	@for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$t && \
@@ -130,6 +145,12 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 $(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(BASE_LDLIBS)
+
+# unmask serve's request bodies: the endpoints and the scheduler, below HTTP
+SERVE_FUZZ_SRC = tools/serve_api.c tools/serve_stream.c tools/serve_sched.c tools/cli.c tools/text.c
+$(BUILD)/fuzz/fuzz-serve: fuzz/fuzz_serve.c $(LIB_SRC) $(SERVE_FUZZ_SRC) tools/serve.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -Itools -o $@ $< $(SERVE_FUZZ_SRC) $(LIB_SRC) $(BASE_LDLIBS)
 
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
@@ -176,7 +197,8 @@ ARM64_FULL_GROUPS = formats forward generate bad_input cli quant kernels gguf gg
                     text_cli train backend dream arch
 ARM64_CLASS_GROUPS = kernels forward backend
 ARM64_PACKAGES = gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
-                 libcjson-dev:arm64 libcmocka-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64 libedit-dev:arm64
+                 libcjson-dev:arm64 libcmocka-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64 \
+                 libmicrohttpd-dev:arm64 libedit-dev:arm64
 
 build-arm64:
 	$(MAKE) BUILD=$(ARM64_BUILD) CC=$(ARM64_CC) ONEDNN=0 TEST_CFLAGS=-fno-tree-loop-vectorize \

@@ -26,6 +26,24 @@ void cli_init(cli_args *a, const char *cmd, int argc, char **argv) {
     a->argv = argv;
     a->i = 0;
     a->ok = true;
+    a->msg = NULL;
+    a->msg_size = 0;
+}
+
+/* A bad argument: said on stderr, or kept in a->msg for a caller that
+ * answers with it (serve's request bodies). */
+__attribute__((format(printf, 2, 3))) static void arg_error(cli_args *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (a->msg) {
+        vsnprintf(a->msg, a->msg_size, fmt, ap);
+    } else {
+        fprintf(stderr, "unmask %s: error: ", a->cmd);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
+    va_end(ap);
+    a->ok = false;
 }
 
 bool cli_next(cli_args *a) {
@@ -41,7 +59,7 @@ bool cli_is(const cli_args *a, const char *short_name, const char *long_name) {
 const char *cli_value(cli_args *a) {
     const char *flag = a->argv[a->i];
     if (a->i + 1 >= a->argc) {
-        cli_error(a->cmd, "%s needs a value", flag);
+        arg_error(a, "%s needs a value", flag);
         a->ok = false;
         return "";
     }
@@ -56,7 +74,7 @@ int cli_int(cli_args *a, int lo, int hi) {
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi) {
-        cli_error(a->cmd, "%s: expected an integer in [%d, %d], got '%s'", flag, lo, hi, v);
+        arg_error(a, "%s: expected an integer in [%d, %d], got '%s'", flag, lo, hi, v);
         a->ok = false;
         return 0;
     }
@@ -71,7 +89,7 @@ double cli_double(cli_args *a, double lo, double hi) {
     errno = 0;
     double x = strtod(v, &end);
     if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi) {
-        cli_error(a->cmd, "%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, v);
+        arg_error(a, "%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, v);
         a->ok = false;
         return 0;
     }
@@ -86,7 +104,7 @@ uint64_t cli_u64(cli_args *a) {
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
     if (errno || end == v || *end || v[0] == '-') {
-        cli_error(a->cmd, "%s: expected a non-negative integer, got '%s'", flag, v);
+        arg_error(a, "%s: expected a non-negative integer, got '%s'", flag, v);
         a->ok = false;
         return 0;
     }
@@ -94,7 +112,7 @@ uint64_t cli_u64(cli_args *a) {
 }
 
 void cli_unknown(cli_args *a) {
-    cli_error(a->cmd, "unknown argument '%s' (see unmask %s --help)", a->argv[a->i], a->cmd);
+    arg_error(a, "unknown argument '%s' (see unmask %s --help)", a->argv[a->i], a->cmd);
     a->ok = false;
 }
 
@@ -259,7 +277,7 @@ int cli_choice(cli_args *a, const char *const *names, int n) {
         for (int i = 0; i < n; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i + 1 < n ? ", " : " or ") : "",
                      names[i]);
-        cli_error(a->cmd, "%s: expected %s, got '%s'", flag, list, v);
+        arg_error(a, "%s: expected %s, got '%s'", flag, list, v);
         a->ok = false;
     }
     return -1;
@@ -366,6 +384,42 @@ int cli_default_block_length(int gen_length) {
         if (gen_length % b == 0)
             return b;
     return gen_length;
+}
+
+bool cli_generation_key(const cJSON *v, cli_gen_flags *gf, char *msg, size_t msg_size) {
+    char flag[96], value[64];
+    snprintf(flag, sizeof flag, "--%s", v->string);
+    for (char *c = flag + 2; *c; c++)
+        *c = *c == '_' ? '-' : *c;
+    char *argv[3] = {"", flag, value};
+    int argc = 3;
+    if (cJSON_IsBool(v)) {
+        if (cJSON_IsFalse(v))
+            return true;
+        argc = 2;
+    } else if (cJSON_IsNumber(v)) {
+        snprintf(value, sizeof value, "%.17g", v->valuedouble);
+    } else if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof value) {
+        snprintf(value, sizeof value, "%s", v->valuestring);
+    } else {
+        snprintf(msg, msg_size, "expected a number, a string or true");
+        return false;
+    }
+    cli_args a;
+    cli_init(&a, "", argc, argv);
+    a.msg = msg;
+    a.msg_size = msg_size;
+    cli_next(&a);
+    /* "--x" spelled in the key itself, or a flag that is not a generation flag */
+    if (strchr(v->string, '-') || strlen(v->string) + 3 > sizeof flag || !cli_generation_flag(&a, gf)) {
+        snprintf(msg, msg_size, "not a request key");
+        return false;
+    }
+    if (a.ok && a.i + 1 < argc) {
+        snprintf(msg, msg_size, "takes true or false");
+        return false;
+    }
+    return a.ok;
 }
 
 void cli_generation_finish(cli_gen_flags *f, int default_gen_length) {

@@ -17,6 +17,8 @@ typedef struct {
     char **argv;
     int i;
     bool ok;
+    char *msg;       /* when set (msg_size bytes), errors are written here instead of stderr */
+    size_t msg_size;
 } cli_args;
 
 void cli_init(cli_args *a, const char *cmd, int argc, char **argv);
@@ -55,6 +57,11 @@ cJSON *cli_generation_json(const um_generation *g, const char *text);
 
 /* Consumes the current argument when it is a generation flag. */
 bool cli_generation_flag(cli_args *a, cli_gen_flags *f);
+/* A JSON key as the generation flag of the same name, '_' for '-' ("temp":
+ * 0.5 -> --temp 0.5, "cache": "dual", "early_stop": true; false leaves the
+ * flag out): run --batch's lines and serve's request bodies. False with the
+ * reason in msg ("not a request key", the flag's range) when v is not one. */
+bool cli_generation_key(const cJSON *v, cli_gen_flags *gf, char *msg, size_t msg_size);
 /* Lengths from the flags, defaults for the rest: block 32 when it divides the
  * gen length (else the gen length), steps = gen length. */
 /* The block length when none is given: the largest divisor of gen_length up
@@ -113,6 +120,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_train_tokenizer(int argc, char **argv);

@@ -40,35 +40,16 @@ static bool line_error(const line_ctx *lc, const char *msg, const char *key) {
     return false;
 }
 
-/* A generation key as the flag run takes: temp -> --temp; its JSON value as
- * the flag's argument (none for true; false leaves the flag out). */
+/* A generation key as the flag run takes (cli_generation_key), its error
+ * named by line and key. */
 static bool apply_flag(const line_ctx *lc, const cJSON *v, cli_gen_flags *gf) {
-    char flag[96], value[64];
-    snprintf(flag, sizeof flag, "--%s", v->string);
-    for (char *c = flag + 2; *c; c++)
-        *c = *c == '_' ? '-' : *c;
-    char *argv[3] = {"", flag, value};
-    int argc = 3;
-    if (cJSON_IsBool(v)) {
-        if (cJSON_IsFalse(v))
-            return true;
-        argc = 2;
-    } else if (cJSON_IsNumber(v)) {
-        snprintf(value, sizeof value, "%.17g", v->valuedouble);
-    } else if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof value) {
-        snprintf(value, sizeof value, "%s", v->valuestring);
-    } else {
-        return line_error(lc, "expected a number, a string or true", v->string);
-    }
-    cli_args a;
-    cli_init(&a, lc->where, argc, argv);
-    cli_next(&a);
-    if (strncmp(flag, "--", 2) != 0 || strchr(v->string, '-') || !cli_generation_flag(&a, gf))
-        return line_error(lc, "not a request key (prompt, prompt_tokens, chat, system, or a generation flag of run "
-                              "with '_' for '-')", v->string);
-    if (a.ok && a.i + 1 < argc)
-        return line_error(lc, "takes true or false", v->string);
-    return a.ok;
+    char msg[300];
+    if (cli_generation_key(v, gf, msg, sizeof msg))
+        return true;
+    if (strcmp(msg, "not a request key") == 0)
+        snprintf(msg, sizeof msg, "not a request key (prompt, prompt_tokens, chat, system, or a generation flag of "
+                                  "run with '_' for '-')");
+    return line_error(lc, msg, v->string);
 }
 
 /* The prompt keys: prompt (text, with chat and system), prompt_tokens. */

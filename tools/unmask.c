@@ -10,6 +10,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"run", cmd_run, "generate from a text or token prompt (reference sampler, KV caches, fast decoders)"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server that batches its requests step by step"},
     {"chat", cmd_chat, "talk with a model in the terminal, with its chat template"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"train-tokenizer", cmd_train_tokenizer, "learn a byte-level BPE tokenizer.json from text files"},
