@@ -480,8 +480,15 @@ um_status cli_generate(um_context *ctx, const int32_t *prompt, int n_prompt, con
     um_status st = um_session_begin(um_context_model(ctx), prompt, n_prompt, p, &s, err);
     if (st != UM_OK)
         return st;
+    /* The handler runs on a stack of its own: oneDNN's JIT kernels keep data
+       below the stack pointer, and a signal frame written there (11 KiB with
+       AVX-512 and AMX state) corrupted a matmul in flight, then the heap. */
+    static char handler_stack[1 << 16];
+    stack_t alt = {.ss_sp = handler_stack, .ss_size = sizeof handler_stack}, old_alt;
+    sigaltstack(&alt, &old_alt);
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
     interrupted = 0;
@@ -492,6 +499,7 @@ um_status cli_generate(um_context *ctx, const int32_t *prompt, int n_prompt, con
             st = um_session_step(ctx, s, err);
     }
     sigaction(SIGINT, &old, NULL);
+    sigaltstack(&old_alt, NULL);
     *was_interrupted = interrupted;
     if (st == UM_OK)
         st = um_session_result(s, g, err);

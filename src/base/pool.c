@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,16 @@ static void *worker_main(void *arg) {
     um_pool *p = wa->pool;
     int thread = wa->thread;
     free(wa);
+    /* Asynchronous signals (Ctrl-C, SIGTERM, ...) go to the caller's thread,
+       never to a worker inside a kernel: oneDNN's JIT code keeps data below
+       the stack pointer, where a signal frame would land. The faults stay
+       unblocked, as a blocked fault loses its handler (the sanitizers'). */
+    sigset_t async;
+    sigfillset(&async);
+    int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&async, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &async, NULL);
     unsigned long seen = 0;
     pthread_mutex_lock(&p->lock);
     for (;;) {
