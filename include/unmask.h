@@ -155,7 +155,8 @@ typedef enum {
                              (prefix_look before, after_look after); a full pass at the block's first step and
                              every cache_refresh steps (dInfer's loop: after warmup_steps full passes without the
                              cache, at each block's first iteration) */
-    /* block-causal caching for block-diffusion models (LLaDA2) comes with those models */
+    /* block-diffusion models (LLaDA2) need none of these: their loop (UM_LOOP_BLOCKS) keeps the exact K/V of
+       finished blocks and runs only the current block */
 } um_cache_mode;
 
 /* Which masked positions a step commits. */
@@ -179,11 +180,21 @@ typedef enum {
 typedef enum {
     UM_LOOP_STEPS = 0, /* LLaDA's and Fast-dLLM's: blocks of block_length after the prompt, steps / n_blocks
                           planned steps each (count-based decoders), or steps until the block has no mask */
-    UM_LOOP_DINFER = 1 /* inclusionAI/dInfer's BlockRunner (generate_uniform.py): blocks from the prompt's end (or
+    UM_LOOP_DINFER = 1, /* inclusionAI/dInfer's BlockRunner (generate_uniform.py): blocks from the prompt's end (or
                           aligned, start_block_align), each run in batches of max(min(masks // expected_tpf,
                           maximum_unroll), 1) iterations before its masks are counted again; a KV cache refreshes
                           at each block's first iteration, which then runs two forward passes; a block holding EOS
                           ends the generation. Decoders threshold, credit, hierarchical; `steps` is unused */
+    UM_LOOP_BLOCKS = 2 /* block diffusion, the loop of block-causal models (LLaDA2's generate; the only one they
+                          run, and theirs by default): the canvas is whole blocks of block_length from position 0
+                          (the first holds the prompt's tail, which stays), each block in turn runs at most
+                          min(steps, gen_length / minimal_topk) steps (steps count per block) of the uniform
+                          schedule of block_length, a step one forward of the block against the exact K/V of
+                          the finished blocks before it; it ends when the block has no mask. threshold (and
+                          credit) commit every mask above the threshold when there are at least the step's
+                          count of them, else the count most confident; topk, margin and entropy the count.
+                          The generation ends after a block holding EOS, and with early_stop as soon as a step
+                          commits an EOS with no mask before it; the result is cut after its first EOS */
 } um_loop;
 
 /* How many tokens the count-based decoders (topk, margin, entropy) commit per step. */
@@ -263,6 +274,7 @@ typedef struct {
      * f32 on the host (n_vocab * d_model floats) and costs n_vocab * d_model per masked position a step. */
     bool iter_smooth;
     double cont_weight, cont_weight_init, cont_weight_growth, threshold_decay; /* (0.3, 0.15, 0.02, 0.02) */
+    int minimal_topk;       /* block diffusion: steps per block at most gen_length / minimal_topk (1) */
 } um_generate_params;
 
 typedef struct {

@@ -131,7 +131,7 @@ static void run_ops(side *s, const inputs *in, results *out) {
     fetch(s, &x2, out->added);
 
     um_tensor q = make(s, UM_F32, N, D, in->q), k = make(s, UM_F32, N, KV, in->k), v = make(s, UM_F32, N, KV, in->v);
-    um_rope_shape rs = {HEADS, KV_HEADS, HD, 500000.0f, false};
+    um_rope_shape rs = {HEADS, KV_HEADS, HD, 500000.0f, false, HD};
     assert_int_equal(be->ops->rope(be, &q, &k, &pos, &rs, &err), UM_OK);
     fetch(s, &q, out->rope_q);
     fetch(s, &k, out->rope_k);
@@ -154,7 +154,7 @@ static void run_ops(side *s, const inputs *in, results *out) {
     um_weight w_down = {UM_F32, D, FF, in->wf, false};
     um_weight gates[4] = {w_q8, w_q8, w_q8, w_q8}, ups[4] = {w_q8, w_q8, w_q8, w_q8};
     um_weight downs[4] = {w_down, w_down, w_down, w_down};
-    um_moe_weights moe = {4, 2, false, {UM_F32, 4, D, in->x, false}, gates, ups, downs};
+    um_moe_weights moe = {4, 2, {UM_GATING_SOFTMAX, 0, 0, false, 1.0f}, {UM_F32, 4, D, in->x, false}, NULL, gates, ups, downs};
     um_tensor moe_out = make(s, UM_F32, N, D, NULL);
     assert_int_equal(be->ops->moe(be, &x, &moe, &moe_out, &err), UM_OK);
     fetch(s, &moe_out, out->moe);

@@ -128,7 +128,7 @@ static void cached_forward_matches_full(void **state) {
         um_batch_entry e[2];
         for (int r = 0; r < rows; r++) {
             assert_int_equal(um_kv_cache_init(&kv[r], ctx->be, m, len, &err), UM_OK);
-            e[r] = (um_batch_entry){tokens + r * len, len, 0, len, len, &kv[r], NULL, 0, NULL};
+            e[r] = (um_batch_entry){tokens + r * len, len, 0, len, len, &kv[r], NULL, 0, NULL, 0};
         }
         assert_int_equal(um_forward_batch(ctx, e, rows, &err), UM_OK);
         all_outputs(ctx, got, V);
@@ -140,7 +140,7 @@ static void cached_forward_matches_full(void **state) {
             for (int i = q0; i < q1; i += 2)
                 sel[n_sel++] = i;
             for (int r = 0; r < rows; r++)
-                e[r] = (um_batch_entry){tokens + r * len, len, q0, q1, len, &kv[r], sel, n_sel, NULL};
+                e[r] = (um_batch_entry){tokens + r * len, len, q0, q1, len, &kv[r], sel, n_sel, NULL, 0};
             assert_int_equal(um_forward_batch(ctx, e, rows, &err), UM_OK);
             all_outputs(ctx, got, V);
             for (int r = 0; r < rows; r++)
@@ -152,10 +152,10 @@ static void cached_forward_matches_full(void **state) {
                 }
         }
         /* a range needs a cache; positions outside the range are refused */
-        e[0] = (um_batch_entry){tokens, len, 4, 8, len, NULL, NULL, 0, NULL};
+        e[0] = (um_batch_entry){tokens, len, 4, 8, len, NULL, NULL, 0, NULL, 0};
         assert_int_equal(um_forward_batch(ctx, e, 1, &err), UM_ERR_ARG);
         int32_t outside = 3;
-        e[0] = (um_batch_entry){tokens, len, 4, 8, len, &kv[0], &outside, 1, NULL};
+        e[0] = (um_batch_entry){tokens, len, 4, 8, len, &kv[0], &outside, 1, NULL, 0};
         assert_int_equal(um_forward_batch(ctx, e, 1, &err), UM_ERR_ARG);
         assert_non_null(strstr(err.msg, "outside"));
         for (int r = 0; r < rows; r++)
@@ -197,7 +197,7 @@ static void batched_forward_matches_single(void **state) {
             for (int i = q0[k]; i < q1[k]; i += 1 + k % 2)
                 sel[k][n_sel[k]++] = i;
             want[k] = malloc((size_t)n_sel[k] * V * sizeof *want[k]);
-            um_batch_entry e = {tok[k], lens[k], 0, lens[k], lens[k], NULL, sel[k], n_sel[k], NULL};
+            um_batch_entry e = {tok[k], lens[k], 0, lens[k], lens[k], NULL, sel[k], n_sel[k], NULL, 0};
             if (cached[k]) {
                 assert_int_equal(um_kv_cache_init(&kv[k], ctx->be, m, lens[k], &err), UM_OK);
                 e.cache = &kv[k];
@@ -211,7 +211,7 @@ static void batched_forward_matches_single(void **state) {
         um_batch_entry batch[4];
         for (int k = 0; k < 4; k++)
             batch[k] = (um_batch_entry){tok[k], lens[k], q0[k], q1[k], lens[k], cached[k] ? &kv[k] : NULL, sel[k],
-                                        n_sel[k], NULL};
+                                        n_sel[k], NULL, 0};
         assert_int_equal(um_forward_batch(ctx, batch, 4, &err), UM_OK);
         all_outputs(ctx, got, V);
         size_t out = 0;

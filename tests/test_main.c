@@ -32,6 +32,7 @@ extern const test_group batch_group;
 extern const test_group backend_group;
 extern const test_group dream_group;
 extern const test_group moe_group;
+extern const test_group llada2_group;
 extern const test_group serve_group;
 
 int main(int argc, char **argv) {
@@ -41,7 +42,7 @@ int main(int argc, char **argv) {
                                   &tokenizer_group,  &bpe_train_group, &text_cli_group,   &train_group,
                                   &train_loop_group, &eval_group,      &models_group,
                                   &arch_group,       &batch_group,     &backend_group,
-                                  &dream_group,      &moe_group,       &serve_group};
+                                  &dream_group,      &moe_group,       &llada2_group,     &serve_group};
     size_t total = 0, failed = 0;
     if (!fixtures_found())
         return 1;

@@ -88,7 +88,8 @@ static void routing_matches_upstream(void **state) {
     assert_int_equal(k, 2);
     int32_t *got_ids = malloc((size_t)n * k * sizeof *got_ids);
     float *got_w = malloc((size_t)n * k * sizeof *got_w);
-    um_moe_route((const float *)logits->data, n, n_expert, k, false, got_ids, got_w);
+    um_moe_router softmax = {UM_GATING_SOFTMAX, 0, 0, false, 1.0f};
+    um_moe_route((const float *)logits->data, n, n_expert, k, &softmax, NULL, got_ids, got_w);
     const int32_t *want_ids = (const int32_t *)ids->data;
     const float *want_w = (const float *)weights->data;
     for (int i = 0; i < n * k; i++) {

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "kernels/moe.h"
 #include "kernels/pick.h"
 #include "unmask.h"
 
@@ -58,14 +59,16 @@ typedef struct {
     int n_heads, n_kv_heads, head_dim;
     float theta;
     bool interleaved;
+    int rot_dim; /* the rotated dimensions of a head: head_dim, or fewer for partial RoPE */
 } um_rope_shape;
 
 /* A mixture-of-experts FFN (the moe operation): a router and n_expert
  * gated FFNs, of which each token runs n_used. */
 typedef struct {
     int n_expert, n_used;
-    bool renormalize;             /* the kept scores divided by their sum */
+    um_moe_router route;          /* how the router scores and chooses (kernels/moe.h) */
     um_weight router;             /* [n_expert][d_model], F32 */
+    const float *bias;            /* [n_expert]: added to the scores for the choice only; NULL: none */
     um_weight *gate, *up, *down;  /* n_expert each: [d_ff][d_model] twice, [d_model][d_ff] */
 } um_moe_weights;
 
@@ -98,8 +101,8 @@ typedef struct {
                       const um_rope_shape *shape, um_error *err);
     /* gate = silu(gate) * up. */
     um_status (*swiglu)(um_backend *be, const um_tensor *gate, const um_tensor *up, um_error *err);
-    /* out = the FFN of w for each row of x: softmax router scores, the
-     * n_used best experts, out = sum of score * down(silu(gate(x)) * up(x))
+    /* out = the FFN of w for each row of x: the router's scores, the n_used
+     * best experts, out = sum of weight * down(silu(gate(x)) * up(x))
      * (kernels/moe.h). Each expert's weights are read once for all its rows. */
     um_status (*moe)(um_backend *be, const um_tensor *x, const um_moe_weights *w, const um_tensor *out,
                      um_error *err);

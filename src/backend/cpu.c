@@ -13,8 +13,8 @@ typedef struct {
     um_exec ex;
     float *mm_scratch, *att_scratch; /* grown on demand */
     size_t mm_floats, att_floats;
-    float *rope_cos, *rope_sin; /* [rope_len][head_dim / 2] for rope_theta */
-    int rope_len, rope_hd;
+    float *rope_cos, *rope_sin; /* [rope_len][rope_rot / 2] for rope_theta */
+    int rope_len, rope_rot;
     float rope_theta;
     float *head_rows, *head_logits; /* pick's chunk of states and their logits */
     size_t head_rows_floats, head_logits_floats;
@@ -171,15 +171,16 @@ static void rows_task(void *arg, int task, int thread) {
             um_rmsnorm(j->out + at, j->a + at, j->w, (int)(t1 - t0), (int)j->cols, j->eps);
         break;
     case ROWS_ROPE: {
-        int half = j->rs->head_dim / 2;
+        int half = j->rs->rot_dim / 2;
         for (int64_t t = t0; t < t1;) { /* runs of consecutive positions */
             int run = 1;
             while (t + run < t1 && j->pos[t + run] == j->pos[t] + run)
                 run++;
             const float *c = j->st->rope_cos + (size_t)j->pos[t] * half, *s = j->st->rope_sin + (size_t)j->pos[t] * half;
-            um_rope(j->a + (size_t)t * j->cols, run, j->rs->n_heads, j->rs->head_dim, j->rs->interleaved, c, s);
-            um_rope((float *)j->b + (size_t)t * j->cols_b, run, j->rs->n_kv_heads, j->rs->head_dim, j->rs->interleaved,
-                    c, s);
+            um_rope(j->a + (size_t)t * j->cols, run, j->rs->n_heads, j->rs->head_dim, j->rs->rot_dim,
+                    j->rs->interleaved, c, s);
+            um_rope((float *)j->b + (size_t)t * j->cols_b, run, j->rs->n_kv_heads, j->rs->head_dim, j->rs->rot_dim,
+                    j->rs->interleaved, c, s);
             t += run;
         }
         break;
@@ -221,25 +222,25 @@ static um_status cpu_add_rmsnorm(um_backend *be, const um_tensor *x, const um_te
     return UM_OK;
 }
 
-/* The cos/sin tables cover positions [0, len) for (theta, head_dim). */
+/* The cos/sin tables cover positions [0, len) for (theta, rot_dim). */
 static um_status rope_tables(cpu_state *st, const um_rope_shape *rs, int len, um_error *err) {
-    if (len <= st->rope_len && rs->head_dim == st->rope_hd && rs->theta == st->rope_theta)
+    if (len <= st->rope_len && rs->rot_dim == st->rope_rot && rs->theta == st->rope_theta)
         return UM_OK;
     len = len > st->rope_len ? len : st->rope_len;
-    size_t n = (size_t)len * (size_t)(rs->head_dim / 2);
+    size_t n = (size_t)len * (size_t)(rs->rot_dim / 2);
     float *c = um_aligned_alloc(n * sizeof(float) + 1), *s = um_aligned_alloc(n * sizeof(float) + 1);
     if (!c || !s) {
         free(c);
         free(s);
         return um_fail(err, UM_ERR_NOMEM, "out of memory for RoPE tables of %d positions", len);
     }
-    um_rope_table(c, s, len, rs->head_dim, rs->theta);
+    um_rope_table(c, s, len, rs->rot_dim, rs->theta);
     free(st->rope_cos);
     free(st->rope_sin);
     st->rope_cos = c;
     st->rope_sin = s;
     st->rope_len = len;
-    st->rope_hd = rs->head_dim;
+    st->rope_rot = rs->rot_dim;
     st->rope_theta = rs->theta;
     return UM_OK;
 }
@@ -248,6 +249,8 @@ static um_status cpu_rope(um_backend *be, const um_tensor *q, const um_tensor *k
                           const um_rope_shape *rs, um_error *err) {
     cpu_state *st = state(be);
     const int32_t *p = i32(pos);
+    if (rs->rot_dim < 2 || rs->rot_dim > rs->head_dim || rs->rot_dim % 2)
+        return um_fail(err, UM_ERR_ARG, "rope: %d rotated dimensions of a head of %d", rs->rot_dim, rs->head_dim);
     int len = 0;
     for (int64_t i = 0; i < pos->rows; i++) {
         if (p[i] < 0)
@@ -304,7 +307,7 @@ static um_status cpu_moe(um_backend *be, const um_tensor *x, const um_moe_weight
     int32_t *ids = (int32_t *)st->moe_i, *token_of = ids + pairs, *row_of = token_of + pairs, *start = row_of + pairs;
     if (!um_matmul(&st->ex, f32(x), (int)n, &w->router, NULL, logits, st->mm_scratch))
         return oom(err, "router");
-    um_moe_route(logits, (int)n, (int)E, (int)k, w->renormalize, ids, weights);
+    um_moe_route(logits, (int)n, (int)E, (int)k, &w->route, w->bias, ids, weights);
     um_moe_group(ids, (int)n, (int)k, (int)E, start, token_of, row_of);
     run_rows(st, (rows_job){.op = ROWS_MOE_GATHER, .a = xg, .b = f32(x), .pos = token_of, .cols = d, .n = pairs});
     if (!moe_experts(st, w, start, d, ff, xg, g, u, yg, false))

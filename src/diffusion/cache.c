@@ -17,9 +17,10 @@
  * holding K/V for every position (model.h's um_kv_cache), so each mode is
  * only a choice of range: a pass over [q0, q1) rewrites those slots and reads
  * the rest as the last pass that covered them left them — for prefix and
- * dual, the block's first (full) pass, as Fast-dLLM does. Block-causal
- * caching for block-diffusion models (LLaDA2) will be another range (the
- * block, against keys up to its end: um_batch_entry's n_kv). */
+ * dual, the block's first (full) pass, as Fast-dLLM does. Block diffusion
+ * (LLaDA2: block-causal attention) is one more range: the positions whose
+ * K/V are not final yet, up to the current block's end, against keys up to
+ * that end (um_batch_entry's n_kv and block); the session chooses it. */
 #include <string.h>
 
 #include "diffusion/diffusion.h"
@@ -30,10 +31,11 @@ void um_cache_init(um_cache *c, const um_generate_params *p) {
     c->before = p->prefix_look >= 0 ? p->prefix_look : p->cache_window;
     c->after = p->after_look >= 0 ? p->after_look : p->cache_window;
     c->refresh = p->cache_refresh;
+    c->block = p->loop == UM_LOOP_BLOCKS ? p->block_length : 0;
 }
 
 um_status um_cache_ready(um_cache *c, um_backend *be, const um_model *m, int n_rows, int len, um_error *err) {
-    for (int r = 0; c->mode != UM_CACHE_NONE && r < n_rows; r++) {
+    for (int r = 0; (c->mode != UM_CACHE_NONE || c->block > 0) && r < n_rows; r++) {
         if (c->kv[r].ops == be->ops)
             continue;
         if (c->kv[r].ops)
@@ -74,9 +76,11 @@ void um_cache_entries(um_cache *c, const int32_t *rows, int n_rows, int len, um_
                       int n_sel, um_batch_entry *out) {
     for (int r = 0; r < n_rows; r++) {
         const int32_t *row = rows + (size_t)r * len;
-        if (c->mode == UM_CACHE_NONE)
-            out[r] = (um_batch_entry){row, len, 0, len, len, NULL, sel, n_sel, NULL};
+        if (c->block > 0) /* block-causal: keys up to the range's end, which is its block's */
+            out[r] = (um_batch_entry){row, len, plan.q0, plan.q1, plan.q1, &c->kv[r], sel, n_sel, NULL, c->block};
+        else if (c->mode == UM_CACHE_NONE)
+            out[r] = (um_batch_entry){row, len, 0, len, len, NULL, sel, n_sel, NULL, 0};
         else
-            out[r] = (um_batch_entry){row, len, plan.q0, plan.q1, len, &c->kv[r], sel, n_sel, NULL};
+            out[r] = (um_batch_entry){row, len, plan.q0, plan.q1, len, &c->kv[r], sel, n_sel, NULL, 0};
     }
 }

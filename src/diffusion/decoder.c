@@ -107,6 +107,19 @@ int um_decode_select(const um_generate_params *p, const int32_t *pos, const um_p
     if (p->decoder == UM_DECODER_HIERARCHICAL)
         mark_hierarchical(pos, score, n, p->low_threshold, p->threshold, take);
     int k = 0;
+    if (p->loop == UM_LOOP_BLOCKS && (p->decoder == UM_DECODER_THRESHOLD || p->decoder == UM_DECODER_CREDIT)) {
+        /* LLaDA2: every candidate strictly above the threshold when they are at least the step's count, else
+           the count best (the ranking's prefix either way) */
+        int above = 0;
+        while (above < n && s[above].score > p->threshold)
+            above++;
+        for (int want = above >= count ? above : count < n ? count : n; k < want; k++)
+            out[k] = s[k].pos;
+        free(s);
+        free(score);
+        free(take);
+        return k;
+    }
     int ranked = p->schedule == UM_SCHEDULE_QUOTA ? count : n; /* the quota: only the best count are considered */
     for (int r = 0; r < ranked && r < n; r++) {
         double v = s[r].score;

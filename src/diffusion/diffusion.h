@@ -83,6 +83,7 @@ void um_schedule_block_range(const um_generate_params *p, int n_prompt, int b, i
 typedef struct {
     um_cache_mode mode;
     int before, after, refresh; /* vicinity: positions recomputed before and after the block; full-pass interval */
+    int block;                  /* block diffusion: the block-causal mask's block length (0: not block-causal) */
     um_kv_cache kv[UM_CANVAS_MAX_ROWS]; /* one per canvas row; empty for UM_CACHE_NONE */
 } um_cache;
 

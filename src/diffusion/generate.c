@@ -34,6 +34,7 @@ um_generate_params um_generate_default_params(void) {
     p.cont_weight_init = 0.15;
     p.cont_weight_growth = 0.02;
     p.threshold_decay = 0.02;
+    p.minimal_topk = 1;
     return p;
 }
 

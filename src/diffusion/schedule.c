@@ -192,12 +192,41 @@ static um_status check_dinfer(const um_generate_params *p, int n_prompt, int max
     return check_sampling(p, err);
 }
 
+/* Block diffusion (LLaDA2's generate): whole blocks from position 0, steps per block, no other cache. */
+static um_status check_blocks(const um_generate_params *p, int n_prompt, int n_prompt_masks, int max_seq,
+                              um_error *err) {
+    if (p->gen_length < 1 || p->block_length < 1 || p->steps < 1 || p->minimal_topk < 1)
+        return um_fail(err, UM_ERR_ARG, "block diffusion: gen_length, block_length, steps and minimal_topk must be "
+                       "at least 1 (got %d, %d, %d, %d)", p->gen_length, p->block_length, p->steps, p->minimal_topk);
+    if (p->gen_length < p->minimal_topk)
+        return um_fail(err, UM_ERR_ARG, "block diffusion: gen_length %d leaves no step at minimal_topk %d "
+                       "(steps are at most gen_length / minimal_topk)", p->gen_length, p->minimal_topk);
+    int64_t blocks = ((int64_t)n_prompt + p->gen_length + p->block_length - 1) / p->block_length;
+    if (n_prompt < 0 || blocks * p->block_length > max_seq)
+        return um_fail(err, UM_ERR_ARG, "prompt (%d) + gen_length (%d), in whole blocks of %d, exceeds the model's "
+                       "max_sequence_length %d", n_prompt, p->gen_length, p->block_length, max_seq);
+    if (n_prompt_masks > 0)
+        return um_fail(err, UM_ERR_ARG, "block diffusion does not fill masks inside the prompt (it holds %d)",
+                       n_prompt_masks);
+    if (p->cache != UM_CACHE_NONE)
+        return um_fail(err, UM_ERR_ARG, "block diffusion keeps the exact K/V of finished blocks itself: the %s cache "
+                       "does not apply to a block-causal model", p->cache == UM_CACHE_PREFIX ? "prefix"
+                       : p->cache == UM_CACHE_DUAL ? "dual" : "vicinity");
+    if (p->decoder == UM_DECODER_ORIGIN || p->schedule != UM_SCHEDULE_UNIFORM || p->cfg_scale > 0 ||
+        p->eos_rejection || p->alg_temp > 0)
+        return um_fail(err, UM_ERR_ARG, "block diffusion has no origin decoder, schedule but the uniform one, "
+                       "classifier-free guidance, EOS rejection or alg_temp");
+    return check_sampling(p, err);
+}
+
 um_status um_schedule_check(const um_generate_params *p, int n_prompt, int n_prompt_masks, int max_seq,
                             um_error *err) {
     if (p->iter_smooth && p->loop != UM_LOOP_DINFER)
         return um_fail(err, UM_ERR_ARG, "IterSmooth runs in dInfer's loop");
     if (p->loop == UM_LOOP_DINFER)
         return check_dinfer(p, n_prompt, max_seq, err);
+    if (p->loop == UM_LOOP_BLOCKS)
+        return check_blocks(p, n_prompt, n_prompt_masks, max_seq, err);
     if (p->loop != UM_LOOP_STEPS)
         return um_fail(err, UM_ERR_ARG, "unknown loop %d", (int)p->loop);
     if (p->gen_length == 0 && n_prompt_masks > 0) { /* pure infilling: the prompt's masks are the one block */

@@ -63,6 +63,9 @@ struct um_session {
     int unroll_left;   /* iterations left before the block's masks are counted again */
     int iter_no;       /* dInfer's iteration number: the forward passes so far */
     int require_start; /* the block start dInfer's cache manager last saw (-1: none yet) */
+    /* block diffusion (UM_LOOP_BLOCKS) */
+    int cached_upto;   /* the K/V of positions below it are final (their blocks finished) */
+    int keep_len;      /* the prompt and gen_length: the canvas's last block may reach past it */
     bool cache_built;  /* a full pass has filled the cache */
     bool step_pending; /* the iteration's cache refresh ran; its step is next */
     bool prepared;     /* next_step chose this forward (pass) already */
@@ -126,6 +129,12 @@ static um_status check_shifted(const um_model *m, const um_generate_params *p, u
 static um_status check_request(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
                                um_error *err) {
     const um_hparams *hp = &m->hp;
+    bool block_causal = hp->attn_mask == UM_ATTN_BLOCK_CAUSAL;
+    if (block_causal && p->loop != UM_LOOP_BLOCKS)
+        return um_fail(err, UM_ERR_ARG, "%s models (block-causal attention) run block diffusion only, not dInfer's "
+                       "loop", m->arch);
+    if (!block_causal && p->loop == UM_LOOP_BLOCKS)
+        return um_fail(err, UM_ERR_ARG, "block diffusion needs a block-causal model (LLaDA2), not %s", m->arch);
     if (n_prompt < 0 || (n_prompt > 0 && !prompt))
         return um_fail(err, UM_ERR_ARG, "invalid prompt");
     for (int i = 0; i < n_prompt; i++)
@@ -147,9 +156,12 @@ static um_status check_request(const um_model *m, const int32_t *prompt, int n_p
     return UM_OK;
 }
 
-um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
+um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *params,
                            um_session **out, um_error *err) {
     *out = NULL;
+    um_generate_params block_params = *params, *p = &block_params;
+    if (m->hp.attn_mask == UM_ATTN_BLOCK_CAUSAL && p->loop == UM_LOOP_STEPS)
+        p->loop = UM_LOOP_BLOCKS; /* the model's own generation: its steps loop */
     UM_TRY(check_request(m, prompt, n_prompt, p, err));
     const um_hparams *hp = &m->hp;
     um_session *s = calloc(1, sizeof *s);
@@ -173,14 +185,22 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         .credit_alpha = p->credit_alpha,
         .credit_gamma = p->credit_gamma,
     };
-    bool dinfer = p->loop == UM_LOOP_DINFER;
+    bool dinfer = p->loop == UM_LOOP_DINFER, blocks = p->loop == UM_LOOP_BLOCKS;
     s->n_blocks = dinfer ? 0 : um_schedule_n_blocks(p);
     s->spb = dinfer ? 0 : p->steps / s->n_blocks;
     s->require_start = -1;
+    s->keep_len = n_prompt + p->gen_length;
+    int canvas_gen = p->gen_length;
+    if (blocks) { /* whole blocks from position 0; the first to run holds the prompt's tail */
+        s->n_blocks = (s->keep_len + p->block_length - 1) / p->block_length;
+        s->block = n_prompt / p->block_length;
+        s->spb = p->steps < p->gen_length / p->minimal_topk ? p->steps : p->gen_length / p->minimal_topk;
+        canvas_gen = s->n_blocks * p->block_length - n_prompt;
+    }
     int n_rows = p->cfg_scale > 0 ? 2 : 1;
-    um_status st = um_canvas_init(&s->cv, prompt, n_prompt, p->gen_length, n_rows, hp->mask_id, err);
+    um_status st = um_canvas_init(&s->cv, prompt, n_prompt, canvas_gen, n_rows, hp->mask_id, err);
     if (st == UM_OK) {
-        s->masks0 = um_canvas_count_masks(&s->cv, 0, s->cv.len);
+        s->masks0 = um_canvas_count_masks(&s->cv, 0, s->keep_len);
         size_t max_cand = (size_t)um_canvas_count_masks(&s->cv, 0, n_prompt) + (size_t)p->block_length;
         s->cand = malloc(max_cand * sizeof *s->cand);
         if (p->iter_smooth && max_cand < (size_t)s->cv.len)
@@ -192,6 +212,8 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         s->counts = malloc((size_t)(s->spb > 64 ? s->spb : 64) * sizeof *s->counts);
         if (!s->cand || !s->rows || !s->picks || !s->chosen || !s->chosen_tok || !s->counts)
             st = um_fail(err, UM_ERR_NOMEM, "out of memory for a canvas of %d tokens", s->cv.len);
+        else if (blocks) /* one schedule for every block: of the block's length, whatever it holds */
+            um_schedule_transfer_counts(p->block_length, s->spb, s->counts);
         /* dInfer's BlockIterator: from the prompt's end, or aligned down from its count of non-mask tokens */
         int kept = 0;
         for (int i = 0; i < n_prompt; i++)
@@ -243,10 +265,16 @@ um_status um_session_result(um_session *s, um_generation *out, um_error *err) {
     memset(out, 0, sizeof *out);
     if (!s->done)
         return um_fail(err, UM_ERR_ARG, "the session has not finished");
-    out->n_committed = s->masks0 - um_canvas_count_masks(&s->cv, 0, s->cv.len);
+    out->n_committed = s->masks0 - um_canvas_count_masks(&s->cv, 0, s->keep_len);
     out->tokens = s->cv.rows; /* row 0 is the canvas; the rest is unused space */
     s->cv.rows = NULL;
-    out->n_tokens = s->cv.len;
+    out->n_tokens = s->keep_len;
+    /* block diffusion: what lies past gen_length was denoised with its block and goes; so does all after EOS */
+    for (int i = s->cv.n_prompt; s->p.loop == UM_LOOP_BLOCKS && i < s->keep_len; i++)
+        if (out->tokens[i] == s->m->hp.eos_id) {
+            out->n_tokens = i + 1;
+            break;
+        }
     out->prompt_len = s->cv.n_prompt;
     out->nfe = s->nfe;
     out->forward_seconds = s->forward_seconds;
@@ -360,12 +388,58 @@ static bool next_step_dinfer(um_session *s) {
     return false;
 }
 
+/* Does [from, to) of the canvas hold the model's EOS? */
+static bool holds_eos(const um_session *s, int from, int to) {
+    for (int i = from; s->m->hp.eos_id >= 0 && i < to; i++)
+        if (s->cv.rows[i] == s->m->hp.eos_id)
+            return true;
+    return false;
+}
+
+/* LLaDA2's generate as a sequence of steps: each block in turn, its steps
+ * until it has no mask or the steps run out; after a block, EOS anywhere in
+ * the generation so far ends it. */
+static bool next_step_blocks(um_session *s) {
+    const um_generate_params *p = &s->p;
+    while (!s->done) {
+        if (!s->in_block) {
+            if (s->block >= s->n_blocks) {
+                finish(s, UM_OK, NULL);
+                break;
+            }
+            s->from = s->start = s->block * p->block_length;
+            s->end = s->start + p->block_length;
+            if (!begin_credit(s))
+                break;
+            s->in_block = true;
+            s->step_in_block = 0;
+        }
+        if (s->step_in_block >= s->spb || um_canvas_count_masks(&s->cv, s->start, s->end) == 0) {
+            s->in_block = false;
+            s->block++;
+            if (holds_eos(s, s->cv.n_prompt, s->end))
+                finish(s, UM_OK, NULL);
+            continue;
+        }
+        if (p->max_nfe > 0 && s->nfe >= p->max_nfe) {
+            finish(s, UM_OK, NULL);
+            break;
+        }
+        s->count = s->counts[s->step_in_block];
+        s->eos_gamma = s->transfer_p = 1.0;
+        return true;
+    }
+    return false;
+}
+
 /* The loop heads of the reference's two loops: false when the session has
  * nothing left to run (it is then finished). */
 static bool next_step(um_session *s) {
     const um_generate_params *p = &s->p;
     if (p->loop == UM_LOOP_DINFER)
         return next_step_dinfer(s);
+    if (p->loop == UM_LOOP_BLOCKS)
+        return next_step_blocks(s);
     bool planning = um_schedule_plans_steps(p), counted = planning || p->schedule == UM_SCHEDULE_QUOTA;
     while (!s->done) {
         if (!s->in_block) {
@@ -414,6 +488,13 @@ static bool next_step(um_session *s) {
  * that position alone, unconditionally, and the cached steps after it read
  * every other block position's row inside the range. */
 static void plan_step(um_session *s) {
+    if (s->p.loop == UM_LOOP_BLOCKS) { /* what is not final yet, up to the block's end: the block's masks */
+        s->plan = (um_cache_plan){s->cached_upto, s->end, false};
+        s->head = false;
+        s->n_cand = s->n_sel = um_canvas_masked(&s->cv, s->start, s->end, s->cand);
+        memcpy(s->rows, s->cand, (size_t)s->n_cand * sizeof *s->cand);
+        return;
+    }
     if (s->p.loop == UM_LOOP_DINFER) { /* the block's masks, from a full pass or the cache's range */
         s->plan = s->pass == PASS_STEP ? um_cache_plan_range(&s->cache, s->cv.len, s->start, s->end)
                                        : (um_cache_plan){0, s->cv.len, true};
@@ -493,6 +574,19 @@ static void smooth_inputs(um_session *s) {
     }
 }
 
+/* LLaDA2's eos_early_stop, checked after a step that committed EOS: the
+ * first EOS of the canvas (from position 0) with no mask between the
+ * prompt's end and it ends the generation. */
+static bool block_eos_done(const um_session *s, int n_chosen) {
+    int eos = s->m->hp.eos_id, first = -1;
+    bool committed = false;
+    for (int i = 0; i < n_chosen; i++)
+        committed = committed || s->chosen_tok[i] == eos;
+    for (int i = 0; committed && i < s->cv.len && first < 0; i++)
+        first = s->cv.rows[i] == eos ? i : -1;
+    return first >= 0 && um_canvas_count_masks(&s->cv, s->cv.n_prompt, first > s->cv.n_prompt ? first : s->cv.n_prompt) == 0;
+}
+
 static void commit_step(um_session *s) {
     const um_generate_params *p = &s->p;
     int step = s->nfe - 1;
@@ -521,6 +615,10 @@ static void commit_step(um_session *s) {
         s->unroll_left -= s->pass != PASS_REFRESH;
     }
     bool eos_done = p->loop == UM_LOOP_STEPS && p->early_stop && um_canvas_eos_done(&s->cv, s->m->hp.eos_id);
+    if (p->loop == UM_LOOP_BLOCKS) {
+        s->cached_upto = s->start; /* the blocks before this one are final, and so is what the pass wrote of them */
+        eos_done = p->early_stop && block_eos_done(s, n);
+    }
     if (p->on_step) {
         um_step_info info = {step, s->block, s->cv.rows, s->cv.len, s->cv.n_prompt, s->chosen, s->chosen_tok, n,
                              s->plan.q0, s->plan.q1};

@@ -80,14 +80,16 @@ const char *um_matmul_kernel_name(const um_exec *ex, um_dtype t);
 /* out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * weight, for n rows of d. out may be x. */
 void um_rmsnorm(float *out, const float *x, const float *weight, int n, int d, float eps);
 
-/* cos/sin tables [seq][head_dim/2] for positions 0..seq-1, computed in f32
- * as the reference does (inv_freq = 1 / theta^(2i/d)). */
-void um_rope_table(float *cos_t, float *sin_t, int seq, int head_dim, float theta);
+/* cos/sin tables [seq][rot_dim/2] for positions 0..seq-1, computed in f32
+ * as the reference does (inv_freq = 1 / theta^(2i/rot_dim)); rot_dim is the
+ * rotated part of a head (all of it but for partial RoPE, LLaDA2's half). */
+void um_rope_table(float *cos_t, float *sin_t, int seq, int rot_dim, float theta);
 
-/* RoPE in place on x[seq][n_heads][head_dim]. Rotate-half (the checkpoint's
- * layout): dimension j pairs with j + head_dim/2; interleaved (llama.cpp's
- * permuted q/k rows in GGUF files): 2j pairs with 2j + 1. */
-void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, const float *cos_t,
+/* RoPE in place on the first rot_dim dimensions of each head of
+ * x[seq][n_heads][head_dim] (the rest pass through). Rotate-half (the
+ * checkpoint's layout): dimension j pairs with j + rot_dim/2; interleaved
+ * (llama.cpp's permuted q/k rows in GGUF files): 2j pairs with 2j + 1. */
+void um_rope(float *x, int seq, int n_heads, int head_dim, int rot_dim, bool interleaved, const float *cos_t,
              const float *sin_t);
 
 /* Bidirectional multi-head attention of n_q queries against n_kv keys and

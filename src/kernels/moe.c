@@ -18,23 +18,61 @@ static void keep_best(int32_t *best, float *score, int have, int k, int32_t e, f
     score[at] = p;
 }
 
-void um_moe_route(const float *logits, int n, int n_expert, int k, bool renormalize, int32_t *ids, float *weights) {
+/* The router's scores of one token's logits into s. */
+static void scores(const float *l, int n_expert, um_moe_gating gating, float *s) {
+    if (gating == UM_GATING_SIGMOID) {
+        for (int e = 0; e < n_expert; e++)
+            s[e] = 1.0f / (1.0f + expf(-l[e]));
+        return;
+    }
+    float max = l[0], sum = 0;
+    for (int e = 1; e < n_expert; e++)
+        max = l[e] > max ? l[e] : max;
+    for (int e = 0; e < n_expert; e++)
+        sum += expf(l[e] - max);
+    for (int e = 0; e < n_expert; e++)
+        s[e] = expf(l[e] - max) / sum;
+}
+
+/* Group-limited choice: marks allowed[e] for the experts of the n_used
+ * groups whose two best choice scores c sum highest. */
+static void allowed_groups(const float *c, int n_expert, int n_group, int n_used, bool *allowed) {
+    int per = n_expert / n_group;
+    int32_t groups[UM_MOE_MAX_GROUPS];
+    float group_score[UM_MOE_MAX_GROUPS];
+    for (int g = 0; g < n_group; g++) {
+        int32_t top[2];
+        float v[2];
+        int two = per < 2 ? per : 2;
+        for (int j = 0; j < per; j++)
+            keep_best(top, v, j, two, j, c[g * per + j]);
+        keep_best(groups, group_score, g, n_used, g, two == 2 ? v[0] + v[1] : v[0]);
+    }
+    memset(allowed, 0, (size_t)n_expert * sizeof *allowed);
+    for (int i = 0; i < n_used; i++)
+        for (int j = 0; j < per; j++)
+            allowed[groups[i] * per + j] = true;
+}
+
+void um_moe_route(const float *logits, int n, int n_expert, int k, const um_moe_router *r, const float *bias,
+                  int32_t *ids, float *weights) {
+    float s[UM_MOE_MAX_EXPERTS], c[UM_MOE_MAX_EXPERTS], chosen[UM_MOE_MAX_EXPERTS];
+    bool allowed[UM_MOE_MAX_EXPERTS];
     for (int t = 0; t < n; t++) {
-        const float *l = logits + (size_t)t * n_expert;
-        float max = l[0], sum = 0;
-        for (int e = 1; e < n_expert; e++)
-            max = l[e] > max ? l[e] : max;
+        scores(logits + (size_t)t * n_expert, n_expert, r->gating, s);
         for (int e = 0; e < n_expert; e++)
-            sum += expf(l[e] - max);
+            c[e] = bias ? s[e] + bias[e] : s[e];
+        if (r->n_group > 1)
+            allowed_groups(c, n_expert, r->n_group, r->n_group_used, allowed);
         int32_t *best = ids + (size_t)t * k;
-        float *w = weights + (size_t)t * k;
-        for (int e = 0; e < n_expert; e++)
-            keep_best(best, w, e, k, e, expf(l[e] - max) / sum);
-        float kept = 0;
+        for (int e = 0, have = 0; e < n_expert; e++)
+            if (r->n_group <= 1 || allowed[e])
+                keep_best(best, chosen, have++, k, e, c[e]);
+        float *w = weights + (size_t)t * k, kept = 0;
         for (int j = 0; j < k; j++)
-            kept += w[j];
-        for (int j = 0; renormalize && j < k; j++)
-            w[j] /= kept;
+            kept += w[j] = s[best[j]];
+        for (int j = 0; j < k; j++)
+            w[j] = (r->renormalize ? w[j] / (kept + 1e-20f) : w[j]) * r->scale;
     }
 }
 

@@ -22,10 +22,10 @@ void um_rmsnorm(float *out, const float *x, const float *weight, int n, int d, f
     }
 }
 
-void um_rope_table(float *cos_t, float *sin_t, int seq, int head_dim, float theta) {
-    int half = head_dim / 2;
+void um_rope_table(float *cos_t, float *sin_t, int seq, int rot_dim, float theta) {
+    int half = rot_dim / 2;
     for (int i = 0; i < half; i++) {
-        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
         for (int p = 0; p < seq; p++) {
             float angle = (float)p * inv_freq;
             cos_t[(int64_t)p * half + i] = cosf(angle);
@@ -37,9 +37,9 @@ void um_rope_table(float *cos_t, float *sin_t, int seq, int head_dim, float thet
 /* Rotate-half pairs dimension i with i + half; the interleaved layout (the
  * q/k rows llama.cpp's converter writes) pairs 2i with 2i + 1. Either way
  * pair i turns by the angle position * inv_freq[i]. */
-void um_rope(float *x, int seq, int n_heads, int head_dim, bool interleaved, const float *cos_t,
+void um_rope(float *x, int seq, int n_heads, int head_dim, int rot_dim, bool interleaved, const float *cos_t,
              const float *sin_t) {
-    int half = head_dim / 2, stride = interleaved ? 2 : 1, offset = interleaved ? 1 : half;
+    int half = rot_dim / 2, stride = interleaved ? 2 : 1, offset = interleaved ? 1 : half;
     for (int p = 0; p < seq; p++) {
         const float *c = cos_t + (int64_t)p * half, *s = sin_t + (int64_t)p * half;
         for (int h = 0; h < n_heads; h++) {

@@ -12,7 +12,7 @@
 #include "base/sys.h"
 #include "format/json.h"
 
-const um_arch *const um_archs[] = {&um_arch_llada, &um_arch_dream, &um_arch_llada_moe, NULL};
+const um_arch *const um_archs[] = {&um_arch_llada, &um_arch_dream, &um_arch_llada_moe, &um_arch_llada2, NULL};
 
 const um_arch *um_arch_by_hf_name(const char *name) {
     for (int i = 0; name && um_archs[i]; i++)
@@ -72,7 +72,7 @@ um_status um_arch_from_config(const cJSON *cfg, const char *file, const um_arch 
 
 /* ---- names ------------------------------------------------------------------ */
 
-const um_tensor_names um_llama_cpp_tensor_names = {{
+const um_tensor_names um_llama_cpp_tensor_names = {.name = {
     [UM_T_EMBD] = "token_embd",
     [UM_T_OUT_NORM] = "output_norm",
     [UM_T_OUTPUT] = "output",
@@ -91,6 +91,11 @@ const um_tensor_names um_llama_cpp_tensor_names = {{
     [UM_T_GATE_EXP] = "blk.%d.ffn_gate_exps",
     [UM_T_UP_EXP] = "blk.%d.ffn_up_exps",
     [UM_T_DOWN_EXP] = "blk.%d.ffn_down_exps",
+    [UM_T_QKV] = "blk.%d.attn_qkv",
+    [UM_T_EXP_BIAS] = "blk.%d.exp_probs_b",
+    [UM_T_GATE_SHEXP] = "blk.%d.ffn_gate_shexp",
+    [UM_T_UP_SHEXP] = "blk.%d.ffn_up_shexp",
+    [UM_T_DOWN_SHEXP] = "blk.%d.ffn_down_shexp",
 }};
 
 /* tmpl with its one conversion spec ("%d" or "%s") replaced by value. */
@@ -104,6 +109,7 @@ bool um_arch_tensor_name(const um_tensor_names *t, um_tensor_role role, int laye
                          size_t n) {
     char num[16], stem[192];
     const char *tmpl = t->name[role];
+    suffix = t->suffix[role] ? t->suffix[role] : suffix;
     snprintf(num, sizeof num, "%d", layer);
     if (!tmpl || !expand(tmpl, "%d", num, stem, sizeof stem))
         return false;
@@ -172,15 +178,20 @@ bool um_arch_hf_expert(const um_arch *a, const char *name, um_tensor_role *role,
 static bool map_name(const um_tensor_names *from, const um_tensor_names *to, const char *name, char *out, size_t n,
                      um_tensor_role *role) {
     const char *dot = strrchr(name, '.');
-    if (!dot || (strcmp(dot, ".weight") != 0 && strcmp(dot, ".bias") != 0))
+    if (!dot)
         return false;
+    bool plain = strcmp(dot, ".weight") == 0 || strcmp(dot, ".bias") == 0;
     for (int r = 0; r < UM_T_COUNT; r++) {
         int layer = 0;
+        const char *own = from->suffix[r];
+        if (own ? strcmp(dot + 1, own) != 0 : !plain)
+            continue;
         if (!from->name[r] || !to->name[r] || !match(from->name[r], name, (size_t)(dot - name), &layer))
             continue;
         if (role)
             *role = (um_tensor_role)r;
-        return um_arch_tensor_name(to, (um_tensor_role)r, layer, dot + 1, out, n);
+        /* a role with a suffix of its own is a bias (the only kind there is) */
+        return um_arch_tensor_name(to, (um_tensor_role)r, layer, own ? "bias" : dot + 1, out, n);
     }
     return false;
 }
@@ -210,19 +221,44 @@ float um_f32(double v) {
 
 /* ---- validation ---------------------------------------------------------------- */
 
-#define UM_MAX_EXPERTS 4096
+/* LLaDA2's router groups, dense layers and shared expert. */
+static um_status validate_routing(const um_hparams *hp, const um_hparam_names *nm, const char *src, um_error *err) {
+    const um_moe_router *r = &hp->route;
+    if (hp->n_dense_layers < 0 || hp->n_dense_layers > hp->n_layers)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [0, %s %d]", src, nm->n_dense_layers,
+                       hp->n_dense_layers, nm->n_layers, hp->n_layers);
+    if (hp->d_ff_shexp < 0 || hp->d_ff_shexp > UM_MAX_D_FF)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [0, %d]", src, nm->d_ff_shexp, hp->d_ff_shexp,
+                       UM_MAX_D_FF);
+    if (r->n_group == 0 && r->n_group_used == 0)
+        return UM_OK;
+    if (r->n_group < 1 || r->n_group > hp->n_expert || hp->n_expert % r->n_group != 0)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d does not divide %s %d into groups", src, nm->n_group,
+                       r->n_group, nm->n_expert, hp->n_expert);
+    if (r->n_group_used < 1 || r->n_group_used > r->n_group)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [1, %s %d]", src, nm->n_group_used,
+                       r->n_group_used, nm->n_group, r->n_group);
+    int allowed = r->n_group_used * (hp->n_expert / r->n_group);
+    if (hp->n_expert_used > allowed)
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d exceeds the %d experts that %s %d of %d groups allow", src,
+                       nm->n_expert_used, hp->n_expert_used, allowed, nm->n_group_used, r->n_group_used, r->n_group);
+    return UM_OK;
+}
 
 static um_status validate_experts(const um_hparams *hp, const um_hparam_names *nm, const char *src, um_error *err) {
-    if (hp->n_expert < 1 || hp->n_expert > UM_MAX_EXPERTS)
+    if (hp->n_expert < 1 || hp->n_expert > UM_MOE_MAX_EXPERTS)
         return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [1, %d]", src, nm->n_expert, hp->n_expert,
-                       UM_MAX_EXPERTS);
+                       UM_MOE_MAX_EXPERTS);
     if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
         return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d does not fit %s %d (it must be in [1, %d])", src,
                        nm->n_expert_used, hp->n_expert_used, nm->n_expert, hp->n_expert, hp->n_expert);
     if (hp->d_ff_exp < 1 || hp->d_ff_exp > UM_MAX_D_FF)
         return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [1, %d]", src, nm->d_ff_exp, hp->d_ff_exp,
                        UM_MAX_D_FF);
-    return UM_OK;
+    if (!(hp->route.scale > 0 && hp->route.scale <= 1e6f))
+        return um_fail(err, UM_ERR_FORMAT, "%s: the experts' weight scale %g is outside (0, 1e6]", src,
+                       (double)hp->route.scale);
+    return validate_routing(hp, nm, src, err);
 }
 
 um_status um_hparams_validate(const um_hparams *hp, const um_hparam_names *nm, const char *src, um_error *err) {
@@ -259,12 +295,21 @@ um_status um_hparams_validate(const um_hparams *hp, const um_hparam_names *nm, c
     if (hp->mask_id < 0 || hp->mask_id >= hp->n_vocab)
         return um_fail(err, UM_ERR_FORMAT, "%s: %s %d is outside the vocabulary (%d)", src, nm->mask_id, hp->mask_id,
                        hp->n_vocab);
+    int head_dim = hp->d_model / hp->n_heads;
+    if (hp->rope_dim != 0 && (hp->rope_dim < 2 || hp->rope_dim > head_dim || hp->rope_dim % 2 != 0))
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d must be even and in [2, the head size %d]", src, nm->rope_dim,
+                       hp->rope_dim, head_dim);
+    if (hp->attn_mask == UM_ATTN_BLOCK_CAUSAL && (hp->diffusion_block < 1 || hp->diffusion_block > hp->max_seq))
+        return um_fail(err, UM_ERR_FORMAT, "%s: %s = %d is outside [1, %s %d]", src, nm->diffusion_block,
+                       hp->diffusion_block, nm->max_seq, hp->max_seq);
     return hp->ffn == UM_FFN_MOE ? validate_experts(hp, nm, src, err) : UM_OK;
 }
 
 /* What every source leaves to be derived once valid. */
 static void complete(um_hparams *hp) {
     hp->head_dim = hp->d_model / hp->n_heads;
+    if (hp->rope_dim == 0)
+        hp->rope_dim = hp->head_dim;
     if (hp->vocab_size <= 0)
         hp->vocab_size = hp->n_vocab;
     if (hp->eos_id >= hp->n_vocab)
@@ -281,6 +326,10 @@ static void start(const um_arch *a, um_hparams *hp) {
     hp->ffn = a->block.ffn;
     hp->attn_mask = a->block.attn_mask;
     hp->logit_shift = a->block.logit_shift;
+    hp->route = a->block.route;
+    hp->diffusion_block = a->block.diffusion_block;
+    if (hp->route.scale == 0)
+        hp->route.scale = 1;
     hp->mask_id = hp->eos_id = hp->eot_id = -1;
 }
 
@@ -354,8 +403,10 @@ int um_arch_hf_mask_id(const um_arch *a, const char *dir) {
 typedef enum {
     KEY_INT,       /* an int field of um_hparams, stored as UINT32 */
     KEY_FLOAT,     /* a float field, stored as FLOAT32 */
+    KEY_BOOL,      /* a bool field, stored as BOOL */
+    KEY_GATING,    /* the router's scoring function: llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE (1 softmax, 2 sigmoid) */
     KEY_FILE_TYPE, /* general.file_type: the writer's, where the converter puts it */
-    KEY_ROPE_DIM,  /* the rotated dimensions of a head: all of them (partial RoPE is not supported) */
+    KEY_ROPE_DIM,  /* the rotated dimensions of a head (rope_dim) */
     KEY_CAUSAL,    /* true for a causal mask: the block's attn_mask */
     KEY_SHIFT,     /* whether logits are shifted by a position: the block's logit_shift */
 } key_kind;
@@ -385,6 +436,18 @@ static const struct {
     [UM_KEY_EXPERT_FFN_LENGTH] = {"%s.expert_feed_forward_length", KEY_INT, offsetof(um_hparams, d_ff_exp), false,
                                   true},
     [UM_KEY_MASK_ID] = {"tokenizer.ggml.mask_token_id", KEY_INT, offsetof(um_hparams, mask_id), false},
+    [UM_KEY_LEADING_DENSE] = {"%s.leading_dense_block_count", KEY_INT, offsetof(um_hparams, n_dense_layers), false},
+    [UM_KEY_EXPERT_SHARED_FFN_LENGTH] = {"%s.expert_shared_feed_forward_length", KEY_INT,
+                                         offsetof(um_hparams, d_ff_shexp), false},
+    [UM_KEY_EXPERT_WEIGHTS_SCALE] = {"%s.expert_weights_scale", KEY_FLOAT, offsetof(um_hparams, route.scale), false},
+    [UM_KEY_EXPERT_SHARED_COUNT] = {"%s.expert_shared_count", KEY_INT, offsetof(um_hparams, n_shared_experts), false},
+    [UM_KEY_EXPERT_WEIGHTS_NORM] = {"%s.expert_weights_norm", KEY_BOOL, offsetof(um_hparams, route.renormalize),
+                                    false},
+    [UM_KEY_EXPERT_GATING_FUNC] = {"%s.expert_gating_func", KEY_GATING, 0, false},
+    [UM_KEY_EXPERT_GROUP_COUNT] = {"%s.expert_group_count", KEY_INT, offsetof(um_hparams, route.n_group), false},
+    [UM_KEY_EXPERT_GROUP_USED_COUNT] = {"%s.expert_group_used_count", KEY_INT,
+                                        offsetof(um_hparams, route.n_group_used), false},
+    [UM_KEY_DIFFUSION_BLOCK] = {"%s.diffusion.block_length", KEY_INT, offsetof(um_hparams, diffusion_block), false},
 };
 
 const char *um_gguf_key_name(um_gguf_key_id id, const char *arch, char *out, size_t n) {
@@ -420,6 +483,18 @@ static um_status read_flag(const um_arch *a, const um_gguf_file *f, const char *
     return UM_OK;
 }
 
+/* llama.cpp's expert_gating_func: 1 softmax, 2 sigmoid (absent: the row's). */
+static um_status read_gating(const um_gguf_file *f, const char *key, um_moe_gating *out, um_error *err) {
+    int v = -1;
+    UM_TRY(read_u32(f, key, false, &v, err));
+    if (v == 1 || v == 2)
+        *out = v == 1 ? UM_GATING_SOFTMAX : UM_GATING_SIGMOID;
+    else if (v != -1)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: %s = %d is not supported (1: softmax, 2: sigmoid)", f->path, key,
+                       v);
+    return UM_OK;
+}
+
 /* The list's keys into hp; *rope_dim gets the rotated dimensions (-1: absent). */
 static um_status read_keys(const um_arch *a, const um_gguf_file *f, um_hparams *hp, int *rope_dim, um_error *err) {
     char key[128];
@@ -437,13 +512,20 @@ static um_status read_keys(const um_arch *a, const um_gguf_file *f, um_hparams *
             if (req || um_gguf_find_kv(f, key))
                 UM_TRY(um_gguf_get_f32(f, key, float_field(hp, (um_gguf_key_id)i), err));
             break;
+        case KEY_BOOL:
+            if (req || um_gguf_find_kv(f, key))
+                UM_TRY(um_gguf_get_bool(f, key, (bool *)((char *)hp + gguf_keys[i].field), err));
+            break;
+        case KEY_GATING:
+            UM_TRY(read_gating(f, key, &hp->route.gating, err));
+            break;
         case KEY_FILE_TYPE:
             break;
         case KEY_ROPE_DIM:
             UM_TRY(read_u32(f, key, false, rope_dim, err));
             break;
-        case KEY_CAUSAL:
-            UM_TRY(read_flag(a, f, key, hp->attn_mask != UM_ATTN_BIDIRECTIONAL, err));
+        case KEY_CAUSAL: /* no family here is causal (LLaDA2's block-causal mask is its own) */
+            UM_TRY(read_flag(a, f, key, false, err));
             break;
         case KEY_SHIFT:
             UM_TRY(read_flag(a, f, key, hp->logit_shift != 0, err));
@@ -500,30 +582,35 @@ um_status um_arch_read_gguf(const um_arch *a, const um_gguf_file *f, um_hparams 
         hp->n_kv_heads = hp->n_heads;
     UM_TRY(read_vocab(a, f, hp, err));
     UM_TRY(read_u32(f, "tokenizer.ggml.eos_token_id", false, &hp->eos_id, err));
+    if (hp->eos_id < 0)
+        hp->eos_id = find_token(f, a->eos_token);
     hp->eot_id = find_token(f, a->eot_token);
     hp->tied = !has_tensor(a, f, UM_T_OUTPUT, "weight");
     hp->qkv_bias |= has_tensor(a, f, UM_T_Q, "bias");
     hp->bias |= has_tensor(a, f, UM_T_ATTN_OUT, "bias");
     hp->rope_interleaved = a->block.rope_gguf == UM_ROPE_PAIRS;
 
-    char names[13][128];
-    um_gguf_key_id ids[] = {UM_KEY_BLOCK_COUNT,    UM_KEY_EMBEDDING_LENGTH, UM_KEY_HEAD_COUNT,
-                            UM_KEY_HEAD_COUNT_KV,  UM_KEY_FFN_LENGTH,       UM_KEY_VOCAB_SIZE,
-                            UM_KEY_CONTEXT_LENGTH, UM_KEY_RMS_EPS,          UM_KEY_ROPE_FREQ_BASE,
-                            UM_KEY_EXPERT_COUNT,   UM_KEY_EXPERT_USED_COUNT, UM_KEY_EXPERT_FFN_LENGTH};
+    if (rope_dim >= 0)
+        hp->rope_dim = rope_dim > 0 ? rope_dim : -1; /* 0 would mean "all": refused as the file's error */
+    char names[19][128];
+    um_gguf_key_id ids[] = {UM_KEY_BLOCK_COUNT,      UM_KEY_EMBEDDING_LENGTH,   UM_KEY_HEAD_COUNT,
+                            UM_KEY_HEAD_COUNT_KV,    UM_KEY_FFN_LENGTH,         UM_KEY_VOCAB_SIZE,
+                            UM_KEY_CONTEXT_LENGTH,   UM_KEY_RMS_EPS,            UM_KEY_ROPE_FREQ_BASE,
+                            UM_KEY_EXPERT_COUNT,     UM_KEY_EXPERT_USED_COUNT,  UM_KEY_EXPERT_FFN_LENGTH,
+                            UM_KEY_LEADING_DENSE,    UM_KEY_EXPERT_SHARED_FFN_LENGTH, UM_KEY_EXPERT_GROUP_COUNT,
+                            UM_KEY_EXPERT_GROUP_USED_COUNT, UM_KEY_ROPE_DIM, UM_KEY_DIFFUSION_BLOCK};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         um_gguf_key_name(ids[i], a->gguf_name, names[i], sizeof names[i]);
-    snprintf(names[12], sizeof names[12], "%s's rows", a->gguf->name[UM_T_EMBD]);
+    snprintf(names[18], sizeof names[18], "%s's rows", a->gguf->name[UM_T_EMBD]);
     const um_hparam_names nm = {.n_layers = names[0],   .d_model = names[1],    .n_heads = names[2],
                                 .n_kv_heads = names[3], .d_ff = names[4],       .vocab_size = names[5],
-                                .n_vocab = names[12],   .max_seq = names[6],    .norm_eps = names[7],
+                                .n_vocab = names[18],   .max_seq = names[6],    .norm_eps = names[7],
                                 .rope_theta = names[8], .mask_id = "tokenizer.ggml.mask_token_id",
-                                .n_expert = names[9],   .n_expert_used = names[10], .d_ff_exp = names[11]};
+                                .n_expert = names[9],   .n_expert_used = names[10], .d_ff_exp = names[11],
+                                .n_dense_layers = names[12], .d_ff_shexp = names[13], .n_group = names[14],
+                                .n_group_used = names[15], .rope_dim = names[16], .diffusion_block = names[17]};
     UM_TRY(um_hparams_validate(hp, &nm, f->path, err));
     complete(hp);
-    if (rope_dim >= 0 && rope_dim != hp->head_dim)
-        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: partial RoPE (rope.dimension_count %d of head size %d)",
-                       f->path, rope_dim, hp->head_dim);
     return UM_OK;
 }
 
@@ -543,14 +630,20 @@ um_status um_arch_write_gguf(const um_arch *a, um_gguf_writer *w, const um_hpara
         case KEY_FLOAT:
             UM_TRY(um_gguf_writer_add_f32(w, key, *float_field(&h, (um_gguf_key_id)i), err));
             break;
+        case KEY_BOOL:
+            UM_TRY(um_gguf_writer_add_bool(w, key, *(bool *)((char *)&h + gguf_keys[i].field), err));
+            break;
+        case KEY_GATING:
+            UM_TRY(um_gguf_writer_add_u32(w, key, hp->route.gating == UM_GATING_SIGMOID ? 2 : 1, err));
+            break;
         case KEY_FILE_TYPE:
             UM_TRY(um_gguf_writer_add_u32(w, key, file_type, err));
             break;
         case KEY_ROPE_DIM:
-            UM_TRY(um_gguf_writer_add_u32(w, key, (uint32_t)hp->head_dim, err));
+            UM_TRY(um_gguf_writer_add_u32(w, key, (uint32_t)hp->rope_dim, err));
             break;
         case KEY_CAUSAL:
-            UM_TRY(um_gguf_writer_add_bool(w, key, hp->attn_mask != UM_ATTN_BIDIRECTIONAL, err));
+            UM_TRY(um_gguf_writer_add_bool(w, key, false, err));
             break;
         case KEY_SHIFT:
             UM_TRY(um_gguf_writer_add_bool(w, key, hp->logit_shift != 0, err));

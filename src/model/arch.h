@@ -39,11 +39,20 @@ typedef enum {
     UM_T_GATE_EXP,
     UM_T_UP_EXP,
     UM_T_DOWN_EXP,
+    UM_T_QKV,        /* q, k and v stacked in one matrix [(n_heads + 2 n_kv_heads) head_dim, d_model] (LLaDA2) */
+    UM_T_EXP_BIAS,   /* the router's expert bias [n_expert]: steers the choice only */
+    UM_T_GATE_SHEXP, /* the shared expert's gate, up and down, run by every token */
+    UM_T_UP_SHEXP,
+    UM_T_DOWN_SHEXP,
     UM_T_COUNT
 } um_tensor_role;
 
+/* A role's name, and when the format spells its last part its own way
+ * (LLaDA2's "mlp.gate.expert_bias", llama.cpp's "exp_probs_b.bias") that
+ * part: the suffix callers ask for ("bias") is then replaced. */
 typedef struct {
     const char *name[UM_T_COUNT];
+    const char *suffix[UM_T_COUNT];
 } um_tensor_names;
 
 /* llama.cpp's names (llama-arch.cpp's LLM_TENSOR_NAMES), the same for every
@@ -59,6 +68,8 @@ typedef struct {
     um_attn_mask attn_mask;
     int logit_shift;
     um_rope_layout rope_hf, rope_gguf; /* q/k row layout in each format: convert permutes when they differ */
+    um_moe_router route; /* the router's defaults (a zero scale: 1) */
+    int diffusion_block; /* block-causal models: the block length when the file does not say */
 } um_block_options;
 
 /* Reads a parsed config.json into hp (which holds the row's block options
@@ -80,6 +91,7 @@ typedef struct um_arch {
     int default_mask_id; /* when a GGUF file has no tokenizer.ggml.mask_token_id */
     const char *mask_token; /* the mask token's text, looked up in tokenizer.json when config.json has no id */
     const char *eot_token; /* the end-of-turn token's text, looked up in the tokenizer; NULL: none */
+    const char *eos_token; /* EOS's text, looked up when the config has no eos_token_id (LLaDA2); NULL: none */
     bool gguf_add_bos; /* llama.cpp's converter writes add_bos_token true whatever the tokenizer says */
 } um_arch;
 
@@ -138,6 +150,8 @@ float um_f32(double v);
 typedef struct um_hparam_names {
     const char *n_layers, *d_model, *n_heads, *n_kv_heads, *d_ff, *n_vocab, *max_seq, *norm_eps, *rope_theta,
         *mask_id, *vocab_size, *n_expert, *n_expert_used, *d_ff_exp;
+    /* LLaDA2's (NULL for rows without them) */
+    const char *n_dense_layers, *d_ff_shexp, *n_group, *n_group_used, *rope_dim, *diffusion_block;
 } um_hparam_names;
 
 /* The one check of hyper-parameters, whatever file they came from: ranges,
@@ -186,6 +200,15 @@ typedef enum {
     UM_KEY_EXPERT_USED_COUNT,
     UM_KEY_EXPERT_FFN_LENGTH,
     UM_KEY_MASK_ID, /* tokenizer.ggml.mask_token_id: among the model's keys for some converters */
+    UM_KEY_LEADING_DENSE,     /* the rest as llama.cpp names them for its MoE families (bailingmoe2) */
+    UM_KEY_EXPERT_SHARED_FFN_LENGTH,
+    UM_KEY_EXPERT_WEIGHTS_SCALE,
+    UM_KEY_EXPERT_SHARED_COUNT,
+    UM_KEY_EXPERT_WEIGHTS_NORM,
+    UM_KEY_EXPERT_GATING_FUNC,
+    UM_KEY_EXPERT_GROUP_COUNT,
+    UM_KEY_EXPERT_GROUP_USED_COUNT,
+    UM_KEY_DIFFUSION_BLOCK,   /* block-causal models' block length (unmask's key: llama.cpp has none yet) */
     UM_KEY_COUNT
 } um_gguf_key_id;
 
@@ -210,5 +233,9 @@ extern const um_arch um_arch_dream;
 /* ---- LLaDA-MoE (model/llada_moe.c) --------------------------------------------- */
 
 extern const um_arch um_arch_llada_moe;
+
+/* ---- LLaDA2.0 (model/llada2.c) -------------------------------------------------- */
+
+extern const um_arch um_arch_llada2;
 
 #endif

@@ -45,7 +45,7 @@ static const um_hparam_names config_names = {
     .norm_eps = "'rms_norm_eps'",           .rope_theta = "'rope_theta'", .mask_id = "mask_token_id",
 };
 
-static const um_tensor_names hf_tensors = {{
+static const um_tensor_names hf_tensors = {.name = {
     [UM_T_EMBD] = "model.embed_tokens",
     [UM_T_OUT_NORM] = "model.norm",
     [UM_T_OUTPUT] = "lm_head",

@@ -26,6 +26,12 @@ static um_tensor tensor(um_buffer *b, um_dtype type, int64_t rows, int64_t cols)
     return (um_tensor){b, 0, type, rows, cols};
 }
 
+/* The widest dense FFN of the model: its layers', or MoE's dense layers' and shared expert's. */
+static size_t ffn_width(const um_hparams *hp) {
+    size_t dense = hp->ffn == UM_FFN_DENSE || hp->n_dense_layers > 0 ? (size_t)hp->d_ff : 0;
+    return dense > (size_t)hp->d_ff_shexp ? dense : (size_t)hp->d_ff_shexp;
+}
+
 /* Room for n_tok tokens and n_out outputs (grown, never shrunk). */
 static um_status reserve(um_context *ctx, int n_tok, int n_out, um_error *err) {
     um_workspace *ws = &ctx->ws;
@@ -36,7 +42,7 @@ static um_status reserve(um_context *ctx, int n_tok, int n_out, um_error *err) {
     n_out = n_out > ws->cap_out ? n_out : ws->cap_out;
     um_workspace_free(ctx->be, ws);
     size_t t = (size_t)n_tok, d = (size_t)hp->d_model, kv = (size_t)hp->n_kv_heads * hp->head_dim;
-    size_t ff = hp->ffn == UM_FFN_DENSE ? (size_t)hp->d_ff : 0; /* the experts' buffers are the backend's */
+    size_t ff = ffn_width(hp); /* the experts' buffers are the backend's */
     um_buffer *bufs[] = {&ws->x, &ws->xn, &ws->q, &ws->k, &ws->v, &ws->att, &ws->gate, &ws->up, &ws->ids, &ws->pos,
                          &ws->states};
     size_t floats[] = {t * d, t * d, t * d, t * kv, t * kv, t * d, t * ff, t * ff, t, t, (size_t)n_out * d};
@@ -70,7 +76,7 @@ static acts activations(um_context *ctx, int n) {
     const um_hparams *hp = &ctx->m->hp;
     um_workspace *ws = &ctx->ws;
     int64_t d = hp->d_model, kv = (int64_t)hp->n_kv_heads * hp->head_dim;
-    int64_t ff = hp->ffn == UM_FFN_DENSE ? hp->d_ff : 0;
+    int64_t ff = (int64_t)ffn_width(hp);
     return (acts){tensor(&ws->x, UM_F32, n, d),    tensor(&ws->xn, UM_F32, n, d),   tensor(&ws->q, UM_F32, n, d),
                   tensor(&ws->k, UM_F32, n, kv),   tensor(&ws->v, UM_F32, n, kv),   tensor(&ws->att, UM_F32, n, d),
                   tensor(&ws->gate, UM_F32, n, ff), tensor(&ws->up, UM_F32, n, ff), tensor(&ws->ids, UM_I32, n, 1),
@@ -105,7 +111,18 @@ static um_status attend(um_context *ctx, int layer, const um_batch_entry *e, int
             k = ck;
             v = cv;
         }
-        UM_TRY(be->ops->attention(be, &q, &k, &v, e[i].n_kv, &out, &shape, err));
+        /* block-causal: the queries of each block against the keys up to the block's end */
+        for (int p0 = e[i].q0, p1; p0 < e[i].q1; p0 = p1) {
+            int keys = e[i].n_kv;
+            p1 = e[i].q1;
+            if (e[i].block > 0) {
+                int end = (p0 / e[i].block + 1) * e[i].block;
+                p1 = end < p1 ? end : p1;
+                keys = end < keys ? end : keys;
+            }
+            um_tensor qb = um_tensor_rows(&q, p0 - e[i].q0, p1 - p0), ob = um_tensor_rows(&out, p0 - e[i].q0, p1 - p0);
+            UM_TRY(be->ops->attention(be, &qb, &k, &v, keys, &ob, &shape, err));
+        }
     }
     return UM_OK;
 }
@@ -122,20 +139,34 @@ static um_status qk_norm(um_context *ctx, const um_layer *l, const acts *a, um_e
     return be->ops->add_rmsnorm(be, &k, NULL, l->k_norm, hp->norm_eps, &k, err);
 }
 
-/* The FFN of the normalized rows xn, into out. */
-static um_status ffn(um_context *ctx, const um_layer *l, const acts *a, const um_tensor *out, um_error *err) {
+/* The gated FFN of l's w_gate, w_up and w_down on the normalized rows xn, into out. */
+static um_status dense_ffn(um_context *ctx, const um_layer *l, const acts *a, const um_tensor *out, um_error *err) {
     um_backend *be = ctx->be;
-    if (ctx->m->hp.ffn == UM_FFN_MOE)
-        return be->ops->moe(be, &a->xn, &l->moe, out, err);
+    um_tensor gate = a->gate, up = a->up;
+    gate.cols = up.cols = l->w_gate.rows;
     const um_weight *gate_up[] = {&l->w_gate, &l->w_up};
     const float *gate_up_bias[] = {l->b_gate, l->b_up};
-    const um_tensor *gate_up_out[] = {&a->gate, &a->up};
+    const um_tensor *gate_up_out[] = {&gate, &up};
     UM_TRY(be->ops->matmul(be, &a->xn, 2, gate_up, gate_up_bias, gate_up_out, err));
-    UM_TRY(be->ops->swiglu(be, &a->gate, &a->up, err));
+    UM_TRY(be->ops->swiglu(be, &gate, &up, err));
     const um_weight *down[] = {&l->w_down};
     const float *b_down[] = {l->b_down};
     const um_tensor *down_out[] = {out};
-    return be->ops->matmul(be, &a->gate, 1, down, b_down, down_out, err);
+    return be->ops->matmul(be, &gate, 1, down, b_down, down_out, err);
+}
+
+/* The FFN of the normalized rows xn, into out: dense, or the experts (plus
+ * the shared expert's output, summed as upstream does before the residual;
+ * att is free by then and holds it). */
+static um_status ffn(um_context *ctx, const um_layer *l, const acts *a, const um_tensor *out, um_error *err) {
+    um_backend *be = ctx->be;
+    if (l->moe.n_expert == 0)
+        return dense_ffn(ctx, l, a, out, err);
+    UM_TRY(be->ops->moe(be, &a->xn, &l->moe, out, err));
+    if (!l->w_gate.data)
+        return UM_OK;
+    UM_TRY(dense_ffn(ctx, l, a, &a->att, err));
+    return be->ops->add_rmsnorm(be, out, &a->att, NULL, 0, NULL, err);
 }
 
 static um_status layer_forward(um_context *ctx, int layer, const um_batch_entry *e, int n_entries, const acts *a,
@@ -145,7 +176,7 @@ static um_status layer_forward(um_context *ctx, int layer, const um_batch_entry 
     um_backend *be = ctx->be;
     /* attention rounds its operands as the layer's matmuls round their activations (F32 weights never) */
     bool reduced_attention = be->reduced && l->wq.type != UM_F32;
-    um_rope_shape rs = {hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->rope_theta, hp->rope_interleaved};
+    um_rope_shape rs = {hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->rope_theta, hp->rope_interleaved, hp->rope_dim};
 
     UM_TRY(be->ops->add_rmsnorm(be, &a->x, NULL, l->attn_norm, hp->norm_eps, &a->xn, err));
     const um_weight *qkv[] = {&l->wq, &l->wk, &l->wv};
@@ -207,6 +238,8 @@ static um_status check_entry(const um_context *ctx, const um_batch_entry *e, int
     if (e->q0 < 0 || e->q1 <= e->q0 || e->q1 > e->len || e->n_kv < 1 || e->n_kv > e->len)
         return um_fail(err, UM_ERR_ARG, "forward: positions [%d, %d) against %d keys do not fit %d tokens", e->q0,
                        e->q1, e->n_kv, e->len);
+    if (e->block < 0)
+        return um_fail(err, UM_ERR_ARG, "forward: entry %d has a block length of %d", i, e->block);
     if (!e->cache && (e->q0 != 0 || e->q1 != e->len || e->n_kv != e->len))
         return um_fail(err, UM_ERR_ARG, "forward: a pass over part of a sequence needs a KV cache");
     if (e->cache && (e->cache->ops != ctx->be->ops || e->cache->n_layers != hp->n_layers || e->cache->seq < e->len ||
@@ -309,7 +342,7 @@ um_status um_model_forward(um_context *ctx, const int32_t *tokens, int n_rows, i
     if (!e)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     for (int r = 0; r < n_rows; r++)
-        e[r] = (um_batch_entry){tokens + (size_t)r * seq, seq, 0, seq, seq, NULL, sel, sel ? n_sel : 0, NULL};
+        e[r] = (um_batch_entry){tokens + (size_t)r * seq, seq, 0, seq, seq, NULL, sel, sel ? n_sel : 0, NULL, 0};
     um_status s = um_forward_batch(ctx, e, n_rows, err);
     free(e);
     UM_TRY(s);
@@ -321,6 +354,9 @@ double um_model_forward_flops(const um_model *m, int n_rows, int seq, int n_sel)
     double d = hp->d_model, kv = (double)hp->n_kv_heads * hp->head_dim, ff = hp->d_ff;
     if (hp->ffn == UM_FFN_MOE) /* the experts a token runs, and the router */
         ff = (double)hp->d_ff_exp * hp->n_expert_used + hp->n_expert / 3.0;
+    if (hp->ffn == UM_FFN_MOE) /* the dense layers and the shared expert, spread over the layers */
+        ff += ((double)hp->n_dense_layers * hp->d_ff + (double)(hp->n_layers - hp->n_dense_layers) * hp->d_ff_shexp) /
+              hp->n_layers;
     double per_layer_params = d * d * 2 + 2 * d * kv + 3 * d * ff;
     double tokens = (double)n_rows * seq;
     double matmul = 2.0 * per_layer_params * tokens * hp->n_layers;

@@ -101,7 +101,7 @@ static const um_hparam_names config_names = {
     .rope_theta = "'rope_theta'", .mask_id = "mask_token_id",
 };
 
-static const um_tensor_names hf_tensors = {{
+static const um_tensor_names hf_tensors = {.name = {
     [UM_T_EMBD] = "model.transformer.wte",
     [UM_T_OUT_NORM] = "model.transformer.ln_f",
     [UM_T_OUTPUT] = "model.transformer.ff_out",

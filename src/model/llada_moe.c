@@ -84,7 +84,7 @@ static const int gguf_write_keys[] = {
     UM_KEY_EXPERT_COUNT, UM_KEY_EXPERT_USED_COUNT, UM_KEY_FILE_TYPE,        UM_KEY_EXPERT_FFN_LENGTH,
     UM_KEY_MASK_ID,      UM_KEY_CAUSAL,            UM_KEY_SHIFT_LOGITS,     UM_KEY_COUNT};
 
-static const um_tensor_names hf_tensors = {{
+static const um_tensor_names hf_tensors = {.name = {
     [UM_T_EMBD] = "model.embed_tokens",
     [UM_T_OUT_NORM] = "model.norm",
     [UM_T_OUTPUT] = "lm_head",

@@ -26,6 +26,10 @@ static um_status load_config(const um_arch *a, const char *dir, um_hparams *hp, 
         int eot = um_hf_added_token(dir, a->eot_token);
         hp->eot_id = eot < hp->n_vocab ? eot : -1;
     }
+    if (hp->eos_id < 0) {
+        int eos = um_hf_added_token(dir, a->eos_token);
+        hp->eos_id = eos < hp->n_vocab ? eos : -1;
+    }
     return UM_OK;
 }
 
@@ -222,17 +226,50 @@ static um_status bind_experts(loader *L, um_tensor_role role, int i, int64_t row
     return UM_OK;
 }
 
-/* The mixture-of-experts FFN: the router and every expert's three matrices. */
+/* The mixture-of-experts FFN: the router (and its expert bias), every
+ * expert's three matrices, and the shared expert as the layer's dense FFN. */
 static um_status bind_moe(loader *L, int i, um_error *err) {
     const um_hparams *hp = &L->m->hp;
-    um_moe_weights *moe = &L->m->layers[i].moe;
-    int64_t d = hp->d_model, ff = hp->d_ff_exp;
+    um_layer *l = &L->m->layers[i];
+    um_moe_weights *moe = &l->moe;
+    int64_t d = hp->d_model, ff = hp->d_ff_exp, sh = hp->d_ff_shexp;
     moe->n_expert = hp->n_expert;
     moe->n_used = hp->n_expert_used;
+    moe->route = hp->route;
     UM_TRY(bind_router(L, i, &moe->router, err));
+    if (hp->expert_bias) {
+        float *bias;
+        UM_TRY(bind_vector(L, UM_T_EXP_BIAS, i, "bias", hp->n_expert, &bias, err));
+        moe->bias = bias;
+    }
+    if (sh > 0) {
+        UM_TRY(bind_matrix(L, UM_T_GATE_SHEXP, i, sh, d, &l->w_gate, err));
+        UM_TRY(bind_matrix(L, UM_T_UP_SHEXP, i, sh, d, &l->w_up, err));
+        UM_TRY(bind_matrix(L, UM_T_DOWN_SHEXP, i, d, sh, &l->w_down, err));
+    }
     UM_TRY(bind_experts(L, UM_T_GATE_EXP, i, ff, d, &moe->gate, err));
     UM_TRY(bind_experts(L, UM_T_UP_EXP, i, ff, d, &moe->up, err));
     return bind_experts(L, UM_T_DOWN_EXP, i, d, ff, &moe->down, err);
+}
+
+/* A layer with a dense FFN: every layer of a dense model, the first ones of some MoE models (LLaDA2). */
+static bool is_dense_layer(const um_hparams *hp, int i) { return hp->ffn == UM_FFN_DENSE || i < hp->n_dense_layers; }
+
+/* q, k and v from one stacked matrix (LLaDA2's query_key_value): views of its rows. */
+static um_status bind_qkv(loader *L, int i, um_error *err) {
+    const um_hparams *hp = &L->m->hp;
+    um_layer *l = &L->m->layers[i];
+    int64_t d = hp->d_model, q = (int64_t)hp->n_heads * hp->head_dim, kv = (int64_t)hp->n_kv_heads * hp->head_dim;
+    um_weight all;
+    UM_TRY(bind_matrix(L, UM_T_QKV, i, q + 2 * kv, d, &all, err));
+    size_t row = um_row_bytes(all.type, d);
+    l->wq = (um_weight){all.type, q, d, all.data, false};
+    l->wk = (um_weight){all.type, kv, d, (const char *)all.data + (size_t)q * row, false};
+    l->wv = (um_weight){all.type, kv, d, (const char *)all.data + (size_t)(q + kv) * row, false};
+    if (hp->qkv_bias)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: q/k/v biases with a fused query_key_value are not supported",
+                       um_weights_source(&L->m->weights));
+    return UM_OK;
 }
 
 /* A block: two norms, attention's four projections (and QK-norm weights),
@@ -260,11 +297,13 @@ static um_status bind_layer(loader *L, int i, um_error *err) {
         UM_TRY(bind_vector(L, UM_T_Q_NORM, i, "weight", hp->head_dim, &l->q_norm, err));
         UM_TRY(bind_vector(L, UM_T_K_NORM, i, "weight", hp->head_dim, &l->k_norm, err));
     }
-    size_t n_linear = hp->ffn == UM_FFN_DENSE ? sizeof linear / sizeof *linear : 4; /* attention's only */
-    for (size_t k = 0; k < n_linear; k++)
+    bool dense = is_dense_layer(hp, i), fused = L->arch->hf->name[UM_T_QKV] != NULL;
+    if (fused)
+        UM_TRY(bind_qkv(L, i, err));
+    for (size_t k = fused ? 3 : 0; k < (dense ? sizeof linear / sizeof *linear : 4); k++)
         UM_TRY(bind_linear(L, linear[k].role, i, linear[k].rows, linear[k].cols, linear[k].bias, linear[k].w,
                            linear[k].b, err));
-    return hp->ffn == UM_FFN_MOE ? bind_moe(L, i, err) : UM_OK;
+    return dense ? UM_OK : bind_moe(L, i, err);
 }
 
 /* The matrices the forward multiplies by (the router aside: an f32 copy)
@@ -277,10 +316,10 @@ static int matrices(um_model *m, um_weight **out) {
         for (int k = 0; k < 4; k++, n++)
             if (out)
                 out[n] = attn[k];
-        for (int k = 0; m->hp.ffn == UM_FFN_DENSE && k < 3; k++, n++)
+        for (int k = 0; (is_dense_layer(&m->hp, i) || m->hp.d_ff_shexp > 0) && k < 3; k++, n++)
             if (out)
                 out[n] = dense[k];
-        for (int e = 0; m->hp.ffn == UM_FFN_MOE && e < m->hp.n_expert; e++, n += 3)
+        for (int e = 0; !is_dense_layer(&m->hp, i) && e < m->hp.n_expert; e++, n += 3)
             if (out) {
                 out[n] = &l->moe.gate[e];
                 out[n + 1] = &l->moe.up[e];

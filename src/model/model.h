@@ -18,9 +18,12 @@
  * (model/arch.h's table says which each one has). */
 typedef enum {
     UM_FFN_DENSE, /* one gated FFN */
-    UM_FFN_MOE    /* a router's top k of n_expert gated FFNs, weighted by their softmax scores */
+    UM_FFN_MOE    /* a router's top k of n_expert gated FFNs (the first n_dense_layers layers dense) */
 } um_ffn_kind;
-typedef enum { UM_ATTN_BIDIRECTIONAL } um_attn_mask;  /* block-causal likewise */
+typedef enum {
+    UM_ATTN_BIDIRECTIONAL, /* every position sees every other */
+    UM_ATTN_BLOCK_CAUSAL   /* block diffusion (LLaDA2): a position sees its block and every earlier one */
+} um_attn_mask;
 typedef enum {
     UM_ROPE_HALVES, /* rotate-half (GPT-NeoX): pairs (i, i + head_dim/2); Hugging Face checkpoints */
     UM_ROPE_PAIRS   /* adjacent pairs (2i, 2i + 1): llama.cpp's LLAMA_ROPE_TYPE_NORM */
@@ -41,16 +44,23 @@ typedef struct {
     um_ffn_kind ffn;
     um_attn_mask attn_mask;
     int logit_shift;       /* position i's logits predict token i + logit_shift (Dream: 1) */
-    /* mixture of experts (ffn UM_FFN_MOE): every layer's FFN is n_expert
-       gated FFNs of d_ff_exp; each token runs the n_expert_used of highest
-       softmax score, weighted by those scores (not renormalized) */
-    int n_expert, n_expert_used, d_ff_exp;
+    /* mixture of experts (ffn UM_FFN_MOE): the FFN of each layer from
+       n_dense_layers on is n_expert gated FFNs of d_ff_exp (the layers before
+       it a dense one of d_ff); each token runs the n_expert_used of highest
+       score (kernels/moe.h: the router's settings), plus a shared expert of
+       d_ff_shexp when not 0 */
+    int n_expert, n_expert_used, d_ff_exp, n_dense_layers, d_ff_shexp;
+    int n_shared_experts; /* what d_ff_shexp is made of (d_ff_exp each): for the GGUF key */
+    bool expert_bias;     /* each MoE layer has an expert bias */
+    um_moe_router route;
+    int rope_dim;    /* the rotated dimensions of a head: head_dim but for partial RoPE (LLaDA2: half) */
+    int diffusion_block; /* block-causal models: the block length the model was trained with (32) */
 } um_hparams;
 
 typedef struct {
     float *attn_norm, *ffn_norm; /* f32 copies: tiny */
     float *q_norm, *k_norm;      /* [head_dim], shared by the heads; NULL without qk_norm */
-    um_weight wq, wk, wv, wo, w_gate, w_up, w_down; /* w_gate/up/down: dense FFN only */
+    um_weight wq, wk, wv, wo, w_gate, w_up, w_down; /* w_gate/up/down: a dense FFN, or MoE's shared expert */
     float *bq, *bk, *bv, *bo, *b_gate, *b_up, *b_down; /* NULL when absent */
     um_moe_weights moe; /* mixture-of-experts FFN only */
 } um_layer;
@@ -120,6 +130,8 @@ typedef struct {
     int n_sel;
     const float *embd; /* host rows [len][d_model] that replace the token embeddings of [q0, q1) (dInfer's
                           IterSmooth: soft inputs); NULL: the tokens' embeddings */
+    int block;         /* block-causal attention: position i sees keys below min(n_kv, (i / block + 1) * block);
+                          0: every query sees keys [0, n_kv) */
 } um_batch_entry;
 
 /* One forward pass over every entry, every matmul over all their tokens at
