@@ -82,6 +82,8 @@ typedef struct {
     int max_seq_len;
     int mask_id, eos_id, eot_id; /* -1 when the model does not have one */
     int logit_shift;          /* 1: position i's prediction is the model's output row i - 1 (Dream); else 0 */
+    int diffusion_block;      /* block-causal models (LLaDA2): the block length they generate with by default
+                                 (UM_LOOP_BLOCKS is their loop); 0: bidirectional attention */
     int n_expert, n_expert_used, d_ff_expert; /* mixture of experts; 0 for dense models */
     int64_t n_params;         /* all of them */
     int64_t n_active_params;  /* those one token runs through (the experts it is routed to); n_params when dense */

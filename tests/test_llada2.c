@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/gguf.h"
 #include "format/safetensors.h"
+#include "model/convert.h"
 #include "model/model.h"
 #include "testutil.h"
 
@@ -258,11 +260,112 @@ static void generate_cases_cli(void **state) {
     f32_activations_for_commands(false);
 }
 
+/* ---- GGUF --------------------------------------------------------------------- */
+
+static void convert_to(const char *dir, const char *type, char *out, size_t n) {
+    snprintf(out, n, "%s/%s.gguf", dir, type);
+    um_convert_params p = {um_recipe_find(type), NULL, 2, NULL, NULL};
+    um_error err;
+    if (um_convert_hf_to_gguf(fixture(LLADA2 "/hf-bf16"), out, &p, &err) != UM_OK)
+        fail_msg("convert to %s: %s", type, err.msg);
+}
+
+static void expect_u32(const um_gguf_file *f, const char *key, uint32_t want) {
+    uint32_t v;
+    um_error err;
+    if (um_gguf_get_u32(f, key, &v, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    if (v != want)
+        fail_msg("%s = %u, want %u", key, v, want);
+}
+
+/* The keys and tensor names llama.cpp gives Ling 2.0 (bailingmoe2: its
+ * LLM_KV and LLM_TENSOR names, experts stacked 3-D, q/k/v fused, the expert
+ * bias as exp_probs_b.bias), with the fixture README's values. */
+static void expect_llama_cpp_layout(const char *path) {
+    um_gguf_file f;
+    um_error err;
+    if (um_gguf_open(path, &f, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_gguf_str arch;
+    assert_int_equal(um_gguf_get_str(&f, "general.architecture", &arch, &err), UM_OK);
+    assert_true(um_gguf_str_eq(arch, "llada2"));
+    expect_u32(&f, "llada2.block_count", 3);
+    expect_u32(&f, "llada2.attention.head_count_kv", 1);
+    expect_u32(&f, "llada2.rope.dimension_count", 8);
+    expect_u32(&f, "llada2.leading_dense_block_count", 1);
+    expect_u32(&f, "llada2.expert_count", 8);
+    expect_u32(&f, "llada2.expert_used_count", 2);
+    expect_u32(&f, "llada2.expert_feed_forward_length", 48);
+    expect_u32(&f, "llada2.expert_shared_feed_forward_length", 48);
+    expect_u32(&f, "llada2.expert_shared_count", 1);
+    expect_u32(&f, "llada2.expert_gating_func", 2); /* LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID */
+    expect_u32(&f, "llada2.expert_group_count", 2);
+    expect_u32(&f, "llada2.expert_group_used_count", 1);
+    expect_u32(&f, "llada2.diffusion.block_length", 32);
+    float scale;
+    bool norm;
+    assert_int_equal(um_gguf_get_f32(&f, "llada2.expert_weights_scale", &scale, &err), UM_OK);
+    assert_true(scale == 2.5f);
+    assert_int_equal(um_gguf_get_bool(&f, "llada2.expert_weights_norm", &norm, &err), UM_OK);
+    assert_true(norm);
+    const um_gguf_tensor *qkv = um_gguf_find_tensor(&f, "blk.0.attn_qkv.weight");
+    assert_non_null(qkv);
+    assert_int_equal(qkv->ne[1], 96);
+    assert_non_null(um_gguf_find_tensor(&f, "blk.0.ffn_gate.weight"));
+    assert_null(um_gguf_find_tensor(&f, "blk.0.ffn_gate_exps.weight"));
+    const um_gguf_tensor *exps = um_gguf_find_tensor(&f, "blk.1.ffn_down_exps.weight");
+    assert_non_null(exps);
+    assert_int_equal(exps->n_dims, 3);
+    assert_int_equal(exps->ne[2], 8);
+    const um_gguf_tensor *bias = um_gguf_find_tensor(&f, "blk.2.exp_probs_b.bias");
+    assert_non_null(bias);
+    assert_int_equal(bias->type, UM_F32);
+    assert_non_null(um_gguf_find_tensor(&f, "blk.2.ffn_up_shexp.weight"));
+    assert_non_null(um_gguf_find_tensor(&f, "blk.2.ffn_gate_inp.weight"));
+    um_gguf_close(&f);
+}
+
+/* convert writes llama.cpp's layout; from the F32 and F16 files the forward
+ * and every generate case are upstream's; quantize, info and compare work
+ * on them. */
+static void gguf_files(void **state) {
+    char *dir = make_temp_dir(), f32[512], f16[512], q8[512];
+    convert_to(dir, "f32", f32, sizeof f32);
+    convert_to(dir, "f16", f16, sizeof f16);
+    expect_llama_cpp_layout(f32);
+    forward_of(f32);
+    forward_of(f16); /* the bf16-representable weights fit f16 */
+    generate_cases(f32, "f32.gguf");
+    generate_cases(f16, "f16.gguf");
+    snprintf(q8, sizeof q8, "%s/q4_k_m.gguf", dir);
+    cmd_result r = run_unmask("quantize %s %s q4_k_m", f32, q8);
+    assert_int_equal(r.status, 0);
+    cmd_result_free(&r);
+    expect_llama_cpp_layout(q8);
+    r = run_unmask("info -m %s", q8);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "router:           sigmoid, expert bias, best 1 of 2 groups, renormalized, "
+                                  "scaled by 2.5"));
+    assert_non_null(strstr(r.out, "attention:        block-causal"));
+    cmd_result_free(&r);
+    /* the f32 file against the checkpoint it came from, in the same arithmetic: the same logits */
+    f32_activations_for_commands(true);
+    r = run_unmask("compare -m %s -m %s --prompt-len 20 --gen-len 12", fixture(LLADA2 "/hf-f32-sharded"), f32);
+    f32_activations_for_commands(false);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "top-1 agreement 100.00%"));
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream),
     cmocka_unit_test(hyper_parameters),
     cmocka_unit_test(generate_matches_upstream),
     cmocka_unit_test(generate_cases_cli),
+    cmocka_unit_test(gguf_files),
 };
 
 const test_group llada2_group = {"llada2", tests, sizeof tests / sizeof *tests};

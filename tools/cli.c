@@ -345,7 +345,11 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     else if (cli_is(a, NULL, "--alg-temp")) p->alg_temp = cli_double(a, 0, 1e6);
     else if (cli_is(a, NULL, "--window")) p->cache_window = cli_int(a, 0, 1 << 20);
     else if (cli_is(a, NULL, "--refresh")) p->cache_refresh = cli_int(a, 0, 1 << 20);
-    else if (cli_is(a, NULL, "--threshold")) p->threshold = cli_double(a, 0, 1);
+    else if (cli_is(a, NULL, "--threshold")) {
+        p->threshold = cli_double(a, 0, 1);
+        f->set_threshold = true;
+    }
+    else if (cli_is(a, NULL, "--minimal-topk")) p->minimal_topk = cli_int(a, 1, 1 << 20);
     else if (cli_is(a, NULL, "--low-threshold")) p->low_threshold = cli_double(a, 0, 1);
     else if (cli_is(a, NULL, "--factor")) p->factor = cli_double(a, 1e-9, 1e6);
     else if (cli_is(a, NULL, "--entropy-bound")) p->entropy_bound = cli_double(a, 1e-9, 1e6);
@@ -359,8 +363,8 @@ bool cli_generation_flag(cli_args *a, cli_gen_flags *f) {
     }
     else if (cli_is(a, NULL, "--early-stop")) p->early_stop = true;
     else if (cli_is(a, NULL, "--loop")) {
-        static const char *const names[] = {"steps", "dinfer"};
-        p->loop = (um_loop)cli_choice(a, names, 2);
+        static const char *const names[] = {"steps", "dinfer", "blocks"};
+        p->loop = (um_loop)cli_choice(a, names, 3);
     }
     else if (cli_is(a, NULL, "--maximum-unroll")) p->maximum_unroll = cli_int(a, 1, 1 << 20);
     else if (cli_is(a, NULL, "--expected-tpf")) p->expected_tpf = cli_int(a, 1, 1 << 20);
@@ -436,10 +440,29 @@ bool cli_steps_unused(const cli_gen_flags *f) {
     return f->steps > 0 && !counting && p->schedule != UM_SCHEDULE_QUOTA && p->loop == UM_LOOP_STEPS;
 }
 
+/* LLaDA2's generate(): its loop, block length, steps per block, decoder and threshold. */
+static void block_diffusion_defaults(cli_gen_flags *f, const um_model_info *info) {
+    um_generate_params *p = f->p;
+    if (p->loop == UM_LOOP_STEPS)
+        p->loop = UM_LOOP_BLOCKS;
+    if (!f->set_cache)
+        p->cache = UM_CACHE_NONE; /* its own cache of finished blocks; another one given is refused */
+    if (!f->set_decoder)
+        p->decoder = UM_DECODER_THRESHOLD;
+    if (!f->set_threshold)
+        p->threshold = 0.95;
+    if (f->block <= 0)
+        p->block_length = info->diffusion_block;
+    if (f->steps <= 0)
+        p->steps = p->block_length;
+}
+
 void cli_generation_for_model(cli_gen_flags *f, const um_model *m) {
     um_model_info info;
     um_model_get_info(m, &info);
     um_generate_params *p = f->p;
+    if (info.diffusion_block > 0)
+        block_diffusion_defaults(f, &info);
     if (!info.logit_shift)
         return;
     if (!f->set_cache)

@@ -42,7 +42,8 @@ int cli_choice(cli_args *a, const char *const *names, int n);
 typedef struct {
     um_generate_params *p;
     int gen_length, steps, block; /* -1: not given */
-    bool set_cache, set_decoder, set_schedule, set_top_k; /* given on the command line (or a --batch line) */
+    bool set_cache, set_decoder, set_schedule, set_top_k, set_threshold; /* given on the command line (or a
+                                                                           --batch line) */
 } cli_gen_flags;
 /* The generation defaults of run, chat and eval: Fast-dLLM's dual cache with
  * threshold decoding at 0.9 (README, "Fast decoding": the reference sampler's
@@ -74,6 +75,9 @@ void cli_generation_finish(cli_gen_flags *f, int default_gen_length);
  * entropy decoder, top-k 50 (transformers' implicit default, which Dream's
  * users get); with --decoder threshold and no cache, Fast-dLLM's quota
  * schedule; with a cache, Fast-dLLM's block mode (blocks of 32). */
+/* For block-causal models (LLaDA2), its generate's: block diffusion in the
+ * model's block length, --steps per block (default: the block length),
+ * threshold decoding at 0.95. */
 void cli_generation_for_model(cli_gen_flags *f, const um_model *m);
 
 /* "12,7,99" -> ids (malloc'd). False with a message on bad input. */

@@ -90,6 +90,26 @@ static void add_id(cJSON *o, const char *key, int64_t id) {
         cJSON_AddNumberToObject(o, key, (double)id);
 }
 
+/* LLaDA2's router and the dense FFNs beside its experts (LLaDA-MoE: softmax, nothing else). */
+static void add_routing(cJSON *h, const um_hparams *hp) {
+    const um_moe_router *r = &hp->route;
+    char text[160];
+    int n = snprintf(text, sizeof text, "%s", r->gating == UM_GATING_SIGMOID ? "sigmoid" : "softmax");
+    if (hp->expert_bias)
+        n += snprintf(text + n, sizeof text - (size_t)n, ", expert bias");
+    if (r->n_group > 1)
+        n += snprintf(text + n, sizeof text - (size_t)n, ", best %d of %d groups", r->n_group_used, r->n_group);
+    if (r->renormalize)
+        n += snprintf(text + n, sizeof text - (size_t)n, ", renormalized");
+    if (r->scale != 1)
+        snprintf(text + n, sizeof text - (size_t)n, ", scaled by %g", (double)r->scale);
+    cJSON_AddStringToObject(h, "router", text);
+    if (hp->n_dense_layers > 0)
+        cJSON_AddNumberToObject(h, "dense_layers", hp->n_dense_layers);
+    if (hp->d_ff_shexp > 0)
+        cJSON_AddNumberToObject(h, "d_ff_shared_expert", hp->d_ff_shexp);
+}
+
 /* The shortest decimal that reads back as f: 1e-05, not the double
  * 9.99999974737875e-06 that the f32 in the file widens to. */
 static double shortest(float f) {
@@ -130,6 +150,13 @@ static void describe_hparams(cJSON *o, const um_model *m) {
         cJSON_AddNumberToObject(h, "n_expert", info.n_expert);
         cJSON_AddNumberToObject(h, "n_expert_used", info.n_expert_used);
         cJSON_AddNumberToObject(h, "d_ff_expert", info.d_ff_expert);
+        add_routing(h, hp);
+    }
+    if (hp->rope_dim != hp->head_dim)
+        cJSON_AddNumberToObject(h, "rope_dims", hp->rope_dim);
+    if (hp->attn_mask == UM_ATTN_BLOCK_CAUSAL) {
+        cJSON_AddStringToObject(h, "attention", "block-causal");
+        cJSON_AddNumberToObject(h, "block_length", hp->diffusion_block);
     }
     cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
     cJSON_AddNumberToObject(o, "n_active_params", (double)info.n_active_params);
@@ -319,6 +346,9 @@ static const char *const hparam_fields[][2] = {
     {"qkv_bias", "q/k/v bias"},   {"qk_norm", "q/k norm"},
     {"logit_shift", "logit shift"}, {"n_expert", "experts"},
     {"n_expert_used", "experts a token"}, {"d_ff_expert", "expert ffn"},
+    {"router", "router"},         {"dense_layers", "dense layers"},
+    {"d_ff_shared_expert", "shared ffn"}, {"rope_dims", "rope dims"},
+    {"attention", "attention"},   {"block_length", "block length"},
 };
 
 static const char *const tokenizer_fields[][2] = {

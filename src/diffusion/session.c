@@ -273,6 +273,9 @@ um_status um_session_result(um_session *s, um_generation *out, um_error *err) {
     for (int i = s->cv.n_prompt; s->p.loop == UM_LOOP_BLOCKS && i < s->keep_len; i++)
         if (out->tokens[i] == s->m->hp.eos_id) {
             out->n_tokens = i + 1;
+            out->n_committed = 0;
+            for (int j = s->cv.n_prompt; j < out->n_tokens; j++)
+                out->n_committed += out->tokens[j] != s->cv.mask_id;
             break;
         }
     out->prompt_len = s->cv.n_prompt;

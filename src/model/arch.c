@@ -548,9 +548,9 @@ static int find_token(const um_gguf_file *f, const char *text) {
     return -1;
 }
 
-static bool has_tensor(const um_arch *a, const um_gguf_file *f, um_tensor_role role, const char *suffix) {
+static bool has_tensor(const um_arch *a, const um_gguf_file *f, um_tensor_role role, int layer, const char *suffix) {
     char name[192];
-    return um_arch_tensor_name(a->gguf, role, 0, suffix, name, sizeof name) && um_gguf_find_tensor(f, name);
+    return um_arch_tensor_name(a->gguf, role, layer, suffix, name, sizeof name) && um_gguf_find_tensor(f, name);
 }
 
 /* The embedding's row count is the vocabulary the head produces. */
@@ -585,9 +585,10 @@ um_status um_arch_read_gguf(const um_arch *a, const um_gguf_file *f, um_hparams 
     if (hp->eos_id < 0)
         hp->eos_id = find_token(f, a->eos_token);
     hp->eot_id = find_token(f, a->eot_token);
-    hp->tied = !has_tensor(a, f, UM_T_OUTPUT, "weight");
-    hp->qkv_bias |= has_tensor(a, f, UM_T_Q, "bias");
-    hp->bias |= has_tensor(a, f, UM_T_ATTN_OUT, "bias");
+    hp->tied = !has_tensor(a, f, UM_T_OUTPUT, 0, "weight");
+    hp->qkv_bias |= has_tensor(a, f, UM_T_Q, 0, "bias");
+    hp->bias |= has_tensor(a, f, UM_T_ATTN_OUT, 0, "bias");
+    hp->expert_bias = has_tensor(a, f, UM_T_EXP_BIAS, hp->n_dense_layers, "bias"); /* the first MoE layer's */
     hp->rope_interleaved = a->block.rope_gguf == UM_ROPE_PAIRS;
 
     if (rope_dim >= 0)

@@ -437,7 +437,7 @@ static um_status plan_tensors(um_weights *src, const um_arch *a, const um_hparam
             s = plan_one(&plans[n++], t, NULL, 0, gname, role, a, hp, r, err);
         }
     }
-    for (int l = 0; s == UM_OK && l < hp->n_layers && E > 0; l++)
+    for (int l = hp->n_dense_layers; s == UM_OK && l < hp->n_layers && E > 0; l++)
         if (x.seen[l] != 3 * E)
             s = um_fail(err, UM_ERR_FORMAT, "%s: layer %d has %d of its %d expert tensors", um_weights_source(src), l,
                         x.seen[l], 3 * E);

@@ -100,14 +100,15 @@ void um_model_get_info(const um_model *m, um_model_info *info) {
     info->eos_id = hp->eos_id;
     info->eot_id = hp->eot_id;
     info->logit_shift = hp->logit_shift;
+    info->diffusion_block = hp->attn_mask == UM_ATTN_BLOCK_CAUSAL ? hp->diffusion_block : 0;
     info->n_params = m->n_params;
     info->n_active_params = m->n_params;
     if (hp->ffn == UM_FFN_MOE) {
         info->n_expert = hp->n_expert;
         info->n_expert_used = hp->n_expert_used;
         info->d_ff_expert = hp->d_ff_exp;
-        info->n_active_params -= (int64_t)hp->n_layers * (hp->n_expert - hp->n_expert_used) * 3 *
-                                 (int64_t)hp->d_ff_exp * hp->d_model;
+        info->n_active_params -= (int64_t)(hp->n_layers - hp->n_dense_layers) * (hp->n_expert - hp->n_expert_used) *
+                                 3 * (int64_t)hp->d_ff_exp * hp->d_model;
     }
     info->n_threads = m->n_threads;
 }
