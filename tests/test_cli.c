@@ -326,7 +326,7 @@ static void small_conveniences(void **state) {
         pclose(git);
     a = run_unmask("init-random --preset huge -o /nonexistent");
     assert_int_equal(a.status, 2);
-    assert_non_null(strstr(a.err, "unknown preset 'huge' (llada-8b, llada-1b, llada-moe-7b-a1b, tiny)"));
+    assert_non_null(strstr(a.err, "unknown preset 'huge' (llada-8b, llada-1b, llada-moe-7b-a1b, llada2-mini, tiny)"));
     cmd_result_free(&a);
     /* usage errors exit 2: settings that do not go together, a GGUF file given to convert */
     a = run_unmask("run -m %s --prompt-tokens 1,2 -n 64 --steps 7", fixture("llada/tiny-llada/hf-bf16"));

@@ -260,6 +260,56 @@ static void generate_cases_cli(void **state) {
     f32_activations_for_commands(false);
 }
 
+/* The count-based decoders with block diffusion: topk is the threshold
+ * decoder that never finds a mask above its threshold (upstream's case at
+ * threshold 1.0, pure quota top-k); margin and entropy commit each step's
+ * count of the uniform schedule of the block length, credit at least it. */
+static void other_decoders(void **state) {
+    um_model *m = open_llada2(fixture(LLADA2 "/hf-bf16"), 2);
+    cJSON *root = load_reference(LLADA2);
+    const cJSON *c, *quota = NULL;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
+        if (number(cJSON_GetObjectItem(c, "params"), "threshold", 0) == 1.0)
+            quota = c;
+    assert_non_null(quota);
+    int n_prompt, n_want;
+    int32_t *prompt = json_int_array(cJSON_GetObjectItem(quota, "prompt"), &n_prompt);
+    int32_t *want = json_int_array(cJSON_GetObjectItem(quota, "output"), &n_want);
+    const um_decoder decoders[] = {UM_DECODER_TOPK, UM_DECODER_MARGIN, UM_DECODER_ENTROPY, UM_DECODER_CREDIT};
+    const char *names[] = {"topk", "margin", "entropy", "credit"};
+    for (int d = 0; d < 4; d++) {
+        um_generate_params p = case_params(quota); /* block 8, 8 steps a block, 32 tokens after 12 */
+        p.decoder = decoders[d];
+        p.threshold = 0.9;
+        commit_log log = {0};
+        p.on_step = record_step;
+        p.user_data = &log;
+        um_generation g;
+        um_error err;
+        if (t_generate(m, prompt, n_prompt, &p, &g, &err) != UM_OK)
+            fail_msg("%s: %s", names[d], err.msg);
+        if (d == 0)
+            assert_memory_equal(g.tokens, want, (size_t)n_want * sizeof *want);
+        int left = 0;
+        for (int i = n_prompt; i < g.n_tokens; i++)
+            left += g.tokens[i] == 500;
+        assert_int_equal(left, 0);
+        /* 8 steps for blocks of 8: the count-based decoders commit 1 a step */
+        for (int s = 0; s < log.n_steps && d < 3; s++)
+            assert_int_equal(log.n_commits[s], 1);
+        for (int s = 0; s < log.n_steps; s++)
+            assert_true(log.n_commits[s] >= 1);
+        print_message("    block diffusion with --decoder %s: %d forwards, every block filled%s\n", names[d], g.nfe,
+                      d == 0 ? ", upstream's output at threshold 1.0" : "");
+        um_generation_free(&g);
+        commit_log_free(&log);
+    }
+    free(prompt);
+    free(want);
+    cJSON_Delete(root);
+    um_model_close(m);
+}
+
 /* ---- GGUF --------------------------------------------------------------------- */
 
 static void convert_to(const char *dir, const char *type, char *out, size_t n) {
@@ -365,6 +415,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(hyper_parameters),
     cmocka_unit_test(generate_matches_upstream),
     cmocka_unit_test(generate_cases_cli),
+    cmocka_unit_test(other_decoders),
     cmocka_unit_test(gguf_files),
 };
 

@@ -584,6 +584,8 @@ um_status um_arch_read_gguf(const um_arch *a, const um_gguf_file *f, um_hparams 
     UM_TRY(read_u32(f, "tokenizer.ggml.eos_token_id", false, &hp->eos_id, err));
     if (hp->eos_id < 0)
         hp->eos_id = find_token(f, a->eos_token);
+    if (hp->eos_id < 0 && a->default_eos_id > 0)
+        hp->eos_id = a->default_eos_id; /* outside the vocabulary: none (complete) */
     hp->eot_id = find_token(f, a->eot_token);
     hp->tied = !has_tensor(a, f, UM_T_OUTPUT, 0, "weight");
     hp->qkv_bias |= has_tensor(a, f, UM_T_Q, 0, "bias");

@@ -92,6 +92,7 @@ typedef struct um_arch {
     const char *mask_token; /* the mask token's text, looked up in tokenizer.json when config.json has no id */
     const char *eot_token; /* the end-of-turn token's text, looked up in the tokenizer; NULL: none */
     const char *eos_token; /* EOS's text, looked up when the config has no eos_token_id (LLaDA2); NULL: none */
+    int default_eos_id;    /* ... and the id when the tokenizer has none either (0: none) */
     bool gguf_add_bos; /* llama.cpp's converter writes add_bos_token true whatever the tokenizer says */
 } um_arch;
 

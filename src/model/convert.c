@@ -257,6 +257,8 @@ static um_status add_merges(um_gguf_writer *w, const cJSON *tok, um_error *err) 
 static void load_tokenizer(const char *dir, tokenizer_files *tf) {
     char path[4096];
     tf->tok = tf->tok_cfg = NULL;
+    if (!*dir) /* tensors from memory */
+        return;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (um_file_exists(path))
         um_json_load(path, TOKENIZER_MAX_BYTES, &tf->tok, NULL);
@@ -470,26 +472,13 @@ static um_status add_tensors(um_gguf_writer *w, tensor_plan *plans, int n, um_er
     return UM_OK;
 }
 
-um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_convert_params *cp,
-                                um_error *err) {
-    char cfg_path[4096], name[256];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
-    cJSON *cfg;
-    UM_TRY(um_json_load(cfg_path, 1u << 20, &cfg, err));
-    um_hparams hp;
-    const um_arch *a;
-    um_status s = um_arch_from_config(cfg, cfg_path, &a, err);
-    if (s == UM_OK)
-        s = um_arch_parse_config(a, cfg, cfg_path, um_arch_hf_mask_id(a, dir), &hp, err);
-    if (s == UM_OK && !a->gguf_write_keys)
-        s = um_fail(err, UM_ERR_UNSUPPORTED, "%s: converting %s checkpoints to GGUF is not supported yet", dir,
-                    a->name);
-    cJSON_Delete(cfg);
-    UM_TRY(s);
+/* The GGUF of the checkpoint src (already open: a directory's, or tensors
+ * in memory), for architecture a and hyper-parameters hp; tokenizer files
+ * from dir when it has them. */
+static um_status convert_checkpoint(um_weights *src, const um_arch *a, const um_hparams *hp, const char *dir,
+                                    const char *out_path, const um_convert_params *cp, um_error *err) {
+    char name[256];
     model_name(cp->name ? cp->name : dir, name, sizeof name);
-
-    um_weights src;
-    UM_TRY(um_weights_open_hf(&src, dir, err));
     um_pool *pool = um_pool_create(cp->n_threads > 0 ? cp->n_threads : um_cpu_count());
     um_gguf_writer *w = um_gguf_writer_new();
     tokenizer_files tf;
@@ -497,15 +486,15 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     tensor_plan *plans = NULL;
     int n = 0;
     int64_t n_params = 0;
-    s = pool && w ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
+    um_status s = pool && w ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
     if (s == UM_OK)
-        s = plan_tensors(&src, a, &hp, cp->recipe, pool, cp, &plans, &n, &n_params, err);
+        s = plan_tensors(src, a, hp, cp->recipe, pool, cp, &plans, &n, &n_params, err);
     if (s == UM_OK)
-        s = add_hparams(w, a, &hp, name, n_params, cp->recipe, err);
+        s = add_hparams(w, a, hp, name, n_params, cp->recipe, err);
     if (s == UM_OK && tf.tok)
-        s = add_tokenizer(w, a, &tf, &hp, hp.vocab_size, dir, err);
+        s = add_tokenizer(w, a, &tf, hp, hp->vocab_size, dir, err);
     else if (s == UM_OK && !writes_key(a, UM_KEY_MASK_ID)) /* with a tokenizer it sits among its keys */
-        s = um_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)hp.mask_id, err);
+        s = um_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)hp->mask_id, err);
     if (s == UM_OK)
         s = add_tensors(w, plans, n, err);
     if (s == UM_OK)
@@ -519,7 +508,58 @@ um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_
     free(plans);
     um_gguf_writer_free(w);
     um_pool_destroy(pool);
+    return s;
+}
+
+/* The architecture and hyper-parameters of a parsed config.json (file names
+ * it in errors), for a family unmask can write. */
+static um_status convertible(const cJSON *cfg, const char *file, const char *dir, const um_arch **a, um_hparams *hp,
+                             um_error *err) {
+    UM_TRY(um_arch_from_config(cfg, file, a, err));
+    UM_TRY(um_arch_parse_config(*a, cfg, file, um_arch_hf_mask_id(*a, dir), hp, err));
+    if (!(*a)->gguf_write_keys)
+        return um_fail(err, UM_ERR_UNSUPPORTED, "%s: converting %s checkpoints to GGUF is not supported yet", dir,
+                       (*a)->name);
+    return UM_OK;
+}
+
+um_status um_convert_hf_to_gguf(const char *dir, const char *out_path, const um_convert_params *cp,
+                                um_error *err) {
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+    cJSON *cfg;
+    UM_TRY(um_json_load(cfg_path, 1u << 20, &cfg, err));
+    um_hparams hp;
+    const um_arch *a;
+    um_status s = convertible(cfg, cfg_path, dir, &a, &hp, err);
+    cJSON_Delete(cfg);
+    UM_TRY(s);
+    um_weights src;
+    UM_TRY(um_weights_open_hf(&src, dir, err));
+    s = convert_checkpoint(&src, a, &hp, dir, out_path, cp, err);
     um_weights_close(&src);
+    return s;
+}
+
+um_status um_convert_tensors_to_gguf(const cJSON *cfg, const um_st_tensor *tensors, int n, const char *out_path,
+                                     const um_convert_params *cp, um_error *err) {
+    um_hparams hp;
+    const um_arch *a;
+    UM_TRY(convertible(cfg, "config", "", &a, &hp, err));
+    um_weights src = {0};
+    src.ck.source = "the generated tensors";
+    src.ck.n_tensors = n;
+    src.ck.tensors = malloc((size_t)(n > 0 ? n : 1) * sizeof *src.ck.tensors);
+    src.ck.tensor_file = malloc((size_t)(n > 0 ? n : 1) * sizeof *src.ck.tensor_file);
+    um_status s = src.ck.tensors && src.ck.tensor_file ? UM_OK : um_fail(err, UM_ERR_NOMEM, "out of memory");
+    for (int i = 0; s == UM_OK && i < n; i++) {
+        src.ck.tensors[i] = &tensors[i];
+        src.ck.tensor_file[i] = src.ck.source;
+    }
+    if (s == UM_OK)
+        s = convert_checkpoint(&src, a, &hp, "", out_path, cp, err);
+    free(src.ck.tensors);
+    free(src.ck.tensor_file);
     return s;
 }
 

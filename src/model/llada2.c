@@ -20,7 +20,8 @@
 #include "format/json.h"
 #include "model/arch.h"
 
-#define LLADA2_MASK_ID 156895 /* <|mask|> of the released tokenizer */
+#define LLADA2_MASK_ID 156895 /* <|mask|> and <|endoftext|> of the released tokenizer */
+#define LLADA2_EOS_ID 156892
 #define LLADA2_BLOCK 32 /* the block length it was trained with, generate()'s default */
 
 /* Options of the config that change the computation and that this forward
@@ -174,6 +175,7 @@ const um_arch um_arch_llada2 = {
               .diffusion_block = LLADA2_BLOCK},
     .gguf_write_keys = gguf_write_keys,
     .default_mask_id = LLADA2_MASK_ID,
+    .default_eos_id = LLADA2_EOS_ID,
     .mask_token = "<|mask|>",
     .eos_token = "<|endoftext|>",
     .eot_token = "<|role_end|>",

@@ -28,6 +28,7 @@ static um_status load_config(const um_arch *a, const char *dir, um_hparams *hp, 
     }
     if (hp->eos_id < 0) {
         int eos = um_hf_added_token(dir, a->eos_token);
+        eos = eos < 0 && a->default_eos_id > 0 ? a->default_eos_id : eos;
         hp->eos_id = eos < hp->n_vocab ? eos : -1;
     }
     return UM_OK;
