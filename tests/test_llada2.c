@@ -231,6 +231,15 @@ static void generate_cases_cli(void **state) {
         n++;
     }
     fclose(batch);
+    /* the model's own defaults: one block of 32 holds a prompt of 3 and 16 tokens (what lies past them is
+       dropped, and so is all after the first EOS) */
+    cJSON *o = run_unmask_json("run -m %s --prompt-tokens 1,2,3 -n 16 --json", fixture(LLADA2 "/hf-bf16"));
+    const cJSON *toks = cJSON_GetObjectItem(o, "tokens");
+    int n_toks = cJSON_GetArraySize(toks);
+    assert_true(n_toks == 19 || (n_toks < 19 && cJSON_GetArrayItem(toks, n_toks - 1)->valueint == 501));
+    assert_true(cJSON_GetObjectItem(o, "nfe")->valueint <= 32);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "step_ms")), cJSON_GetObjectItem(o, "nfe")->valueint);
+    cJSON_Delete(o);
     cmd_result r = run_unmask("run -m %s --batch %s --parallel 4 -t 2", fixture(LLADA2 "/hf-bf16"), batch_path);
     if (r.status != 0)
         fail_msg("run --batch: exit %d: %s", r.status, r.err);

@@ -1,5 +1,6 @@
 /* unmask run: generate with the LLaDA reference sampler or the fast decoders. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,8 +112,8 @@ static void run_usage(void) {
          "margin, entropy: the count). The generation ends after a block holding EOS (--early-stop: as soon as an\n"
          "EOS has no mask before it) and is cut after its first EOS.\n"
          "  -t, --threads N          worker threads (default: one per physical core)\n"
-         "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings,\n"
-         "                           and text for text prompts\n"
+         "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings\n"
+         "                           (step_ms: each step's), and text for text prompts\n"
          "  -q, --quiet              no progress line (shown on a terminal only, never with --json)\n"
          "\n"
          "Ctrl-C stops the generation at its next step and prints what was committed up to the first\n"
@@ -202,6 +203,26 @@ static int progress_step(const um_step_info *info, void *user) {
     return 0;
 }
 
+/* --json's step_ms: each step's wall time, from the end of the step before. */
+typedef struct {
+    double last, *ms;
+    int n, cap;
+} step_times;
+
+static int time_step(const um_step_info *info, void *user) {
+    step_times *st = user;
+    double now = um_now();
+    if (st->n == st->cap) {
+        double *ms = realloc(st->ms, (size_t)(st->cap = st->cap ? 2 * st->cap : 256) * sizeof *ms);
+        if (!ms)
+            return 0; /* the timings stop; the generation goes on */
+        st->ms = ms;
+    }
+    st->ms[st->n++] = 1e3 * (now - st->last);
+    st->last = now;
+    return 0;
+}
+
 /* What an interrupted run prints: the text or ids committed before the first
  * mask (the rest left out), and a line saying so. */
 static void print_interrupted(const um_generation *g, run_text *rt, int mask_id) {
@@ -237,13 +258,18 @@ static int generate_and_print(um_context *ctx, um_generate_params *p, const int3
         p->on_step = progress_step;
         p->user_data = &pr;
     }
+    step_times times = {um_now(), NULL, 0, 0};
+    if (json) {
+        p->on_step = time_step;
+        p->user_data = &times;
+    }
     um_generation g;
     um_error err;
     bool interrupted;
     um_status s = cli_generate(ctx, prompt, n_prompt, p, &g, &interrupted, &err);
     if (p->on_step == cli_visual_step)
         cli_visual_end(&view);
-    else if (p->on_step)
+    else if (p->on_step == progress_step)
         fputs("\r\033[K", stderr);
     if (interrupted) {
         print_interrupted(&g, rt, info.mask_id);
@@ -263,10 +289,16 @@ static int generate_and_print(um_context *ctx, um_generate_params *p, const int3
             return 1;
         }
     }
-    if (json)
-        cli_print_json(cli_generation_json(&g, text));
-    else
+    if (json) {
+        cJSON *o = cli_generation_json(&g, text);
+        cJSON *ms = cJSON_AddArrayToObject(o, "step_ms");
+        for (int i = 0; i < times.n; i++)
+            cJSON_AddItemToArray(ms, cJSON_CreateNumber(round(times.ms[i] * 1e3) / 1e3));
+        cli_print_json(o);
+    } else {
         print_text(&g, text);
+    }
+    free(times.ms);
     free(text);
     um_generation_free(&g);
     return 0;

@@ -186,8 +186,8 @@ um_status um_session_begin(const um_model *m, const int32_t *prompt, int n_promp
         .credit_gamma = p->credit_gamma,
     };
     bool dinfer = p->loop == UM_LOOP_DINFER, blocks = p->loop == UM_LOOP_BLOCKS;
-    s->n_blocks = dinfer ? 0 : um_schedule_n_blocks(p);
-    s->spb = dinfer ? 0 : p->steps / s->n_blocks;
+    s->n_blocks = dinfer || blocks ? 0 : um_schedule_n_blocks(p);
+    s->spb = dinfer || blocks ? 0 : p->steps / s->n_blocks;
     s->require_start = -1;
     s->keep_len = n_prompt + p->gen_length;
     int canvas_gen = p->gen_length;
