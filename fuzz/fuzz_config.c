@@ -1,6 +1,6 @@
 /* libFuzzer target for config.json: the bytes are parsed the way
  * um_json_load parses a file, then read by every architecture's
- * hyper-parameter parser (LLaDA's, Dream's, LLaDA-MoE's keys). Any input
+ * hyper-parameter parser (LLaDA's, Dream's, LLaDA-MoE's, LLaDA2's keys). Any input
  * must give valid hyper-parameters or a one-line message naming the file.
  * Built and run by `make fuzz`. */
 #include <stdlib.h>

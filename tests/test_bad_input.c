@@ -890,6 +890,88 @@ static void moe_without_mask_id(void **state) {
     scratch_free(&s);
 }
 
+#define LLADA2_DIR "llada2/tiny-llada2/hf-bf16"
+#define LLADA2_CONFIG_CASE(key, json, code, ...)              \
+    do {                                                      \
+        scratch s_;                                           \
+        scratch_family(&s_, LLADA2_DIR);                      \
+        config_set(s_.cfg, key, json);                        \
+        expect_open_fails(s_.dir, code, s_.cfg, __VA_ARGS__); \
+        scratch_free(&s_);                                    \
+    } while (0)
+
+/* LLaDA2's router groups, dense layers, partial RoPE and options, each named;
+ * a missing expert bias or fused q/k/v by its checkpoint name. */
+static void llada2_config_does_not_fit(void **state) {
+    LLADA2_CONFIG_CASE("n_group", "3", UM_ERR_FORMAT, "n_group = 3 does not divide num_experts 8 into groups");
+    LLADA2_CONFIG_CASE("topk_group", "3", UM_ERR_FORMAT, "topk_group = 3 is outside [1, n_group 2]");
+    LLADA2_CONFIG_CASE("num_experts_per_tok", "5", UM_ERR_FORMAT,
+                       "num_experts_per_tok = 5 exceeds the 4 experts that topk_group 1 of 2 groups allow");
+    LLADA2_CONFIG_CASE("first_k_dense_replace", "4", UM_ERR_FORMAT,
+                       "first_k_dense_replace = 4 is outside [0, num_hidden_layers 3]");
+    LLADA2_CONFIG_CASE("rotary_dim", "7", UM_ERR_FORMAT, "rotated dimensions", "= 7 must be even");
+    LLADA2_CONFIG_CASE("routed_scaling_factor", "-1", UM_ERR_FORMAT, "weight scale -1 is outside");
+    LLADA2_CONFIG_CASE("score_function", "\"tanh\"", UM_ERR_UNSUPPORTED, "score_function 'tanh' is not supported");
+    LLADA2_CONFIG_CASE("use_qkv_bias", "true", UM_ERR_UNSUPPORTED, "use_qkv_bias = true is not supported");
+    LLADA2_CONFIG_CASE("head_dim", "32", UM_ERR_UNSUPPORTED, "head_dim 32 times num_attention_heads 4");
+    const char *drop[] = {"model.layers.2.mlp.gate.expert_bias", "model.layers.0.attention.query_key_value.weight",
+                          "model.layers.1.mlp.shared_experts.down_proj.weight"};
+    for (int i = 0; i < 3; i++) {
+        scratch s;
+        scratch_family(&s, LLADA2_DIR);
+        rewrite_tensors(s.st, drop[i], NULL);
+        char want[256];
+        snprintf(want, sizeof want, "missing tensor '%s'", drop[i]);
+        expect_open_fails(s.dir, UM_ERR_FORMAT, s.st, want);
+        scratch_free(&s);
+    }
+}
+
+/* Generation settings a block-causal model does not take, each with its reason. */
+static void llada2_generation_does_not_fit(void **state) {
+    um_model *m;
+    um_error err;
+    assert_int_equal(um_model_open(fixture(LLADA2_DIR), NULL, &m, &err), UM_OK);
+    const int32_t prompt[] = {1, 2, 3};
+    um_generate_params p = um_generate_default_params();
+    um_session *s;
+    p.gen_length = 32;
+    p.block_length = 8;
+    p.steps = 8;
+    p.cache = UM_CACHE_DUAL;
+    assert_int_equal(um_session_begin(m, prompt, 3, &p, &s, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "the dual cache does not apply to a block-causal model"));
+    p.cache = UM_CACHE_NONE;
+    p.loop = UM_LOOP_DINFER;
+    assert_int_equal(um_session_begin(m, prompt, 3, &p, &s, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "run block diffusion only, not dInfer's loop"));
+    p.loop = UM_LOOP_BLOCKS;
+    p.cfg_scale = 1.0;
+    assert_int_equal(um_session_begin(m, prompt, 3, &p, &s, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "classifier-free guidance"));
+    p.cfg_scale = 0;
+    p.minimal_topk = 64;
+    assert_int_equal(um_session_begin(m, prompt, 3, &p, &s, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "gen_length 32 leaves no step at minimal_topk 64"));
+    p.minimal_topk = 1;
+    const int32_t masked[] = {1, 500, 3};
+    assert_int_equal(um_session_begin(m, masked, 3, &p, &s, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "does not fill masks inside the prompt"));
+    p.gen_length = 512;
+    assert_int_equal(um_session_begin(m, prompt, 3, &p, &s, &err), UM_ERR_ARG);
+    assert_non_null(strstr(err.msg, "in whole blocks of 8, exceeds the model's max_sequence_length 512"));
+    um_model_close(m);
+    /* a bidirectional model does not run block diffusion; the command line says why, exit 2 */
+    cmd_result r = run_unmask("run -m %s --prompt-tokens 1,2,3 -n 8 --loop blocks", fixture("llada/tiny-llada/hf-bf16"));
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "block diffusion needs a block-causal model (LLaDA2), not llada"));
+    cmd_result_free(&r);
+    r = run_unmask("run -m %s --prompt-tokens 1,2,3 -n 8 --cache prefix", fixture(LLADA2_DIR));
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "the prefix cache does not apply to a block-causal model"));
+    cmd_result_free(&r);
+}
+
 static void moe_missing_tensors(void **state) {
     const char *drop[] = {MOE_ROUTER, MOE_EXPERT};
     for (int i = 0; i < 2; i++) {
@@ -1425,6 +1507,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(moe_config_does_not_fit),
     cmocka_unit_test(moe_without_mask_id),
     cmocka_unit_test(moe_missing_tensors),
+    cmocka_unit_test(llada2_config_does_not_fit),
+    cmocka_unit_test(llada2_generation_does_not_fit),
     cmocka_unit_test(dream_config_faults),
     cmocka_unit_test(sharded_missing_shard),
     cmocka_unit_test(sharded_name_escapes_directory),

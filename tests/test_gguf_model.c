@@ -12,6 +12,7 @@
 #include "format/safetensors.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "model/convert.h"
 #include "testutil.h"
 
 /* The fixture models' shape (fixtures/README.md). */
@@ -465,7 +466,8 @@ static void add_tensor(um_gguf_writer *w, const um_gguf_tensor *t, const variant
 static void write_variant(const char *path, const variant *v) {
     um_gguf_file f;
     um_error err;
-    if (um_gguf_open(v->src ? fixture(v->src) : gguf_fixture("tiny-llada-f32"), &f, &err) != UM_OK)
+    const char *src = !v->src ? gguf_fixture("tiny-llada-f32") : v->src[0] == '/' ? v->src : fixture(v->src);
+    if (um_gguf_open(src, &f, &err) != UM_OK)
         fail_msg("%s", err.msg);
     um_gguf_writer *w = um_gguf_writer_new();
     assert_non_null(w);
@@ -591,6 +593,35 @@ static void hostile_experts(void **state) {
                   "missing tensor 'blk.0.ffn_gate_inp.weight'", "model.layers.0.mlp.gate.weight");
     check_variant(&(variant){.src = MOE_GGUF, .halve_tensor = "blk.2.ffn_up_exps.weight"}, UM_ERR_FORMAT,
                   "tensor 'blk.2.ffn_up_exps.weight' has shape [64, 48, 4]", "GGUF metadata implies [64, 48, 8]");
+}
+
+/* LLaDA2's router groups, expert bias and block length (its GGUF as unmask
+ * convert writes it): each fault named. */
+static void hostile_llada2(void **state) {
+    char *dir = make_temp_dir(), src[512];
+    snprintf(src, sizeof src, "%s/llada2.gguf", dir);
+    um_convert_params p = {um_recipe_find("f32"), NULL, 2, NULL, NULL};
+    um_error err;
+    if (um_convert_hf_to_gguf(fixture("llada2/tiny-llada2/hf-bf16"), src, &p, &err) != UM_OK)
+        fail_msg("%s", err.msg);
+    um_model *m;
+    if (um_model_open(src, NULL, &m, &err) != UM_OK) /* the unchanged file loads */
+        fail_msg("%s", err.msg);
+    um_model_close(m);
+    check_variant(&(variant){.src = src, .drop_tensor = "blk.2.exp_probs_b.bias"}, UM_ERR_FORMAT,
+                  "missing tensor 'blk.2.exp_probs_b.bias'", "model.layers.2.mlp.gate.expert_bias");
+    check_variant(&(variant){.src = src, .u32_kv = "llada2.expert_group_count", .u32_value = 3}, UM_ERR_FORMAT,
+                  "llada2.expert_group_count = 3 does not divide", "llada2.expert_count 8");
+    check_variant(&(variant){.src = src, .u32_kv = "llada2.expert_used_count", .u32_value = 5}, UM_ERR_FORMAT,
+                  "llada2.expert_used_count = 5 exceeds the 4 experts", "llada2.expert_group_used_count 1 of 2 groups");
+    check_variant(&(variant){.src = src, .u32_kv = "llada2.diffusion.block_length", .u32_value = 0}, UM_ERR_FORMAT,
+                  "llada2.diffusion.block_length = 0 is outside", "llada2.context_length 512");
+    check_variant(&(variant){.src = src, .u32_kv = "llada2.expert_gating_func", .u32_value = 7},
+                  UM_ERR_UNSUPPORTED, "llada2.expert_gating_func = 7 is not supported", NULL);
+    check_variant(&(variant){.src = src, .u32_kv = "llada2.rope.dimension_count", .u32_value = 7}, UM_ERR_FORMAT,
+                  "llada2.rope.dimension_count = 7 must be even", "head size 16");
+    remove_tree(dir);
+    free(dir);
 }
 
 static void hostile_quantized_norm(void **state) {
@@ -877,6 +908,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(hostile_rope_base),
     cmocka_unit_test(hostile_quantized_norm),
     cmocka_unit_test(hostile_experts),
+    cmocka_unit_test(hostile_llada2),
     cmocka_unit_test(hostile_not_gguf),
     cmocka_unit_test(cli_run_gguf),
     cmocka_unit_test(cli_info_gguf),

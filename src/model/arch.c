@@ -328,6 +328,7 @@ static void start(const um_arch *a, um_hparams *hp) {
     hp->logit_shift = a->block.logit_shift;
     hp->route = a->block.route;
     hp->diffusion_block = a->block.diffusion_block;
+    hp->expert_bias = a->block.expert_bias;
     if (hp->route.scale == 0)
         hp->route.scale = 1;
     hp->mask_id = hp->eos_id = hp->eot_id = -1;
@@ -590,7 +591,6 @@ um_status um_arch_read_gguf(const um_arch *a, const um_gguf_file *f, um_hparams 
     hp->tied = !has_tensor(a, f, UM_T_OUTPUT, 0, "weight");
     hp->qkv_bias |= has_tensor(a, f, UM_T_Q, 0, "bias");
     hp->bias |= has_tensor(a, f, UM_T_ATTN_OUT, 0, "bias");
-    hp->expert_bias = has_tensor(a, f, UM_T_EXP_BIAS, hp->n_dense_layers, "bias"); /* the first MoE layer's */
     hp->rope_interleaved = a->block.rope_gguf == UM_ROPE_PAIRS;
 
     if (rope_dim >= 0)

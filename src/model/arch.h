@@ -70,6 +70,7 @@ typedef struct {
     um_rope_layout rope_hf, rope_gguf; /* q/k row layout in each format: convert permutes when they differ */
     um_moe_router route; /* the router's defaults (a zero scale: 1) */
     int diffusion_block; /* block-causal models: the block length when the file does not say */
+    bool expert_bias;    /* its MoE layers have an expert bias (a config may say otherwise; GGUF files must) */
 } um_block_options;
 
 /* Reads a parsed config.json into hp (which holds the row's block options

@@ -71,7 +71,7 @@ static um_status read_rope_dim(const cJSON *cfg, const char *file, um_hparams *h
 static um_status read_experts(const cJSON *cfg, const char *file, um_hparams *hp, um_error *err) {
     int64_t n_expert, n_used, d_ff_exp, n_shared = 0, d_shexp = -1, dense = 0, groups = 0, groups_used = 0;
     double scale = 1.0;
-    bool norm = true, bias = false;
+    bool norm = true, bias = hp->expert_bias;
     UM_TRY(um_json_get_int(cfg, "num_experts", true, 1, INT32_MAX, &n_expert, file, err));
     UM_TRY(um_json_get_int(cfg, "num_experts_per_tok", true, 1, INT32_MAX, &n_used, file, err));
     UM_TRY(um_json_get_int(cfg, "moe_intermediate_size", true, 1, UM_MAX_D_FF, &d_ff_exp, file, err));
@@ -172,7 +172,7 @@ const um_arch um_arch_llada2 = {
     .block = {.qk_norm = true, .ffn = UM_FFN_MOE, .attn_mask = UM_ATTN_BLOCK_CAUSAL, .logit_shift = 0,
               .rope_hf = UM_ROPE_HALVES, .rope_gguf = UM_ROPE_HALVES,
               .route = {.gating = UM_GATING_SIGMOID, .renormalize = true, .scale = 1},
-              .diffusion_block = LLADA2_BLOCK},
+              .diffusion_block = LLADA2_BLOCK, .expert_bias = true},
     .gguf_write_keys = gguf_write_keys,
     .default_mask_id = LLADA2_MASK_ID,
     .default_eos_id = LLADA2_EOS_ID,
