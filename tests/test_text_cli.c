@@ -39,19 +39,37 @@ static void chat_prompt_matches_llama_cpp(void **state) {
 /* `run --chat` on LLaDA-MoE and Dream (their GGUF files, whose metadata
  * carries the chat template) gives the prompt ids of the fixtures README's
  * renderings of one user turn; `unmask chat` answers each line of a pipe. */
+/* "[1, 2, 3]\n" (tokenize --ids) as ids. */
+static bool parse_id_list(const char *text, int32_t **ids, int *n) {
+    cJSON *a = cJSON_Parse(text);
+    *ids = json_int_array(a, n);
+    cJSON_Delete(a);
+    return *ids && *n > 0;
+}
+
 static void chat_of_each_family(void **state) {
     static const int32_t moe[] = {504, 39, 52, 44, 32, 45, 505, 54, 71, 282, 330, 286, 415, 492,
                                   30,  502, 504, 32, 50, 50, 40, 50, 51, 32, 45, 51, 505};
     static const int32_t dream[] = {501, 82,  88,  334, 68,  76,  198, 381, 469, 259, 390, 68,  75,  79, 69, 84,
                                     75,  391, 82,  268, 83,  402, 13,  502, 198, 501, 84,  82,  260, 198, 54, 71,
                                     282, 330, 286, 415, 492, 30,  502, 198, 501, 449, 82,  268, 83,  402, 198};
-    const struct {
+    struct {
         const char *model;
         const int32_t *ids;
         int n;
     } fam[] = {{"llada-moe/gguf/tiny-llada-moe-f32.gguf", moe, (int)(sizeof moe / sizeof *moe)},
-               {"dream/gguf/tiny-dream-f32.gguf", dream, (int)(sizeof dream / sizeof *dream)}};
-    for (int f = 0; f < 2; f++) {
+               {"dream/gguf/tiny-dream-f32.gguf", dream, (int)(sizeof dream / sizeof *dream)},
+               {"llada2/tiny-llada2/hf-bf16", NULL, 0}};
+    /* LLaDA2's: the Ling 2.0 rendering the fixtures' README gives for this turn, as its tokenizer encodes it */
+    cmd_result r = run_unmask("tokenize -m %s --ids -p '<role>SYSTEM</role>detailed thinking off<|role_end|>"
+                              "<role>HUMAN</role>What is free software?<|role_end|><role>ASSISTANT</role>'",
+                              fixture(fam[2].model));
+    assert_int_equal(r.status, 0);
+    int32_t *llada2 = NULL;
+    assert_true(parse_id_list(r.out, &llada2, &fam[2].n));
+    fam[2].ids = llada2;
+    cmd_result_free(&r);
+    for (int f = 0; f < 3; f++) {
         cJSON *o = run_unmask_json("run -m %s -p 'What is free software?' --chat -n 8 --steps 8 --json",
                                    fixture(fam[f].model));
         const cJSON *tokens = cJSON_GetObjectItem(o, "tokens");
@@ -73,6 +91,7 @@ static void chat_of_each_family(void **state) {
             answers++;
         assert_int_equal(answers, 2); /* one answer a line, each with its statistics */
     }
+    free(llada2);
 }
 
 /* A raw prompt encodes as the Hugging Face tokenizer does (first line of the
