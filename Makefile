@@ -195,7 +195,7 @@ QEMU_ARM64 = qemu-aarch64 -cpu max
 ARM64_FULL = neon-bf16
 ARM64_CLASSES = scalar neon neon-dot neon-i8mm
 ARM64_FULL_GROUPS = formats forward generate bad_input cli quant kernels gguf gguf_model tokenizer bpe_train \
-                    train backend dream arch
+                    train backend dream arch llada2
 ARM64_CLASS_GROUPS = kernels forward backend
 ARM64_PACKAGES = gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
                  libcjson-dev:arm64 libcmocka-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64 \
