@@ -154,7 +154,8 @@ static void run_ops(side *s, const inputs *in, results *out) {
     um_weight w_down = {UM_F32, D, FF, in->wf, false};
     um_weight gates[4] = {w_q8, w_q8, w_q8, w_q8}, ups[4] = {w_q8, w_q8, w_q8, w_q8};
     um_weight downs[4] = {w_down, w_down, w_down, w_down};
-    um_moe_weights moe = {4, 2, {UM_GATING_SOFTMAX, 0, 0, false, 1.0f}, {UM_F32, 4, D, in->x, false}, NULL, gates, ups, downs};
+    um_moe_weights moe = {4,    2,     {UM_GATING_SOFTMAX, 0, 0, false, 1.0f}, {UM_F32, 4, D, in->x, false},
+                          NULL, gates, ups,                                   downs};
     um_tensor moe_out = make(s, UM_F32, N, D, NULL);
     assert_int_equal(be->ops->moe(be, &x, &moe, &moe_out, &err), UM_OK);
     fetch(s, &moe_out, out->moe);

@@ -962,7 +962,8 @@ static void llada2_generation_does_not_fit(void **state) {
     assert_non_null(strstr(err.msg, "in whole blocks of 8, exceeds the model's max_sequence_length 512"));
     um_model_close(m);
     /* a bidirectional model does not run block diffusion; the command line says why, exit 2 */
-    cmd_result r = run_unmask("run -m %s --prompt-tokens 1,2,3 -n 8 --loop blocks", fixture("llada/tiny-llada/hf-bf16"));
+    cmd_result r =
+        run_unmask("run -m %s --prompt-tokens 1,2,3 -n 8 --loop blocks", fixture("llada/tiny-llada/hf-bf16"));
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "block diffusion needs a block-causal model (LLaDA2), not llada"));
     cmd_result_free(&r);

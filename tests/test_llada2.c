@@ -26,17 +26,10 @@ static um_model *open_llada2(const char *path, int threads) {
     return m;
 }
 
-static const um_st_tensor *find(const um_st_file *f, const char *name, um_dtype type) {
-    const um_st_tensor *t = um_st_find(f, name);
-    assert_non_null(t);
-    assert_int_equal(t->dtype, type);
-    return t;
-}
-
 /* Our logits of forward.safetensors' inputs, every position, in f32: the
  * attention bidirectional (block 0) or block-causal with that block length. */
 static float *forward_logits(um_model *m, const um_st_file *ref, int block, size_t *n) {
-    const um_st_tensor *ids = find(ref, "input_ids", UM_I32);
+    const um_st_tensor *ids = st_tensor(ref, "input_ids", UM_I32);
     int rows = (int)ids->shape[0], seq = (int)ids->shape[1];
     um_model_info info;
     um_model_get_info(m, &info);
@@ -66,7 +59,7 @@ static void forward_of(const char *path) {
     for (int k = 0; k < 2; k++) {
         size_t n;
         float *ours = forward_logits(m, &ref, k == 0 ? 0 : 8, &n);
-        const um_st_tensor *want = find(&ref, names[k], UM_F32);
+        const um_st_tensor *want = st_tensor(&ref, names[k], UM_F32);
         assert_int_equal(um_st_numel(want), (int64_t)n);
         double e = max_rel_error(ours, (const float *)want->data, n);
         print_message("    %s %s: max relative error %.2e\n", path, names[k], e);

@@ -28,16 +28,9 @@ static um_model *open_moe(const char *rel, int threads) {
     return m;
 }
 
-static const um_st_tensor *find(const um_st_file *f, const char *name, um_dtype type) {
-    const um_st_tensor *t = um_st_find(f, name);
-    assert_non_null(t);
-    assert_int_equal(t->dtype, type);
-    return t;
-}
-
 /* Our logits of forward.safetensors' inputs (f32 arithmetic), malloc'd. */
 static float *forward_logits(const char *rel, int threads, const um_st_file *ref, size_t *n) {
-    const um_st_tensor *ids = find(ref, "input_ids", UM_I32), *logits = find(ref, "logits", UM_F32);
+    const um_st_tensor *ids = st_tensor(ref, "input_ids", UM_I32), *logits = st_tensor(ref, "logits", UM_F32);
     int rows = (int)ids->shape[0], seq = (int)ids->shape[1];
     *n = (size_t)rows * seq * (size_t)logits->shape[2];
     um_model *m = open_moe(rel, threads);
@@ -56,7 +49,7 @@ static double forward_error(const char *rel) {
         fail_msg("%s", err.msg);
     size_t n;
     float *ours = forward_logits(rel, 2, &ref, &n);
-    double e = max_rel_error(ours, (const float *)find(&ref, "logits", UM_F32)->data, n);
+    double e = max_rel_error(ours, (const float *)st_tensor(&ref, "logits", UM_F32)->data, n);
     print_message("    %s: max relative error %.2e\n", rel, e);
     free(ours);
     um_st_close(&ref);
@@ -80,8 +73,9 @@ static void routing_matches_upstream(void **state) {
     um_error err;
     if (um_st_open(fixture(MOE "/forward.safetensors"), &ref, &err) != UM_OK)
         fail_msg("%s", err.msg);
-    const um_st_tensor *logits = find(&ref, "router_logits", UM_F32), *ids = find(&ref, "router_topk_ids", UM_I32),
-                       *weights = find(&ref, "router_topk_weights", UM_F32);
+    const um_st_tensor *logits = st_tensor(&ref, "router_logits", UM_F32),
+                       *ids = st_tensor(&ref, "router_topk_ids", UM_I32),
+                       *weights = st_tensor(&ref, "router_topk_weights", UM_F32);
     int n_expert = (int)logits->shape[3], k = (int)ids->shape[3];
     int n = (int)(logits->shape[0] * logits->shape[1] * logits->shape[2]);
     assert_int_equal(n_expert, 8);

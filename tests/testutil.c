@@ -197,6 +197,14 @@ um_model *open_fixture_model(const char *model, const char *layout, int n_thread
     return m;
 }
 
+const um_st_tensor *st_tensor(const um_st_file *f, const char *name, um_dtype type) {
+    const um_st_tensor *t = um_st_find(f, name);
+    if (!t)
+        fail_msg("%s: no tensor '%s'", f->path, name);
+    assert_int_equal(t->dtype, type);
+    return t;
+}
+
 /* ---- the LLaDA reference sampler's cases ---------------------------------- */
 
 int record_step(const um_step_info *info, void *user) {

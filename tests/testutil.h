@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "format/safetensors.h"
 #include "kernels/kernels.h"
 #include "unmask.h"
 
@@ -92,6 +93,9 @@ const um_exec *exec_now(um_pool *pool);
 um_status t_forward(const um_model *m, const int32_t *tokens, int n_rows, int seq_len, float *logits, um_error *err);
 um_status t_generate(const um_model *m, const int32_t *prompt, int n_prompt, const um_generate_params *p,
                      um_generation *out, um_error *err);
+
+/* The tensor called name in a safetensors file, which must be there with that type. */
+const um_st_tensor *st_tensor(const um_st_file *f, const char *name, um_dtype type);
 
 /* ---- the LLaDA reference sampler's cases (reference.json) ---- */
 

@@ -274,8 +274,10 @@ static int describe(const preset *p, um_dtype dt, um_st_desc **out) {
     if (!t.d)
         return -1;
     bool moe = p->n_expert > 0, llada2 = is_llada2(p);
-    add(&t, llada2 ? "model.word_embeddings.weight" : moe ? "model.embed_tokens.weight" : "model.transformer.wte.weight",
-        2, p->vocab, p->d_model);
+    const char *embd = llada2 ? "model.word_embeddings.weight"
+                       : moe  ? "model.embed_tokens.weight"
+                              : "model.transformer.wte.weight";
+    add(&t, embd, 2, p->vocab, p->d_model);
     for (int l = 0; l < p->n_layers; l++)
         (llada2 ? llada2_layer : moe ? moe_layer : dense_layer)(&t, p, l);
     add(&t, moe ? "model.norm.weight" : "model.transformer.ln_f.weight", 1, p->d_model, 0);

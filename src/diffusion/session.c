@@ -587,7 +587,8 @@ static bool block_eos_done(const um_session *s, int n_chosen) {
         committed = committed || s->chosen_tok[i] == eos;
     for (int i = 0; committed && i < s->cv.len && first < 0; i++)
         first = s->cv.rows[i] == eos ? i : -1;
-    return first >= 0 && um_canvas_count_masks(&s->cv, s->cv.n_prompt, first > s->cv.n_prompt ? first : s->cv.n_prompt) == 0;
+    int n_prompt = s->cv.n_prompt;
+    return first >= 0 && um_canvas_count_masks(&s->cv, n_prompt, first > n_prompt ? first : n_prompt) == 0;
 }
 
 static void commit_step(um_session *s) {
