@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "format/gguf.h"
+#include "format/json.h"
 #include "format/safetensors.h"
 #include "model/convert.h"
 #include "model/model.h"
@@ -412,6 +413,50 @@ static void gguf_files(void **state) {
     free(dir);
 }
 
+/* init-random's llada2-mini writes LLaDA2.0-mini's config keys (those of the
+ * fixture's config.json, which carries the released file's keys) and the
+ * model loads with the published routing, grouping, rotary and shared-expert
+ * settings; here at a small width so that the file is small. */
+static void init_random_preset(void **state) {
+    char *dir = make_temp_dir(), out[512];
+    snprintf(out, sizeof out, "%s/mini", dir);
+    cmd_result r =
+        run_unmask("init-random --preset llada2-mini --layers 2 --d-model 64 --heads 4 --kv-heads 1 --ff 96 -o %s", out);
+    assert_int_equal(r.status, 0);
+    cmd_result_free(&r);
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", out);
+    cJSON *ours = NULL, *theirs = NULL;
+    um_error err;
+    assert_int_equal(um_json_load(path, 1 << 20, &ours, &err), UM_OK);
+    assert_int_equal(um_json_load(fixture(LLADA2 "/hf-bf16/config.json"), 1 << 20, &theirs, &err), UM_OK);
+    const cJSON *k;
+    cJSON_ArrayForEach(k, ours)
+        if (!cJSON_GetObjectItemCaseSensitive(theirs, k->string))
+            fail_msg("init-random writes '%s', which LLaDA2.0-mini's config.json does not have", k->string);
+    cJSON_Delete(ours);
+    cJSON_Delete(theirs);
+    um_model *m = open_llada2(out, 1);
+    const um_hparams *hp = &m->hp;
+    assert_int_equal(hp->n_expert, 256);
+    assert_int_equal(hp->n_expert_used, 8);
+    assert_int_equal(hp->d_ff_exp, 512);
+    assert_int_equal(hp->d_ff_shexp, 512);
+    assert_int_equal(hp->n_dense_layers, 1);
+    assert_int_equal(hp->route.n_group, 8);
+    assert_int_equal(hp->route.n_group_used, 4);
+    assert_true(hp->route.scale == 2.5f && hp->route.renormalize && hp->route.gating == UM_GATING_SIGMOID);
+    assert_true(hp->expert_bias);
+    assert_int_equal(hp->rope_dim, hp->head_dim / 2);
+    assert_true(hp->rope_theta == 600000.0f);
+    assert_int_equal(hp->n_vocab, 157184);
+    assert_int_equal(hp->mask_id, 156895); /* not in the config: the released tokenizer's, as without one */
+    assert_int_equal(hp->eos_id, 156892);
+    um_model_close(m);
+    remove_tree(dir);
+    free(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_matches_upstream),
     cmocka_unit_test(hyper_parameters),
@@ -419,6 +464,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(generate_cases_cli),
     cmocka_unit_test(other_decoders),
     cmocka_unit_test(gguf_files),
+    cmocka_unit_test(init_random_preset),
 };
 
 const test_group llada2_group = {"llada2", tests, sizeof tests / sizeof *tests};
