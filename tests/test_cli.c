@@ -359,6 +359,14 @@ static void small_conveniences(void **state) {
     free(y);
     cJSON_Delete(ours);
     cJSON_Delete(theirs);
+    /* llama.cpp's -c: the longest canvas; a prompt of 2 and -n 16 need 18 */
+    a = run_unmask("run -m %s --prompt-tokens 1,2 -n 16 -c 17", model);
+    assert_int_equal(a.status, 2);
+    assert_non_null(strstr(a.err, "the prompt (2 tokens) and -n 16 need a canvas of 18, more than --ctx-size 17"));
+    cmd_result_free(&a);
+    a = run_unmask("run -m %s --prompt-tokens 1,2 -n 16 --ctx-size 18", model);
+    assert_int_equal(a.status, 0);
+    cmd_result_free(&a);
     long over = sysconf(_SC_NPROCESSORS_ONLN) + 1;
     a = run_unmask("run -m %s --prompt-tokens 1,2 -n 8 -t %ld", fixture("llada/tiny-llada/hf-bf16"), over);
     assert_int_equal(a.status, 0);

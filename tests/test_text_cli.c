@@ -348,6 +348,10 @@ static void chat_context_overflow(void **state) {
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "leaves no room"));
     cmd_result_free(&r);
+    r = run_unmask("chat -m %s -n 100 -c 100", model); /* llama.cpp's -c: a smaller context than the model's */
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "-n 100 leaves no room for the conversation in the 100-token context (-c)"));
+    cmd_result_free(&r);
 }
 
 /* Two turns of `unmask chat` in a pseudo-terminal: each answer appears after

@@ -20,7 +20,7 @@ static void chat_usage(void) {
          "Talk with a model. Type a message and press enter (on a terminal with line editing and\n"
          "history); /help lists the commands: /reset forgets the conversation, /exit (or Ctrl-D)\n"
          "leaves. Ctrl-C during an answer stops it and returns to the prompt. When the conversation\n"
-         "outgrows the model's context, its oldest turns are dropped.\n"
+         "outgrows the context (the model's, or -c), its oldest turns are dropped.\n"
          "\n"
          "  -m, --model PATH         GGUF file or Hugging Face model directory (default:\n"
          "                           $UNMASK_MODEL, else the shipped models/stories)\n"
@@ -29,6 +29,7 @@ static void chat_usage(void) {
          "  -n, --gen-length N       tokens per answer (default 128); --steps, --block-length, --temp,\n"
          "                           --cfg-scale, --seed, --cache, --decoder, ... as for unmask run\n"
          "  -t, --threads N          worker threads (default: one per physical core)\n"
+         "  -c, --ctx-size N         the context: the conversation and the answer (default 0: the model's)\n"
          "  -h, --help               this help");
 }
 
@@ -92,7 +93,7 @@ static bool fitting_prompt(cli_text *t, history *h, int first, int room, bool *w
             return false;
         }
         if (!*warned)
-            fprintf(stderr, "(the conversation no longer fits the model's context: dropping its oldest turns)\n");
+            fprintf(stderr, "(the conversation no longer fits the context: dropping its oldest turns)\n");
         *warned = true;
         drop_oldest(h, first);
     }
@@ -177,7 +178,7 @@ int cmd_chat(int argc, char **argv) {
     um_generate_params p = cli_generate_defaults();
     cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     const char *model = NULL, *system = NULL, *template_name = NULL;
-    int threads = 0;
+    int threads = 0, ctx_size = 0;
     cli_init(&a, "chat", argc, argv);
     while (cli_next(&a)) {
         if (cli_is(&a, "-h", "--help")) {
@@ -187,6 +188,7 @@ int cmd_chat(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--system")) system = cli_value(&a);
         else if (cli_is(&a, NULL, "--chat-template")) template_name = cli_value(&a);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
+        else if (cli_is(&a, "-c", "--ctx-size")) ctx_size = cli_int(&a, 0, 1 << 24);
         else if (!cli_generation_flag(&a, &gf)) cli_unknown(&a);
     }
     if (!a.ok)
@@ -206,10 +208,11 @@ int cmd_chat(int argc, char **argv) {
     }
     um_model_info info;
     um_model_get_info(m, &info);
-    int room = info.max_seq_len - p.gen_length; /* what the history may take beside the answer */
+    int context = ctx_size > 0 && ctx_size < info.max_seq_len ? ctx_size : info.max_seq_len;
+    int room = context - p.gen_length; /* what the history may take beside the answer */
     if (room < 1) {
-        cli_error("chat", "-n %d leaves no room for the conversation in the model's %d-token context", p.gen_length,
-                  info.max_seq_len);
+        cli_error("chat", "-n %d leaves no room for the conversation in the %d-token context%s", p.gen_length, context,
+                  context == ctx_size ? " (-c)" : " of the model");
         cli_text_close(&t);
         um_context_free(ctx);
         um_model_close(m);

@@ -112,6 +112,8 @@ static void run_usage(void) {
          "margin, entropy: the count). The generation ends after a block holding EOS (--early-stop: as soon as an\n"
          "EOS has no mask before it) and is cut after its first EOS.\n"
          "  -t, --threads N          worker threads (default: one per physical core)\n"
+         "  -c, --ctx-size N         the longest canvas, prompt + -n: a longer one is refused (default 0: the\n"
+         "                           model's context)\n"
          "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings\n"
          "                           (step_ms: each step's), and text for text prompts\n"
          "  -q, --quiet              no progress line (shown on a terminal only, never with --json)\n"
@@ -119,7 +121,7 @@ static void run_usage(void) {
          "Ctrl-C stops the generation at its next step and prints what was committed up to the first\n"
          "mask (exit status 130); a second Ctrl-C exits at once.\n"
          "\n"
-         "llama-diffusion-cli's names work too: --diffusion-steps, --diffusion-block-length, --n-predict,\n"
+         "llama-diffusion-cli's names work too: --diffusion-steps, --diffusion-block-length, --n-predict, -c,\n"
          "--diffusion-visual, and --diffusion-algorithm N (0 origin, 1 entropy, 2 margin, 3 random positions,\n"
          "4 confidence: --decoder origin, entropy, margin, topk --remasking random, topk).\n"
          "  -h, --help               this help");
@@ -332,7 +334,7 @@ int cmd_run(int argc, char **argv) {
     const char *model = NULL, *prompt_text = NULL;
     run_text rt = {0};
     const char *batch = NULL;
-    int threads = 0, parallel = 0;
+    int threads = 0, parallel = 0, ctx_size = 0;
     bool json = false, quiet = false;
     cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     cli_init(&a, "run", argc, argv);
@@ -352,6 +354,7 @@ int cmd_run(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--batch")) batch = cli_value(&a);
         else if (cli_is(&a, NULL, "--parallel")) parallel = cli_int(&a, 1, 1 << 16);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
+        else if (cli_is(&a, "-c", "--ctx-size")) ctx_size = cli_int(&a, 0, 1 << 24);
         else if (cli_is(&a, NULL, "--json")) json = true;
         else if (cli_is(&a, "-q", "--quiet")) quiet = true;
         else if (!cli_generation_flag(&a, &gf))
@@ -387,6 +390,11 @@ cli_unknown(&a);
     bool text_mode = !prompt_text;
     if (rc == 0 && text_mode)
         rc = run_text_prompt(&rt, m, model, &prompt, &n_prompt) ? 0 : 1;
+    if (rc == 0 && ctx_size > 0 && (int64_t)n_prompt + p.gen_length > ctx_size) {
+        cli_error("run", "the prompt (%d tokens) and -n %d need a canvas of %lld, more than --ctx-size %d", n_prompt,
+                  p.gen_length, (long long)n_prompt + p.gen_length, ctx_size);
+        rc = 2;
+    }
     if (rc == 0)
         rc = generate_and_print(ctx, &p, prompt, n_prompt, text_mode ? &rt : NULL, json, quiet);
     if (rc == 0 && !json && cli_steps_unused(&gf))
