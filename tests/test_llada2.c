@@ -234,6 +234,15 @@ static void generate_cases_cli(void **state) {
     assert_true(cJSON_GetObjectItem(o, "nfe")->valueint <= 32);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "step_ms")), cJSON_GetObjectItem(o, "nfe")->valueint);
     cJSON_Delete(o);
+    /* eval --tasks generates with the model's own loop too */
+    char tasks_path[512];
+    snprintf(tasks_path, sizeof tasks_path, "%s/tasks.jsonl", dir);
+    const char *task = "{\"prompt\": \"Hello\", \"response\": \"x\"}\n";
+    write_file(tasks_path, task, strlen(task));
+    cmd_result e = run_unmask("eval -m %s --tasks %s -n 8 --block-length 8", fixture(LLADA2 "/hf-bf16"), tasks_path);
+    if (e.status != 0)
+        fail_msg("eval --tasks: exit %d: %s", e.status, e.err);
+    cmd_result_free(&e);
     cmd_result r = run_unmask("run -m %s --batch %s --parallel 4 -t 2", fixture(LLADA2 "/hf-bf16"), batch_path);
     if (r.status != 0)
         fail_msg("run --batch: exit %d: %s", r.status, r.err);

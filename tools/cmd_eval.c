@@ -509,6 +509,7 @@ static bool task_correct(const task *t, const char *output) {
 typedef struct {
     char label[512];
     um_generate_params p;
+    cli_gen_flags f; /* the flags that made p (f.p is &p): the model's own defaults fill what they leave */
 } setting;
 
 /* Applies one --setting string over the base flags: its words are parsed as
@@ -535,6 +536,7 @@ static bool parse_setting(const char *text, const um_generate_params *base_p, co
     if (!copy || n > MAX_WORDS)
         cli_error("eval", "--setting '%s': %s", text, copy ? "too many words" : "out of memory");
     cli_generation_finish(&f, 128);
+    st->f = f;
     snprintf(st->label, sizeof st->label, "%s", text);
     free(copy);
     return a.ok;
@@ -722,6 +724,7 @@ static bool build_settings(const eval_args *e, const um_generate_params *p, cons
         st[0].p = *p;
         f.p = &st[0].p;
         cli_generation_finish(&f, 128);
+        st[0].f = f;
         snprintf(st[0].label, sizeof st[0].label, "%s", *e->base ? e->base : "(defaults)");
     }
     return true;
@@ -753,9 +756,8 @@ int cmd_eval(int argc, char **argv) {
     e.model = cli_model_path(e.model, default_path, sizeof default_path);
     um_model *m = cli_open_model("eval", e.model, e.threads, false);
     um_context *ctx = m ? cli_open_context("eval", m) : NULL;
-    um_model_info info;
-    if (m)
-        um_model_get_info(m, &info);
+    for (int i = 0; m && i < n_st; i++) /* Dream's and LLaDA2's generation where the settings leave it open */
+        cli_generation_for_model(&st[i].f, m);
     if (!ctx) {
         rc = 1;
     } else if (e.batch) {
