@@ -75,8 +75,22 @@ static void lookups(void **state) {
     assert_null(um_arch_by_gguf_name("LLaDAModelLM"));
     assert_null(um_arch_by_hf_name(NULL));
     char list[64], key[64];
-    assert_string_equal(um_arch_list(list, sizeof list), "llada, dream, llada-moe");
+    assert_string_equal(um_arch_list(list, sizeof list), "llada, dream, llada-moe, llada2");
     assert_ptr_equal(um_arch_by_hf_name("LLaDAMoEModelLM"), &um_arch_llada_moe);
+    assert_ptr_equal(um_arch_by_hf_name("llada2_moe"), &um_arch_llada2);
+    assert_ptr_equal(um_arch_by_gguf_name("llada2"), &um_arch_llada2);
+    /* a role whose last part a format spells its own way: LLaDA2's expert bias, llama.cpp's exp_probs_b.bias */
+    char name[128];
+    um_tensor_role role;
+    assert_true(um_arch_gguf_name(&um_arch_llada2, "model.layers.3.mlp.gate.expert_bias", name, sizeof name, &role));
+    assert_string_equal(name, "blk.3.exp_probs_b.bias");
+    assert_int_equal(role, UM_T_EXP_BIAS);
+    assert_true(um_arch_hf_name(&um_arch_llada2, "blk.3.exp_probs_b.bias", name, sizeof name, &role));
+    assert_string_equal(name, "model.layers.3.mlp.gate.expert_bias");
+    assert_true(um_arch_gguf_name(&um_arch_llada2, "model.layers.3.mlp.gate.weight", name, sizeof name, &role));
+    assert_string_equal(name, "blk.3.ffn_gate_inp.weight");
+    assert_false(um_arch_gguf_name(&um_arch_llada2, "model.layers.3.mlp.gate.expert_bias.weight", name, sizeof name,
+                                   NULL));
     assert_ptr_equal(um_arch_by_gguf_name("llada-moe"), &um_arch_llada_moe);
     /* LLaDA-MoE's config says model_type "llada": its class name decides */
     cJSON *cfg = cJSON_Parse("{\"model_type\": \"llada\", \"architectures\": [\"LLaDAMoEModelLM\"]}");
@@ -194,7 +208,7 @@ static void expect_unsupported(const char *path, const char *name) {
     snprintf(want, sizeof want, "unsupported architecture '%s'", name);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, want));
-    assert_non_null(strstr(err.msg, "(supported: llada, dream, llada-moe)"));
+    assert_non_null(strstr(err.msg, "(supported: llada, dream, llada-moe, llada2)"));
 }
 
 static void unknown_architectures(void **state) {
