@@ -378,7 +378,8 @@ static void small_conveniences(void **state) {
 
 /* train: a tokenizer larger than the model's vocabulary is refused at start
  * with both sizes; the model line shows the training threads; --resume with
- * another batch or sequence length warns, naming each. */
+ * another batch or sequence length warns, naming each; --random-length with
+ * --sft is a usage error. */
 static void train_checks_its_inputs(void **state) {
     char *dir = make_temp_dir();
     cmd_result r = run_unmask("init-random --preset tiny --dtype f32 -o %s/small", dir);
@@ -400,6 +401,11 @@ static void train_checks_its_inputs(void **state) {
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.err, "warning: --seq-len 16 differs from the 32"));
     assert_null(strstr(r.err, "--batch 2 differs"));
+    cmd_result_free(&r);
+    /* random lengths would cut SFT rows' answers: refused as a usage error */
+    r = run_unmask("train -m %s/fits --sft %s/none.jsonl --random-length 0.1 -o %s/out", dir, dir, dir);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--random-length is for pre-training"));
     cmd_result_free(&r);
     remove_tree(dir);
     free(dir);

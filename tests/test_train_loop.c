@@ -196,7 +196,7 @@ static void loop_setup(loop_fixture *f) {
         um_train_data_text(f->t, text + len, 3000, NULL, f->m->hp.eos_id, 32, &f->val, &err) != UM_OK)
         fail_msg("%s", err.msg);
     free(text);
-    f->c = (um_train_config){um_adamw_default_config(), 4, 2, 1e-3, 42};
+    f->c = (um_train_config){um_adamw_default_config(), 4, 2, 1e-3, 42, 0};
     f->c.opt.lr = 3e-3;
     f->c.opt.warmup = 5;
     f->c.opt.total_steps = 30;
@@ -310,6 +310,56 @@ static void train_tiny(void **state) {
 }
 
 
+/* LLaDA's random lengths: a micro-batch cut to length L trains exactly as rows
+ * of L tokens would (same loss, same updated weights); the lengths drawn stay
+ * in [1, seq], vary, and about the asked share of micro-batches is cut. */
+static void train_random_length(void **state) {
+    loop_fixture f;
+    loop_setup(&f);
+    f.c.accum = 1;
+    f.c.random_length = 1;
+    um_error err;
+    um_trainer cut, ref;
+    assert_int_equal(um_trainer_init(&cut, f.m, 2, &err), UM_OK);
+    assert_int_equal(um_trainer_init(&ref, f.m, 2, &err), UM_OK);
+    double loss_cut, loss_ref, norm;
+    assert_int_equal(um_trainer_step(&cut, &f.c, &f.d, &loss_cut, &norm, &err), UM_OK);
+    int len = (int)(cut.tokens / f.c.batch);
+    assert_true(len >= 1 && len <= f.d.seq && cut.tokens == (double)len * f.c.batch);
+    /* the same rows' first len tokens as a data set of their own */
+    um_train_data short_rows = {f.d.n_rows, len, malloc((size_t)f.d.n_rows * len * sizeof(int32_t)), NULL};
+    for (int r = 0; r < f.d.n_rows; r++)
+        memcpy(short_rows.tokens + (size_t)r * len, f.d.tokens + (size_t)r * f.d.seq, (size_t)len * sizeof(int32_t));
+    um_train_config whole = f.c;
+    whole.random_length = 0;
+    assert_int_equal(um_trainer_step(&ref, &whole, &short_rows, &loss_ref, &norm, &err), UM_OK);
+    print_message("    first micro-batch cut to %d of %d tokens: loss %.6f, rows of %d: %.6f\n", len, f.d.seq, loss_cut,
+                  len, loss_ref);
+    assert_true(loss_cut == loss_ref);
+    for (int i = 0; i < cut.p.n_tensors; i++)
+        assert_memory_equal(cut.p.tensors[i].data, ref.p.tensors[i].data,
+                            (size_t)cut.p.tensors[i].numel * sizeof *cut.p.tensors[i].data);
+    um_train_data_free(&short_rows);
+    um_trainer_free(&ref);
+
+    /* half the micro-batches cut, at lengths that differ */
+    f.c.random_length = 0.5;
+    f.c.opt.lr = 0; /* only the lengths matter here */
+    int n_cut = 0, distinct = 0, seen[33] = {0};
+    for (int k = 0; k < 40; k++) {
+        double before = cut.tokens, loss;
+        assert_int_equal(um_trainer_step(&cut, &f.c, &f.d, &loss, &norm, &err), UM_OK);
+        int l = (int)((cut.tokens - before) / f.c.batch);
+        assert_true(l >= 1 && l <= f.d.seq);
+        n_cut += l < f.d.seq;
+        distinct += !seen[l]++;
+    }
+    print_message("    random length 0.5: %d of 40 micro-batches cut, %d distinct lengths\n", n_cut, distinct);
+    assert_true(n_cut >= 10 && n_cut <= 30 && distinct >= 5);
+    um_trainer_free(&cut);
+    loop_teardown(&f);
+}
+
 /* unmask train end to end: trains, saves, resumes; `unmask run` loads the checkpoint. */
 static void train_cli(void **state) {
     char *dir = make_temp_dir();
@@ -348,7 +398,8 @@ static void train_cli(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(adamw_closed_form), cmocka_unit_test(schedule), cmocka_unit_test(masking),
-    cmocka_unit_test(data),              cmocka_unit_test(train_tiny), cmocka_unit_test(train_cli),
+    cmocka_unit_test(data),              cmocka_unit_test(train_tiny), cmocka_unit_test(train_random_length),
+    cmocka_unit_test(train_cli),
 };
 
 const test_group train_loop_group = {"train_loop", tests, sizeof tests / sizeof *tests};

@@ -34,6 +34,9 @@ static void train_usage(void) {
          "  --chat              SFT: wrap prompts in the model's chat template (default: raw text)\n"
          "  --val FILE          validation data (same kind as the training data)\n"
          "  --seq-len N         row length in tokens (default 128)\n"
+         "  --random-length P   pre-training: the share of micro-batches cut to a random length\n"
+         "                      in [1, N], so that short canvases are seen too (LLaDA: 0.01;\n"
+         "                      default 0)\n"
          "  --batch N           rows per micro-batch (default 4)\n"
          "  --accum N           micro-batches per update (default 1)\n"
          "  --steps N           updates (default 100)\n"
@@ -184,7 +187,7 @@ int cmd_train(int argc, char **argv) {
     const char *out_dir = NULL, *resume_dir = NULL, *sep_arg = NULL;
     bool chat = false;
     int seq = 128, eval_every = 0, save_every = 0, warmup = -1, threads = 0;
-    um_train_config c = {um_adamw_default_config(), 4, 1, 1e-3, 0};
+    um_train_config c = {um_adamw_default_config(), 4, 1, 1e-3, 0, 0};
     c.opt.total_steps = 100;
     cli_init(&a, "train", argc, argv);
     while (cli_next(&a)) {
@@ -199,6 +202,7 @@ int cmd_train(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--chat")) chat = true;
         else if (cli_is(&a, NULL, "--val")) val_path = cli_value(&a);
         else if (cli_is(&a, NULL, "--seq-len")) seq = cli_int(&a, 2, 1 << 20);
+        else if (cli_is(&a, NULL, "--random-length")) c.random_length = cli_double(&a, 0, 1);
         else if (cli_is(&a, NULL, "--batch")) c.batch = cli_int(&a, 1, 1 << 16);
         else if (cli_is(&a, NULL, "--accum")) c.accum = cli_int(&a, 1, 1 << 16);
         else if (cli_is(&a, NULL, "--steps")) c.opt.total_steps = cli_int(&a, 1, 1 << 30);
@@ -224,6 +228,10 @@ int cmd_train(int argc, char **argv) {
         tok_path = model_dir;
     if (!model_dir || !out_dir || (!data_path == !sft_path)) {
         cli_error("train", "need -m MODEL_DIR (or --resume DIR), one of --data FILE and --sft FILE, and -o OUT_DIR");
+        return 2;
+    }
+    if (sft_path && c.random_length > 0) {
+        cli_error("train", "--random-length is for pre-training (--data): an SFT row cut short could lose its answer");
         return 2;
     }
     c.opt.warmup = warmup >= 0 ? warmup : c.opt.total_steps / 10;
@@ -279,6 +287,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "train: resuming %s at step %d\n", resume_dir, tr.step);
     double t0 = um_now();
     int start = tr.step;
+    double tokens0 = tr.tokens;
     rc = 0;
     while (tr.step < c.opt.total_steps) {
         double loss, norm;
@@ -288,7 +297,7 @@ int cmd_train(int argc, char **argv) {
             break;
         }
         double el = um_now() - t0, per = el / (tr.step - start);
-        double tok = (double)(tr.step - start) * c.batch * c.accum * seq;
+        double tok = tr.tokens - tokens0;
         int eta = (int)(per * (c.opt.total_steps - tr.step) + 0.5);
         fprintf(stderr, "step %d/%d  loss %.4f  lr %.3g  |g| %.3g  %.0f tok/s  ETA %d:%02d:%02d\n", tr.step,
                 c.opt.total_steps, loss, um_lr_at(&c.opt, tr.step), norm, tok / el, eta / 3600, eta / 60 % 60,

@@ -87,12 +87,17 @@ typedef struct {
     int accum;        /* micro-batches per update */
     double mask_eps;  /* 1e-3 */
     uint64_t seed;
+    /* pre-training: the share of micro-batches cut to a random length in
+     * [1, seq] (LLaDA's guidelines: 1%), so that the model also meets canvases
+     * shorter than its rows, as generation gives it */
+    double random_length;
 } um_train_config;
 
 typedef struct {
     um_train_params p, g, m, v;
     um_pool *pool; /* the threads of every forward and backward pass */
     int step;      /* updates done */
+    double tokens; /* row positions trained on by this process (random lengths counted as cut) */
     int32_t *order; /* the seeded visiting order of the data's rows */
     int n_order;
 } um_trainer;

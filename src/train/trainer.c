@@ -63,11 +63,12 @@ static um_status make_order(um_trainer *tr, int n, uint64_t seed, um_error *err)
     return UM_OK;
 }
 
-/* Loss (and gradient, when grad) of rows[0..n) of d, masked with stream (seed, step). */
+/* Loss (and gradient, when grad) of the first len tokens of rows[0..n) of d,
+ * masked with stream (seed, step). */
 static um_status batch_loss(um_pool *pool, const um_train_params *p, const um_train_data *d, const int32_t *rows, int n,
-                            uint64_t seed, uint64_t step, double eps, double *loss, um_train_params *grad,
+                            int len, uint64_t seed, uint64_t step, double eps, double *loss, um_train_params *grad,
                             um_error *err) {
-    size_t cells = (size_t)n * d->seq;
+    size_t cells = (size_t)n * len;
     int32_t *x0 = malloc(cells * sizeof *x0), *noisy = malloc(cells * sizeof *noisy);
     int32_t *pl = d->prompt_lengths ? malloc((size_t)n * sizeof *pl) : NULL;
     double *pm = malloc(cells * sizeof *pm);
@@ -76,12 +77,12 @@ static um_status batch_loss(um_pool *pool, const um_train_params *p, const um_tr
         s = um_fail(err, UM_ERR_NOMEM, "out of memory");
     } else {
         for (int r = 0; r < n; r++) {
-            memcpy(x0 + (size_t)r * d->seq, d->tokens + (size_t)rows[r] * d->seq, (size_t)d->seq * sizeof *x0);
+            memcpy(x0 + (size_t)r * len, d->tokens + (size_t)rows[r] * d->seq, (size_t)len * sizeof *x0);
             if (pl)
                 pl[r] = d->prompt_lengths[rows[r]];
         }
-        um_mdm_mask(seed, step, n, d->seq, x0, pl, p->hp.mask_id, eps, noisy, pm);
-        um_mdm_batch b = {n, d->seq, x0, noisy, pm, pl};
+        um_mdm_mask(seed, step, n, len, x0, pl, p->hp.mask_id, eps, noisy, pm);
+        um_mdm_batch b = {n, len, x0, noisy, pm, pl};
         s = um_llada_loss_grad(pool, p, &b, loss, grad, err);
     }
     free(x0);
@@ -89,6 +90,19 @@ static um_status batch_loss(um_pool *pool, const um_train_params *p, const um_tr
     free(pl);
     free(pm);
     return s;
+}
+
+/* The length micro-batch micro trains on: the rows' own, or with probability
+ * c->random_length a uniform one in [1, seq] (pre-training only: an SFT row
+ * cut short could lose its answer), from a stream of its own. */
+static int micro_batch_length(const um_train_config *c, const um_train_data *d, uint64_t micro) {
+    if (c->random_length <= 0 || d->prompt_lengths)
+        return d->seq;
+    um_rng rng;
+    um_rng_stream(&rng, c->seed, 0x6c656e677468u /* "length" */, micro, 0);
+    if (um_rng_uniform(&rng) >= c->random_length)
+        return d->seq;
+    return 1 + (int)(um_rng_next(&rng) % (uint64_t)d->seq);
 }
 
 um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_train_data *d, double *loss,
@@ -108,7 +122,9 @@ um_status um_trainer_step(um_trainer *tr, const um_train_config *c, const um_tra
         for (int j = 0; j < c->batch; j++)
             rows[j] = tr->order[(micro * (uint64_t)c->batch + (uint64_t)j) % (uint64_t)d->n_rows];
         double l = 0;
-        s = batch_loss(tr->pool, &tr->p, d, rows, c->batch, c->seed, micro, c->mask_eps, &l, &tr->g, err);
+        int len = micro_batch_length(c, d, micro);
+        s = batch_loss(tr->pool, &tr->p, d, rows, c->batch, len, c->seed, micro, c->mask_eps, &l, &tr->g, err);
+        tr->tokens += (double)c->batch * len;
         total += l;
     }
     free(rows);
@@ -138,7 +154,7 @@ um_status um_train_eval(um_pool *pool, const um_train_params *p, const um_train_
             rows[j] = r0 + j;
         double l;
         /* a stream of its own per chunk, never a training one */
-        UM_TRY(batch_loss(pool, p, d, rows, k, seed ^ 0x76616c6964617465ull, (uint64_t)r0, mask_eps, &l, NULL, err));
+        UM_TRY(batch_loss(pool, p, d, rows, k, d->seq, seed ^ 0x76616c6964617465ull, (uint64_t)r0, mask_eps, &l, NULL, err));
         sum += l * k;
     }
     *loss = n ? sum / n : 0;
