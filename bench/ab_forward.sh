@@ -20,7 +20,7 @@ for round in $(seq "$ROUNDS"); do
     for side in old new; do
         bin=$OLD; [ "$side" = new ] && bin=$NEW
         "$bin" bench -m "$MODEL" --canvas "$CANVAS" -r "$REPS" --no-limits "$@" 2>/dev/null |
-            grep '^| ' | grep -v '^| model' | sed "s/^/$side /" >>"$LOG"
+            grep '^| ' | grep -v '^| model |' | sed "s/^/$side /" >>"$LOG"
     done
 done
 python3 - "$LOG" "$MODEL" "$*" <<'PY'

@@ -9,10 +9,13 @@
 #   bench/serve.sh [MODEL] [CLIENTS] [SECONDS] [-- extra serve flags]
 #
 # MODEL defaults to the shipped models/stories, CLIENTS to "1 4 16", SECONDS to
-# 20; MAX_TOKENS (64), STEPS (64; the reference's topk decoder without cache,
-# so every request costs the same number of forwards) and CANVAS (0: the
-# requests say "stream_canvas": false, chunks carry only text; 1: a canvas
-# per step) from the environment.
+# 20; from the environment: MAX_TOKENS (64); DECODING: "reference" (the
+# default: STEPS forwards, 64, of the reference's topk decoder without a cache,
+# so every request costs the same number of forwards) or "server" (the body
+# names no diffusion setting: the server's defaults, Fast-dLLM's dual cache
+# and threshold decoding, as a plain OpenAI client gets them); CANVAS (0: the
+# requests say "stream_canvas": false, chunks carry only text; 1: a canvas per
+# step).
 # A llada-1b-shaped model: `unmask init-random --preset llada-1b -o /tmp/m1b`.
 set -euo pipefail
 BIN=${UNMASK_BIN:-build/unmask}
@@ -21,12 +24,13 @@ CLIENTS=${2:-1 4 16}
 SECONDS_EACH=${3:-20}
 shift $(($# >= 3 ? 3 : $#))
 [ "${1:-}" = "--" ] && shift
-MAX_TOKENS=${MAX_TOKENS:-64} STEPS=${STEPS:-64} CANVAS=${CANVAS:-0}
+MAX_TOKENS=${MAX_TOKENS:-64} STEPS=${STEPS:-64} CANVAS=${CANVAS:-0} DECODING=${DECODING:-reference}
+case "$DECODING" in reference | server) ;; *) echo "DECODING must be reference or server" >&2; exit 2 ;; esac
 LOG=$(mktemp)
 pid=
 trap 'rm -f "$LOG"; [ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
 
-echo "model $MODEL, max_tokens $MAX_TOKENS, steps $STEPS, canvas $CANVAS, ${SECONDS_EACH} s per row, $(nproc) CPUs"
+echo "model $MODEL, max_tokens $MAX_TOKENS, decoding $DECODING$([ "$DECODING" = reference ] && echo " ($STEPS steps)"), canvas $CANVAS, ${SECONDS_EACH} s per row, $(nproc) CPUs"
 echo "| batching | clients | requests | tokens/s | p50 latency s | p99 latency s | p50 first text s |"
 echo "|---|---|---|---|---|---|---|"
 for parallel in 16 1; do
@@ -41,12 +45,14 @@ for parallel in 16 1; do
     done
     [ -n "$port" ] || { cat "$LOG"; exit 1; }
     for c in $CLIENTS; do
-        python3 - "$port" "$c" "$SECONDS_EACH" "$MAX_TOKENS" "$STEPS" "$parallel" "$CANVAS" <<'PY'
+        python3 - "$port" "$c" "$SECONDS_EACH" "$MAX_TOKENS" "$STEPS" "$parallel" "$CANVAS" "$DECODING" <<'PY'
 import http.client, json, statistics, sys, threading, time
 port, clients, seconds, max_tokens, steps, parallel, canvas = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), \
     int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7] == "1"
-body = json.dumps({"prompt": "Once upon a time", "max_tokens": max_tokens, "steps": steps, "cache": "none",
-                   "decoder": "topk", "stream": True, "stream_canvas": canvas})
+request = {"prompt": "Once upon a time", "max_tokens": max_tokens, "stream": True, "stream_canvas": canvas}
+if sys.argv[8] == "reference":
+    request.update({"steps": steps, "cache": "none", "decoder": "topk"})
+body = json.dumps(request)
 results, lock, end = [], threading.Lock(), time.time() + seconds
 
 def client(k):
