@@ -80,7 +80,7 @@ static bool repeats_punctuation(const char *text) {
     return false;
 }
 
-/* Share of text's words that are whole words of the (lower-cased) corpus. */
+/* How many of text's words are whole words of the (lower-cased) corpus; their count goes to *n_words. */
 static int known_words(const char *text, const char *corpus, int *n_words) {
     char **words;
     int n = words_of(text, &words), known = 0;
