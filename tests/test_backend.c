@@ -102,8 +102,8 @@ typedef struct {
 static void run_ops(side *s, const inputs *in, results *out) {
     um_backend *be = s->be;
     um_error err;
-    um_weight w_bf16 = {UM_BF16, FF, D, in->w_bf16, false}, w_q8 = {UM_Q8_0, FF, D, in->w_q8, false};
-    um_weight head = {UM_BF16, VOCAB, D, in->head, false};
+    um_weight w_bf16 = {UM_BF16, FF, D, in->w_bf16, false, NULL}, w_q8 = {UM_Q8_0, FF, D, in->w_q8, false, NULL};
+    um_weight head = {UM_BF16, VOCAB, D, in->head, false, NULL};
     um_tensor ids = make(s, UM_I32, N, 1, in->ids), pos = make(s, UM_I32, N, 1, in->pos);
     um_tensor rows = make(s, UM_F32, N, D, NULL);
     assert_int_equal(be->ops->get_rows(be, &w_bf16, &ids, &rows, &err), UM_OK);
@@ -151,10 +151,10 @@ static void run_ops(side *s, const inputs *in, results *out) {
     /* 4 experts of Q8_0 and F32 matrices (one arithmetic per path: the
        matmuls above hold each type to it), 2 a token, routed by the first
        rows of x as an F32 router */
-    um_weight w_down = {UM_F32, D, FF, in->wf, false};
+    um_weight w_down = {UM_F32, D, FF, in->wf, false, NULL};
     um_weight gates[4] = {w_q8, w_q8, w_q8, w_q8}, ups[4] = {w_q8, w_q8, w_q8, w_q8};
     um_weight downs[4] = {w_down, w_down, w_down, w_down};
-    um_moe_weights moe = {4,    2,     {UM_GATING_SOFTMAX, 0, 0, false, 1.0f}, {UM_F32, 4, D, in->x, false},
+    um_moe_weights moe = {4,    2,     {UM_GATING_SOFTMAX, 0, 0, false, 1.0f}, {UM_F32, 4, D, in->x, false, NULL},
                           NULL, gates, ups,                                   downs};
     um_tensor moe_out = make(s, UM_F32, N, D, NULL);
     assert_int_equal(be->ops->moe(be, &x, &moe, &moe_out, &err), UM_OK);
@@ -258,7 +258,7 @@ static void ops_report_failure(void **state) {
     side s = backend_on(um_kernel_path_best(), false);
     um_backend *be = s.be;
     um_error err;
-    um_weight w = {UM_BF16, FF, D, in.w_bf16, false};
+    um_weight w = {UM_BF16, FF, D, in.w_bf16, false, NULL};
     um_tensor x = make(&s, UM_F32, N, D, in.x), small = make(&s, UM_F32, N, FF - 1, NULL);
     const um_weight *ws[1] = {&w};
     const float *bias[1] = {NULL};
@@ -270,7 +270,7 @@ static void ops_report_failure(void **state) {
     assert_int_equal(be->ops->get_rows(be, &w, &ids, &rows, &err), UM_ERR_ARG);
     um_pick_request r = {.row = N, .uncond_row = -1, .eos_inf = -1, .eot_inf = -1};
     um_pick pk;
-    um_weight head = {UM_BF16, VOCAB, D, in.head, false};
+    um_weight head = {UM_BF16, VOCAB, D, in.head, false, NULL};
     assert_int_equal(be->ops->pick(be, &x, &head, NULL, &r, 1, &pk, &err), UM_ERR_ARG);
     assert_non_null(strstr(err.msg, "row"));
     release(&s);

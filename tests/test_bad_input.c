@@ -99,7 +99,7 @@ static void check_names(const char *msg, va_list ap) {
 /* um_model_open(dir) fails with code, no model, and a one-line message
  * containing every string of the NULL-terminated list. */
 static void expect_open_fails_(const char *dir, um_status code, ...) {
-    um_model_params mp = {1};
+    um_model_params mp = {1, false};
     um_model *m = (um_model *)&mp; /* must be reset to NULL */
     um_error err;
     memset(&err, 0, sizeof err);
@@ -432,7 +432,7 @@ static void header_trailing_garbage(void **state) {
     write_raw(s.st, garbage, 4, im.data, im.data_size);
     um_model *m = NULL;
     um_error err;
-    um_model_params mp = {1};
+    um_model_params mp = {1, false};
     if (um_model_open(s.dir, &mp, &m, &err) != UM_OK)
         fail_msg("%s", err.msg);
     um_model_close(m);
@@ -613,7 +613,7 @@ static void misaligned_data_loads(void **state) {
     uint8_t *bytes = read_whole_file(s.st, &n);
     assert_true(le64(bytes) % 2 == 1);
     free(bytes);
-    um_model_params mp = {1};
+    um_model_params mp = {1, false};
     um_model *odd = NULL;
     um_error err;
     if (um_model_open(s.dir, &mp, &odd, &err) != UM_OK)
@@ -1243,7 +1243,7 @@ static void options_need_special_ids(void **state) {
     scratch s;
     scratch_single(&s);
     config_set(s.cfg, "eos_token_id", NULL);
-    um_model_params mp = {1};
+    um_model_params mp = {1, false};
     um_model *m = NULL;
     um_error err;
     if (um_model_open(s.dir, &mp, &m, &err) != UM_OK) /* no tokenizer.json: no EOT either */

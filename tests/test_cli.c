@@ -131,7 +131,7 @@ static void init_random_bench_and_run(void **state) {
         snprintf(path, sizeof path, "%s/%s", dir, dtypes[i]);
         um_model *m;
         um_error err;
-        um_model_params mp = {1};
+        um_model_params mp = {1, false};
         if (um_model_open(path, &mp, &m, &err) != UM_OK)
             fail_msg("%s", err.msg);
         um_model_info info;

@@ -150,7 +150,7 @@ static void converted_models_reproduce_reference(void **state) {
             snprintf(src, sizeof src, "llada/%s/hf-bf16", models[mi]);
             snprintf(out, sizeof out, "%s/%s-%s.gguf", dir, models[mi], types[t]);
             convert_or_fail(fixture(src), out, types[t], NULL);
-            um_model_params mp = {2};
+            um_model_params mp = {2, false};
             um_model *m;
             um_error err;
             if (um_model_open(out, &mp, &m, &err) != UM_OK)
@@ -226,7 +226,7 @@ static void write_small_model(const char *dir) {
 }
 
 static float *canvas_logits(const char *path, const int32_t *canvas, int seq) {
-    um_model_params mp = {2};
+    um_model_params mp = {2, false};
     um_model *m;
     um_error err;
     if (um_model_open(path, &mp, &m, &err) != UM_OK)

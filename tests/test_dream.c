@@ -20,7 +20,7 @@ static um_model *open_dream(const char *rel) {
     char path[256];
     snprintf(path, sizeof path, "dream/%s", rel);
     um_model *m = NULL;
-    um_model_params mp = {2};
+    um_model_params mp = {2, false};
     um_error err;
     if (um_model_open(rel[0] == '/' ? rel : fixture(path), &mp, &m, &err) != UM_OK)
         fail_msg("opening %s: %s", path, err.msg);

@@ -26,7 +26,7 @@ static const char *gguf_fixture(const char *name) {
 }
 
 static um_model *open_gguf(const char *name) {
-    um_model_params mp = {2};
+    um_model_params mp = {2, false};
     um_model *m = NULL;
     um_error err;
     if (um_model_open(gguf_fixture(name), &mp, &m, &err) != UM_OK)
@@ -55,7 +55,7 @@ static void open_reference(const char *model, um_st_file *ref, const um_st_tenso
 /* The logits of the model at path for ids (malloc'd, [rows, seq, VOCAB]). */
 static float *forward_logits(const char *path, const um_st_tensor *ids) {
     int rows = (int)ids->shape[0], seq = (int)ids->shape[1];
-    um_model_params mp = {2};
+    um_model_params mp = {2, false};
     um_model *m;
     um_error err;
     if (um_model_open(path, &mp, &m, &err) != UM_OK)

@@ -41,7 +41,7 @@ typedef struct {
 } mm_case;
 
 static mm_case make_case(um_dtype t, int64_t rows, int64_t cols, int n, bool bias, um_rng *rng) {
-    mm_case c = {{t, rows, cols, NULL, false}, NULL, NULL, NULL, n};
+    mm_case c = {{t, rows, cols, NULL, false, NULL}, NULL, NULL, NULL, n};
     size_t rb = um_row_bytes(t, cols);
     uint8_t *data = xmalloc(rb * (size_t)rows + 64);
     c.wf = xmalloc((size_t)(rows * cols) * sizeof(float));
@@ -196,6 +196,14 @@ static void each_path_matches_reference(void **state) {
                         float *y = run(pool, ks, (mm_kind)kind, &c);
                         /* same arithmetic, another summation order: f32 rounding only */
                         expect_close(ks->name, &c, y, ref, 2e-6);
+                        /* the weights packed once (as at load) give the same bits */
+                        assert_true(mm_pack_weight(pool, ks, &c.w, NULL));
+                        float *yp = run(pool, ks, (mm_kind)kind, &c);
+                        um_weight_unpack(&c.w);
+                        if (memcmp(y, yp, (size_t)c.n * (size_t)c.w.rows * sizeof(float)) != 0)
+                            fail_msg("%s %s [%lld x %lld], n %d: packed once, a different result", ks->name,
+                                     um_dtype_name(c.w.type), (long long)c.w.rows, (long long)c.w.cols, c.n);
+                        free(yp);
                         free(y);
                         compared++;
                         vnni256 += which == 2;
@@ -297,7 +305,7 @@ static float extreme_activation(int i, int64_t j, um_rng *rng) {
  * all-lowest (0x00, Q8_0's 0x80 = -128), and rows mixing the two at
  * random; every f16 scale field (d, and m / dmin) 2^-6. */
 static mm_case extreme_case(um_dtype t, int64_t rows, int64_t cols, int n, um_rng *rng) {
-    mm_case c = {{t, rows, cols, NULL, false}, NULL, NULL, NULL, n};
+    mm_case c = {{t, rows, cols, NULL, false, NULL}, NULL, NULL, NULL, n};
     size_t rb = um_row_bytes(t, cols), bb = um_dtype_block_bytes(t);
     uint8_t *data = xmalloc(rb * (size_t)rows);
     uint8_t hi = t == UM_Q8_0 ? 0x7f : 0xff, lo = t == UM_Q8_0 ? 0x80 : 0x00;
@@ -390,7 +398,7 @@ static void f16_int8_is_q8_0(void **state) {
         for (int t = 0; t < c.n; t++)
             for (int64_t i = 0; i < kq; i++)
                 xp[t * kq + i] = i < k ? c.x[t * k + i] : 0.0f;
-        um_weight wq = {UM_Q8_0, c.w.rows, kq, q8, false};
+        um_weight wq = {UM_Q8_0, c.w.rows, kq, q8, false, NULL};
         float *want = xmalloc((size_t)c.n * (size_t)c.w.rows * sizeof(float));
         float *scratch = xmalloc(um_matmul_scratch_floats(2, kq) * sizeof(float));
         mm_run(pool, NULL, MM_I8, xp, c.n, &wq, c.bias, want, scratch);

@@ -20,7 +20,7 @@
 
 static um_model *open_llada2(const char *path, int threads) {
     um_model *m = NULL;
-    um_model_params mp = {threads};
+    um_model_params mp = {threads, false};
     um_error err;
     if (um_model_open(path, &mp, &m, &err) != UM_OK)
         fail_msg("opening %s: %s", path, err.msg);

@@ -21,7 +21,7 @@ static um_model *open_moe(const char *rel, int threads) {
     char path[512];
     snprintf(path, sizeof path, "llada-moe/%s", rel);
     um_model *m = NULL;
-    um_model_params mp = {threads};
+    um_model_params mp = {threads, false};
     um_error err;
     if (um_model_open(rel[0] == '/' ? rel : fixture(path), &mp, &m, &err) != UM_OK)
         fail_msg("opening %s: %s", path, err.msg);

@@ -551,7 +551,7 @@ static void matmul_quantized_weights(void **state) {
             um_quantize_row(qtypes[t], w + r * COLS, wq + r * rb, COLS);
             um_dequantize_row(qtypes[t], wq + r * rb, wd + r * COLS, COLS);
         }
-        um_weight qw = {qtypes[t], ROWS, COLS, wq, false}, fw = {UM_F32, ROWS, COLS, wd, false};
+        um_weight qw = {qtypes[t], ROWS, COLS, wq, false, NULL}, fw = {UM_F32, ROWS, COLS, wd, false, NULL};
         for (int r = 0; r < ROWS; r += 9) { /* the row accessor finds row r's blocks */
             float row[COLS];
             um_weight_row_f32(&qw, r, row);

@@ -189,7 +189,7 @@ int32_t *json_int_array(const cJSON *arr, int *n) {
 um_model *open_fixture_model(const char *model, const char *layout, int n_threads) {
     char rel[256];
     snprintf(rel, sizeof rel, "%s%s/%s", strchr(model, '/') ? "" : "llada/", model, layout);
-    um_model_params mp = {n_threads};
+    um_model_params mp = {n_threads, false};
     um_model *m = NULL;
     um_error err;
     if (um_model_open(fixture(rel), &mp, &m, &err) != UM_OK)

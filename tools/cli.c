@@ -219,9 +219,9 @@ char *cli_unescape(const char *s) {
     return o;
 }
 
-um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet) {
+um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsigned flags) {
     /* default: one thread per physical core (SMT siblings share the vector units the kernels saturate) */
-    um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count()};
+    um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count(), (flags & CLI_MODEL_NO_REPACK) != 0};
     um_model *m;
     um_error err;
     if (n_threads > um_cpu_count()) /* more threads than CPUs only wait for each other */
@@ -236,7 +236,7 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool 
         cli_error(cmd, "%s", err.msg);
         return NULL;
     }
-    if (!quiet) {
+    if (!(flags & CLI_MODEL_QUIET)) {
         um_model_info info;
         size_t rss;
         um_model_get_info(m, &info);

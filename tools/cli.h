@@ -110,8 +110,20 @@ void cli_progress(int i, int n, const char *fmt, ...) __attribute__((format(prin
  * written into buf; NULL when none is found. */
 const char *cli_model_path(const char *given, char *buf, size_t size);
 
-/* Opens a model, printing a one-line summary to stderr unless quiet. */
-um_model *cli_open_model(const char *cmd, const char *path, int n_threads, bool quiet);
+/* cli_open_model's flags. */
+enum {
+    CLI_MODEL_QUIET = 1,     /* no summary line */
+    CLI_MODEL_NO_REPACK = 2  /* the weights as stored (um_model_params.no_repack): for commands that run
+                                one pass or none, and for --no-repack */
+};
+/* The help line of --no-repack, for the commands that take it. */
+#define CLI_NO_REPACK_HELP                                                                                      \
+    "  --no-repack              keep the weights as the file stores them and pack them on every product;\n"   \
+    "                           by default each matrix is packed once at load into the kernels' layout,\n"    \
+    "                           taking as much memory as the file for F32/BF16/F16, 1.2x for Q8_0, 2.2x\n"    \
+    "                           for the 4-bit types, and making small canvases (cached steps) faster\n"
+/* Opens a model, printing a one-line summary to stderr unless CLI_MODEL_QUIET. */
+um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsigned flags);
 /* A context for m with the environment's defaults; NULL after an error message. */
 um_context *cli_open_context(const char *cmd, const um_model *m);
 

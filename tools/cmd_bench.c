@@ -39,6 +39,8 @@ static void bench_usage(void) {
          "  --gen-len G         masked positions (default 224: a 256-token canvas)\n"
          "  -r, --reps N        timed forward passes after one warm-up (default 3)\n"
          "  -t, --threads N     worker threads (default: the physical cores)\n"
+         "  --no-repack         pack the weights into the kernels' layout on every product, not once at\n"
+         "                      load (as run --no-repack; --kernels: not once before the timings)\n"
          "  --f32               f32 activations for every weight type (as UNMASK_ACTIVATIONS=f32); by\n"
          "                      default BF16 and F16 weights meet bf16 and quantized ones int8 activations\n"
          "                      (a quantized file's F16 matrices are quantized to Q8_0 for that)\n"
@@ -208,14 +210,14 @@ static um_weight random_weight(um_dtype t, int64_t rows, int64_t cols, const flo
     size_t rb = um_row_bytes(t, cols);
     uint8_t *data = um_aligned_alloc(rb * (size_t)rows);
     if (!data)
-        return (um_weight){t, 0, 0, NULL, false};
+        return (um_weight){t, 0, 0, NULL, false, NULL};
     for (int64_t r = 0; r < rows; r++)
         um_quantize_row(t, pool + um_rng_next(rng) % (uint64_t)(POOL_VALUES - cols), data + (size_t)r * rb, cols);
-    return (um_weight){t, rows, cols, data, fallback && t == UM_F16};
+    return (um_weight){t, rows, cols, data, fallback && t == UM_F16, NULL};
 }
 
 static int bench_kernels(um_pool *pool, const char *shape_name, const char *types, const int *canvas, int n_canvas,
-                         int reps, const limits *lim) {
+                         int reps, bool repack, const limits *lim) {
     const shape *s = NULL;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         if (strcmp(shape_name, shapes[i].name) == 0)
@@ -277,10 +279,14 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
                          i == 6 ? "down" : "head", um_dtype_name(w[i].type),
                          w[i].q8_0_when_reduced && um_matmul_reduced() ? " as Q8_0" : "");
         }
+        /* packed once, as a model's matrices are at load (unless --no-repack) */
+        um_exec ex_now = um_exec_defaults(pool);
+        for (int i = 0; i < 8 && repack && rc == 0; i++)
+            if (!um_weight_pack(&w[i], &ex_now, NULL))
+                rc = 1;
         /* a second row per canvas with the other backend where oneDNN takes this type and mode
            (and no instruction-set path was forced) */
         um_kernel_lib lib_now = um_kernel_lib_get();
-        um_exec ex_now = um_exec_defaults(pool);
         bool onednn_now = strncmp(um_matmul_kernel_name(&ex_now, t), "onednn", 6) == 0;
         bool both = lib_now != UM_LIB_NONE && mm_onednn_handles(t, um_matmul_reduced());
         for (int c = 0; c < n_canvas && rc == 0; c++)
@@ -313,8 +319,10 @@ static int bench_kernels(um_pool *pool, const char *shape_name, const char *type
                        best[1] * 1e3, flops[1] / best[1] / 1e9);
                 fflush(stdout);
             }
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 8; i++) {
+            um_weight_unpack(&w[i]);
             free((void *)w[i].data);
+        }
     }
     free(x);
     free(y);
@@ -327,7 +335,7 @@ int cmd_bench(int argc, char **argv) {
     cli_args a;
     const char *model = NULL, *shape_name = "llada-1b", *types = "bf16,q8_0,q4_0,q4_k";
     int prompt_len = -1, gen_len = -1, reps = 3, threads = 0, canvas[MAX_CANVAS], n_canvas = 0;
-    bool only_limits = false, no_limits = false, kernels = false, f32 = false;
+    bool only_limits = false, no_limits = false, kernels = false, f32 = false, no_repack = false;
     cli_init(&a, "bench", argc, argv);
     while (cli_next(&a)) {
         if (cli_is(&a, "-h", "--help")) {
@@ -338,6 +346,7 @@ int cmd_bench(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--gen-len")) gen_len = cli_int(&a, 1, 1 << 20);
         else if (cli_is(&a, "-r", "--reps")) reps = cli_int(&a, 1, 1000);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
+        else if (cli_is(&a, NULL, "--no-repack")) no_repack = true;
         else if (cli_is(&a, NULL, "--canvas")) {
             const char *v = cli_value(&a);
             if (v && (n_canvas = parse_canvas(v, canvas)) <= 0) {
@@ -383,7 +392,7 @@ int cmd_bench(int argc, char **argv) {
     um_context *ctx = NULL;
     um_pool *pool = NULL;
     if (model && !only_limits && !kernels) {
-        m = cli_open_model("bench", model, threads, false);
+        m = cli_open_model("bench", model, threads, no_repack ? CLI_MODEL_NO_REPACK : 0);
         ctx = m ? cli_open_context("bench", m) : NULL;
         if (!ctx) {
             um_model_close(m);
@@ -403,7 +412,7 @@ int cmd_bench(int argc, char **argv) {
         lim = measure_limits(pool);
     int rc = 0;
     if (kernels)
-        rc = bench_kernels(pool, shape_name, types, canvas, n_canvas, reps, have_limits ? &lim : NULL);
+        rc = bench_kernels(pool, shape_name, types, canvas, n_canvas, reps, !no_repack, have_limits ? &lim : NULL);
     else if (ctx)
         rc = bench_model(ctx, model, prompt, gen, n_canvas, reps, have_limits ? &lim : NULL);
     if (ctx) {

@@ -29,6 +29,7 @@ static void chat_usage(void) {
          "  -n, --gen-length N       tokens per answer (default 128); --steps, --block-length, --temp,\n"
          "                           --cfg-scale, --seed, --cache, --decoder, ... as for unmask run\n"
          "  -t, --threads N          worker threads (default: one per physical core)\n"
+         CLI_NO_REPACK_HELP
          "  -c, --ctx-size N         the context: the conversation and the answer (default 0: the model's)\n"
          "  -h, --help               this help");
 }
@@ -179,6 +180,7 @@ int cmd_chat(int argc, char **argv) {
     cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     const char *model = NULL, *system = NULL, *template_name = NULL;
     int threads = 0, ctx_size = 0;
+    bool no_repack = false;
     cli_init(&a, "chat", argc, argv);
     while (cli_next(&a)) {
         if (cli_is(&a, "-h", "--help")) {
@@ -188,6 +190,7 @@ int cmd_chat(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--system")) system = cli_value(&a);
         else if (cli_is(&a, NULL, "--chat-template")) template_name = cli_value(&a);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
+        else if (cli_is(&a, NULL, "--no-repack")) no_repack = true;
         else if (cli_is(&a, "-c", "--ctx-size")) ctx_size = cli_int(&a, 0, 1 << 24);
         else if (!cli_generation_flag(&a, &gf)) cli_unknown(&a);
     }
@@ -196,7 +199,7 @@ int cmd_chat(int argc, char **argv) {
     cli_generation_finish(&gf, 128);
     char default_path[4096];
     model = cli_model_path(model, default_path, sizeof default_path);
-    um_model *m = cli_open_model("chat", model, threads, false);
+    um_model *m = cli_open_model("chat", model, threads, no_repack ? CLI_MODEL_NO_REPACK : 0);
     um_context *ctx = m ? cli_open_context("chat", m) : NULL;
     if (m)
         cli_generation_for_model(&gf, m);

@@ -103,14 +103,14 @@ int cmd_compare(int argc, char **argv) {
     int32_t *canvas = NULL;
     float *ref = NULL, *test = NULL;
     um_model_info ref_info, test_info;
-    um_model *m = cli_open_model("compare", models[0], threads, false);
+    um_model *m = cli_open_model("compare", models[0], threads, CLI_MODEL_NO_REPACK);
     if (m) {
         um_model_get_info(m, &ref_info);
         canvas = make_canvas(&ref_info, prompt_len, gen_len, seed);
         ref = canvas ? forward_all(m, models[0], canvas, seq) : NULL;
         um_model_close(m);
     }
-    m = ref ? cli_open_model("compare", models[1], threads, false) : NULL;
+    m = ref ? cli_open_model("compare", models[1], threads, CLI_MODEL_NO_REPACK) : NULL;
     if (m) {
         um_model_get_info(m, &test_info);
         if (test_info.n_vocab != ref_info.n_vocab || test_info.mask_id != ref_info.mask_id)

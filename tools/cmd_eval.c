@@ -65,6 +65,7 @@ static void eval_usage(void) {
          "                           noisy_ids (I32 [rows, seq]) and p_mask (F64 [rows, seq]); prints\n"
          "                           sum over masked positions of -log p(token) / p_mask, over rows * seq\n"
          "  -t, --threads N          worker threads (default: one per physical core)\n"
+         CLI_NO_REPACK_HELP
          "      --json               print the result as one JSON object\n"
          "  -h, --help               this help");
 }
@@ -648,6 +649,7 @@ typedef struct {
     const char *model, *text, *tasks, *batch, *sep;
     const char *settings[MAX_SETTINGS];
     int n_settings, limit, threads;
+    bool no_repack;
     bool json;
     elbo_opts elbo;
     task_opts task;
@@ -683,6 +685,7 @@ static int parse_args(int argc, char **argv, eval_args *e, um_generate_params *p
         else if (cli_is(&a, NULL, "--show")) e->task.show = cli_int(&a, 0, 1 << 30);
         else if (cli_is(&a, NULL, "--masked-batch")) e->batch = cli_value(&a);
         else if (cli_is(&a, "-t", "--threads")) e->threads = cli_int(&a, 1, 1024);
+        else if (cli_is(&a, NULL, "--no-repack")) e->no_repack = true;
         else if (cli_is(&a, NULL, "--json")) e->json = true;
         else if (cli_is(&a, NULL, "--setting")) {
             const char *s = cli_value(&a);
@@ -754,7 +757,7 @@ int cmd_eval(int argc, char **argv) {
     }
     char default_path[4096];
     e.model = cli_model_path(e.model, default_path, sizeof default_path);
-    um_model *m = cli_open_model("eval", e.model, e.threads, false);
+    um_model *m = cli_open_model("eval", e.model, e.threads, e.no_repack ? CLI_MODEL_NO_REPACK : 0);
     um_context *ctx = m ? cli_open_context("eval", m) : NULL;
     for (int i = 0; m && i < n_st; i++) /* Dream's and LLaDA2's generation where the settings leave it open */
         cli_generation_for_model(&st[i].f, m);

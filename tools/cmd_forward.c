@@ -43,7 +43,7 @@ int cmd_forward(int argc, char **argv) {
     int n;
     if (!cli_parse_tokens("forward", prompt_text, &tokens, &n))
         return 2;
-    um_model *m = cli_open_model("forward", model, threads, false);
+    um_model *m = cli_open_model("forward", model, threads, CLI_MODEL_NO_REPACK);
     um_context *ctx = m ? cli_open_context("forward", m) : NULL;
     if (!ctx) {
         um_model_close(m);

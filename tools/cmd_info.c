@@ -433,7 +433,7 @@ int cmd_info(int argc, char **argv) {
         return 2;
     }
     /* one thread: info runs no forward pass */
-    um_model *m = cli_open_model("info", model, 1, true);
+    um_model *m = cli_open_model("info", model, 1, CLI_MODEL_QUIET | CLI_MODEL_NO_REPACK);
     if (!m)
         return 1;
     cJSON *o = describe(m, model);

@@ -112,6 +112,7 @@ static void run_usage(void) {
          "margin, entropy: the count). The generation ends after a block holding EOS (--early-stop: as soon as an\n"
          "EOS has no mask before it) and is cut after its first EOS.\n"
          "  -t, --threads N          worker threads (default: one per physical core)\n"
+         CLI_NO_REPACK_HELP
          "  -c, --ctx-size N         the longest canvas, prompt + -n: a longer one is refused (default 0: the\n"
          "                           model's context)\n"
          "      --json               print one JSON object: tokens (prompt included), generated, nfe, timings\n"
@@ -308,7 +309,7 @@ static int generate_and_print(um_context *ctx, um_generate_params *p, const int3
 
 /* run --batch: the prompts come from the file. */
 static int run_batch_command(const char *batch, int parallel, int sources, const char *model, int threads,
-                             const cli_gen_flags *gf, bool single_flags) {
+                             unsigned model_flags, const cli_gen_flags *gf, bool single_flags) {
     if (!batch) {
         cli_error("run", "--parallel applies to --batch");
         return 2;
@@ -320,7 +321,7 @@ static int run_batch_command(const char *batch, int parallel, int sources, const
     }
     char default_path[4096];
     model = cli_model_path(model, default_path, sizeof default_path);
-    um_model *m = cli_open_model("run", model, threads, false);
+    um_model *m = cli_open_model("run", model, threads, model_flags);
     um_context *ctx = m ? cli_open_context("run", m) : NULL;
     int rc = ctx ? run_batch(ctx, batch, gf, parallel, model) : 1;
     um_context_free(ctx);
@@ -335,6 +336,7 @@ int cmd_run(int argc, char **argv) {
     run_text rt = {0};
     const char *batch = NULL;
     int threads = 0, parallel = 0, ctx_size = 0;
+    unsigned model_flags = 0;
     bool json = false, quiet = false;
     cli_gen_flags gf = {.p = &p, .gen_length = -1, .steps = -1, .block = -1};
     cli_init(&a, "run", argc, argv);
@@ -354,6 +356,7 @@ int cmd_run(int argc, char **argv) {
         else if (cli_is(&a, NULL, "--batch")) batch = cli_value(&a);
         else if (cli_is(&a, NULL, "--parallel")) parallel = cli_int(&a, 1, 1 << 16);
         else if (cli_is(&a, "-t", "--threads")) threads = cli_int(&a, 1, 1024);
+        else if (cli_is(&a, NULL, "--no-repack")) model_flags |= CLI_MODEL_NO_REPACK;
         else if (cli_is(&a, "-c", "--ctx-size")) ctx_size = cli_int(&a, 0, 1 << 24);
         else if (cli_is(&a, NULL, "--json")) json = true;
         else if (cli_is(&a, "-q", "--quiet")) quiet = true;
@@ -364,7 +367,7 @@ cli_unknown(&a);
         return 2;
     int sources = (prompt_text != NULL) + (rt.text != NULL) + (rt.file != NULL) + (rt.infill != NULL);
     if (batch || parallel)
-        return run_batch_command(batch, parallel, sources, model, threads, &gf, json || rt.visual || rt.chat);
+        return run_batch_command(batch, parallel, sources, model, threads, model_flags, &gf, json || rt.visual || rt.chat);
     if (sources != 1) {
         cli_error("run", "%s: give one of -p TEXT, -f FILE, --infill TEMPLATE or --prompt-tokens IDS",
                   sources ? "more than one prompt" : "no prompt");
@@ -382,7 +385,7 @@ cli_unknown(&a);
         return 2;
     char default_path[4096];
     model = cli_model_path(model, default_path, sizeof default_path);
-    um_model *m = cli_open_model("run", model, threads, false);
+    um_model *m = cli_open_model("run", model, threads, model_flags);
     um_context *ctx = m ? cli_open_context("run", m) : NULL;
     int rc = ctx ? 0 : 1;
     if (m)

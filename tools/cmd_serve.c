@@ -37,6 +37,7 @@ static void serve_usage(void) {
          "      --max-connections N  open connections at most (default 1024)\n"
          "      --idle-timeout S     seconds a connection may stay silent, e.g. half-sent (default 30)\n"
          "  -t, --threads N          worker threads of the forward passes (default: one per physical core)\n"
+         CLI_NO_REPACK_HELP
          "  -n, --gen-length N, --steps, --block-length, --temp, --seed, --cache, --decoder, ...: the defaults\n"
          "                           of every request, as for unmask run (a request's fields override them)\n"
          "  -h, --help               this help");
@@ -71,6 +72,7 @@ typedef struct {
     serve_config cfg;
     const char *model, *key_file;
     int threads;
+    bool no_repack;
 } serve_args;
 
 static bool parse_args(int argc, char **argv, serve_args *sa, cli_gen_flags *gf) {
@@ -102,6 +104,7 @@ static bool parse_args(int argc, char **argv, serve_args *sa, cli_gen_flags *gf)
         else if (cli_is(&a, NULL, "--max-connections")) c->max_connections = cli_int(&a, 1, 1 << 20);
         else if (cli_is(&a, NULL, "--idle-timeout")) c->idle_timeout = cli_int(&a, 1, 1 << 20);
         else if (cli_is(&a, "-t", "--threads")) sa->threads = cli_int(&a, 1, 1024);
+        else if (cli_is(&a, NULL, "--no-repack")) sa->no_repack = true;
         else if (!cli_generation_flag(&a, gf)) cli_unknown(&a);
     }
     if (a.ok && c->api_key && sa->key_file) {
@@ -120,7 +123,7 @@ static bool open_server(serve_server *srv, const serve_args *sa, const cli_gen_f
                         char *id_buf, size_t id_size) {
     char default_path[4096];
     const char *model = cli_model_path(sa->model, default_path, sizeof default_path);
-    srv->model = cli_open_model("serve", model, sa->threads, false);
+    srv->model = cli_open_model("serve", model, sa->threads, sa->no_repack ? CLI_MODEL_NO_REPACK : 0);
     *ctx = srv->model ? cli_open_context("serve", srv->model) : NULL;
     if (!*ctx || !cli_text_open(&srv->text, "serve", model, NULL))
         return false;

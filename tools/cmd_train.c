@@ -244,7 +244,7 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     int n_threads = threads > 0 ? threads : um_physical_core_count();
-    um_model *m = cli_open_model("train", model_dir, n_threads, false); /* its line shows the training threads */
+    um_model *m = cli_open_model("train", model_dir, n_threads, CLI_MODEL_NO_REPACK); /* its line shows the training threads */
     um_tokenizer *t = NULL;
     um_train_data d = {0}, val = {0};
     um_trainer tr = {0};

@@ -48,6 +48,15 @@ void um_unmap_file(um_mapped_file *f) {
     f->size = 0;
 }
 
+void um_mapped_file_release(const um_mapped_file *f, const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)f->data, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (!f->data || a < base || a + n > base + f->size)
+        return;
+    uintptr_t first = (a + page - 1) & ~(page - 1), end = (a + n) & ~(page - 1);
+    if (end > first)
+        madvise((void *)first, end - first, MADV_DONTNEED);
+}
+
 um_status um_read_file(const char *path, size_t max_size, char **out, size_t *out_size, um_error *err) {
     *out = NULL;
     FILE *fp = fopen(path, "rb");

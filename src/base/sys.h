@@ -20,6 +20,10 @@ typedef struct {
 /* Maps a whole file read-only (an empty file maps to data == NULL, size 0). */
 um_status um_map_file(const char *path, um_mapped_file *out, um_error *err);
 void um_unmap_file(um_mapped_file *f);
+/* Lets the whole pages of [p, p + n), inside f's map, leave memory; a later
+ * read maps them from the file again (the map is private and never written).
+ * Nothing happens when the range is not inside the map. */
+void um_mapped_file_release(const um_mapped_file *f, const void *p, size_t n);
 /* Reads a whole (small) file into a NUL-terminated heap buffer. */
 um_status um_read_file(const char *path, size_t max_size, char **out, size_t *out_size, um_error *err);
 bool um_file_exists(const char *path);

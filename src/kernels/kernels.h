@@ -23,6 +23,9 @@ typedef struct {
      * The loaders set it on the F16 matrices of quantized files, which are
      * F16 only because their rows are not whole blocks (um_matmul_reduced). */
     bool q8_0_when_reduced;
+    /* The matrix already packed into one kernel set's panels (um_weight_pack),
+     * or NULL: the matmul then packs panels from data on every product. */
+    const struct um_packed_weight *packed;
 } um_weight;
 
 /* Row r of w as f32. */
@@ -48,6 +51,17 @@ um_exec um_exec_defaults(um_pool *pool);
 bool um_matmul(const um_exec *ex, const float *x, int n, const um_weight *w, const float *bias, float *y,
                float *scratch);
 size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
+
+/* Packs w once into the panels um_matmul's kernels under ex would build
+ * from it on every product (llama.cpp's "repack"), on ex's pool, and keeps
+ * them in w->packed: products under any exec with that kernel set then skip
+ * the packing, with the same bits; others pack as before. A no-op (true)
+ * where ex runs no packing kernels (the scalar path, oneDNN); false, with w
+ * unchanged, when the memory could not be had. *bytes gets the packed size
+ * (0 when nothing was packed). */
+bool um_weight_pack(um_weight *w, const um_exec *ex, size_t *bytes);
+/* Frees w->packed (NULL is fine). */
+void um_weight_unpack(um_weight *w);
 /* y[i] = x * w[i]^T (+ bias[i]) for i < count: the products of one input
  * (a layer's q, k and v; gate and up). Where the weights have one type, the
  * activations are rounded once and all the products' tasks share one pass

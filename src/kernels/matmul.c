@@ -346,6 +346,88 @@ static void prefetch_lines(next_block *nb, size_t count) {
     }
 }
 
+/* ---- weights packed once (um_weight_pack) ------------------------------------ */
+
+/* A weight's panels for one kernel set, laid out in the order the tasks
+ * read them: [task: nc features][k block][panel of nr features], each
+ * panel as the set's pack writes it. A task reads one contiguous stretch. */
+struct um_packed_weight {
+    const mm_kernels *ks;
+    uint8_t *data;
+    size_t task_bytes;  /* one task's panels, all of k */
+    size_t block_bytes; /* one task's panels of a whole k block */
+    size_t bytes;
+};
+
+/* Task `task`'s panels of the k block at kb, where w was packed for ks; else NULL. */
+static const uint8_t *packed_panels(const um_weight *w, const mm_kernels *ks, int64_t f0, int64_t kb) {
+    const struct um_packed_weight *pw = w->packed;
+    if (!pw || pw->ks != ks)
+        return NULL;
+    return pw->data + (size_t)(f0 / ks->nc) * pw->task_bytes + (size_t)(kb / ks->kc) * pw->block_bytes;
+}
+
+/* The panels of features [f0, f0 + nf) for the k block at kb into dst. */
+static void pack_panels(const mm_kernels *ks, const um_weight *w, int64_t f0, int nf, int64_t kb, uint8_t *dst) {
+    int kc = (int)(w->cols - kb < ks->kc ? w->cols - kb : ks->kc);
+    size_t pb = mm_panel_bytes(ks, kc);
+    for (int p = 0; p * ks->nr < nf; p++)
+        ks->pack(w, f0 + (int64_t)p * ks->nr, kb, kc, dst + p * pb);
+}
+
+typedef struct {
+    const mm_kernels *ks;
+    const um_weight *w;
+    struct um_packed_weight *pw;
+} pack_job;
+
+static void pack_weight_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    int64_t f0 = (int64_t)task * j->ks->nc, m = j->w->rows;
+    int nf = (int)(m - f0 < j->ks->nc ? m - f0 : j->ks->nc);
+    uint8_t *dst = j->pw->data + (size_t)task * j->pw->task_bytes;
+    for (int64_t kb = 0; kb < j->w->cols; kb += j->ks->kc, dst += j->pw->block_bytes)
+        pack_panels(j->ks, j->w, f0, nf, kb, dst);
+}
+
+bool mm_pack_weight(um_pool *pool, const mm_kernels *ks, um_weight *w, size_t *bytes) {
+    um_weight_unpack(w);
+    int64_t k = w->cols, n_tasks = (w->rows + ks->nc - 1) / ks->nc;
+    struct um_packed_weight *pw = calloc(1, sizeof *pw);
+    if (!pw)
+        return false;
+    pw->ks = ks;
+    pw->block_bytes = mm_panel_bytes(ks, ks->kc) * (size_t)(ks->nc / ks->nr);
+    for (int64_t kb = 0; kb < k; kb += ks->kc)
+        pw->task_bytes += mm_panel_bytes(ks, (int)(k - kb < ks->kc ? k - kb : ks->kc)) * (size_t)(ks->nc / ks->nr);
+    pw->bytes = ((pw->task_bytes * (size_t)n_tasks) + 63) & ~(size_t)63;
+    pw->data = aligned_alloc(64, pw->bytes ? pw->bytes : 64);
+    if (!pw->data) {
+        free(pw);
+        return false;
+    }
+    pack_job job = {ks, w, pw};
+    if (pool)
+        um_pool_run(pool, (int)n_tasks, pack_weight_task, &job);
+    else
+        for (int t = 0; t < n_tasks; t++)
+            pack_weight_task(&job, t, 0);
+    w->packed = pw;
+    if (bytes)
+        *bytes = pw->bytes;
+    return true;
+}
+
+void um_weight_unpack(um_weight *w) {
+    struct um_packed_weight *pw = (struct um_packed_weight *)w->packed;
+    if (pw) {
+        free(pw->data);
+        free(pw);
+    }
+    w->packed = NULL;
+}
+
 static void mm_task(void *ctx, int task, int thread) {
     const mm_job *j = ctx;
     const mm_kernels *ks = j->ks;
@@ -361,11 +443,15 @@ static void mm_task(void *ctx, int task, int thread) {
     for (int64_t kb = 0; kb < k; kb += ks->kc) {
         int kc = (int)(k - kb < ks->kc ? k - kb : ks->kc);
         size_t pb = mm_panel_bytes(ks, kc);
-        for (int p = 0; p < np; p++)
-            ks->pack(w, f0 + (int64_t)p * ks->nr, kb, kc, buf + p * pb);
+        const uint8_t *panels = packed_panels(w, ks, f0, kb);
+        next_block nb = {0}; /* packed panels stream in order: the hardware prefetcher follows them */
+        if (!panels) {
+            pack_panels(ks, w, f0, nf, kb, buf);
+            panels = buf;
+            nb = after_block(j, task, w, f0, nf, kb);
+        }
         tile.kc = ks->kind == MM_I8 ? (int)i8_padded(kc) : kc;
         tile.accumulate = kb > 0;
-        next_block nb = after_block(j, task, w, f0, nf, kb);
         int n_tb = (j->n + ks->mr - 1) / ks->mr;
         size_t per_tb = (nb.total + n_tb - 1) / n_tb;
         for (int t0 = 0; t0 < j->n; t0 += ks->mr) {
@@ -383,7 +469,7 @@ static void mm_task(void *ctx, int task, int thread) {
             }
             for (int p = 0; p < np; p++) {
                 int64_t f = f0 + (int64_t)p * ks->nr;
-                tile.b = buf + p * pb;
+                tile.b = panels + p * pb;
                 tile.c = part->y + (int64_t)t0 * m + f;
                 tile.nr = (int)(m - f < ks->nr ? m - f : ks->nr);
                 tile.bias = part->bias ? part->bias + f : NULL;
@@ -678,7 +764,7 @@ um_exec um_exec_defaults(um_pool *pool) {
 const char *um_matmul_kernel_name(const um_exec *ex, um_dtype t) {
     if (use_onednn(ex, t))
         return t == UM_F32 ? "onednn-f32" : "onednn-bf16";
-    um_weight w = {t, 0, 0, NULL, false};
+    um_weight w = {t, 0, 0, NULL, false, NULL};
     mm_kind kind = choose_kind(ex->path, &w, ex->reduced);
     const mm_kernels *ks = choose_kernels(ex->path, kind, t);
     if (ks)
@@ -704,6 +790,20 @@ bool um_matmul(const um_exec *ex, const float *x, int n, const um_weight *w, con
         return true; /* else (oneDNN could not have its buffers) our kernels, in the same arithmetic */
     mm_kind kind = choose_kind(ex->path, w, ex->reduced);
     return mm_run(ex->pool, choose_kernels(ex->path, kind, w->type), kind, x, n, w, bias, y, scratch);
+}
+
+bool um_weight_pack(um_weight *w, const um_exec *ex, size_t *bytes) {
+    if (bytes)
+        *bytes = 0;
+    if (use_onednn(ex, w->type) || w->rows <= 0)
+        return true;
+    /* F32 panels are the weights' f32 values rearranged: for F32 weights
+     * packing once gained nothing measurable, and for the others (f32
+     * activations, or no bf16 dot product) it doubles their bytes or more and
+     * made small canvases slower, bound by memory (docs/performance.md) */
+    mm_kind kind = choose_kind(ex->path, w, ex->reduced);
+    const mm_kernels *ks = kind == MM_F32 ? NULL : choose_kernels(ex->path, kind, w->type);
+    return !ks || mm_pack_weight(ex->pool, ks, w, bytes);
 }
 
 bool um_matmul_many(const um_exec *ex, const float *x, int n, int count, const um_weight *const *w,

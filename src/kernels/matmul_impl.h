@@ -151,6 +151,11 @@ void mm_row_segment_f32(const um_weight *w, int64_t r, int64_t kb, int kc, float
 bool mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, int n, const um_weight *w,
             const float *bias, float *y, float *scratch);
 
+/* Packs all of w into ks's panels, in the order mm_run's tasks read them,
+ * on pool (NULL: this thread), replacing w->packed; false, with w->packed
+ * NULL, when out of memory. um_weight_pack chooses ks as um_matmul would. */
+bool mm_pack_weight(um_pool *pool, const mm_kernels *ks, um_weight *w, size_t *bytes);
+
 /* Kernel sets per instruction set; NULL where the CPU or the build lacks one. */
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t);
 /* On the AVX2 path I8 is "avxvnni-i8" where the CPU has AVX-VNNI, else "avx2-i8". */

@@ -42,7 +42,7 @@ static void convert_rows(void *ctx, int task, int thread) {
     size_t src_row = um_row_bytes(j->src_type, j->cols), dst_row = um_row_bytes(j->dst_type, j->cols);
     float *f = j->scratch + (size_t)thread * j->scratch_floats;
     void *aligned = f + j->cols; /* the source row copied to an aligned place */
-    um_weight w = {j->src_type, 1, j->cols, aligned, false};
+    um_weight w = {j->src_type, 1, j->cols, aligned, false, NULL};
     for (int64_t r = (int64_t)task * ROWS_PER_TASK; r < j->rows && r < (int64_t)(task + 1) * ROWS_PER_TASK; r++) {
         int64_t from = j->permute_head_dim > 0 ? um_rope_pairs_source_row(r, j->permute_head_dim) : r;
         memcpy(aligned, j->src + (size_t)from * src_row, src_row);

@@ -163,7 +163,7 @@ static um_status bind_vector(loader *L, um_tensor_role role, int i, const char *
     if (!v)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     UM_TRY(own(L->m, v, err));
-    um_weight w = {t.type, 1, n, NULL, false};
+    um_weight w = {t.type, 1, n, NULL, false, NULL};
     UM_TRY(aligned_data(L->m, &t, &w.data, err));
     um_weight_row_f32(&w, 0, v);
     *out = v;
@@ -188,7 +188,7 @@ static um_status bind_router(loader *L, int i, um_weight *w, um_error *err) {
     UM_TRY(own(L->m, f, err));
     for (int r = 0; r < hp->n_expert; r++)
         um_weight_row_f32(w, r, f + (size_t)r * hp->d_model);
-    *w = (um_weight){UM_F32, hp->n_expert, hp->d_model, f, false};
+    *w = (um_weight){UM_F32, hp->n_expert, hp->d_model, f, false, NULL};
     return UM_OK;
 }
 
@@ -211,7 +211,7 @@ static um_status bind_experts(loader *L, um_tensor_role role, int i, int64_t row
             um_arch_expert_name(L->arch->hf, role, i, e, "weight", name, sizeof name);
             UM_TRY(take(L, name, 2, rows, cols, &t, err));
             UM_TRY(aligned_data(m, &t, &data, err));
-            w[e] = (um_weight){t.type, rows, cols, data, false};
+            w[e] = (um_weight){t.type, rows, cols, data, false, NULL};
         }
         return UM_OK;
     }
@@ -223,7 +223,7 @@ static um_status bind_experts(loader *L, um_tensor_role role, int i, int64_t row
     UM_TRY(aligned_data(m, &t, &data, err));
     size_t per = um_row_bytes(t.type, cols) * (size_t)rows;
     for (int e = 0; e < n; e++)
-        w[e] = (um_weight){t.type, rows, cols, (const char *)data + (size_t)e * per, false};
+        w[e] = (um_weight){t.type, rows, cols, (const char *)data + (size_t)e * per, false, NULL};
     return UM_OK;
 }
 
@@ -264,9 +264,9 @@ static um_status bind_qkv(loader *L, int i, um_error *err) {
     um_weight all;
     UM_TRY(bind_matrix(L, UM_T_QKV, i, q + 2 * kv, d, &all, err));
     size_t row = um_row_bytes(all.type, d);
-    l->wq = (um_weight){all.type, q, d, all.data, false};
-    l->wk = (um_weight){all.type, kv, d, (const char *)all.data + (size_t)q * row, false};
-    l->wv = (um_weight){all.type, kv, d, (const char *)all.data + (size_t)(q + kv) * row, false};
+    l->wq = (um_weight){all.type, q, d, all.data, false, NULL};
+    l->wk = (um_weight){all.type, kv, d, (const char *)all.data + (size_t)q * row, false, NULL};
+    l->wv = (um_weight){all.type, kv, d, (const char *)all.data + (size_t)(q + kv) * row, false, NULL};
     if (hp->qkv_bias)
         return um_fail(err, UM_ERR_UNSUPPORTED, "%s: q/k/v biases with a fused query_key_value are not supported",
                        um_weights_source(&L->m->weights));
@@ -375,6 +375,46 @@ static um_status bind_all(loader *L, um_error *err) {
         UM_TRY(bind_linear(L, UM_T_OUTPUT, 0, hp->n_vocab, hp->d_model, hp->bias, &m->output, &m->b_output, err));
     UM_TRY(um_weights_check_all_taken(&m->weights, err));
     return classify_weights(m, err);
+}
+
+um_status um_model_repack(um_model *m, const um_exec *ex, um_error *err) {
+    int n = matrices(m, NULL);
+    um_weight **w = malloc((size_t)n * sizeof *w);
+    if (!w)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    matrices(m, w);
+    m->repacked = true;
+    for (int i = 0; i < n; i++) {
+        size_t bytes;
+        if (!um_weight_pack(w[i], ex, &bytes)) {
+            free(w);
+            return um_fail(err, UM_ERR_NOMEM,
+                           "out of memory packing the weights for the kernels (%.0f MiB packed so far); "
+                           "--no-repack multiplies them as stored",
+                           (double)m->repacked_bytes / (1 << 20));
+        }
+        m->repacked_bytes += bytes;
+        /* the products read the panels now: the file's pages of the
+         * matrix can go (a mapped file's are read again if ever needed) */
+        if (bytes)
+            um_weights_release(&m->weights, w[i]->data, um_row_bytes(w[i]->type, w[i]->cols) * (size_t)w[i]->rows);
+    }
+    free(w);
+    return UM_OK;
+}
+
+void um_model_unpack(um_model *m) {
+    if (!m->repacked)
+        return;
+    int n = matrices(m, NULL);
+    um_weight **w = malloc((size_t)n * sizeof *w);
+    if (!w)
+        return; /* cannot happen in practice; the panels then leak with the model */
+    matrices(m, w);
+    for (int i = 0; i < n; i++)
+        um_weight_unpack(w[i]);
+    free(w);
+    m->repacked = false;
 }
 
 um_status um_model_load(um_model *m, const um_arch *a, const char *path, bool is_gguf, um_error *err) {

@@ -15,4 +15,11 @@
  * so far, for um_model_close. */
 um_status um_model_load(um_model *m, const um_arch *a, const char *path, bool is_gguf, um_error *err);
 
+/* Packs every matrix the forward multiplies by (and the output head) into
+ * the panels of the kernels ex chooses (um_weight_pack), and lets the
+ * mapped file's pages of those matrices go. */
+um_status um_model_repack(um_model *m, const um_exec *ex, um_error *err);
+/* Frees what um_model_repack packed. */
+void um_model_unpack(um_model *m);
+
 #endif

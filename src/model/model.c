@@ -14,6 +14,7 @@ const char *um_version(void) { return UNMASK_VERSION; }
 void um_model_close(um_model *m) {
     if (!m)
         return;
+    um_model_unpack(m);
     for (int i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
@@ -65,6 +66,18 @@ static um_status identify(const char *path, bool *is_gguf, const um_arch **row, 
     return gguf_architecture(path, row, err);
 }
 
+/* Packs the matrices for the kernels a context with the default settings
+ * (the environment's) chooses on this CPU, on a pool of the model's threads. */
+static um_status repack(um_model *m, um_error *err) {
+    um_pool *pool = um_pool_create(m->n_threads);
+    if (!pool)
+        return um_fail(err, UM_ERR_NOMEM, "out of memory");
+    um_exec ex = um_exec_defaults(pool);
+    um_status s = um_model_repack(m, &ex, err);
+    um_pool_destroy(pool);
+    return s;
+}
+
 um_status um_model_open(const char *path, const um_model_params *params, um_model **out, um_error *err) {
     *out = NULL;
     bool is_gguf;
@@ -75,6 +88,8 @@ um_status um_model_open(const char *path, const um_model_params *params, um_mode
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     m->n_threads = params && params->n_threads > 0 ? params->n_threads : um_physical_core_count();
     um_status s = um_model_load(m, row, path, is_gguf, err);
+    if (s == UM_OK && !(params && params->no_repack))
+        s = repack(m, err);
     if (s != UM_OK) {
         um_model_close(m);
         return s;
@@ -111,4 +126,5 @@ void um_model_get_info(const um_model *m, um_model_info *info) {
                                  3 * (int64_t)hp->d_ff_exp * hp->d_model;
     }
     info->n_threads = m->n_threads;
+    info->repacked_bytes = m->repacked_bytes;
 }

@@ -89,6 +89,8 @@ struct um_model {
     int n_threads; /* the default of contexts made from this model */
     void **owned;  /* converted or realigned copies of tensors */
     int n_owned;
+    bool repacked;         /* the matrices hold packed panels (um_model_repack) */
+    size_t repacked_bytes; /* their size */
 };
 
 struct um_context {

@@ -33,6 +33,13 @@ void um_weights_close(um_weights *w) {
     memset(w, 0, sizeof *w);
 }
 
+void um_weights_release(const um_weights *w, const void *p, size_t n) {
+    if (w->is_gguf)
+        um_mapped_file_release(&w->gguf.map, p, n);
+    for (int i = 0; !w->is_gguf && i < w->ck.n_files; i++)
+        um_mapped_file_release(&w->ck.files[i].map, p, n);
+}
+
 const char *um_weights_source(const um_weights *w) {
     if (w->is_gguf)
         return w->gguf.path;

@@ -41,6 +41,9 @@ bool um_weights_take(um_weights *w, const char *hf_name, um_tensor_ref *out);
  * name; a tensor with no Hugging Face counterpart, such as a stack of
  * experts) and marks it used. */
 bool um_weights_take_stored(um_weights *w, const char *name, um_tensor_ref *out);
+/* Lets the file pages of [p, p + n) leave memory where they are mapped from
+ * one of the files (um_mapped_file_release); else nothing. */
+void um_weights_release(const um_weights *w, const void *p, size_t n);
 /* Fails naming the first tensor of the file that no loader took. */
 um_status um_weights_check_all_taken(const um_weights *w, um_error *err);
 

@@ -177,7 +177,7 @@ typedef struct {
 
 /* y[n][o] = x[n][in] W^T, W [o][in]. */
 static void linear(const gemm_ctx *G, float *y, const float *x, const float *W, int n, int o, int in) {
-    um_weight w = {UM_F32, o, in, W, false};
+    um_weight w = {UM_F32, o, in, W, false, NULL};
     if (!um_matmul(&G->ex, x, n, &w, NULL, y, G->mm))
         *G->oom = true;
 }
