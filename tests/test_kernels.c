@@ -526,7 +526,9 @@ static void activation_packing_bit_exact(void **state) {
 }
 
 /* The f32 panels of quantized weights hold the reference dequantizer's
- * values to the bit (the f32 path is the reference-exact one). */
+ * values to the bit (the f32 path is the reference-exact one); 16-bit
+ * panels of BF16 and F16 weights (f32_bytes 2) the weights' own bits, at
+ * the slots matmul_impl.h gives. */
 static void f32_panels_are_the_expansion(void **state) {
     um_rng rng;
     um_rng_seed(&rng, 12);
@@ -546,7 +548,10 @@ static void f32_panels_are_the_expansion(void **state) {
                     for (int k = 0; k < kc; k++)
                         for (int f = 0; f < ks->nr; f++) {
                             float want = f0 + f < c.w.rows ? c.wf[(f0 + f) * c.w.cols + kb + k] : 0.0f;
-                            float got = panel[k * ks->nr + f];
+                            const uint16_t *p16 = (const uint16_t *)panel + k * ks->nr;
+                            float got = ks->f32_bytes == 4         ? panel[k * ks->nr + f]
+                                        : types[ti] == UM_BF16 ? um_bf16_to_f32(p16[mm_bf16_panel_slot(f)])
+                                                               : um_f16_to_f32(p16[f]);
                             if (memcmp(&got, &want, sizeof got) != 0 && !(got == 0 && want == 0))
                                 fail_msg("%s %s panel: w[%lld][%lld] = %.9g, dequantized %.9g", ks->name,
                                          um_dtype_name(types[ti]), (long long)(f0 + f), (long long)(kb + k), got, want);

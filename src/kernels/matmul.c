@@ -254,7 +254,7 @@ static void pack_activations_task(void *ctx, int tb, int thread) {
 size_t mm_panel_bytes(const mm_kernels *ks, int kc) {
     switch (ks->kind) {
     case MM_F32:
-        return (size_t)kc * ks->nr * sizeof(float);
+        return (size_t)kc * ks->nr * (size_t)ks->f32_bytes;
     case MM_BF16:
         return (size_t)((kc + 1) / 2) * ks->nr * sizeof(uint32_t);
     case MM_I8:
@@ -797,12 +797,13 @@ bool um_weight_pack(um_weight *w, const um_exec *ex, size_t *bytes) {
         *bytes = 0;
     if (use_onednn(ex, w->type) || w->rows <= 0)
         return true;
-    /* F32 panels are the weights' f32 values rearranged: for F32 weights
-     * packing once gained nothing measurable, and for the others (f32
-     * activations, or no bf16 dot product) it doubles their bytes or more and
-     * made small canvases slower, bound by memory (docs/performance.md) */
     mm_kind kind = choose_kind(ex->path, w, ex->reduced);
-    const mm_kernels *ks = kind == MM_F32 ? NULL : choose_kernels(ex->path, kind, w->type);
+    const mm_kernels *ks = choose_kernels(ex->path, kind, w->type);
+    /* f32 panels of 16-bit or quantized weights would hold twice their
+     * bytes or more: there the products stay bound by memory, and packing
+     * them on the fly costs less than reading the larger panels */
+    if (ks && kind == MM_F32 && ks->f32_bytes * w->cols > (int64_t)um_row_bytes(w->type, w->cols))
+        return true;
     return !ks || mm_pack_weight(ex->pool, ks, w, bytes);
 }
 

@@ -164,13 +164,101 @@ TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
     }
 }
 
+/* ---- F32 on BF16 and F16 panels ----------------------------------------------------
+ *
+ * BF16 and F16 weights with f32 activations (no bf16 dot product on AVX2)
+ * keep their 16 bits in the panel, and the kernel widens each k step's 16
+ * values to f32 as it reads them: exact, so the products and their order
+ * are kernel_f32's and so are the bits. A panel is then as large as the
+ * weights it holds, which lets a model's matrices be packed once at load
+ * with no more memory than the file (um_weight_pack); packed per product,
+ * as before, it halves the bytes the pack writes.
+ *
+ * bf16 widens by interleaving zeros below each value (vpunpck[lh]wd: one
+ * shuffle per 8 values, no shift), which works within 128-bit lanes: the
+ * low half of the result holds slots 0-3 and 8-11 of the panel row, the
+ * high half slots 4-7 and 12-15. So a BF16 panel row stores features 0-3,
+ * 8-11, 4-7, 12-15, and the two halves come out as features
+ * 0-7 and 8-15 (mm_bf16_panel_slot). F16 rows are in feature order,
+ * widened by vcvtph2ps. */
+TGT INLINE void f32_tile_h16(const mm_tile *t, bool f16) {
+    __m256 c0[MR], c1[MR];
+    UNROLL
+    for (int i = 0; i < MR; i++)
+        c0[i] = c1[i] = _mm256_setzero_ps();
+    const float *a = t->a;
+    const uint16_t *b = t->b;
+    const __m256i zero = _mm256_setzero_si256();
+    const int kc = t->kc;
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        __m256 b0, b1;
+        if (f16) {
+            b0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)b));
+            b1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(b + 8)));
+        } else {
+            __m256i v = _mm256_load_si256((const __m256i *)b);
+            b0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v));
+            b1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v));
+        }
+        UNROLL
+        for (int i = 0; i < MR; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i);
+            c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
+        }
+    }
+    store_tile(t, c0, c1, MR);
+}
+
+TGT static void kernel_f32_bf16(const mm_tile *t) { f32_tile_h16(t, false); }
+TGT static void kernel_f32_f16(const mm_tile *t) { f32_tile_h16(t, true); }
+
+/* BF16 or F16 panel [kc][16] of 16-bit values: blocks of 8 columns of the
+ * 16 rows, widened and transposed as pack_f32 does, then narrowed back
+ * exactly (bf16: the high halves, packed with vpackusdw, whose lane order
+ * is mm_bf16_panel_slot's; f16: vcvtps2ph of values that were f16); a ragged last
+ * block of columns a value at a time. */
+TGT static void pack_h16(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    uint16_t *out = dst;
+    bool bf16 = w->type == UM_BF16;
+    int c0 = 0;
+    for (; c0 + 8 <= kc; c0 += 8) {
+        __m256 lo[8], hi[8];
+        for (int i = 0; i < 8; i++) {
+            lo[i] = f0 + i < w->rows ? load8_f32(w, f0 + i, kb + c0) : _mm256_setzero_ps();
+            hi[i] = f0 + 8 + i < w->rows ? load8_f32(w, f0 + 8 + i, kb + c0) : _mm256_setzero_ps();
+        }
+        transpose8(lo);
+        transpose8(hi);
+        for (int j = 0; j < 8; j++) {
+            uint16_t *o = out + (c0 + j) * NR;
+            if (bf16) {
+                __m256i l = _mm256_srli_epi32(_mm256_castps_si256(lo[j]), 16);
+                __m256i h = _mm256_srli_epi32(_mm256_castps_si256(hi[j]), 16);
+                _mm256_store_si256((__m256i *)o, _mm256_packus_epi32(l, h));
+            } else {
+                _mm_store_si128((__m128i *)o, _mm256_cvtps_ph(lo[j], _MM_FROUND_TO_NEAREST_INT));
+                _mm_store_si128((__m128i *)(o + 8), _mm256_cvtps_ph(hi[j], _MM_FROUND_TO_NEAREST_INT));
+            }
+        }
+    }
+    const uint16_t *src = w->data;
+    for (; c0 < kc; c0++)
+        for (int f = 0; f < NR; f++)
+            out[c0 * NR + (bf16 ? mm_bf16_panel_slot(f) : f)] = f0 + f < w->rows ? src[(f0 + f) * w->cols + kb + c0] : 0;
+}
+
 /* One 16-feature panel per task: the driver then runs every block of
  * tokens against it while it stays in L1 (16 KiB), the activations
  * streaming from L2 (24 bytes per 12 FMAs, against 64 bytes of panels when
  * four panels take turns per block of tokens). F32 weights +3-7% at 256
  * tokens, +15-18% at 32; BF16 +5-8% at 32. */
 static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, NR, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
-                                       "avx2-f32"};
+                                       "avx2-f32", 4};
+static const mm_kernels f32_bf16_kernels = {MM_F32, MR, NR, 256, NR, 0, 0, kernel_f32_bf16, pack_h16, mm_pack_act_f32,
+                                            "avx2-f32", 2};
+static const mm_kernels f32_f16_kernels = {MM_F32, MR, NR, 256, NR, 0, 0, kernel_f32_f16, pack_h16, mm_pack_act_f32,
+                                           "avx2-f32", 2};
 
 /* ---- I8: vpmaddubsw + vpmaddwd -------------------------------------------------- */
 
@@ -616,7 +704,7 @@ TGT static void pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, in
 }
 
 
-#define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, "avx2-i8"}
+#define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, "avx2-i8", 0}
 static const mm_kernels i8_q8_0 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_simple);
 static const mm_kernels i8_f16 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
 static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pack_i8_simple);
@@ -698,7 +786,7 @@ TGT_VNNI256_EVEX static void kernel_evex_32(const mm_tile *t) { vnni_tile(t, 32,
 TGT_VNNI256_EVEX static void kernel_evex_32_sym(const mm_tile *t) { vnni_tile(t, 32, true, dpbusd_evex); }
 TGT_VNNI256_EVEX static void kernel_evex_16_sym(const mm_tile *t) { vnni_tile(t, 16, true, dpbusd_evex); }
 
-#define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, name}
+#define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, name, 0}
 /* Per encoding (VEX, EVEX): Q8_0, Q4_0, Q4_1, Q6_K, F16 as Q8_0, Q4_K and Q5_K. */
 static const mm_kernels vnni_sets[2][6] = {
     {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_simple),
@@ -760,7 +848,7 @@ static const mm_kernels *i8_kernels(um_dtype t) {
 const mm_kernels *mm_avx2_kernels(mm_kind kind, um_dtype t) {
     switch (kind) {
     case MM_F32:
-        return &f32_kernels;
+        return t == UM_BF16 ? &f32_bf16_kernels : t == UM_F16 ? &f32_f16_kernels : &f32_kernels;
     case MM_I8:
         return um_cpu_features_get()->avx_vnni ? mm_avx2_vnni_kernels(t, false) : i8_kernels(t);
     default:

@@ -91,6 +91,8 @@ typedef struct {
     mm_pack_fn pack;
     mm_act_fn pack_act; /* NULL: F32 activations read in place */
     const char *name; /* for bench and tests: "avx512-bf16" etc. */
+    int f32_bytes;    /* F32: bytes a panel holds per weight, 4 (f32), or 2 where the kernel widens
+                         BF16 or F16 panels into f32 as it reads them; 0 for the other kinds */
 } mm_kernels;
 
 /* Packed activations (built by the driver, shared by all tasks), per block
@@ -115,6 +117,12 @@ static inline void mm_store_act_scales(float *sc, int64_t sbi, int mr, int t, fl
     sc[(MM_SC_ROWS * sbi + 1) * mr + t] = dx * (float)sum;
     memcpy(&sc[(MM_SC_ROWS * sbi + 2) * mr + t], &zb, sizeof zb);
 }
+
+/* F32 panels of 16-bit values (f32_bytes 2): [kc][nr] u16, F16 ones in
+ * feature order, BF16 ones with feature f of each group of 16 at this slot
+ * (features 0-3, 8-11, 4-7, 12-15: the order vpunpck[lh]wd widens them
+ * back into, matmul_avx2.c). */
+static inline int mm_bf16_panel_slot(int f) { return (f & ~15) | (f & 3) | ((f & 8) >> 1) | ((f & 4) << 1); }
 
 /* I8 weight panel, per bk sub-block: [bk/4][NR] u32 of u8 levels, then
  * scale[NR], mn[NR] f32. Bytes per sub-block: */
