@@ -73,11 +73,14 @@ typedef struct {
     int n_threads; /* the default thread count of contexts made from the model; <= 0: one per physical core */
     /* By default the matrices are packed once, at load, into the layout the
      * matmul kernels of a default context on this CPU read (llama.cpp's
-     * "repack"), so that no product packs them again: small canvases (a
-     * cached step) run up to 1.5x faster. The packed copy replaces the file's
-     * pages in memory; it is as large as the file for F32, BF16 and F16
-     * weights, 1.2x for Q8_0 and about 2.2x for the 4-bit formats (each
-     * weight as a byte). true: multiply the weights as stored. */
+     * "repack"), so that no product packs them again: the results are the
+     * same bits, and small canvases (a cached step) run faster. Contexts
+     * made with other activations or another kernel path pack as they
+     * multiply, as before. The packed copy replaces the file's pages in
+     * memory; it is as large as the file for F32, BF16 and F16 weights, 1.2x
+     * for Q8_0 and about 2.2x for the 4-bit formats (each weight as a byte),
+     * and it is skipped where it would not fit in the memory available
+     * (um_model_info.repack_skipped_bytes). true: use the weights as stored. */
     bool no_repack;
 } um_model_params;
 
@@ -97,6 +100,8 @@ typedef struct {
     int64_t n_active_params;  /* those one token runs through (the experts it is routed to); n_params when dense */
     int n_threads;
     size_t repacked_bytes;    /* memory of the packed matrices (um_model_params.no_repack); 0: none */
+    size_t repack_skipped_bytes; /* what packing would have taken where the memory available did not
+                                    allow it (the weights are then used as stored); else 0 */
 } um_model_info;
 
 /* Opens a model: a Hugging Face directory (config.json + model.safetensors or

@@ -52,14 +52,20 @@ static void open_reference(const char *model, um_st_file *ref, const um_st_tenso
     assert_int_equal((*logits)->shape[2], VOCAB);
 }
 
-/* The logits of the model at path for ids (malloc'd, [rows, seq, VOCAB]). */
-static float *forward_logits(const char *path, const um_st_tensor *ids) {
+/* The logits of the model at path for ids (malloc'd, [rows, seq, VOCAB]),
+ * its weights packed at load unless no_repack; *packed (when not NULL)
+ * gets the packed bytes. */
+static float *forward_logits_as(const char *path, const um_st_tensor *ids, bool no_repack, size_t *packed) {
     int rows = (int)ids->shape[0], seq = (int)ids->shape[1];
-    um_model_params mp = {2, false};
+    um_model_params mp = {2, no_repack};
     um_model *m;
     um_error err;
     if (um_model_open(path, &mp, &m, &err) != UM_OK)
         fail_msg("%s", err.msg);
+    um_model_info info;
+    um_model_get_info(m, &info);
+    if (packed)
+        *packed = info.repacked_bytes;
     int32_t *tokens = malloc((size_t)rows * seq * sizeof *tokens);
     float *logits = malloc((size_t)rows * seq * VOCAB * sizeof *logits);
     memcpy(tokens, ids->data, (size_t)rows * seq * sizeof *tokens);
@@ -68,6 +74,10 @@ static float *forward_logits(const char *path, const um_st_tensor *ids) {
     free(tokens);
     um_model_close(m);
     return logits;
+}
+
+static float *forward_logits(const char *path, const um_st_tensor *ids) {
+    return forward_logits_as(path, ids, false, NULL);
 }
 
 /* The forward of GGUF fixture `name` against the upstream logits, as
@@ -206,6 +216,42 @@ static void forward_q8_0_is_its_expansion(void **state) {
     um_matmul_set_reduced(reduced);
     remove_tree(dir);
     free(dir);
+}
+
+/* Weights packed once at load give the logits of weights packed on every
+ * product to the bit, in either arithmetic; the packed copy exists wherever
+ * the path packs (every SIMD path; not the scalar one), and not with
+ * no_repack. */
+static void forward_packed_at_load_is_the_same(void **state) {
+    const char *const files[] = {"tiny-llada-f32", "tiny-llada-f16", "tiny-llada-q8_0", "tiny-llada-gqa-q8_0"};
+    um_st_file ref;
+    const um_st_tensor *ids, *want;
+    open_reference("tiny-llada", &ref, &ids, &want);
+    bool reduced = um_matmul_reduced();
+    bool simd = um_kernel_path_get() != UM_PATH_SCALAR;
+    int packed_files = 0;
+    for (int r = 0; r < 2; r++) {
+        um_matmul_set_reduced(r == 1);
+        for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+            size_t packed, none;
+            float *a = forward_logits_as(gguf_fixture(files[i]), ids, false, &packed);
+            float *b = forward_logits_as(gguf_fixture(files[i]), ids, true, &none);
+            assert_memory_equal(a, b, (size_t)um_st_numel(want) * sizeof *a);
+            assert_int_equal(none, 0);
+            assert_true(simd || packed == 0);
+            packed_files += packed > 0;
+            free(a);
+            free(b);
+        }
+    }
+    um_matmul_set_reduced(reduced);
+    print_message("    %d of 8 file x arithmetic runs packed their weights at load, all equal to the bit\n",
+                  packed_files);
+    /* F32 weights pack on every SIMD path, in both arithmetics */
+    assert_true(!simd || packed_files >= 2);
+    if (!simd)
+        skip_note("a SIMD path", "packing at load (the scalar path packs nothing)");
+    um_st_close(&ref);
 }
 
 /* With reduced activations, GGUF a and b (`what` names b) give the same
@@ -894,6 +940,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(forward_f16_in_quantized_file_is_q8_0),
     cmocka_unit_test(forward_q8_0),
     cmocka_unit_test(forward_q8_0_is_its_expansion),
+    cmocka_unit_test(forward_packed_at_load_is_the_same),
     cmocka_unit_test(generate_f32),
     cmocka_unit_test(generate_f16),
     cmocka_unit_test(generate_q8_0),

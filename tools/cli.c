@@ -219,6 +219,13 @@ char *cli_unescape(const char *s) {
     return o;
 }
 
+/* What packing the weights would have taken, where memory did not allow it. */
+static size_t info_skipped(const um_model *m) {
+    um_model_info info;
+    um_model_get_info(m, &info);
+    return info.repack_skipped_bytes;
+}
+
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsigned flags) {
     /* default: one thread per physical core (SMT siblings share the vector units the kernels saturate) */
     um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count(), (flags & CLI_MODEL_NO_REPACK) != 0};
@@ -247,12 +254,20 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsig
                      info.d_ff_expert, (double)info.n_active_params / 1e6);
         else
             snprintf(ffn, sizeof ffn, "ffn %d", info.d_ff);
+        char packed[64] = "";
+        if (info.repacked_bytes > 0)
+            snprintf(packed, sizeof packed, " (weights packed at load: %.1f MiB)", (double)info.repacked_bytes / 1048576.0);
         fprintf(stderr,
                 "model: %s %s, %.1fM params, %d layers, d_model %d, %d heads (%d kv), %s, vocab %d; "
-                "%d threads; resident %.1f MiB\n",
+                "%d threads; resident %.1f MiB%s\n",
                 info.architecture, info.weight_type, (double)info.n_params / 1e6, info.n_layers, info.d_model,
-                info.n_heads, info.n_kv_heads, ffn, info.n_vocab, info.n_threads, (double)rss / 1048576.0);
+                info.n_heads, info.n_kv_heads, ffn, info.n_vocab, info.n_threads, (double)rss / 1048576.0, packed);
     }
+    if (info_skipped(m))
+        fprintf(stderr,
+                "unmask %s: note: weights used as stored: packing them for the kernels would take %.1f MiB, more "
+                "than the memory available allows (--no-repack: as stored, without this note)\n",
+                cmd, (double)info_skipped(m) / 1048576.0);
     return m;
 }
 

@@ -131,6 +131,22 @@ void *um_aligned_alloc(size_t size) {
 }
 
 /* Reads "Key:   123 kB" lines of /proc/self/status. */
+size_t um_memory_available(void) {
+    size_t avail = 0;
+    FILE *fp = fopen("/proc/meminfo", "r");
+    if (fp) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, fp))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+                avail = (size_t)kb * 1024;
+        fclose(fp);
+    }
+    if (avail == 0) /* no /proc/meminfo: free pages only, which leaves out the page cache */
+        avail = (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    return avail;
+}
+
 void um_memory_usage(size_t *resident, size_t *peak) {
     size_t rss = 0, hwm = 0;
     FILE *fp = fopen("/proc/self/status", "r");

@@ -60,6 +60,8 @@ size_t um_matmul_scratch_floats(int n_threads, int64_t max_cols);
  * unchanged, when the memory could not be had. *bytes gets the packed size
  * (0 when nothing was packed). */
 bool um_weight_pack(um_weight *w, const um_exec *ex, size_t *bytes);
+/* The bytes um_weight_pack would take for w under ex (0: it packs nothing). */
+size_t um_weight_packed_size(const um_weight *w, const um_exec *ex);
 /* Frees w->packed (NULL is fine). */
 void um_weight_unpack(um_weight *w);
 /* y[i] = x * w[i]^T (+ bias[i]) for i < count: the products of one input

@@ -391,17 +391,24 @@ static void pack_weight_task(void *ctx, int task, int thread) {
         pack_panels(j->ks, j->w, f0, nf, kb, dst);
 }
 
+/* The sizes of w's panels for ks, all but data. */
+static struct um_packed_weight packed_layout(const mm_kernels *ks, const um_weight *w) {
+    struct um_packed_weight pw = {ks, NULL, 0, 0, 0};
+    int64_t k = w->cols, n_tasks = (w->rows + ks->nc - 1) / ks->nc;
+    pw.block_bytes = mm_panel_bytes(ks, ks->kc) * (size_t)(ks->nc / ks->nr);
+    for (int64_t kb = 0; kb < k; kb += ks->kc)
+        pw.task_bytes += mm_panel_bytes(ks, (int)(k - kb < ks->kc ? k - kb : ks->kc)) * (size_t)(ks->nc / ks->nr);
+    pw.bytes = ((pw.task_bytes * (size_t)n_tasks) + 63) & ~(size_t)63;
+    return pw;
+}
+
 bool mm_pack_weight(um_pool *pool, const mm_kernels *ks, um_weight *w, size_t *bytes) {
     um_weight_unpack(w);
-    int64_t k = w->cols, n_tasks = (w->rows + ks->nc - 1) / ks->nc;
-    struct um_packed_weight *pw = calloc(1, sizeof *pw);
+    int64_t n_tasks = (w->rows + ks->nc - 1) / ks->nc;
+    struct um_packed_weight *pw = malloc(sizeof *pw);
     if (!pw)
         return false;
-    pw->ks = ks;
-    pw->block_bytes = mm_panel_bytes(ks, ks->kc) * (size_t)(ks->nc / ks->nr);
-    for (int64_t kb = 0; kb < k; kb += ks->kc)
-        pw->task_bytes += mm_panel_bytes(ks, (int)(k - kb < ks->kc ? k - kb : ks->kc)) * (size_t)(ks->nc / ks->nr);
-    pw->bytes = ((pw->task_bytes * (size_t)n_tasks) + 63) & ~(size_t)63;
+    *pw = packed_layout(ks, w);
     pw->data = aligned_alloc(64, pw->bytes ? pw->bytes : 64);
     if (!pw->data) {
         free(pw);
@@ -792,18 +799,31 @@ bool um_matmul(const um_exec *ex, const float *x, int n, const um_weight *w, con
     return mm_run(ex->pool, choose_kernels(ex->path, kind, w->type), kind, x, n, w, bias, y, scratch);
 }
 
-bool um_weight_pack(um_weight *w, const um_exec *ex, size_t *bytes) {
-    if (bytes)
-        *bytes = 0;
+/* The kernels um_matmul runs w on under ex, where packing w once for them
+ * pays; NULL where it does not, or where they pack nothing (the scalar
+ * path, oneDNN). */
+static const mm_kernels *kernels_to_pack_for(const um_weight *w, const um_exec *ex) {
     if (use_onednn(ex, w->type) || w->rows <= 0)
-        return true;
+        return NULL;
     mm_kind kind = choose_kind(ex->path, w, ex->reduced);
     const mm_kernels *ks = choose_kernels(ex->path, kind, w->type);
     /* f32 panels of 16-bit or quantized weights would hold twice their
      * bytes or more: there the products stay bound by memory, and packing
      * them on the fly costs less than reading the larger panels */
     if (ks && kind == MM_F32 && ks->f32_bytes * w->cols > (int64_t)um_row_bytes(w->type, w->cols))
-        return true;
+        return NULL;
+    return ks;
+}
+
+size_t um_weight_packed_size(const um_weight *w, const um_exec *ex) {
+    const mm_kernels *ks = kernels_to_pack_for(w, ex);
+    return ks ? packed_layout(ks, w).bytes : 0;
+}
+
+bool um_weight_pack(um_weight *w, const um_exec *ex, size_t *bytes) {
+    if (bytes)
+        *bytes = 0;
+    const mm_kernels *ks = kernels_to_pack_for(w, ex);
     return !ks || mm_pack_weight(ex->pool, ks, w, bytes);
 }
 

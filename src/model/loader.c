@@ -2,6 +2,7 @@
  * architecture's block calls for, found by the row's name templates. */
 #include "model/loader.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +376,19 @@ static um_status bind_all(loader *L, um_error *err) {
         UM_TRY(bind_linear(L, UM_T_OUTPUT, 0, hp->n_vocab, hp->d_model, hp->bias, &m->output, &m->b_output, err));
     UM_TRY(um_weights_check_all_taken(&m->weights, err));
     return classify_weights(m, err);
+}
+
+size_t um_model_packed_size(um_model *m, const um_exec *ex) {
+    int n = matrices(m, NULL);
+    um_weight **w = malloc((size_t)n * sizeof *w);
+    if (!w)
+        return SIZE_MAX;
+    matrices(m, w);
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        bytes += um_weight_packed_size(w[i], ex);
+    free(w);
+    return bytes;
 }
 
 um_status um_model_repack(um_model *m, const um_exec *ex, um_error *err) {

@@ -19,6 +19,8 @@ um_status um_model_load(um_model *m, const um_arch *a, const char *path, bool is
  * the panels of the kernels ex chooses (um_weight_pack), and lets the
  * mapped file's pages of those matrices go. */
 um_status um_model_repack(um_model *m, const um_exec *ex, um_error *err);
+/* The bytes um_model_repack would take (SIZE_MAX when out of memory). */
+size_t um_model_packed_size(um_model *m, const um_exec *ex);
 /* Frees what um_model_repack packed. */
 void um_model_unpack(um_model *m);
 

@@ -1,4 +1,5 @@
 /* The public model API: open a model directory by architecture, describe it. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,13 +67,27 @@ static um_status identify(const char *path, bool *is_gguf, const um_arch **row, 
     return gguf_architecture(path, row, err);
 }
 
+/* Memory left for everything else when the packed matrices are in (the
+ * contexts' buffers, KV caches, the rest of the system): less than this and
+ * the model keeps its weights as stored. */
+#define REPACK_HEADROOM ((size_t)1 << 30)
+
 /* Packs the matrices for the kernels a context with the default settings
- * (the environment's) chooses on this CPU, on a pool of the model's threads. */
+ * (the environment's) chooses on this CPU, on a pool of the model's threads,
+ * where the memory allows it: the panels replace the file's pages (which
+ * the system counts as available, being page cache), but not the copies
+ * the loader made, and a 4-bit file's panels are twice its size. */
 static um_status repack(um_model *m, um_error *err) {
     um_pool *pool = um_pool_create(m->n_threads);
     if (!pool)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
     um_exec ex = um_exec_defaults(pool);
+    size_t need = um_model_packed_size(m, &ex);
+    if (need > 0 && (need == SIZE_MAX || need + REPACK_HEADROOM > um_memory_available())) {
+        m->repack_skipped = need;
+        um_pool_destroy(pool);
+        return UM_OK;
+    }
     um_status s = um_model_repack(m, &ex, err);
     um_pool_destroy(pool);
     return s;
@@ -127,4 +142,5 @@ void um_model_get_info(const um_model *m, um_model_info *info) {
     }
     info->n_threads = m->n_threads;
     info->repacked_bytes = m->repacked_bytes;
+    info->repack_skipped_bytes = m->repack_skipped;
 }

@@ -91,6 +91,7 @@ struct um_model {
     int n_owned;
     bool repacked;         /* the matrices hold packed panels (um_model_repack) */
     size_t repacked_bytes; /* their size */
+    size_t repack_skipped; /* the size they would have had, where memory did not allow it; else 0 */
 };
 
 struct um_context {
