@@ -77,17 +77,35 @@ TGT INLINE void store_tile(const mm_tile *t, const __m256 *c0, const __m256 *c1,
 
 /* ---- F32: FMA ------------------------------------------------------------------- */
 
+/* Row k of an F32 panel's 16 features as f32: f32 panels as stored, BF16
+ * and F16 ones widened (see "F32 on BF16 and F16 panels" below). */
+TGT INLINE void panel_row(const uint8_t *b, um_dtype panel, __m256 *b0, __m256 *b1) {
+    if (panel == UM_F32) {
+        *b0 = _mm256_load_ps((const float *)b);
+        *b1 = _mm256_load_ps((const float *)b + 8);
+    } else if (panel == UM_F16) {
+        *b0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)b));
+        *b1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(b + 16)));
+    } else {
+        __m256i v = _mm256_load_si256((const __m256i *)b), zero = _mm256_setzero_si256();
+        *b0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v));
+        *b1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v));
+    }
+}
+
 /* Activations packed [k][MR] (mm_pack_act_f32) rather than read in place:
  * one stream instead of MR rows 4 KiB apart (measured 3-5% faster). */
-TGT static void kernel_f32(const mm_tile *t) {
+TGT INLINE void f32_tile(const mm_tile *t, um_dtype panel) {
     __m256 c0[MR], c1[MR];
     UNROLL
     for (int i = 0; i < MR; i++)
         c0[i] = c1[i] = _mm256_setzero_ps();
-    const float *a = t->a, *b = t->b;
-    const int kc = t->kc;
-    for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    const float *a = t->a;
+    const uint8_t *b = t->b;
+    const int kc = t->kc, row = NR * (panel == UM_F32 ? 4 : 2);
+    for (int k = 0; k < kc; k++, a += MR, b += row) {
+        __m256 b0, b1;
+        panel_row(b, panel, &b0, &b1);
         UNROLL
         for (int i = 0; i < MR; i++) {
             __m256 av = _mm256_broadcast_ss(a + i);
@@ -97,6 +115,8 @@ TGT static void kernel_f32(const mm_tile *t) {
     }
     store_tile(t, c0, c1, MR);
 }
+
+TGT static void kernel_f32(const mm_tile *t) { f32_tile(t, UM_F32); }
 
 /* 8 x 8 transpose of 32-bit elements: r[i] holds row i, then column i. */
 TGT INLINE void transpose8(__m256 r[8]) {
@@ -181,37 +201,8 @@ TGT static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
  * 8-11, 4-7, 12-15, and the two halves come out as features
  * 0-7 and 8-15 (mm_bf16_panel_slot). F16 rows are in feature order,
  * widened by vcvtph2ps. */
-TGT INLINE void f32_tile_h16(const mm_tile *t, bool f16) {
-    __m256 c0[MR], c1[MR];
-    UNROLL
-    for (int i = 0; i < MR; i++)
-        c0[i] = c1[i] = _mm256_setzero_ps();
-    const float *a = t->a;
-    const uint16_t *b = t->b;
-    const __m256i zero = _mm256_setzero_si256();
-    const int kc = t->kc;
-    for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m256 b0, b1;
-        if (f16) {
-            b0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)b));
-            b1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(b + 8)));
-        } else {
-            __m256i v = _mm256_load_si256((const __m256i *)b);
-            b0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v));
-            b1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v));
-        }
-        UNROLL
-        for (int i = 0; i < MR; i++) {
-            __m256 av = _mm256_broadcast_ss(a + i);
-            c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
-        }
-    }
-    store_tile(t, c0, c1, MR);
-}
-
-TGT static void kernel_f32_bf16(const mm_tile *t) { f32_tile_h16(t, false); }
-TGT static void kernel_f32_f16(const mm_tile *t) { f32_tile_h16(t, true); }
+TGT static void kernel_f32_bf16(const mm_tile *t) { f32_tile(t, UM_BF16); }
+TGT static void kernel_f32_f16(const mm_tile *t) { f32_tile(t, UM_F16); }
 
 /* BF16 or F16 panel [kc][16] of 16-bit values: blocks of 8 columns of the
  * 16 rows, widened and transposed as pack_f32 does, then narrowed back
