@@ -219,13 +219,6 @@ char *cli_unescape(const char *s) {
     return o;
 }
 
-/* What packing the weights would have taken, where memory did not allow it. */
-static size_t info_skipped(const um_model *m) {
-    um_model_info info;
-    um_model_get_info(m, &info);
-    return info.repack_skipped_bytes;
-}
-
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsigned flags) {
     /* default: one thread per physical core (SMT siblings share the vector units the kernels saturate) */
     um_model_params mp = {n_threads > 0 ? n_threads : um_physical_core_count(), (flags & CLI_MODEL_NO_REPACK) != 0};
@@ -243,10 +236,10 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsig
         cli_error(cmd, "%s", err.msg);
         return NULL;
     }
+    um_model_info info;
+    um_model_get_info(m, &info);
     if (!(flags & CLI_MODEL_QUIET)) {
-        um_model_info info;
         size_t rss;
-        um_model_get_info(m, &info);
         um_memory_usage(&rss, NULL);
         char ffn[64];
         if (info.n_expert > 0)
@@ -263,11 +256,11 @@ um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsig
                 info.architecture, info.weight_type, (double)info.n_params / 1e6, info.n_layers, info.d_model,
                 info.n_heads, info.n_kv_heads, ffn, info.n_vocab, info.n_threads, (double)rss / 1048576.0, packed);
     }
-    if (info_skipped(m))
+    if (info.repack_skipped_bytes > 0)
         fprintf(stderr,
                 "unmask %s: note: weights used as stored: packing them for the kernels would take %.1f MiB, more "
                 "than the memory available allows (--no-repack: as stored, without this note)\n",
-                cmd, (double)info_skipped(m) / 1048576.0);
+                cmd, (double)info.repack_skipped_bytes / 1048576.0);
     return m;
 }
 

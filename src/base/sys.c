@@ -130,7 +130,6 @@ void *um_aligned_alloc(size_t size) {
     return p;
 }
 
-/* Reads "Key:   123 kB" lines of /proc/self/status. */
 size_t um_memory_available(void) {
     size_t avail = 0;
     FILE *fp = fopen("/proc/meminfo", "r");
@@ -147,6 +146,7 @@ size_t um_memory_available(void) {
     return avail;
 }
 
+/* Reads "Key:   123 kB" lines of /proc/self/status. */
 void um_memory_usage(size_t *resident, size_t *peak) {
     size_t rss = 0, hwm = 0;
     FILE *fp = fopen("/proc/self/status", "r");

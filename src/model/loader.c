@@ -333,16 +333,24 @@ static int matrices(um_model *m, um_weight **out) {
     return n + 1;
 }
 
+/* matrices() as a malloc'd list of *n; NULL when out of memory. */
+static um_weight **matrix_list(um_model *m, int *n) {
+    *n = matrices(m, NULL);
+    um_weight **w = malloc((size_t)*n * sizeof *w);
+    if (w)
+        matrices(m, w);
+    return w;
+}
+
 /* Names the weight type ("q8_0", or "mixed"), and marks the F16 matrices of
  * a quantized file for the int8 path (um_weight.q8_0_when_reduced): they are
  * what llama.cpp's quantizer (and unmask convert) leave F16 because their
  * rows are not whole blocks, in a file whose user chose quantized weights. */
 static um_status classify_weights(um_model *m, um_error *err) {
-    int n = matrices(m, NULL);
-    um_weight **w = malloc((size_t)n * sizeof *w);
+    int n;
+    um_weight **w = matrix_list(m, &n);
     if (!w)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
-    matrices(m, w);
     um_dtype t = m->tok_embd.type;
     bool mixed = false, quantized = um_dtype_block_elems(t) > 1;
     for (int i = 0; i < n; i++) {
@@ -379,11 +387,10 @@ static um_status bind_all(loader *L, um_error *err) {
 }
 
 size_t um_model_packed_size(um_model *m, const um_exec *ex) {
-    int n = matrices(m, NULL);
-    um_weight **w = malloc((size_t)n * sizeof *w);
+    int n;
+    um_weight **w = matrix_list(m, &n);
     if (!w)
         return SIZE_MAX;
-    matrices(m, w);
     size_t bytes = 0;
     for (int i = 0; i < n; i++)
         bytes += um_weight_packed_size(w[i], ex);
@@ -392,11 +399,10 @@ size_t um_model_packed_size(um_model *m, const um_exec *ex) {
 }
 
 um_status um_model_repack(um_model *m, const um_exec *ex, um_error *err) {
-    int n = matrices(m, NULL);
-    um_weight **w = malloc((size_t)n * sizeof *w);
+    int n;
+    um_weight **w = matrix_list(m, &n);
     if (!w)
         return um_fail(err, UM_ERR_NOMEM, "out of memory");
-    matrices(m, w);
     m->repacked = true;
     for (int i = 0; i < n; i++) {
         size_t bytes;
@@ -420,11 +426,10 @@ um_status um_model_repack(um_model *m, const um_exec *ex, um_error *err) {
 void um_model_unpack(um_model *m) {
     if (!m->repacked)
         return;
-    int n = matrices(m, NULL);
-    um_weight **w = malloc((size_t)n * sizeof *w);
+    int n;
+    um_weight **w = matrix_list(m, &n);
     if (!w)
         return; /* cannot happen in practice; the panels then leak with the model */
-    matrices(m, w);
     for (int i = 0; i < n; i++)
         um_weight_unpack(w[i]);
     free(w);
