@@ -130,6 +130,18 @@ void *um_aligned_alloc(size_t size) {
     return p;
 }
 
+/* The number in a one-line file (a cgroup's memory.max: "max" is none), or 0. */
+static unsigned long long read_count(const char *path) {
+    unsigned long long v = 0;
+    FILE *fp = fopen(path, "r");
+    if (fp) {
+        if (fscanf(fp, "%llu", &v) != 1)
+            v = 0;
+        fclose(fp);
+    }
+    return v;
+}
+
 size_t um_memory_available(void) {
     size_t avail = 0;
     FILE *fp = fopen("/proc/meminfo", "r");
@@ -143,6 +155,16 @@ size_t um_memory_available(void) {
     }
     if (avail == 0) /* no /proc/meminfo: free pages only, which leaves out the page cache */
         avail = (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    /* a container's limit, which /proc/meminfo does not show (cgroup v2, then v1) */
+    unsigned long long max = read_count("/sys/fs/cgroup/memory.max"), used = read_count("/sys/fs/cgroup/memory.current");
+    if (max == 0) {
+        max = read_count("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+        used = read_count("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+    }
+    if (max > 0 && max < (unsigned long long)SIZE_MAX) {
+        size_t left = max > used ? (size_t)(max - used) : 0;
+        avail = left < avail ? left : avail;
+    }
     return avail;
 }
 

@@ -20,8 +20,10 @@ typedef struct {
 /* Maps a whole file read-only (an empty file maps to data == NULL, size 0). */
 um_status um_map_file(const char *path, um_mapped_file *out, um_error *err);
 void um_unmap_file(um_mapped_file *f);
-/* Memory the system can still give this process (MemAvailable: free
- * memory plus the page cache it can drop), in bytes. */
+/* Memory the system can still give this process, in bytes: MemAvailable
+ * (free memory plus the page cache it can drop), or a container's cgroup
+ * limit minus its usage where that is less (its usage counts page cache
+ * too, so this errs low). */
 size_t um_memory_available(void);
 /* Lets the whole pages of [p, p + n), inside f's map, leave memory; a later
  * read maps them from the file again (the map is private and never written).
