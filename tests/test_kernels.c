@@ -550,7 +550,7 @@ static void f32_panels_are_the_expansion(void **state) {
                             float want = f0 + f < c.w.rows ? c.wf[(f0 + f) * c.w.cols + kb + k] : 0.0f;
                             const uint16_t *p16 = (const uint16_t *)panel + k * ks->nr;
                             float got = ks->f32_bytes == 4         ? panel[k * ks->nr + f]
-                                        : types[ti] == UM_BF16 ? um_bf16_to_f32(p16[mm_bf16_panel_slot(f)])
+                                        : types[ti] == UM_BF16 ? um_bf16_to_f32(p16[mm_bf16_panel_slot(f, ks->nr)])
                                                                : um_f16_to_f32(p16[f]);
                             if (memcmp(&got, &want, sizeof got) != 0 && !(got == 0 && want == 0))
                                 fail_msg("%s %s panel: w[%lld][%lld] = %.9g, dequantized %.9g", ks->name,

@@ -236,7 +236,7 @@ TGT static void pack_h16(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
     const uint16_t *src = w->data;
     for (; c0 < kc; c0++)
         for (int f = 0; f < NR; f++)
-            out[c0 * NR + (bf16 ? mm_bf16_panel_slot(f) : f)] = f0 + f < w->rows ? src[(f0 + f) * w->cols + kb + c0] : 0;
+            out[c0 * NR + (bf16 ? mm_bf16_panel_slot(f, NR) : f)] = f0 + f < w->rows ? src[(f0 + f) * w->cols + kb + c0] : 0;
 }
 
 /* One 16-feature panel per task: the driver then runs every block of

@@ -60,13 +60,36 @@ TGT INLINE void store_tile(const mm_tile *t, __m512 *c0, __m512 *c1, int mr_max)
 
 /* ---- F32: FMA ------------------------------------------------------------------- */
 
-TGT static void kernel_f32(const mm_tile *t) {
+/* Row k of an F32 panel's 32 features as f32: f32 panels as stored; BF16
+ * and F16 panels (f32_bytes 2: weights with f32 activations where there is
+ * no bf16 dot product, or --f32) widened as they are read, exactly, so the
+ * products are the f32 panels' to the bit. bf16 takes zeros below each value
+ * (vpunpck[lh]wd, within 128-bit lanes: mm_bf16_panel_slot's order), f16
+ * vcvtph2ps. */
+TGT INLINE void panel_row(const uint8_t *b, um_dtype panel, __m512 *b0, __m512 *b1) {
+    if (panel == UM_F32) {
+        *b0 = _mm512_load_ps(b);
+        *b1 = _mm512_load_ps(b + 64);
+    } else if (panel == UM_F16) {
+        *b0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)b));
+        *b1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(b + 32)));
+    } else {
+        __m512i v = _mm512_load_si512(b), zero = _mm512_setzero_si512();
+        *b0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, v));
+        *b1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, v));
+    }
+}
+
+TGT INLINE void f32_tile(const mm_tile *t, um_dtype panel) {
     __m512 c0[F32_MR], c1[F32_MR];
     for (int i = 0; i < F32_MR; i++)
         c0[i] = c1[i] = _mm512_setzero_ps();
-    const float *a = t->a, *b = t->b;
-    for (int k = 0; k < t->kc; k++, a += F32_MR, b += NR) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    const float *a = t->a;
+    const uint8_t *b = t->b;
+    const int row = NR * (panel == UM_F32 ? 4 : 2);
+    for (int k = 0; k < t->kc; k++, a += F32_MR, b += row) {
+        __m512 b0, b1;
+        panel_row(b, panel, &b0, &b1);
         for (int i = 0; i < F32_MR; i++) {
             __m512 av = _mm512_set1_ps(a[i]);
             c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
@@ -75,6 +98,10 @@ TGT static void kernel_f32(const mm_tile *t) {
     }
     store_tile(t, c0, c1, F32_MR);
 }
+
+TGT static void kernel_f32(const mm_tile *t) { f32_tile(t, UM_F32); }
+TGT static void kernel_f32_bf16(const mm_tile *t) { f32_tile(t, UM_BF16); }
+TGT static void kernel_f32_f16(const mm_tile *t) { f32_tile(t, UM_F16); }
 
 /* Lane i of a gather index: row i of 16, `stride` bytes apart. */
 TGT INLINE __m512i row_offsets(int64_t stride) {
@@ -147,10 +174,46 @@ TGT static void pack_f32_float(const um_weight *w, int64_t f0, int64_t kb, int k
     }
 }
 
+/* BF16 or F16 panel [kc][32] of 16-bit values: as pack_f32_float, both
+ * halves of 16 rows at once, narrowed back exactly (bf16: the high halves
+ * through vpackusdw, whose lane order is mm_bf16_panel_slot's; f16:
+ * vcvtps2ph of values that were f16). */
+TGT static void pack_h16(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    uint16_t *out = dst;
+    int nrows[2];
+    for (int h = 0; h < 2; h++) {
+        int64_t left = w->rows - (f0 + 16 * h);
+        nrows[h] = left >= 16 ? 16 : left > 0 ? (int)left : 0;
+    }
+    for (int c = 0; c < kc; c += 16) {
+        int count = kc - c < 16 ? kc - c : 16;
+        __m512i r[2][16];
+        for (int h = 0; h < 2; h++) {
+            for (int i = 0; i < 16; i++)
+                r[h][i] = i < nrows[h] ? load_f32_bits(w, f0 + 16 * h + i, kb + c, count) : _mm512_setzero_si512();
+            transpose16(r[h]);
+        }
+        for (int i = 0; i < count; i++) {
+            uint16_t *o = out + (c + i) * NR;
+            if (w->type == UM_BF16) {
+                _mm512_store_si512(o, _mm512_packus_epi32(_mm512_srli_epi32(r[0][i], 16), _mm512_srli_epi32(r[1][i], 16)));
+            } else {
+                _mm256_store_si256((__m256i *)o, _mm512_cvtps_ph(_mm512_castsi512_ps(r[0][i]), _MM_FROUND_TO_NEAREST_INT));
+                _mm256_store_si256((__m256i *)(o + 16),
+                                   _mm512_cvtps_ph(_mm512_castsi512_ps(r[1][i]), _MM_FROUND_TO_NEAREST_INT));
+            }
+        }
+    }
+}
+
 TGT static void pack_f32_levels(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst);
 
 static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_float, mm_pack_act_f32,
                                    "avx512-f32", 4};
+static const mm_kernels f32_bf16 = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32_bf16, pack_h16, mm_pack_act_f32,
+                                    "avx512-f32", 2};
+static const mm_kernels f32_f16 = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32_f16, pack_h16, mm_pack_act_f32,
+                                   "avx512-f32", 2};
 static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_levels, mm_pack_act_f32,
                                    "avx512-f32", 4};
 
@@ -741,7 +804,7 @@ TGT static void pack_f32_levels(const um_weight *w, int64_t f0, int64_t kb, int 
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t) {
     switch (kind) {
     case MM_F32:
-        return t == UM_F32 || t == UM_BF16 || t == UM_F16 ? &f32_float : &f32_quant;
+        return t == UM_F32 ? &f32_float : t == UM_BF16 ? &f32_bf16 : t == UM_F16 ? &f32_f16 : &f32_quant;
     case MM_BF16:
         return t == UM_BF16 || t == UM_F16 ? &bf16_dot : NULL;
     case MM_I8:

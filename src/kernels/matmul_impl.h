@@ -119,10 +119,15 @@ static inline void mm_store_act_scales(float *sc, int64_t sbi, int mr, int t, fl
 }
 
 /* F32 panels of 16-bit values (f32_bytes 2): [kc][nr] u16, F16 ones in
- * feature order, BF16 ones with feature f of each group of 16 at this slot
- * (features 0-3, 8-11, 4-7, 12-15: the order vpunpck[lh]wd widens them
- * back into, matmul_avx2.c). */
-static inline int mm_bf16_panel_slot(int f) { return (f & ~15) | (f & 3) | ((f & 8) >> 1) | ((f & 4) << 1); }
+ * feature order, BF16 ones with feature f (< nr) at this slot: each 128-bit
+ * lane L of a row holds features 4L..4L+3 of the first half, then the same
+ * of the second half (nr 16: features 0-3, 8-11, 4-7, 12-15), the order in
+ * which vpunpck[lh]wd widens them back into two vectors (matmul_avx2.c,
+ * matmul_avx512.c). */
+static inline int mm_bf16_panel_slot(int f, int nr) {
+    int half = nr / 2;
+    return 8 * ((f % half) / 4) + (f >= half ? 4 : 0) + f % 4;
+}
 
 /* I8 weight panel, per bk sub-block: [bk/4][NR] u32 of u8 levels, then
  * scale[NR], mn[NR] f32. Bytes per sub-block: */
