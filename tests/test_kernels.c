@@ -506,7 +506,7 @@ static void activation_packing_bit_exact(void **state) {
                 continue;
             int k = types[ti] == UM_F16 ? 301 : K, kq = (k + 31) / 32 * 32;
             int mr = ks->mr, bk = ks->bk, ab = kind == MM_I8 ? mm_i8_ab(types[ti]) : 0;
-            size_t na = (size_t)(kind == MM_I8 ? kq / 4 : k / 2) * mr;
+            size_t na = (size_t)(kind == MM_I8 ? kq / (ks->i16 ? 2 : 4) : k / 2) * mr;
             size_t ns = (size_t)(kq / (bk ? bk : 32)) * MM_SC_ROWS * mr;
             for (int t0 = 0; t0 < N; t0 += mr) {
                 uint32_t a0[K * 16], a1[K * 16];
@@ -516,6 +516,13 @@ static void activation_packing_bit_exact(void **state) {
                 memset(s0, 0x55, sizeof s0);
                 memset(s1, 0x55, sizeof s1);
                 (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, k, t0, mr, bk, ab, ks->zp, a0, s0);
+                if (ks->i16) /* the same values as int16 pairs: [kq/2][mr] */
+                    for (int i = kq / 2 * mr - 1; i >= 0; i--) {
+                        int p = i / mr, t = i % mr;
+                        int8_t q[4];
+                        memcpy(q, &a0[(p / 2) * mr + t], 4);
+                        a0[i] = (uint16_t)(int16_t)q[2 * (p % 2)] | (uint32_t)(uint16_t)(int16_t)q[2 * (p % 2) + 1] << 16;
+                    }
                 ks->pack_act(x, N, k, t0, mr, bk, ab, ks->zp, a1, s1);
                 assert_memory_equal(a0, a1, na * sizeof *a0);
                 if (kind == MM_I8)
@@ -631,8 +638,9 @@ static void path_choice_and_override(void **state) {
         assert_int_equal(um_kernel_path_set(UM_PATH_AVX2), UM_PATH_AVX2);
         assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), "avx2-f32");
         um_matmul_set_reduced(true); /* integer levels take an i8 kernel (vpdpbusd with AVX-VNNI); the rest f32 */
-        const char *i8 = um_cpu_features_get()->avx_vnni ? "avxvnni-i8" : "avx2-i8";
-        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), i8);
+        bool vnni = um_cpu_features_get()->avx_vnni;
+        const char *i8 = vnni ? "avxvnni-i8" : "avx2-i8";
+        assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q8_0), vnni ? i8 : "avx2-i8-maddwd");
         assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q4_K), i8);
         assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_Q6_K), i8);
         assert_string_equal(um_matmul_kernel_name(exec_now(NULL), UM_BF16), "avx2-f32");

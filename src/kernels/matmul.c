@@ -258,7 +258,8 @@ size_t mm_panel_bytes(const mm_kernels *ks, int kc) {
     case MM_BF16:
         return (size_t)((kc + 1) / 2) * ks->nr * sizeof(uint32_t);
     case MM_I8:
-        return (size_t)((kc + ks->bk - 1) / ks->bk) * mm_i8_block_bytes(ks->bk, ks->nr);
+        return (size_t)((kc + ks->bk - 1) / ks->bk) *
+               (ks->i16 ? mm_i16_block_bytes(ks->bk, ks->nr) : mm_i8_block_bytes(ks->bk, ks->nr));
     }
     return 0;
 }
@@ -469,8 +470,7 @@ static void mm_task(void *ctx, int task, int thread) {
                 tile.a = j->x + (int64_t)t0 * k + kb;
                 tile.lda = k;
             } else {
-                int64_t per = ks->kind == MM_BF16 ? 2 : ks->kind == MM_I8 ? 4 : 1; /* values per u32 */
-                tile.a = j->a + tb * j->a_block + (size_t)(kb / per) * ks->mr;
+                tile.a = j->a + tb * j->a_block + (size_t)(kb / mm_act_per_u32(ks)) * ks->mr;
                 if (ks->kind == MM_I8)
                     tile.a_sc = j->a_sc + tb * j->sc_block + (size_t)(kb / ks->bk) * MM_SC_ROWS * ks->mr;
             }
@@ -512,7 +512,8 @@ static bool mm_blocked(um_pool *pool, const mm_kernels *ks, const float *x, int 
     if (ks->pack_act) {
         act_job aj = {x, n, ks->mr, ks->bk, ks->kind == MM_I8 ? mm_i8_ab(w->type) : 0, ks->zp, k, NULL, NULL, 0, 0,
                       ks->pack_act};
-        aj.a_block = (size_t)(ks->kind == MM_BF16 ? (k + 1) / 2 : ks->kind == MM_I8 ? i8_padded(k) / 4 : k) * ks->mr;
+        int64_t kp = ks->kind == MM_I8 ? i8_padded(k) : k;
+        aj.a_block = (size_t)((kp + mm_act_per_u32(ks) - 1) / mm_act_per_u32(ks)) * ks->mr;
         aj.sc_block = ks->kind == MM_I8 ? (size_t)(i8_padded(k) / ks->bk) * MM_SC_ROWS * ks->mr : 0;
         size_t a_bytes = ((aj.a_block * sizeof(uint32_t) + aj.sc_block * sizeof(float)) + 63) & ~(size_t)63;
         uint8_t *buf = um_pool_scratch(pool, SLOT_ACTIVATIONS, a_bytes * (size_t)n_tb);

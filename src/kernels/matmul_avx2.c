@@ -245,20 +245,19 @@ TGT static void pack_h16(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
  * four panels take turns per block of tokens). F32 weights +3-7% at 256
  * tokens, +15-18% at 32; BF16 +5-8% at 32. */
 static const mm_kernels f32_kernels = {MM_F32, MR, NR, 256, NR, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
-                                       "avx2-f32", 4};
+                                       "avx2-f32", 4, false};
 static const mm_kernels f32_bf16_kernels = {MM_F32, MR, NR, 256, NR, 0, 0, kernel_f32_bf16, pack_h16, mm_pack_act_f32,
-                                            "avx2-f32", 2};
+                                            "avx2-f32", 2, false};
 static const mm_kernels f32_f16_kernels = {MM_F32, MR, NR, 256, NR, 0, 0, kernel_f32_f16, pack_h16, mm_pack_act_f32,
-                                           "avx2-f32", 2};
+                                           "avx2-f32", 2, false};
 
 /* ---- I8: vpmaddubsw + vpmaddwd -------------------------------------------------- */
 
 /* How a sub-block's integer sum becomes values (matmul_impl.h, I8):
  *   MINS      value = scale * q + mn: a second FMA with dx * sum xq (Q4_1, Q4_K, Q5_K);
  *   ZP        value = scale * (q - zp): zp * sum xq off the integer sum (Q4_0, Q6_K);
- *   CENTERED  Q8_0: the kernel turns the stored q + 128 back into the signed
- *             q and sums q * xq itself, so there is no offset to remove. */
-typedef enum { I8_MINS, I8_ZP, I8_CENTERED } i8_offset;
+ *   SIGNED    the signed q itself (Q8_0 on kernel_i16_q8_0): no offset to remove. */
+typedef enum { I8_MINS, I8_ZP, I8_SIGNED } i8_offset;
 
 /* One sub-block's integer sums i0/i1 of mr tokens x 16 features into the f32
  * accumulators c0/c1: the zero point off the sums (ZP), times the weights'
@@ -305,11 +304,8 @@ TGT INLINE __m256i opaque(__m256i v) {
  *   Q4_0, Q4_1, Q4_K   L = 15:  chunk 8 (a whole sub-block): 30480;
  *   Q5_K               L = 31:  chunk 4: 31496;
  *   Q6_K               L = 63:  chunk 2: 32004.
- * Q8_0's stored levels q + 128 reach 255: 254 * 255 = 64770 would saturate.
- * Its kernel multiplies |q| (q = level ^ 0x80 as s8, |q| <= 128) by xq
- * carrying q's sign (vpsignb: xq negated where q < 0, zero where q = 0;
- * -xq never overflows since xq > -128): the same products q * xq, each pair
- * at most 2 * 128 * 127 = 32512, with chunk 1.
+ * Q8_0's stored levels q + 128 reach 255: 254 * 255 = 64770 would saturate,
+ * so Q8_0 takes kernel_i16_q8_0 below.
  *
  * Per sub-block of bk, for mr x 16 outputs: int16 sums of `chunk` groups,
  * widened and added in int32, then scaled into the f32 accumulators as the
@@ -319,16 +315,15 @@ TGT INLINE __m256i opaque(__m256i v) {
  * mr is a constant per type, chosen so that the loop's registers fit the
  * 16 ymm (a spilled accumulator costs a store and a load per use): f32
  * accumulators 2 mr, int16 sums 2 mr, int32 sums 2 mr unless whole, two
- * panel vectors, a broadcast and a product (Q8_0 two more for |q|):
+ * panel vectors, a broadcast and a product:
  *   whole (Q4_0, Q4_1, Q4_K)      mr 3: 6 + 6 + 4 = 16;
- *   chunked (Q5_K, Q6_K)          mr 2: 4 + 4 + 4 + 4 = 16;
- *   Q8_0 (chunk 1: no int16 sum)  mr 2: 4 + 4 + 6 = 14. */
+ *   chunked (Q5_K, Q6_K)          mr 2: 4 + 4 + 4 + 4 = 16. */
 TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off, int mr) {
     __m256 c0[I8_MR_MAX], c1[I8_MR_MAX];
     UNROLL
     for (int i = 0; i < mr; i++)
         c0[i] = c1[i] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+    const __m256i ones = _mm256_set1_epi16(1);
     const uint32_t *a = t->a;
     const float *sc = t->a_sc;
     const uint8_t *b = t->b;
@@ -338,20 +333,11 @@ TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off, int 
             __m256i h0[I8_MR_MAX], h1[I8_MR_MAX];
             UNROLL
             for (int q = 0; q < chunk; q++, a += mr, b += 4 * NR) {
-                __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
-                __m256i u0 = b0, u1 = b1;
-                if (off == I8_CENTERED) {
-                    b0 = _mm256_xor_si256(b0, flip); /* the signed q */
-                    b1 = _mm256_xor_si256(b1, flip);
-                    u0 = _mm256_abs_epi8(b0);
-                    u1 = _mm256_abs_epi8(b1);
-                }
+                __m256i u0 = _mm256_load_si256((const __m256i *)b), u1 = _mm256_load_si256((const __m256i *)(b + 32));
                 UNROLL
                 for (int i = 0; i < mr; i++) {
                     __m256i av = _mm256_set1_epi32((int)a[i]);
-                    __m256i x0 = off == I8_CENTERED ? _mm256_sign_epi8(av, b0) : av;
-                    __m256i x1 = off == I8_CENTERED ? _mm256_sign_epi8(av, b1) : av;
-                    __m256i p0 = _mm256_maddubs_epi16(u0, x0), p1 = _mm256_maddubs_epi16(u1, x1);
+                    __m256i p0 = _mm256_maddubs_epi16(u0, av), p1 = _mm256_maddubs_epi16(u1, av);
                     h0[i] = q == 0 ? p0 : opaque(_mm256_add_epi16(h0[i], p0));
                     h1[i] = q == 0 ? p1 : opaque(_mm256_add_epi16(h1[i], p1));
                 }
@@ -371,13 +357,58 @@ TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off, int 
 
 #define I8_MR_WHOLE 3
 #define I8_MR_CHUNKED 2
-#define I8_MR_Q8_0 2
 
-TGT static void kernel_i8_q8_0(const mm_tile *t) { i8_tile(t, 32, 1, I8_CENTERED, I8_MR_Q8_0); }
 TGT static void kernel_i8_q4_0(const mm_tile *t) { i8_tile(t, 32, 8, I8_ZP, I8_MR_WHOLE); }
 TGT static void kernel_i8_q4_mins(const mm_tile *t) { i8_tile(t, 32, 8, I8_MINS, I8_MR_WHOLE); }
 TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS, I8_MR_CHUNKED); }
 TGT static void kernel_i8_q6_k(const mm_tile *t) { i8_tile(t, 16, 2, I8_ZP, I8_MR_CHUNKED); }
+
+/* ---- I8 as int16: vpmaddwd alone (Q8_0) ---------------------------------------- */
+
+/* Q8_0's signed levels cannot meet vpmaddubsw (unsigned x signed) without a
+ * detour: |q| times xq carrying q's sign (vpsignb), each pair of products
+ * so close to 32767 that every vpmaddubsw needs its own vpmaddwd. That is
+ * three instructions per 32 products, and it ran at half the int8 limit.
+ * Taken as int16 instead, weights and activations meet in one vpmaddwd per
+ * 16 products: as many multiplies per product as the vpmaddubsw + vpmaddwd
+ * chain the limit counts, nothing else per product but the add, and no
+ * saturation anywhere. The integer sums are the same, so are the bits.
+ *
+ * The panel per sub-block of 32 (mm_i16_block_bytes): [16 pairs][NR] of
+ * int32 lanes, each a feature's two signed q as int16 (vpmaddwd's
+ * operand as loaded: int8 here cost a vpmovsxbw per 8 features and pair,
+ * 8% at 256 tokens), then scale[NR] and mn[NR] as i8_tile's (mn unused:
+ * the sums are of the signed q). Activations: int16 pairs (mm_kernels.i16).
+ * I16_MR 4: 8 int32 sums, two panel vectors, a broadcast and a product in
+ * the loop; the f32 accumulators live in memory between sub-blocks (3 was
+ * 5% slower). */
+#define I16_MR 4
+
+TGT static void kernel_i16_q8_0(const mm_tile *t) {
+    __m256 c0[I16_MR], c1[I16_MR];
+    for (int i = 0; i < I16_MR; i++)
+        c0[i] = c1[i] = _mm256_setzero_ps();
+    const uint32_t *a = t->a;
+    const float *sc = t->a_sc;
+    const uint8_t *b = t->b;
+    for (int s = 0; s < t->kc / 32; s++, sc += MM_SC_ROWS * I16_MR) {
+        __m256i i0[I16_MR], i1[I16_MR];
+        for (int i = 0; i < I16_MR; i++)
+            i0[i] = i1[i] = _mm256_setzero_si256();
+        for (int p = 0; p < 16; p++, a += I16_MR, b += 4 * NR) {
+            __m256i w0 = _mm256_load_si256((const __m256i *)b), w1 = _mm256_load_si256((const __m256i *)(b + 32));
+            UNROLL
+            for (int i = 0; i < I16_MR; i++) {
+                __m256i av = _mm256_set1_epi32((int)a[i]);
+                i0[i] = opaque(_mm256_add_epi32(i0[i], _mm256_madd_epi16(w0, av)));
+                i1[i] = opaque(_mm256_add_epi32(i1[i], _mm256_madd_epi16(w1, av)));
+            }
+        }
+        scale_sub_block(c0, c1, i0, i1, I16_MR, sc, (const float *)b, I8_SIGNED);
+        b += 2 * NR * sizeof(float);
+    }
+    store_tile(t, c0, c1, I16_MR);
+}
 
 /* One block of row data of Q8_0, Q4_0 or Q4_1: its 32 levels as
  * mm_unpack_levels gives them (Q8_0 q + 128; the 4-bit types' low nibbles
@@ -620,6 +651,44 @@ TGT static void pack_i8_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, 
     }
 }
 
+/* kernel_i16_q8_0's panel from an I8 one, per sub-block of 32: the I8
+ * panel's groups ([8][NR][4] levels q + 128) become pairs 2g and 2g + 1
+ * ([2][NR][2]), the signed q widened to int16, and the scales follow. */
+TGT static void i8_block_to_i16(const uint8_t *in, uint8_t *out) {
+    const __m256i order = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, /* per lane: */
+                                           0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (int g = 0; g < 8; g++) {
+        const __m256i *p = (const __m256i *)(in + 4 * NR * g);
+        /* features 0-7, then 8-15: per 4 features, their first pairs, then their second */
+        __m256i lo = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_load_si256(p), order), 0xd8);
+        __m256i hi = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_load_si256(p + 1), order), 0xd8);
+        __m128i pairs[4] = {_mm256_castsi256_si128(lo), _mm256_castsi256_si128(hi), _mm256_extracti128_si256(lo, 1),
+                            _mm256_extracti128_si256(hi, 1)}; /* pair 2g: features 0-7, 8-15; then pair 2g + 1 */
+        for (int j = 0; j < 4; j++)
+            _mm256_store_si256((__m256i *)(out + 4 * NR * 2 * g) + j,
+                               _mm256_cvtepi8_epi16(_mm_xor_si128(pairs[j], flip)));
+    }
+    memcpy(out + 64 * NR, in + 32 * NR, 2 * NR * sizeof(float));
+}
+
+/* Packs with an I8 packer a sub-block at a time, then widens it. */
+TGT INLINE void pack_i16(mm_pack_fn pack_i8, const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    uint8_t block[32 * NR + 2 * NR * sizeof(float)] __attribute__((aligned(32)));
+    for (int c = 0; c < kc; c += 32) {
+        pack_i8(w, f0, kb + c, kc - c < 32 ? kc - c : 32, block);
+        i8_block_to_i16(block, (uint8_t *)dst + (size_t)(c / 32) * mm_i16_block_bytes(32, NR));
+    }
+}
+
+TGT static void pack_i16_q8_0(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    pack_i16(pack_i8_simple, w, f0, kb, kc, dst);
+}
+
+TGT static void pack_i16_f16(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    pack_i16(pack_i8_f16, w, f0, kb, kc, dst);
+}
+
 /* The 8 floats of x from column j, zeros from column k on (a ragged last
  * block, F16 as Q8_0, is zero-padded as mm_pack_act_i8 pads it). */
 TGT INLINE __m256 load_before(const float *x, int64_t j, int64_t k) {
@@ -651,8 +720,8 @@ TGT INLINE __m256i quantize8(__m256 v, __m256 id) {
  * comparison), the same id and multiply, the same rounding. A vector max's
  * order does not matter: no NaN enters it. (The portable packer took 3% of
  * a llada-1b Q4_0 forward once the kernels were fast.) */
-TGT static void pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
-                            float *sc) {
+TGT INLINE void pack_act(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                         float *sc, bool i16) {
     for (int t = 0; t < mr; t++) {
         const float *xr = x + (int64_t)(t0 + t) * k;
         bool valid = t0 + t < n;
@@ -668,7 +737,7 @@ TGT static void pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, in
             __m256 id = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
             float dx = amax / 127.0f;
             for (int64_t b = b0 / 32; b < (b0 + ab) / 32; b++) {
-                uint32_t qd[8] __attribute__((aligned(32))) = {0};
+                uint32_t qd[16] __attribute__((aligned(32))) = {0};
                 int sum[2] = {0, 0};
                 if (valid) {
                     __m256i q[4];
@@ -676,13 +745,20 @@ TGT static void pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, in
                         q[i] = quantize8(load_before(xr, 32 * b + 8 * i, k), id);
                     sum[0] = hsum_epi32(_mm256_add_epi32(q[0], q[1]));
                     sum[1] = hsum_epi32(_mm256_add_epi32(q[2], q[3]));
-                    /* |q| <= 127: the saturating packs keep every value; then the groups in order */
-                    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-                    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-                    _mm256_store_si256((__m256i *)qd, p);
+                    /* |q| <= 127: the saturating packs keep every value; then in order */
+                    __m256i w0 = _mm256_packs_epi32(q[0], q[1]), w1 = _mm256_packs_epi32(q[2], q[3]);
+                    if (i16) {
+                        _mm256_store_si256((__m256i *)qd, _mm256_permute4x64_epi64(w0, 0xd8));
+                        _mm256_store_si256((__m256i *)qd + 1, _mm256_permute4x64_epi64(w1, 0xd8));
+                    } else {
+                        __m256i p = _mm256_packs_epi16(w0, w1);
+                        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                        _mm256_store_si256((__m256i *)qd, p);
+                    }
                 }
-                for (int i = 0; i < 8; i++)
-                    a[(8 * b + i) * mr + t] = qd[i];
+                int per_block = i16 ? 16 : 8; /* u32 per 32 values */
+                for (int i = 0; i < per_block; i++)
+                    a[(per_block * b + i) * mr + t] = qd[i];
                 if (bk == 32) {
                     sum[0] += sum[1];
                     sum[1] = 0;
@@ -694,10 +770,21 @@ TGT static void pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, in
     }
 }
 
+TGT static void pack_act_i8(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                            float *sc) {
+    pack_act(x, n, k, t0, mr, bk, ab, zp, a, sc, false);
+}
 
-#define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, "avx2-i8", 0}
-static const mm_kernels i8_q8_0 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_simple);
-static const mm_kernels i8_f16 = I8_SET(I8_MR_Q8_0, 32, 128, kernel_i8_q8_0, pack_i8_f16); /* as Q8_0 */
+/* The same values and scales, as int16 pairs (mm_kernels.i16, for kernel_i16_q8_0). */
+TGT static void pack_act_i16(const float *x, int n, int64_t k, int t0, int mr, int bk, int ab, int zp, uint32_t *a,
+                             float *sc) {
+    pack_act(x, n, k, t0, mr, bk, ab, zp, a, sc, true);
+}
+
+#define I8_SET(mr, bk, zp, kernel, pack) {MM_I8, mr, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, "avx2-i8", 0, false}
+#define I16_SET(pack) {MM_I8, I16_MR, NR, 1024, 64, 32, 128, kernel_i16_q8_0, pack, pack_act_i16, "avx2-i8-maddwd", 0, true}
+static const mm_kernels i8_q8_0 = I16_SET(pack_i16_q8_0);
+static const mm_kernels i8_f16 = I16_SET(pack_i16_f16); /* as Q8_0 */
 static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pack_i8_simple);
 static const mm_kernels i8_q4_1 = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8_simple);
 static const mm_kernels i8_q4_k = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8_q45_k);
@@ -777,7 +864,7 @@ TGT_VNNI256_EVEX static void kernel_evex_32(const mm_tile *t) { vnni_tile(t, 32,
 TGT_VNNI256_EVEX static void kernel_evex_32_sym(const mm_tile *t) { vnni_tile(t, 32, true, dpbusd_evex); }
 TGT_VNNI256_EVEX static void kernel_evex_16_sym(const mm_tile *t) { vnni_tile(t, 16, true, dpbusd_evex); }
 
-#define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, name, 0}
+#define VNNI_SET(bk, zp, kernel, name, pack) {MM_I8, VNNI_MR, NR, 1024, 64, bk, zp, kernel, pack, pack_act_i8, name, 0, false}
 /* Per encoding (VEX, EVEX): Q8_0, Q4_0, Q4_1, Q6_K, F16 as Q8_0, Q4_K and Q5_K. */
 static const mm_kernels vnni_sets[2][6] = {
     {VNNI_SET(32, 128, kernel_vex_32_sym, "avxvnni-i8", pack_i8_simple),

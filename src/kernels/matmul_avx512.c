@@ -209,13 +209,13 @@ TGT static void pack_h16(const um_weight *w, int64_t f0, int64_t kb, int kc, voi
 TGT static void pack_f32_levels(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst);
 
 static const mm_kernels f32_float = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_float, mm_pack_act_f32,
-                                   "avx512-f32", 4};
+                                   "avx512-f32", 4, false};
 static const mm_kernels f32_bf16 = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32_bf16, pack_h16, mm_pack_act_f32,
-                                    "avx512-f32", 2};
+                                    "avx512-f32", 2, false};
 static const mm_kernels f32_f16 = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32_f16, pack_h16, mm_pack_act_f32,
-                                   "avx512-f32", 2};
+                                   "avx512-f32", 2, false};
 static const mm_kernels f32_quant = {MM_F32, F32_MR, NR, 256, 128, 0, 0, kernel_f32, pack_f32_levels, mm_pack_act_f32,
-                                   "avx512-f32", 4};
+                                   "avx512-f32", 4, false};
 
 
 /* ---- activations for BF16 and I8 (bit-identical to mm_pack_act_*) ------------ */
@@ -366,7 +366,7 @@ TGT static void pack_bf16_pairs(const um_weight *w, int64_t f0, int64_t kb, int 
 }
 
 static const mm_kernels bf16_dot = {MM_BF16, BF16_MR, NR, 512, 128, 0, 0, kernel_bf16, pack_bf16_pairs, act_bf16,
-                                  "avx512-bf16", 0};
+                                  "avx512-bf16", 0, false};
 
 /* ---- I8: vpdpbusd ------------------------------------------------------------ */
 
@@ -757,13 +757,13 @@ TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc,
     }
 }
 
-#define I8_SET(bk, zp, kernel, pack) {MM_I8, I8_MR, NR, 1024, 128, bk, zp, kernel, pack, act_i8, "avx512-vnni", 0}
+#define I8_SET(bk, zp, kernel, pack) {MM_I8, I8_MR, NR, 1024, 128, bk, zp, kernel, pack, act_i8, "avx512-vnni", 0, false}
 static const mm_kernels i8_q8_0 = I8_SET(32, 128, kernel_i8_32_sym, pack_i8_simple);
 static const mm_kernels i8_f16 = I8_SET(32, 128, kernel_i8_32_sym, pack_i8_f16); /* as Q8_0 */
 static const mm_kernels i8_q4_0 = I8_SET(32, 8, kernel_i8_32_sym, pack_i8_simple);
 static const mm_kernels i8_q4_1 = I8_SET(32, 0, kernel_i8_32, pack_i8_simple);
 /* the K-quants: activation scales per 256 values (mm_i8_ab), i8k_tile */
-#define I8K_SET(bk, zp, kernel, pack) {MM_I8, I8K_MR, NR, 1024, 128, bk, zp, kernel, pack, act_i8, "avx512-vnni", 0}
+#define I8K_SET(bk, zp, kernel, pack) {MM_I8, I8K_MR, NR, 1024, 128, bk, zp, kernel, pack, act_i8, "avx512-vnni", 0, false}
 static const mm_kernels i8_q4_k = I8K_SET(32, 0, kernel_i8k_32, pack_i8_q4_k);
 static const mm_kernels i8_q6_k = I8K_SET(16, 32, kernel_i8k_16_sym, pack_i8_q6_k);
 static const mm_kernels i8_q5_k = I8K_SET(32, 0, kernel_i8k_32, pack_i8_generic);

@@ -137,7 +137,7 @@ static void pack_f32(const um_weight *w, int64_t f0, int64_t kb, int kc, void *d
 }
 
 static const mm_kernels f32_set = {MM_F32, F32_MR, F32_NR, 256, 128, 0, 0, kernel_f32, pack_f32, mm_pack_act_f32,
-                                   "neon-f32", 4};
+                                   "neon-f32", 4, false};
 
 /* ---- activations for I8 and BF16 (bit-identical to mm_pack_act_*) ---------------- */
 
@@ -404,9 +404,9 @@ TGT_I8MM static void kernel_mmla_16(const mm_tile *t) { mmla_tile(t, 16, false);
 
 /* The sets per weight type: sub-block, zero point (for the activations'
  * scale rows; the panels are centred already), whether mins are added. */
-#define DOT_SET(bk, zp, kernel) {MM_I8, DOT_MR, DOT_NR, 1024, 128, bk, zp, kernel, pack_i8_dot, act_i8, "neon-sdot-i8", 0}
+#define DOT_SET(bk, zp, kernel) {MM_I8, DOT_MR, DOT_NR, 1024, 128, bk, zp, kernel, pack_i8_dot, act_i8, "neon-sdot-i8", 0, false}
 #define MMLA_SET(bk, zp, kernel)                                                                                     \
-    {MM_I8, MMLA_MR, MMLA_NR, 1024, 128, bk, zp, kernel, pack_i8_mmla, act_i8, "neon-smmla-i8", 0}
+    {MM_I8, MMLA_MR, MMLA_NR, 1024, 128, bk, zp, kernel, pack_i8_mmla, act_i8, "neon-smmla-i8", 0, false}
 static const mm_kernels i8_sets[2][4] = {
     {DOT_SET(32, 128, kernel_dot_32), DOT_SET(32, 8, kernel_dot_32), DOT_SET(32, 0, kernel_dot_32_mins),
      DOT_SET(16, 32, kernel_dot_16)},
@@ -494,7 +494,7 @@ TGT_BF16 static void kernel_bf16(const mm_tile *t) {
 }
 
 static const mm_kernels bf16_mmla_set = {MM_BF16, BF16_MR, BF16_NR, 512, 128, 0, 0, kernel_bf16, pack_bf16, act_bf16,
-                                         "neon-bfmmla-bf16", 0};
+                                         "neon-bfmmla-bf16", 0, false};
 
 /* ---- BF16: bfmlalt + bfmlalb ------------------------------------------------------- */
 
@@ -554,7 +554,7 @@ TGT_BF16 static void kernel_bf16_mlal(const mm_tile *t) {
 }
 
 static const mm_kernels bf16_mlal_set = {MM_BF16, MLAL_MR, MLAL_NR, 512, 128, 0, 0, kernel_bf16_mlal, pack_bf16_pairs,
-                                         act_bf16, "neon-bf16", 0};
+                                         act_bf16, "neon-bf16", 0, false};
 
 const mm_kernels *mm_neon_bf16_kernels(bool mmla) { return mmla ? &bf16_mmla_set : &bf16_mlal_set; }
 
