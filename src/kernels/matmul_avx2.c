@@ -303,7 +303,7 @@ TGT INLINE __m256i opaque(__m256i v) {
  * 254 L, and `chunk` groups of 4 k added in int16 at most 254 L chunk:
  *   Q4_0, Q4_1, Q4_K   L = 15:  chunk 8 (a whole sub-block): 30480;
  *   Q5_K               L = 31:  chunk 4: 31496;
- *   Q6_K               L = 63:  chunk 2: 32004.
+ *   Q6_K               L = 63:  chunk 2: 32004 (kernel_q6_k, below).
  * Q8_0's stored levels q + 128 reach 255: 254 * 255 = 64770 would saturate,
  * so Q8_0 takes kernel_i16_q8_0 below.
  *
@@ -317,7 +317,7 @@ TGT INLINE __m256i opaque(__m256i v) {
  * accumulators 2 mr, int16 sums 2 mr, int32 sums 2 mr unless whole, two
  * panel vectors, a broadcast and a product:
  *   whole (Q4_0, Q4_1, Q4_K)      mr 3: 6 + 6 + 4 = 16;
- *   chunked (Q5_K, Q6_K)          mr 2: 4 + 4 + 4 + 4 = 16. */
+ *   chunked (Q5_K)                mr 2: 4 + 4 + 4 + 4 = 16. */
 TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off, int mr) {
     __m256 c0[I8_MR_MAX], c1[I8_MR_MAX];
     UNROLL
@@ -361,7 +361,83 @@ TGT INLINE void i8_tile(const mm_tile *t, int bk, int chunk, i8_offset off, int 
 TGT static void kernel_i8_q4_0(const mm_tile *t) { i8_tile(t, 32, 8, I8_ZP, I8_MR_WHOLE); }
 TGT static void kernel_i8_q4_mins(const mm_tile *t) { i8_tile(t, 32, 8, I8_MINS, I8_MR_WHOLE); }
 TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS, I8_MR_CHUNKED); }
-TGT static void kernel_i8_q6_k(const mm_tile *t) { i8_tile(t, 16, 2, I8_ZP, I8_MR_CHUNKED); }
+
+/* Q6_K with its integer sub-block scales folded into the products (as
+ * llama.cpp's AVX2 vec_dot does): the activations have one scale per
+ * super-block of 256 (mm_i8_ab), so a super-block's sum can stay integer to
+ * the end. Each 8-value chunk's int16 sums are widened by vpmaddwd against
+ * the sub-block's scale sc_t (instead of against ones), the zero point
+ * comes off once per two sub-blocks as 32 (sc_t X_t + sc_t+1 X_t+1), X the
+ * activations' sub-block sums (one more vpmaddwd), and the super-block's
+ * sum meets d * dx once: i8_tile's float work per 16 values (a zero-point
+ * subtraction, a conversion, a multiply and an FMA per output vector) is
+ * gone. The int32 sums stay below 256 * 63 * 127 * 128 + 32 * 16 * 128 *
+ * 2032 < 2^31. The panel: pack_q6_k. Q6K_MR 3: 6 int32 and 6 int16 sums,
+ * two panel vectors, a broadcast and a product (the f32 accumulators, once
+ * per super-block, live in memory). bench --kernels, llada-1b's Q6_K head
+ * at 256 tokens on AVX2: 68% -> 80-90% of the int8 limit. */
+#define Q6K_MR 3
+TGT static void kernel_q6_k(const mm_tile *t) {
+    const size_t ob = mm_i8_block_bytes(16, NR);
+    __m256 c0[Q6K_MR], c1[Q6K_MR];
+    for (int i = 0; i < Q6K_MR; i++)
+        c0[i] = c1[i] = _mm256_setzero_ps();
+    const uint32_t *a = t->a;
+    const float *sc = t->a_sc;
+    const uint8_t *b = t->b;
+    for (int g = 0; g < t->kc / 256; g++) {
+        const float *dx = sc; /* every sub-block of the super-block carries the same dx */
+        __m256i i0[Q6K_MR], i1[Q6K_MR];
+        for (int i = 0; i < Q6K_MR; i++)
+            i0[i] = i1[i] = _mm256_setzero_si256();
+        for (int s = 0; s < 16; s++, sc += MM_SC_ROWS * Q6K_MR) {
+            const uint8_t *scales = b + 16 * NR;
+            for (int chunk = 0; chunk < 2; chunk++) {
+                __m256i h0[Q6K_MR], h1[Q6K_MR];
+                for (int q = 0; q < 2; q++, a += Q6K_MR, b += 4 * NR) {
+                    __m256i u0 = _mm256_load_si256((const __m256i *)b);
+                    __m256i u1 = _mm256_load_si256((const __m256i *)(b + 32));
+                    UNROLL
+                    for (int i = 0; i < Q6K_MR; i++) {
+                        __m256i av = _mm256_set1_epi32((int)a[i]);
+                        __m256i p0 = _mm256_maddubs_epi16(u0, av), p1 = _mm256_maddubs_epi16(u1, av);
+                        h0[i] = q == 0 ? p0 : opaque(_mm256_add_epi16(h0[i], p0));
+                        h1[i] = q == 0 ? p1 : opaque(_mm256_add_epi16(h1[i], p1));
+                    }
+                }
+                __m256i s0 = _mm256_load_si256((const __m256i *)scales);
+                __m256i s1 = _mm256_load_si256((const __m256i *)(scales + 32));
+                UNROLL
+                for (int i = 0; i < Q6K_MR; i++) {
+                    i0[i] = opaque(_mm256_add_epi32(i0[i], _mm256_madd_epi16(h0[i], s0)));
+                    i1[i] = opaque(_mm256_add_epi32(i1[i], _mm256_madd_epi16(h1[i], s1)));
+                }
+            }
+            if (s % 2 == 1) { /* the zero point of sub-blocks s - 1 and s */
+                const uint8_t *pairs = scales - ob + 4 * NR;
+                __m256i z0 = _mm256_load_si256((const __m256i *)pairs);
+                __m256i z1 = _mm256_load_si256((const __m256i *)(pairs + 32));
+                const int32_t *zb = (const int32_t *)(sc + 2 * Q6K_MR); /* 32 X, this sub-block's */
+                const int32_t *zb_prev = zb - MM_SC_ROWS * Q6K_MR;
+                UNROLL
+                for (int i = 0; i < Q6K_MR; i++) {
+                    uint32_t x = (uint16_t)(zb_prev[i] / 32) | (uint32_t)(uint16_t)(zb[i] / 32) << 16;
+                    __m256i xv = _mm256_set1_epi32((int)x);
+                    i0[i] = _mm256_sub_epi32(i0[i], _mm256_madd_epi16(z0, xv));
+                    i1[i] = _mm256_sub_epi32(i1[i], _mm256_madd_epi16(z1, xv));
+                }
+            }
+            b += 2 * NR * sizeof(float);
+        }
+        __m256 d0 = _mm256_load_ps((const float *)(b - 4 * NR)), d1 = _mm256_load_ps((const float *)(b - 2 * NR));
+        for (int i = 0; i < Q6K_MR; i++) {
+            __m256 d = _mm256_set1_ps(dx[i]);
+            c0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0[i]), _mm256_mul_ps(d0, d), c0[i]);
+            c1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1[i]), _mm256_mul_ps(d1, d), c1[i]);
+        }
+    }
+    store_tile(t, c0, c1, Q6K_MR);
+}
 
 /* ---- I8 as int16: vpmaddwd alone (Q8_0) ---------------------------------------- */
 
@@ -544,21 +620,27 @@ TGT static void pack_i8_q45_k(const um_weight *w, int64_t f0, int64_t kb, int kc
     }
 }
 
-/* I8 panel of Q6_K rows (sub-blocks of 16), as pack_i8 packs it: 8 rows'
- * levels of two sub-blocks transposed at a time. */
+/* The levels of a Q6_K super-block of rows[] into its 16 sub-blocks of an
+ * I8 panel (ob bytes apart): 8 rows' levels of two sub-blocks transposed at
+ * a time. */
+TGT INLINE void q6_k_panel_levels(const uint8_t *const rows[NR], uint8_t *out, size_t ob) {
+    for (int j = 0; j < 8; j++) /* groups 0..3 to sub-block 2 j, 4..7 to 2 j + 1 */
+        for (int h = 0; h < NR / 8; h++) {
+            uint8_t tmp[8 * 32] __attribute__((aligned(32)));
+            store_levels8(rows + 8 * h, j, q6_k_levels, tmp, 32);
+            for (int g = 0; g < 8; g++)
+                memcpy(out + (2 * j + g / 4) * ob + 4 * ((g % 4) * NR + 8 * h), tmp + 32 * g, 32);
+        }
+}
+
+/* I8 panel of Q6_K rows (sub-blocks of 16), as pack_i8 packs it. */
 TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
     size_t ob = mm_i8_block_bytes(16, NR);
     uint8_t *out = dst;
     for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++, out += 16 * ob) {
         const uint8_t *rows[NR];
         k_rows(w, f0, sb, rows);
-        for (int j = 0; j < 8; j++) /* groups 0..3 to sub-block 2 j, 4..7 to 2 j + 1 */
-            for (int h = 0; h < NR / 8; h++) {
-                uint8_t tmp[8 * 32] __attribute__((aligned(32)));
-                store_levels8(rows + 8 * h, j, q6_k_levels, tmp, 32);
-                for (int g = 0; g < 8; g++)
-                    memcpy(out + (2 * j + g / 4) * ob + 4 * ((g % 4) * NR + 8 * h), tmp + 32 * g, 32);
-            }
+        q6_k_panel_levels(rows, out, ob);
         for (int t = 0; t < 16; t++) {
             float *ws = (float *)(out + t * ob + 16 * NR);
             for (int i = 0; i < NR; i++) {
@@ -570,6 +652,39 @@ TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc,
                 }
                 ws[i] = d;
                 ws[NR + i] = -32.0f * d;
+            }
+        }
+    }
+}
+
+/* kernel_q6_k's panel: pack_i8_q6_k's levels, and in place of each
+ * sub-block t's f32 scales (2 NR floats) its integer scale sc_t per feature
+ * twice over as int16 (the vpmaddwd operand that scales a vpmaddubsw sum),
+ * then, for even t, the pairs (32 sc_t, 32 sc_t+1) as int16 (the zero
+ * point's operand: |32 sc| <= 4096), for odd t the super-block's d per
+ * feature as f32. */
+TGT static void pack_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    size_t ob = mm_i8_block_bytes(16, NR);
+    uint8_t *out = dst;
+    for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++, out += 16 * ob) {
+        const uint8_t *rows[NR];
+        k_rows(w, f0, sb, rows);
+        q6_k_panel_levels(rows, out, ob);
+        for (int t = 0; t < 16; t++) {
+            uint32_t *scales = (uint32_t *)(out + t * ob + 16 * NR), *extra = scales + NR;
+            for (int i = 0; i < NR; i++) {
+                int sc = rows[i] ? (int8_t)rows[i][192 + t] : 0;
+                int next = rows[i] && t % 2 == 0 ? (int8_t)rows[i][192 + t + 1] : 0;
+                scales[i] = (uint16_t)sc | (uint32_t)(uint16_t)sc << 16;
+                if (t % 2 == 0) {
+                    extra[i] = (uint16_t)(32 * sc) | (uint32_t)(uint16_t)(32 * next) << 16;
+                } else {
+                    uint16_t h = 0;
+                    if (rows[i])
+                        memcpy(&h, rows[i] + 208, 2);
+                    float d = um_f16_to_f32(h);
+                    memcpy(&extra[i], &d, sizeof d);
+                }
             }
         }
     }
@@ -789,7 +904,7 @@ static const mm_kernels i8_q4_0 = I8_SET(I8_MR_WHOLE, 32, 8, kernel_i8_q4_0, pac
 static const mm_kernels i8_q4_1 = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8_simple);
 static const mm_kernels i8_q4_k = I8_SET(I8_MR_WHOLE, 32, 0, kernel_i8_q4_mins, pack_i8_q45_k);
 static const mm_kernels i8_q5_k = I8_SET(I8_MR_CHUNKED, 32, 0, kernel_i8_q5_k, pack_i8_q45_k);
-static const mm_kernels i8_q6_k = I8_SET(I8_MR_CHUNKED, 16, 32, kernel_i8_q6_k, pack_i8_q6_k);
+static const mm_kernels i8_q6_k = I8_SET(Q6K_MR, 16, 32, kernel_q6_k, pack_q6_k);
 
 /* ---- I8: vpdpbusd on ymm (AVX-VNNI) ---------------------------------------------- */
 
