@@ -506,7 +506,7 @@ static void activation_packing_bit_exact(void **state) {
                 continue;
             int k = types[ti] == UM_F16 ? 301 : K, kq = (k + 31) / 32 * 32;
             int mr = ks->mr, bk = ks->bk, ab = kind == MM_I8 ? mm_i8_ab(types[ti]) : 0;
-            size_t na = (size_t)(kind == MM_I8 ? kq / (ks->i16 ? 2 : 4) : k / 2) * mr;
+            size_t na = (size_t)(kind == MM_I8 ? kq / (ks->act_i16 ? 2 : 4) : k / 2) * mr;
             size_t ns = (size_t)(kq / (bk ? bk : 32)) * MM_SC_ROWS * mr;
             for (int t0 = 0; t0 < N; t0 += mr) {
                 uint32_t a0[K * 16], a1[K * 16];
@@ -516,7 +516,7 @@ static void activation_packing_bit_exact(void **state) {
                 memset(s0, 0x55, sizeof s0);
                 memset(s1, 0x55, sizeof s1);
                 (kind == MM_BF16 ? mm_pack_act_bf16 : mm_pack_act_i8)(x, N, k, t0, mr, bk, ab, ks->zp, a0, s0);
-                if (ks->i16) /* the same values as int16 pairs: [kq/2][mr] */
+                if (ks->act_i16) /* the same values as int16 pairs: [kq/2][mr] */
                     for (int i = kq / 2 * mr - 1; i >= 0; i--) {
                         int p = i / mr, t = i % mr;
                         int8_t q[4];

@@ -258,8 +258,7 @@ size_t mm_panel_bytes(const mm_kernels *ks, int kc) {
     case MM_BF16:
         return (size_t)((kc + 1) / 2) * ks->nr * sizeof(uint32_t);
     case MM_I8:
-        return (size_t)((kc + ks->bk - 1) / ks->bk) *
-               (ks->i16 ? mm_i16_block_bytes(ks->bk, ks->nr) : mm_i8_block_bytes(ks->bk, ks->nr));
+        return (size_t)((kc + ks->bk - 1) / ks->bk) * mm_i8_block_bytes(ks->bk, ks->nr);
     }
     return 0;
 }

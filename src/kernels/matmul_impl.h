@@ -93,14 +93,13 @@ typedef struct {
     const char *name; /* for bench and tests: "avx512-bf16" etc. */
     int f32_bytes;    /* F32: bytes a panel holds per weight, 4 (f32), or 2 where the kernel widens
                          BF16 or F16 panels into f32 as it reads them; 0 for the other kinds */
-    bool i16;         /* I8 on int16 (vpmaddwd alone, AVX2 Q8_0): the activations' int8 values as
-                         int16 pairs, and the weights' levels as int16 in the panels
-                         (mm_i16_block_bytes); else both int8 */
+    bool act_i16;     /* I8: the activations' int8 values stored as int16 pairs, for a kernel that
+                         multiplies with vpmaddwd alone (AVX2 Q8_0); else four int8 a u32 */
 } mm_kernels;
 
 /* Activation values per packed u32 (see below). */
 static inline int mm_act_per_u32(const mm_kernels *ks) {
-    return ks->kind == MM_BF16 ? 2 : ks->kind == MM_I8 ? (ks->i16 ? 2 : 4) : 1;
+    return ks->kind == MM_BF16 ? 2 : ks->kind == MM_I8 ? (ks->act_i16 ? 2 : 4) : 1;
 }
 
 /* Packed activations (built by the driver, shared by all tasks), per block
@@ -109,8 +108,8 @@ static inline int mm_act_per_u32(const mm_kernels *ks) {
  *   F32:  [k][MR] f32 (MR rows of x read in place are 4 KiB-aligned apart
  *         for power-of-two k, and all land in one L1 set);
  *   BF16: [k2 = ceil(k/2)][MR] u32, each a pair (x[2j], x[2j+1]) in bf16;
- *   I8:   [k/4][MR] u32, each 4 consecutive int8 values (i16: [k/2][MR] u32,
- *         each 2 consecutive values as int16); and scales
+ *   I8:   [k/4][MR] u32, each 4 consecutive int8 values (act_i16: [k/2][MR]
+ *         u32, each 2 consecutive values as int16); and scales
  *         [k/bk][MM_SC_ROWS][MR]: f32 dx of the enclosing activation
  *         block (32 or 256 values, mm_i8_ab), f32
  *         dx * sum of the bk values, and int32 zp * that sum. With a zero
@@ -141,8 +140,6 @@ static inline int mm_bf16_panel_slot(int f, int nr) {
 /* I8 weight panel, per bk sub-block: [bk/4][NR] u32 of u8 levels, then
  * scale[NR], mn[NR] f32. Bytes per sub-block: */
 static inline size_t mm_i8_block_bytes(int bk, int nr) { return (size_t)bk * nr + 2 * sizeof(float) * nr; }
-/* The same with int16 levels (mm_kernels.i16): [bk/2][NR] u32 of int16 pairs, then the scales. */
-static inline size_t mm_i16_block_bytes(int bk, int nr) { return 2 * (size_t)bk * nr + 2 * sizeof(float) * nr; }
 
 /* Bytes of one packed panel of nr features x kc. */
 size_t mm_panel_bytes(const mm_kernels *ks, int kc);
