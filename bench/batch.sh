@@ -38,8 +38,8 @@ run() { # model, parallel -> the "batch:" summary line
 # 8 x t(32) / t(256) for one weight type (bench --kernels' ms/layer and ms/head columns)
 ceiling() {
     "$U" bench --kernels --shape llada-1b --types "$1" --canvas 32,256 -r 3 --no-limits -t "$THREADS" 2>/dev/null |
-        awk -F'|' '$6 + 0 == 32 { t32 = 22 * $7 + $13 } $6 + 0 == 256 { t256 = 22 * $7 + $13 }
-                   END { if (t256 > 0) printf "%.2f\n", 8 * t32 / t256 }'
+        awk -F'|' '$6 + 0 == 32 && !t32 { t32 = 22 * $7 + $13 } $6 + 0 == 256 && !t256 { t256 = 22 * $7 + $13 }
+                   END { if (t256 > 0) printf "%.2f\n", 8 * t32 / t256 }' # the first row: the default kernel
 }
 CEIL="$W/ceiling.txt"
 echo "q4_0.gguf $(ceiling q4_0)" >"$CEIL"

@@ -375,7 +375,8 @@ TGT static void kernel_i8_q5_k(const mm_tile *t) { i8_tile(t, 32, 4, I8_MINS, I8
  * 2032 < 2^31. The panel: pack_q6_k. Q6K_MR 3: 6 int32 and 6 int16 sums,
  * two panel vectors, a broadcast and a product (the f32 accumulators, once
  * per super-block, live in memory). bench --kernels, llada-1b's Q6_K head
- * at 256 tokens on AVX2: 68% -> 80-90% of the int8 limit. */
+ * at 256 tokens on a Zen 4 masked to AVX2: 300-340 -> 360-400 GOP/s, of an
+ * int8 limit of about 440. */
 #define Q6K_MR 3
 TGT static void kernel_q6_k(const mm_tile *t) {
     const size_t ob = mm_i8_block_bytes(16, NR);
@@ -454,10 +455,10 @@ TGT static void kernel_q6_k(const mm_tile *t) {
  * q, widened to int16 as they are loaded (vpmovsxbw, 8 features at a
  * time), then scale[NR] and mn[NR] as i8_tile's (mn unused: the sums are
  * of the signed q). Panels of int16 levels, which vpmaddwd could take as
- * they are, were 7% faster at 256 tokens, no faster at 32, and twice the
+ * they are, were 3% faster at 256 tokens, no faster at 32, and twice the
  * memory (they are packed at load). Activations: int16 pairs
- * (mm_kernels.act_i16).
- * I16_MR 4: 8 int32 sums, two panel vectors, a broadcast and a product in
+ * (mm_kernels.act_i16). On a Zen 4 masked to AVX2, one llada-1b layer at
+ * 256 tokens went from 52-55% to 62-66% of the int8 limit. I16_MR 4: 8 int32 sums, two panel vectors, a broadcast and a product in
  * the loop; the f32 accumulators live in memory between sub-blocks (3 was
  * 5% slower). */
 #define I16_MR 4
@@ -636,37 +637,48 @@ TGT INLINE void q6_k_panel_levels(const uint8_t *const rows[NR], uint8_t *out, s
         }
 }
 
-/* I8 panel of Q6_K rows (sub-blocks of 16), as pack_i8 packs it. */
-TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
-    size_t ob = mm_i8_block_bytes(16, NR);
-    uint8_t *out = dst;
-    for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++, out += 16 * ob) {
-        const uint8_t *rows[NR];
-        k_rows(w, f0, sb, rows);
-        q6_k_panel_levels(rows, out, ob);
-        for (int t = 0; t < 16; t++) {
-            float *ws = (float *)(out + t * ob + 16 * NR);
-            for (int i = 0; i < NR; i++) {
-                float d = 0;
-                if (rows[i]) {
-                    uint16_t h;
-                    memcpy(&h, rows[i] + 208, 2);
-                    d = um_f16_to_f32(h) * (float)(int8_t)rows[i][192 + t];
-                }
-                ws[i] = d;
-                ws[NR + i] = -32.0f * d;
-            }
+/* Sub-block t's scales of 16 Q6_K rows, as the I8 panel holds them after
+ * the levels: f32 d sc_t per feature, then mn = -32 d sc_t. */
+static void q6_k_float_scales(const uint8_t *const rows[NR], int t, float *ws) {
+    for (int i = 0; i < NR; i++) {
+        float d = 0;
+        if (rows[i]) {
+            uint16_t h;
+            memcpy(&h, rows[i] + 208, 2);
+            d = um_f16_to_f32(h) * (float)(int8_t)rows[i][192 + t];
         }
+        ws[i] = d;
+        ws[NR + i] = -32.0f * d;
     }
 }
 
-/* kernel_q6_k's panel: pack_i8_q6_k's levels, and in place of each
- * sub-block t's f32 scales (2 NR floats) its integer scale sc_t per feature
+/* The same place in kernel_q6_k's panel: the integer scale sc_t per feature
  * twice over as int16 (the vpmaddwd operand that scales a vpmaddubsw sum),
  * then, for even t, the pairs (32 sc_t, 32 sc_t+1) as int16 (the zero
  * point's operand: |32 sc| <= 4096), for odd t the super-block's d per
  * feature as f32. */
-TGT static void pack_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+static void q6_k_int_scales(const uint8_t *const rows[NR], int t, uint32_t *scales) {
+    uint32_t *extra = scales + NR;
+    for (int i = 0; i < NR; i++) {
+        int sc = rows[i] ? (int8_t)rows[i][192 + t] : 0;
+        int next = rows[i] && t % 2 == 0 ? (int8_t)rows[i][192 + t + 1] : 0;
+        scales[i] = (uint16_t)sc | (uint32_t)(uint16_t)sc << 16;
+        if (t % 2 == 0) {
+            extra[i] = (uint16_t)(32 * sc) | (uint32_t)(uint16_t)(32 * next) << 16;
+        } else {
+            uint16_t h = 0;
+            if (rows[i])
+                memcpy(&h, rows[i] + 208, 2);
+            float d = um_f16_to_f32(h);
+            memcpy(&extra[i], &d, sizeof d);
+        }
+    }
+}
+
+/* A panel of Q6_K rows (sub-blocks of 16): the I8 one, or kernel_q6_k's
+ * (int_scales), which differ only in the 2 NR words after each sub-block's
+ * levels. */
+TGT INLINE void pack_q6_k_panel(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst, bool int_scales) {
     size_t ob = mm_i8_block_bytes(16, NR);
     uint8_t *out = dst;
     for (int64_t sb = kb / 256; sb < (kb + kc) / 256; sb++, out += 16 * ob) {
@@ -674,23 +686,21 @@ TGT static void pack_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, vo
         k_rows(w, f0, sb, rows);
         q6_k_panel_levels(rows, out, ob);
         for (int t = 0; t < 16; t++) {
-            uint32_t *scales = (uint32_t *)(out + t * ob + 16 * NR), *extra = scales + NR;
-            for (int i = 0; i < NR; i++) {
-                int sc = rows[i] ? (int8_t)rows[i][192 + t] : 0;
-                int next = rows[i] && t % 2 == 0 ? (int8_t)rows[i][192 + t + 1] : 0;
-                scales[i] = (uint16_t)sc | (uint32_t)(uint16_t)sc << 16;
-                if (t % 2 == 0) {
-                    extra[i] = (uint16_t)(32 * sc) | (uint32_t)(uint16_t)(32 * next) << 16;
-                } else {
-                    uint16_t h = 0;
-                    if (rows[i])
-                        memcpy(&h, rows[i] + 208, 2);
-                    float d = um_f16_to_f32(h);
-                    memcpy(&extra[i], &d, sizeof d);
-                }
-            }
+            void *after = out + t * ob + 16 * NR;
+            if (int_scales)
+                q6_k_int_scales(rows, t, after);
+            else
+                q6_k_float_scales(rows, t, after);
         }
     }
+}
+
+TGT static void pack_i8_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    pack_q6_k_panel(w, f0, kb, kc, dst, false);
+}
+
+TGT static void pack_q6_k(const um_weight *w, int64_t f0, int64_t kb, int kc, void *dst) {
+    pack_q6_k_panel(w, f0, kb, kc, dst, true);
 }
 
 /* roundf (half away from zero) of integral-range floats, as C's. */
