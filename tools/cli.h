@@ -120,9 +120,8 @@ enum {
 #define CLI_NO_REPACK_HELP                                                                                      \
     "  --no-repack              keep the weights as the file stores them and pack them on every product;\n"   \
     "                           by default each matrix is packed once at load into the kernels' layout,\n"    \
-    "                           taking as much memory as the file for F32/BF16/F16, 1.2x for Q8_0\n"      \
-    "                           (2.1x on AVX2), 2.2x for the 4-bit types, and making small canvases\n"    \
-    "                           (cached steps) faster;\n"                                                   \
+    "                           taking as much memory as the file for F32/BF16/F16, 1.2x for Q8_0, 2.2x\n"    \
+    "                           for the 4-bit types, and making small canvases (cached steps) faster;\n"    \
     "                           skipped, with a note, where it would not fit in the memory available\n"
 /* Opens a model, printing a one-line summary to stderr unless CLI_MODEL_QUIET. */
 um_model *cli_open_model(const char *cmd, const char *path, int n_threads, unsigned flags);
