@@ -1,16 +1,21 @@
-/* Where the AVX-512 int8 matmul's time goes, per weight type, against the
- * int8 dot-product limit measured in the same run:
+/* Where the int8 matmul's time goes, per weight type, on the int8 kernels
+ * this CPU dispatches (vpdpbusd on AVX-512 VNNI; on AVX2, or under
+ * UNMASK_CPU=avx2, the vpmaddubsw + vpmaddwd kernels and Q8_0's vpmaddwd
+ * one), against the int8 limit measured in the same run:
  *
  *   kernel   the micro-kernel alone, called over and over on one packed
- *            panel (32 features x 1024 k) and one block of packed
+ *            panel (NR features x 1024 k) and one block of packed
  *            activations, both in cache, on one thread: the arithmetic's own
- *            ceiling (vpdpbusd plus the per-sub-block float work);
+ *            ceiling (the products plus the per-sub-block float work), which
+ *            no forward of that type can pass;
  *   driver   mm_run, the blocked driver every forward uses (activation
- *            quantization, packing, micro-kernels), on one 4096 x 4096
- *            matrix and 256 tokens, on 1 thread and on THREADS;
+ *            quantization, micro-kernels), on one 4096 x 4096 matrix
+ *            packed once beforehand, as a model's weights are at load, and
+ *            256 tokens, on 1 thread and on THREADS;
  *
  * each as GOP/s per thread and as a share of the one-thread limit (the
- * register-only vpdpbusd loop of kernels/peak.c on a pool of one).
+ * register-only loop of kernels/peak.c for the path's instruction, on a
+ * pool of one).
  *
  * Built and run by bench/int8_kernel.sh. Times are the best of R runs. */
 #include <stdio.h>
@@ -31,10 +36,10 @@ enum { KC = 1024, M = 4096, K = 4096, N = 256 };
 static double kernel_seconds(const mm_kernels *ks, int reps) {
     um_rng rng;
     um_rng_seed(&rng, 1);
-    size_t pb = mm_panel_bytes(ks, KC), ab = (size_t)KC / 4 * (size_t)ks->mr * 4;
+    size_t pb = mm_panel_bytes(ks, KC), ab = (size_t)KC / mm_act_per_u32(ks) * (size_t)ks->mr * 4;
     size_t sb = (size_t)(KC / ks->bk) * MM_SC_ROWS * (size_t)ks->mr * sizeof(float);
     uint8_t *panel = um_aligned_alloc(pb), *act = um_aligned_alloc(ab);
-    float *sc = um_aligned_alloc(sb), *c = um_aligned_alloc((size_t)ks->mr * 32 * sizeof(float));
+    float *sc = um_aligned_alloc(sb), *c = um_aligned_alloc((size_t)ks->mr * ks->nr * sizeof(float));
     for (size_t i = 0; i < pb; i++)
         panel[i] = (uint8_t)um_rng_next(&rng);
     for (int s = 0; s < KC / ks->bk; s++) { /* plausible scales, so no float stays denormal or overflows */
@@ -47,7 +52,7 @@ static double kernel_seconds(const mm_kernels *ks, int reps) {
     for (size_t i = 0; i < sb / sizeof(float); i++)
         sc[i] = 1e-2f;
     mm_tile t = {0};
-    t.kc = KC, t.a = act, t.a_sc = sc, t.b = panel, t.c = c, t.ldc = 32, t.mr = ks->mr, t.nr = 32;
+    t.kc = KC, t.a = act, t.a_sc = sc, t.b = panel, t.c = c, t.ldc = ks->nr, t.mr = ks->mr, t.nr = ks->nr;
     enum { CALLS = 2000 };
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
@@ -80,9 +85,10 @@ static double driver_seconds(um_pool *pool, const mm_kernels *ks, const um_weigh
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
-    const um_cpu_features *f = um_cpu_features_get();
-    if (!f->avx512 || !f->avx512_vnni) {
-        fprintf(stderr, "int8_kernel: this CPU has no AVX-512 VNNI, the kernel measured here\n");
+    um_kernel_path path = um_kernel_path_get();
+    if (!mm_choose_kernels(path, MM_I8, UM_Q8_0)) {
+        fprintf(stderr, "int8_kernel: the %s path has no int8 kernels to measure (AVX2 or AVX-512 needed)\n",
+                um_kernel_path_name(path));
         return 2;
     }
     um_pool *one = um_pool_create(1), *all = um_pool_create(threads);
@@ -93,13 +99,14 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)N * K; i++)
         x[i] = (float)um_rng_normal(&rng);
     static const um_dtype types[] = {UM_Q8_0, UM_Q4_0, UM_Q4_K, UM_Q6_K};
-    printf("| weights | limit, 1 thread (GOP/s) | kernel in cache | driver, 1 thread "
+    printf("path %s (CPU class %s), limit: %s\n\n", um_kernel_path_name(path), um_cpu_class(), um_peak_name(UM_PEAK_DOT_I8));
+    printf("| weights | kernel | limit, 1 thread (GOP/s) | kernel in cache | driver, 1 thread "
            "| driver, %d threads (per thread) |\n",
            threads);
-    printf("|---|---|---|---|---|\n");
+    printf("|---|---|---|---|---|---|\n");
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         um_dtype t = types[ti];
-        const mm_kernels *ks = mm_avx512_kernels(MM_I8, t);
+        const mm_kernels *ks = mm_choose_kernels(path, MM_I8, t);
         size_t rb = um_row_bytes(t, K);
         uint8_t *wd = malloc(rb * M);
         for (int64_t r = 0; r < M; r++) {
@@ -107,14 +114,19 @@ int main(int argc, char **argv) {
                 row[i] = 0.02f * (float)um_rng_normal(&rng);
             um_quantize_row(t, row, wd + r * rb, K);
         }
-        um_weight w = {t, M, K, wd, false};
+        um_weight w = {t, M, K, wd, false, NULL};
+        if (!mm_pack_weight(one, ks, &w, NULL)) { /* as a model's weights are, at load */
+            fprintf(stderr, "int8_kernel: out of memory packing the %s weights\n", um_dtype_name(t));
+            return 1;
+        }
         double limit = um_peak_gflops(one, UM_PEAK_DOT_I8, 0.3);
-        double gk = 2.0 * ks->mr * 32 * KC / kernel_seconds(ks, reps) / 1e9;
+        double gk = 2.0 * ks->mr * ks->nr * KC / kernel_seconds(ks, reps) / 1e9;
         double ops = 2.0 * N * (double)M * K;
         double g1 = ops / driver_seconds(one, ks, &w, x, y, reps) / 1e9;
         double gn = ops / driver_seconds(all, ks, &w, x, y, reps) / 1e9 / threads;
-        printf("| %s | %.0f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f (%.0f%%) |\n", um_dtype_name(t), limit, gk,
+        printf("| %s | %s | %.0f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f (%.0f%%) |\n", um_dtype_name(t), ks->name, limit, gk,
                100 * gk / limit, g1, 100 * g1 / limit, gn, 100 * gn / limit);
+        um_weight_unpack(&w);
         free(wd);
     }
     free(x);

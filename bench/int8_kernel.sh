@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where the AVX-512 int8 matmul's time goes (bench/int8_kernel.c says what
+# Where the int8 matmul's time goes (bench/int8_kernel.c says what
 # is timed): the micro-kernel alone in cache, then the blocked driver on one
 # 4096 x 4096 matrix and 256 tokens on 1 and on all threads, per weight type,
 # each against the one-thread int8 limit measured in the same run.

@@ -367,6 +367,28 @@ static const uint8_t *packed_panels(const um_weight *w, const mm_kernels *ks, in
     return pw->data + (size_t)(f0 / ks->nc) * pw->task_bytes + (size_t)(kb / ks->kc) * pw->block_bytes;
 }
 
+/* The packed panels a task reads after its block at kb: the next block of
+ * its own stretch, or in its last block the first of task + threads (as
+ * after_block). Read at the start of a block they would come from memory
+ * while the first tokens wait on them; asked for a few lines per token
+ * tile during the block before, they are in L2 when it starts. */
+static next_block after_packed_block(const mm_job *j, int task, const um_weight *w, const mm_kernels *ks, int64_t f0,
+                                     int64_t kb) {
+    int64_t g0 = f0, next_kb = kb + ks->kc;
+    if (next_kb >= w->cols) { /* the last block */
+        if (task + j->n_threads >= j->n_tasks)
+            return (next_block){0};
+        int ng;
+        w = task_features(j, task + j->n_threads, &g0, &ng)->w;
+        next_kb = 0;
+    }
+    const uint8_t *next = packed_panels(w, ks, g0, next_kb);
+    if (!next)
+        return (next_block){0};
+    size_t lines = (w->packed->block_bytes + 63) / 64;
+    return (next_block){next, 0, lines, 0, lines, 0, 0};
+}
+
 /* The panels of features [f0, f0 + nf) for the k block at kb into dst. */
 static void pack_panels(const mm_kernels *ks, const um_weight *w, int64_t f0, int nf, int64_t kb, uint8_t *dst) {
     int kc = (int)(w->cols - kb < ks->kc ? w->cols - kb : ks->kc);
@@ -451,7 +473,7 @@ static void mm_task(void *ctx, int task, int thread) {
         int kc = (int)(k - kb < ks->kc ? k - kb : ks->kc);
         size_t pb = mm_panel_bytes(ks, kc);
         const uint8_t *panels = packed_panels(w, ks, f0, kb);
-        next_block nb = {0}; /* packed panels stream in order: the hardware prefetcher follows them */
+        next_block nb = panels ? after_packed_block(j, task, w, ks, f0, kb) : (next_block){0};
         if (!panels) {
             pack_panels(ks, w, f0, nf, kb, buf);
             panels = buf;
@@ -722,13 +744,13 @@ static mm_kind choose_kind(um_kernel_path path, const um_weight *w, bool reduced
     bool levels = mm_i8_bk(t) > 0 && (t != UM_F16 || w->q8_0_when_reduced);
     bool neon = path == UM_PATH_NEON;
     if (levels && (scalar || path == UM_PATH_AVX2 || path == UM_PATH_AVX512 || (neon && f->neon_dot)))
-        return MM_I8; /* AVX-512 without VNNI: the AVX2 kernels (choose_kernels) */
+        return MM_I8; /* AVX-512 without VNNI: the AVX2 kernels (mm_choose_kernels) */
     if ((t == UM_BF16 || t == UM_F16) && (scalar || um_kernel_path_bf16_dot(path)))
         return MM_BF16;
     return MM_F32;
 }
 
-static const mm_kernels *choose_kernels(um_kernel_path path, mm_kind kind, um_dtype t) {
+const mm_kernels *mm_choose_kernels(um_kernel_path path, mm_kind kind, um_dtype t) {
     switch (path) {
     case UM_PATH_AVX512:
         /* without VNNI, int8 products on vpmaddubsw: AVX2's, which any AVX-512 CPU runs */
@@ -773,7 +795,7 @@ const char *um_matmul_kernel_name(const um_exec *ex, um_dtype t) {
         return t == UM_F32 ? "onednn-f32" : "onednn-bf16";
     um_weight w = {t, 0, 0, NULL, false, NULL};
     mm_kind kind = choose_kind(ex->path, &w, ex->reduced);
-    const mm_kernels *ks = choose_kernels(ex->path, kind, t);
+    const mm_kernels *ks = mm_choose_kernels(ex->path, kind, t);
     if (ks)
         return ks->name;
     return kind == MM_BF16 ? "scalar-bf16" : kind == MM_I8 ? "scalar-i8" : "scalar-f32";
@@ -796,7 +818,7 @@ bool um_matmul(const um_exec *ex, const float *x, int n, const um_weight *w, con
     if (use_onednn(ex, w->type) && mm_onednn_run(ex->pool, x, n, w, bias, y, ex->reduced))
         return true; /* else (oneDNN could not have its buffers) our kernels, in the same arithmetic */
     mm_kind kind = choose_kind(ex->path, w, ex->reduced);
-    return mm_run(ex->pool, choose_kernels(ex->path, kind, w->type), kind, x, n, w, bias, y, scratch);
+    return mm_run(ex->pool, mm_choose_kernels(ex->path, kind, w->type), kind, x, n, w, bias, y, scratch);
 }
 
 /* The kernels um_matmul runs w on under ex, where packing w once for them
@@ -806,7 +828,7 @@ static const mm_kernels *kernels_to_pack_for(const um_weight *w, const um_exec *
     if (use_onednn(ex, w->type) || w->rows <= 0)
         return NULL;
     mm_kind kind = choose_kind(ex->path, w, ex->reduced);
-    const mm_kernels *ks = choose_kernels(ex->path, kind, w->type);
+    const mm_kernels *ks = mm_choose_kernels(ex->path, kind, w->type);
     /* f32 panels of 16-bit or quantized weights would hold twice their
      * bytes or more: there the products stay bound by memory, and packing
      * them on the fly costs less than reading the larger panels */
@@ -837,7 +859,7 @@ bool um_matmul_many(const um_exec *ex, const float *x, int n, int count, const u
         parts[i] = (mm_part){w[i], bias[i], y[i], 0};
     }
     mm_kind kind = alike ? choose_kind(ex->path, w[0], ex->reduced) : MM_F32;
-    const mm_kernels *ks = alike ? choose_kernels(ex->path, kind, w[0]->type) : NULL;
+    const mm_kernels *ks = alike ? mm_choose_kernels(ex->path, kind, w[0]->type) : NULL;
     if (ks)
         return mm_blocked(ex->pool, ks, x, n, parts, count);
     for (int i = 0; i < count; i++)

@@ -177,6 +177,11 @@ bool mm_run(um_pool *pool, const mm_kernels *ks, mm_kind kind, const float *x, i
  * NULL, when out of memory. um_weight_pack chooses ks as um_matmul would. */
 bool mm_pack_weight(um_pool *pool, const mm_kernels *ks, um_weight *w, size_t *bytes);
 
+/* The kernels um_matmul runs `kind` products of type t on along path (the
+ * AVX2 int8 ones on AVX-512 CPUs without VNNI); NULL where the path has
+ * none (the scalar path: the portable reference). */
+const mm_kernels *mm_choose_kernels(um_kernel_path path, mm_kind kind, um_dtype t);
+
 /* Kernel sets per instruction set; NULL where the CPU or the build lacks one. */
 const mm_kernels *mm_avx512_kernels(mm_kind kind, um_dtype t);
 /* On the AVX2 path I8 is "avxvnni-i8" where the CPU has AVX-VNNI, else "avx2-i8". */
