@@ -63,9 +63,41 @@ GEMM_ACC_ROWS(rows_portable, TGT_PORTABLE)
 GEMM_ACC(gemm_acc_portable, rows_portable, TGT_PORTABLE, vec8, 4, 8)
 #if defined(__x86_64__)
 GEMM_ACC_ROWS(rows_avx2, TGT_AVX2)
-GEMM_ACC(gemm_acc_avx2, rows_avx2, TGT_AVX2, vec8, 6, 8)
 GEMM_ACC_ROWS(rows_avx512, TGT_AVX512)
 GEMM_ACC(gemm_acc_avx512, rows_avx512, TGT_AVX512, vec16, 6, 16)
+
+/* GEMM_ACC by hand for AVX2: GCC keeps a generic vector of 16 floats in
+ * memory there (a load and a store per multiply-add), and tiles one ymm
+ * wide (6 x 8) leave 6 chains of FMAs, too few to cover the FMA's latency
+ * at two a cycle. Here 6 x 16 tiles of C sit in 12 ymm registers, A's
+ * elements broadcast one at a time; each element still sums over k in
+ * order from its own value (the same FMAs as the generic tile). */
+#define AVX2_MR 6
+#define AVX2_NR 16
+TGT_AVX2 static void gemm_acc_avx2(float *C, int ldc, const float *A, int a_i, int a_k, const float *B, int ldb,
+                                   int m, int n, int kk) {
+    int i = 0, n_tiled = n / AVX2_NR * AVX2_NR;
+    for (; i + AVX2_MR <= m; i += AVX2_MR) {
+        for (int x = 0; x < n_tiled; x += AVX2_NR) {
+            __m256 c[AVX2_MR * 2]; /* row r, columns x + 8v..: c[2r + v] */
+            _Pragma("GCC unroll 12") for (int j = 0; j < AVX2_MR * 2; j++)
+                c[j] = _mm256_loadu_ps(C + (size_t)(i + j / 2) * ldc + x + 8 * (j % 2));
+            for (int k = 0; k < kk; k++) {
+                const float *b = B + (size_t)k * ldb + x;
+                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                _Pragma("GCC unroll 6") for (int r = 0; r < AVX2_MR; r++) {
+                    __m256 av = _mm256_broadcast_ss(A + (size_t)(i + r) * a_i + (size_t)k * a_k);
+                    c[2 * r] = _mm256_fmadd_ps(av, b0, c[2 * r]);
+                    c[2 * r + 1] = _mm256_fmadd_ps(av, b1, c[2 * r + 1]);
+                }
+            }
+            _Pragma("GCC unroll 12") for (int j = 0; j < AVX2_MR * 2; j++)
+                _mm256_storeu_ps(C + (size_t)(i + j / 2) * ldc + x + 8 * (j % 2), c[j]);
+        }
+        rows_avx2(C + (size_t)i * ldc, ldc, A + (size_t)i * a_i, a_i, a_k, B, ldb, AVX2_MR, n_tiled, n, kk);
+    }
+    rows_avx2(C + (size_t)i * ldc, ldc, A + (size_t)i * a_i, a_i, a_k, B, ldb, m - i, 0, n, kk);
+}
 #endif
 #if defined(__aarch64__)
 #include <arm_neon.h>
