@@ -5,6 +5,7 @@
  * reduced-precision arithmetic against the f32 one within the bound that
  * the activations' rounding allows; the SIMD activation packers bit for bit
  * against the portable ones; the path choice and its override. */
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -930,6 +931,56 @@ static void exp_row_matches_libm(void **state) {
     um_kernel_path_set(saved);
 }
 
+/* um_exp_sum_f64 on every path against libm's exp in double: one value at
+ * a time within 2 ulp over [-708, 0], 0 below and for -inf, NaN kept; rows
+ * of every length up to 2000 (every tail) against the long double sum of
+ * libm's values, with the entropy's weighted sum; and the same bits on
+ * every path, as documented. */
+static void exp_sum_f64_matches_libm(void **state) {
+    enum { N = 2000 };
+    um_kernel_path saved = um_kernel_path_get();
+    float row[N];
+    for (int i = 0; i < N; i++) /* 0 .. -760 in uneven steps: past the cut at -708 */
+        row[i] = -760.0f * (float)i / (N - 1) - 1e-3f * (float)(i % 7);
+    row[5] = -INFINITY;
+    double first_sum[N + 1], first_w[N + 1];
+    for (int path = UM_PATH_SCALAR; path < UM_PATH_COUNT; path++) {
+        if (!path_available((um_kernel_path)path))
+            continue;
+        const char *name = um_kernel_path_name((um_kernel_path)path);
+        for (float x = -708.0f; x <= 0; x += 0.37f) {
+            double got = um_exp_sum_f64((um_kernel_path)path, &x, 1, 0, NULL), want = exp((double)x);
+            if (fabs(got - want) > 2 * DBL_EPSILON * want)
+                fail_msg("%s exp(%.9g) = %.17g, libm %.17g", name, x, got, want);
+        }
+        float below[2] = {-709.0f, -INFINITY}, nan_row[3] = {0, NAN, -1};
+        assert_true(um_exp_sum_f64((um_kernel_path)path, below, 2, 0, NULL) == 0);
+        assert_true(isnan(um_exp_sum_f64((um_kernel_path)path, nan_row, 3, 0, NULL)));
+        for (int n = 1; n <= N; n = n < 40 ? n + 1 : n * 2 + 7) {
+            float shift = -0.5f; /* the row's values less shift: 0.5 .. -759.5 */
+            double weighted, sum = um_exp_sum_f64((um_kernel_path)path, row, n, shift, &weighted);
+            long double want = 0, want_w = 0, mag_w = 0;
+            for (int i = 0; i < n; i++) {
+                double x = (double)row[i] - shift, e = exp(x);
+                want += e;
+                if (e > 0 && x >= -708) { /* below -708 the sum takes 0 (documented) */
+                    want_w += (long double)e * x;
+                    mag_w += fabsl((long double)e * x);
+                }
+            }
+            double bound = (n + 8) * DBL_EPSILON;
+            if (fabsl(sum - want) > bound * want || fabsl(weighted - want_w) > bound * mag_w + 1e-300)
+                fail_msg("%s row of %d: sum %.17g (long double %.17Lg), weighted %.17g (%.17Lg)", name, n, sum, want,
+                         weighted, want_w);
+            if (path == UM_PATH_SCALAR)
+                first_sum[n] = sum, first_w[n] = weighted;
+            else if (memcmp(&sum, &first_sum[n], sizeof sum) || memcmp(&weighted, &first_w[n], sizeof sum))
+                fail_msg("%s row of %d: %.17g, the scalar path %.17g: not the same bits", name, n, sum, first_sum[n]);
+        }
+    }
+    um_kernel_path_set(saved);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(each_path_matches_reference),
     cmocka_unit_test(reduced_within_rounding_bound),
@@ -944,6 +995,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(attention_matches_definition),
     cmocka_unit_test(gemm_acc_matches_definition),
     cmocka_unit_test(exp_row_matches_libm),
+    cmocka_unit_test(exp_sum_f64_matches_libm),
 };
 
 const test_group kernels_group = {"kernels", tests, sizeof tests / sizeof *tests};

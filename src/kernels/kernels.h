@@ -142,6 +142,11 @@ void um_bf16_pairs(um_kernel_path path, uint32_t *dst, const float *src, int n);
 /* s[x] = exp(s[x] - shift) for x < n, returning their sum (kernels/exp_row.c:
  * vectorized, within 2 ulp of expf; results below 1.2e-38 stay there). */
 float um_exp_row(um_kernel_path path, float *s, int n, float shift);
+/* The sum over x < n of e = exp((double)s[x] - shift), and with weighted
+ * the sum of e (s[x] - shift) where e > 0, in double (kernels/exp_f64.c:
+ * vectorized, within a few ulp of exp; 0 below exp(-708)); the same bits
+ * on every path. */
+double um_exp_sum_f64(um_kernel_path path, const float *s, int n, float shift, double *weighted);
 /* One key tile of attention's online softmax, rows i < nq of the scores S
  * (nk each, rows lds apart), vectorized with um_exp_row's exp (a scalar
  * row max alone, a chain of dependent compares, took as long as the

@@ -25,6 +25,8 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
 #include "kernels/pick.h"
 
 enum { STREAM_GUMBEL = 1, STREAM_REMASK = 2, STREAM_DRAW = 3 };
@@ -60,22 +62,16 @@ static double softmax_at(const float *logits, int n, int32_t k, um_pick *st) {
             mx = logits[i];
     if (mx == -INFINITY)
         return 0.0;
-    double sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += exp((double)logits[i] - mx);
-    if (st) {
-        /* H = log(sum) - sum_i p_i (l_i - mx); the runner-up logit gives p2 */
+    /* H = log(sum) - sum_i p_i (l_i - mx) */
+    double acc = 0, sum = um_exp_sum_f64(um_kernel_path_get(), logits, n, mx, st ? &acc : NULL);
+    if (st) { /* the runner-up logit gives p2 */
         float second = -INFINITY;
         bool top_seen = false;
-        double acc = 0;
         for (int i = 0; i < n; i++) {
             if (logits[i] == mx && !top_seen)
                 top_seen = true;
             else if (logits[i] > second)
                 second = logits[i];
-            double e = exp((double)logits[i] - mx);
-            if (e > 0)
-                acc += e * ((double)logits[i] - mx);
         }
         st->p1 = 1.0 / sum;
         st->p2 = exp((double)second - mx) / sum;
