@@ -367,28 +367,6 @@ static const uint8_t *packed_panels(const um_weight *w, const mm_kernels *ks, in
     return pw->data + (size_t)(f0 / ks->nc) * pw->task_bytes + (size_t)(kb / ks->kc) * pw->block_bytes;
 }
 
-/* The packed panels a task reads after its block at kb: the next block of
- * its own stretch, or in its last block the first of task + threads (as
- * after_block). Read at the start of a block they would come from memory
- * while the first tokens wait on them; asked for a few lines per token
- * tile during the block before, they are in L2 when it starts. */
-static next_block after_packed_block(const mm_job *j, int task, const um_weight *w, const mm_kernels *ks, int64_t f0,
-                                     int64_t kb) {
-    int64_t g0 = f0, next_kb = kb + ks->kc;
-    if (next_kb >= w->cols) { /* the last block */
-        if (task + j->n_threads >= j->n_tasks)
-            return (next_block){0};
-        int ng;
-        w = task_features(j, task + j->n_threads, &g0, &ng)->w;
-        next_kb = 0;
-    }
-    const uint8_t *next = packed_panels(w, ks, g0, next_kb);
-    if (!next)
-        return (next_block){0};
-    size_t lines = (w->packed->block_bytes + 63) / 64;
-    return (next_block){next, 0, lines, 0, lines, 0, 0};
-}
-
 /* The panels of features [f0, f0 + nf) for the k block at kb into dst. */
 static void pack_panels(const mm_kernels *ks, const um_weight *w, int64_t f0, int nf, int64_t kb, uint8_t *dst) {
     int kc = (int)(w->cols - kb < ks->kc ? w->cols - kb : ks->kc);
@@ -473,7 +451,7 @@ static void mm_task(void *ctx, int task, int thread) {
         int kc = (int)(k - kb < ks->kc ? k - kb : ks->kc);
         size_t pb = mm_panel_bytes(ks, kc);
         const uint8_t *panels = packed_panels(w, ks, f0, kb);
-        next_block nb = panels ? after_packed_block(j, task, w, ks, f0, kb) : (next_block){0};
+        next_block nb = {0}; /* packed panels stream in order: the hardware prefetcher follows them */
         if (!panels) {
             pack_panels(ks, w, f0, nf, kb, buf);
             panels = buf;
