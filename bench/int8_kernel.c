@@ -99,7 +99,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)N * K; i++)
         x[i] = (float)um_rng_normal(&rng);
     static const um_dtype types[] = {UM_Q8_0, UM_Q4_0, UM_Q4_K, UM_Q6_K};
-    printf("path %s (CPU class %s), limit: %s\n\n", um_kernel_path_name(path), um_cpu_class(), um_peak_name(UM_PEAK_DOT_I8));
+    printf("path %s (CPU class %s), limit: %s\n\n", um_kernel_path_name(path), um_cpu_class(),
+           um_peak_name(UM_PEAK_DOT_I8));
     printf("| weights | kernel | limit, 1 thread (GOP/s) | kernel in cache | driver, 1 thread "
            "| driver, %d threads (per thread) |\n",
            threads);
@@ -124,8 +125,8 @@ int main(int argc, char **argv) {
         double ops = 2.0 * N * (double)M * K;
         double g1 = ops / driver_seconds(one, ks, &w, x, y, reps) / 1e9;
         double gn = ops / driver_seconds(all, ks, &w, x, y, reps) / 1e9 / threads;
-        printf("| %s | %s | %.0f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f (%.0f%%) |\n", um_dtype_name(t), ks->name, limit, gk,
-               100 * gk / limit, g1, 100 * g1 / limit, gn, 100 * gn / limit);
+        printf("| %s | %s | %.0f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f (%.0f%%) |\n", um_dtype_name(t), ks->name,
+               limit, gk, 100 * gk / limit, g1, 100 * g1 / limit, gn, 100 * gn / limit);
         um_weight_unpack(&w);
         free(wd);
     }
