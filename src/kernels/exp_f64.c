@@ -34,11 +34,14 @@
 typedef float vec2f __attribute__((vector_size(8)));
 typedef double vec2d __attribute__((vector_size(16)));
 typedef int64_t ivec2d __attribute__((vector_size(16)));
+typedef uint64_t uvec2d __attribute__((vector_size(16)));
 typedef double vec4d __attribute__((vector_size(32)));
 typedef int64_t ivec4d __attribute__((vector_size(32)));
+typedef uint64_t uvec4d __attribute__((vector_size(32)));
 
-/* On vectors V of W doubles (F: W floats, VI: W int64), four lanes in all. */
-#define EXP_F64(SUFFIX, TGT, V, VI, F)                                                                        \
+/* On vectors V of W doubles (F: W floats, VI and VU: W int64 and uint64),
+ * four lanes in all. */
+#define EXP_F64(SUFFIX, TGT, V, VI, VU, F)                                                                    \
     TGT static inline V select_##SUFFIX(VI m, V a, V b) { return (V)((m & (VI)a) | (~m & (VI)b)); }           \
                                                                                                                \
     TGT static inline V exp_##SUFFIX(V x) {                                                                    \
@@ -61,7 +64,7 @@ typedef int64_t ivec4d __attribute__((vector_size(32)));
         p = p * r + 0.5;                                                                                       \
         p = p * r + 1.0;                                                                                       \
         p = p * r + 1.0;                                                                                       \
-        V two_k = (V)(((VI)big + 1023) << 52);                                                                 \
+        V two_k = (V)(((VU)big + 1023) << 52); /* big's low bits hold k: 2^k's exponent field */             \
         return select_##SUFFIX(x < -708.0, zero, p * two_k);                                                   \
     }                                                                                                          \
                                                                                                                \
@@ -104,9 +107,9 @@ typedef int64_t ivec4d __attribute__((vector_size(32)));
         return (l[0] + l[1]) + (l[2] + l[3]);                                                                  \
     }
 
-EXP_F64(portable, TGT_PORTABLE, vec2d, ivec2d, vec2f)
+EXP_F64(portable, TGT_PORTABLE, vec2d, ivec2d, uvec2d, vec2f)
 #if defined(__x86_64__)
-EXP_F64(avx2, TGT_AVX2, vec4d, ivec4d, vec4)
+EXP_F64(avx2, TGT_AVX2, vec4d, ivec4d, uvec4d, vec4)
 #endif
 
 double um_exp_sum_f64(um_kernel_path path, const float *s, int n, float shift, double *weighted) {
