@@ -31,14 +31,6 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-typedef float vec2f __attribute__((vector_size(8)));
-typedef double vec2d __attribute__((vector_size(16)));
-typedef int64_t ivec2d __attribute__((vector_size(16)));
-typedef uint64_t uvec2d __attribute__((vector_size(16)));
-typedef double vec4d __attribute__((vector_size(32)));
-typedef int64_t ivec4d __attribute__((vector_size(32)));
-typedef uint64_t uvec4d __attribute__((vector_size(32)));
-
 /* On vectors V of W doubles (F: W floats, VI and VU: W int64 and uint64),
  * four lanes in all. */
 #define EXP_F64(SUFFIX, TGT, V, VI, VU, F)                                                                    \
